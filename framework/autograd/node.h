@@ -1,0 +1,75 @@
+// Define-by-run reverse-mode autograd. Every recorded op attaches one Node to its output. A Node
+// knows, for each differentiable input, where that input's gradient goes next (an Edge: the
+// input's own grad_fn, or the leaf it accumulates into), and how to turn the output's gradient
+// into the inputs' gradients (backward).
+//
+// Ownership: a Node holds its inputs' Nodes (not their data), so activations are freed as soon as
+// no backward needs them; the tensors a backward needs are captured explicitly. Never capture the
+// op's own output in its Node (a cycle): capture `out.detach()` instead, which shares storage.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "framework/core/tensor.h"
+
+namespace sparrow {
+
+struct Edge {
+  std::shared_ptr<Node> fn;           // the input's grad_fn (non-leaf input)
+  std::shared_ptr<TensorImpl> leaf;   // the leaf input that accumulates (requires_grad leaf)
+  bool active() const { return fn || leaf; }
+};
+
+class Node {
+ public:
+  virtual ~Node() = default;
+  // One gradient per input, in input order; an undefined Tensor where an input gets none.
+  virtual std::vector<Tensor> backward(const Tensor& grad_output) = 0;
+  // Frees what backward captured (called after backward runs once).
+  virtual void release() {}
+  virtual const char* name() const = 0;
+  std::vector<Edge> next;
+};
+
+// A Node whose backward is a closure: the common way to record an op.
+class FunctionNode : public Node {
+ public:
+  using Backward = std::function<std::vector<Tensor>(const Tensor& grad_output)>;
+  FunctionNode(const char* name, Backward fn) : name_(name), fn_(std::move(fn)) {}
+  std::vector<Tensor> backward(const Tensor& g) override;
+  void release() override { fn_ = nullptr; }
+  const char* name() const override { return name_; }
+
+ private:
+  const char* name_;
+  Backward fn_;
+};
+
+// Grad mode: recording happens only while enabled (per thread).
+bool grad_enabled();
+class NoGradGuard {
+ public:
+  NoGradGuard();
+  ~NoGradGuard();
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool prev_;
+};
+
+// True when recording is on and some input requires a gradient.
+bool needs_grad(std::initializer_list<const Tensor*> inputs);
+bool needs_grad(const std::vector<Tensor>& inputs);
+
+// Records `out` as produced by `node` from `inputs` (when needs_grad), and returns out.
+Tensor record(Tensor out, std::shared_ptr<Node> node, const std::vector<Tensor>& inputs);
+// The usual form: record(out, "op", {a, b}, [=](const Tensor& g) { return {ga, gb}; }).
+Tensor record(Tensor out, const char* name, const std::vector<Tensor>& inputs, FunctionNode::Backward fn);
+
+// Runs backward from root with the given output gradient (engine.cpp).
+void run_backward(const Tensor& root, const Tensor& grad_output);
+
+}  // namespace sparrow

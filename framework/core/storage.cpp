@@ -1,0 +1,30 @@
+#include "framework/core/storage.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "framework/core/error.h"
+
+namespace sparrow {
+
+Storage::Storage(size_t n, Device d) : nbytes(n), device(d) {
+  if (n == 0) return;
+  if (d.is_cpu()) {
+    // 64-byte alignment: full cache lines and aligned Eigen/AVX loads.
+    data = std::aligned_alloc(64, (n + 63) / 64 * 64);
+    if (!data) fail("out of host memory allocating ", n, " bytes");
+  } else {
+    data = device_memory::allocate(n, d);
+  }
+}
+
+Storage::~Storage() {
+  if (!data) return;
+  if (device.is_cpu())
+    std::free(data);
+  else
+    device_memory::release(data, nbytes, device);
+}
+
+}  // namespace sparrow
