@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "attention/attention_config.h"
+
 namespace sparrow::attn {
 
 struct BlockCSR {
@@ -20,7 +22,8 @@ struct BlockCSR {
 };
 
 struct BlockLayout {
-  int64_t seq_len = 0;
+  int64_t seq_len = 0;        // query length
+  int64_t key_len = 0;        // key length (hierarchical appends pooled summary keys); 0 = seq_len
   int64_t block_size = 0;
   int64_t num_q_blocks = 0;   // ceil(seq_len / block_size); the last block may be ragged
   int64_t num_k_blocks = 0;
@@ -38,5 +41,11 @@ struct BlockLayout {
   double sparsity() const { return 1.0 - density(); }
   size_t memory_bytes() const;
 };
+
+// The layout of a block-sparse pattern (cfg.pattern at target cfg.sparsity, block cfg.block_size)
+// for this length, head count and masking; built once and cached by every parameter that shapes
+// it (layout/layout_cache.cpp). Thread-safe. Throws sparrow::Error on an invalid configuration.
+std::shared_ptr<const BlockLayout> get_layout(const AttentionConfig& cfg, int64_t seq_len, int64_t num_heads,
+                                              bool causal);
 
 }  // namespace sparrow::attn

@@ -1,0 +1,36 @@
+// Generalised block attention: the one kernel behind dense, block_sparse, hierarchical and
+// adaptive. For each query block it runs one online softmax over every key it may see:
+//   S = scale·Q Kᵀ over the active key blocks; m, l, acc updated per block; O = acc / l;
+//   LSE = m + log l saved for backward.
+// Backward recomputes P = exp(S − LSE); Di = rowsum(dO ∘ O); dS = P ∘ (dO Vᵀ − Di);
+// dQ = dS K·scale, dK = dSᵀ Q·scale, dV = Pᵀ dO (dK, dV walk the layout's transpose).
+//
+// Keys may differ from queries in number (pooled summary keys appended after the fine keys).
+// Causal rule, per element: key j is visible to query position p iff key_last[j] ≤ p, where
+// key_last[j] is the last token position key j summarises (j itself for an ordinary key).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "attention/layout/block_layout.h"
+#include "framework/core/tensor.h"
+
+namespace sparrow::attn {
+
+struct BlockAttentionArgs {
+  // Active (query block, key block) pairs. Null: dense — every key block (causal: those with
+  // any visible key), never materialising a layout.
+  const BlockLayout* layout = nullptr;
+  int64_t block_size = 64;            // used when layout is null
+  bool causal = false;
+  double scale = 0.0;                 // 0: 1/sqrt(D)
+  // Per key (size Nk) when keys are not plain positions; empty: key_last[j] = j.
+  std::vector<int64_t> key_last;
+};
+
+// q: [B, H, Nq, D], k/v: [B, H, Nk, D]. Returns O [B, H, Nq, D], recorded for autograd as one
+// node; dispatches to kernels/cpu/block_attention.cpp or kernels/cuda/block_attention.cu.
+// A query row that sees no key at all gets O = 0 (and LSE = −inf; it passes no gradient).
+Tensor block_attention(const Tensor& q, const Tensor& k, const Tensor& v, const BlockAttentionArgs& args);
+
+}  // namespace sparrow::attn
