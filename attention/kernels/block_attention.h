@@ -10,6 +10,7 @@
 // key_last[j] is the last token position key j summarises (j itself for an ordinary key).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "attention/layout/block_layout.h"
@@ -26,6 +27,9 @@ struct BlockAttentionArgs {
   double scale = 0.0;                 // 0: 1/sqrt(D)
   // Per key (size Nk) when keys are not plain positions; empty: key_last[j] = j.
   std::vector<int64_t> key_last;
+  // Optional owner of *layout: the recorded backward holds it, so a layout the caller (or the
+  // layout cache) drops between forward and backward stays alive for the backward.
+  std::shared_ptr<const BlockLayout> layout_owner;
 };
 
 // q: [B, H, Nq, D], k/v: [B, H, Nk, D]. Returns O [B, H, Nq, D], recorded for autograd as one

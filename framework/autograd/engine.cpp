@@ -28,6 +28,8 @@ void accumulate_into_leaf(TensorImpl& leaf, const Tensor& g) {
 bool grad_enabled() { return g_grad_enabled; }
 NoGradGuard::NoGradGuard() : prev_(g_grad_enabled) { g_grad_enabled = false; }
 NoGradGuard::~NoGradGuard() { g_grad_enabled = prev_; }
+EnableGradGuard::EnableGradGuard() : prev_(g_grad_enabled) { g_grad_enabled = true; }
+EnableGradGuard::~EnableGradGuard() { g_grad_enabled = prev_; }
 
 std::vector<Tensor> FunctionNode::backward(const Tensor& g) {
   SPARROW_CHECK(fn_, "backward through ", name_, " a second time: its saved tensors were already freed");

@@ -60,6 +60,19 @@ class NoGradGuard {
   bool prev_;
 };
 
+// Turns recording on inside a backward (which otherwise runs with grad off), e.g. to recompute a
+// checkpointed segment.
+class EnableGradGuard {
+ public:
+  EnableGradGuard();
+  ~EnableGradGuard();
+  EnableGradGuard(const EnableGradGuard&) = delete;
+  EnableGradGuard& operator=(const EnableGradGuard&) = delete;
+
+ private:
+  bool prev_;
+};
+
 // True when recording is on and some input requires a gradient.
 bool needs_grad(std::initializer_list<const Tensor*> inputs);
 bool needs_grad(const std::vector<Tensor>& inputs);

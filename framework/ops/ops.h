@@ -74,7 +74,7 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps = 1e-6);
 Tensor softmax(const Tensor& x, int64_t dim = -1);
 Tensor log_softmax(const Tensor& x, int64_t dim = -1);
 // Fused softmax cross-entropy: logits [N, V], targets I32 [N]; mean over targets != ignore_index.
-// Returns a scalar (0 when every target is ignored).
+// Returns a scalar (0 when every target is ignored), f32 for f32/bf16 logits and f64 for f64.
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int32_t ignore_index = -100);
 
 // --- dropout: zero with probability p, scale survivors by 1/(1-p); identity when !training or p == 0.

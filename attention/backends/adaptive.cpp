@@ -1,0 +1,173 @@
+#include "attention/backends/adaptive.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "attention/backends/block_flops.h"
+#include "attention/kernels/block_attention.h"
+#include "framework/autograd/node.h"
+#include "framework/ops/ops.h"
+
+namespace sparrow::attn {
+namespace {
+
+// Forced blocks of row r: the diagonal and the sinks c < sink_blocks inside the row's range.
+int64_t forced_count(const AdaptiveConfig& ac, int64_t r, int64_t range) {
+  const int64_t sinks = std::min(ac.sink_blocks, range);
+  return sinks + (r >= sinks ? 1 : 0);
+}
+
+// [B, H, N, D] → [B, H, ceil(N/bs), D]: the mean of each block's rows (the ragged last block
+// over its real rows).
+Tensor block_means(const Tensor& x, int64_t bs) {
+  const int64_t B = x.size(0), H = x.size(1), N = x.size(2), D = x.size(3), full = N / bs;
+  std::vector<Tensor> parts;
+  if (full > 0) parts.push_back(mean(reshape(slice(x, 2, 0, full * bs), {B, H, full, bs, D}), {3}));
+  if (N % bs) parts.push_back(mean(slice(x, 2, full * bs, N), {2}, true));
+  return parts.size() == 1 ? parts[0] : concat(parts, 2);
+}
+
+}  // namespace
+
+std::vector<int64_t> adaptive_row_budgets(const AdaptiveConfig& ac, double sparsity, int64_t nb, bool causal) {
+  std::vector<int64_t> budgets(nb);
+  double carry = 0;  // target − taken over the rows so far that neither the floor nor k ≥ 1 bound
+  for (int64_t r = 0; r < nb; ++r) {
+    const int64_t range = causal ? r + 1 : nb, floor = forced_count(ac, r, range);
+    int64_t k;
+    if (ac.top_k > 0) {
+      k = std::min(range, ac.top_k);
+    } else {
+      const double target = (1.0 - sparsity) * static_cast<double>(range);
+      k = std::clamp<int64_t>(std::llround(target + carry), 1, range);
+      if (k >= floor) carry += target - static_cast<double>(k);
+    }
+    budgets[r] = std::max(k, floor);
+  }
+  return budgets;
+}
+
+BlockLayout select_adaptive_layout(const Tensor& q, const Tensor& k, const AdaptiveConfig& ac, double sparsity,
+                                   int64_t block_size, bool causal) {
+  const int64_t B = q.size(0), H = q.size(1), N = q.size(2), BH = B * H;
+  const int64_t nb = (N + block_size - 1) / block_size;
+  const std::vector<int64_t> budget = adaptive_row_budgets(ac, sparsity, nb, causal);
+
+  BlockLayout L;
+  L.seq_len = N;
+  L.block_size = block_size;
+  L.num_q_blocks = nb;
+  L.num_k_blocks = nb;
+  L.causal = causal;
+  L.target_sparsity = ac.top_k > 0 ? 0.0 : sparsity;
+  L.description = "adaptive(" + (ac.top_k > 0 ? "top_k=" + std::to_string(ac.top_k) : "sparsity " + std::to_string(sparsity)) +
+                  ", sink_blocks=" + std::to_string(ac.sink_blocks) + ")";
+  std::vector<std::vector<std::vector<int32_t>>> rows(BH, std::vector<std::vector<int32_t>>(nb));
+
+  {
+    NoGradGuard no_grad;  // the selection is not differentiable
+    const DType ct = q.dtype() == DType::F64 ? DType::F64 : DType::F32;
+    const Tensor qbar = block_means(q.dtype() == ct ? q.detach() : cast(q.detach(), ct), block_size);
+    const Tensor kbar = block_means(k.dtype() == ct ? k.detach() : cast(k.detach(), ct), block_size);
+    // Query-block chunks of at most ~4M scores over all batch·heads.
+    const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 22) / std::max<int64_t>(1, BH * nb));
+    std::vector<int32_t> cand;
+    for (int64_t r0 = 0; r0 < nb; r0 += chunk) {
+      const int64_t r1 = std::min(nb, r0 + chunk), rc = r1 - r0;
+      const std::vector<double> s = matmul(slice(qbar, 2, r0, r1), kbar, false, true).to_vector();  // [B,H,rc,nb]
+      for (int64_t bh = 0; bh < BH; ++bh)
+        for (int64_t r = r0; r < r1; ++r) {
+          const double* score = s.data() + (bh * rc + (r - r0)) * nb;
+          const int64_t range = causal ? r + 1 : nb, sinks = std::min(ac.sink_blocks, range);
+          std::vector<int32_t>& row = rows[bh][r];
+          for (int64_t c = 0; c < sinks; ++c) row.push_back(static_cast<int32_t>(c));
+          if (r >= sinks) row.push_back(static_cast<int32_t>(r));
+          const int64_t more = budget[r] - static_cast<int64_t>(row.size());
+          if (more > 0) {
+            cand.clear();
+            for (int64_t c = sinks; c < range; ++c)
+              if (c != r) cand.push_back(static_cast<int32_t>(c));
+            const auto better = [score](int32_t a, int32_t b) {
+              return score[a] > score[b] || (score[a] == score[b] && a < b);
+            };
+            std::partial_sort(cand.begin(), cand.begin() + more, cand.end(), better);
+            row.insert(row.end(), cand.begin(), cand.begin() + more);
+          }
+          std::sort(row.begin(), row.end());
+        }
+    }
+  }
+
+  L.heads.resize(BH);
+  for (int64_t bh = 0; bh < BH; ++bh) {
+    BlockCSR& c = L.heads[bh];
+    c.row_ptr.assign(1, 0);
+    for (int64_t r = 0; r < nb; ++r) {
+      c.col_idx.insert(c.col_idx.end(), rows[bh][r].begin(), rows[bh][r].end());
+      c.row_ptr.push_back(static_cast<int64_t>(c.col_idx.size()));
+    }
+    c.build_transpose(nb);
+  }
+  return L;
+}
+
+AdaptiveAttention::AdaptiveAttention(const AttentionConfig& cfg) : cfg_(cfg) {
+  SPARROW_CHECK(cfg.block_size > 0, "adaptive attention: block_size ", cfg.block_size, " (must be > 0)");
+  SPARROW_CHECK(cfg.adaptive.top_k >= 0, "adaptive attention: top_k ", cfg.adaptive.top_k,
+                " (must be ≥ 0; 0 takes k from the sparsity)");
+  SPARROW_CHECK(cfg.adaptive.sink_blocks >= 0, "adaptive attention: sink_blocks ", cfg.adaptive.sink_blocks,
+                " (must be ≥ 0)");
+  SPARROW_CHECK(cfg.softmax_scale >= 0, "adaptive attention: softmax_scale ", cfg.softmax_scale,
+                " (0 means 1/sqrt(D))");
+  set_sparsity(cfg.sparsity);
+  stats_.backend = "adaptive";
+  stats_.target_sparsity = cfg_.sparsity;
+}
+
+void AdaptiveAttention::set_sparsity(double s) {
+  SPARROW_CHECK(std::isfinite(s) && s >= 0 && s < 1, "adaptive attention: sparsity ", s, " (must be in [0, 1))");
+  cfg_.sparsity = s;
+}
+
+Tensor AdaptiveAttention::forward(const AttentionCall& call) {
+  const char* op = "adaptive attention";
+  check_dim(op, call.q, 4);
+  check_dim(op, call.k, 4);
+  check_dim(op, call.v, 4);
+  SPARROW_CHECK(call.q.shape() == call.k.shape() && call.q.shape() == call.v.shape(), op, ": q ",
+                shape_str(call.q.shape()), ", k ", shape_str(call.k.shape()), ", v ", shape_str(call.v.shape()),
+                " (expected the same [B, H, N, D])");
+  check_float(op, call.q);
+  const int64_t B = call.q.size(0), H = call.q.size(1), N = call.q.size(2), D = call.q.size(3);
+  layout_ = std::make_shared<const BlockLayout>(
+      select_adaptive_layout(call.q, call.k, cfg_.adaptive, cfg_.sparsity, cfg_.block_size, call.causal));
+
+  // Batch folded into heads: one CSR per (batch, head).
+  const Shape folded{1, B * H, N, D};
+  BlockAttentionArgs args;
+  args.layout = layout_.get();
+  args.layout_owner = layout_;
+  args.block_size = cfg_.block_size;
+  args.causal = call.causal;
+  args.scale = cfg_.softmax_scale;
+  Tensor out = block_attention(reshape(call.q, folded), reshape(call.k, folded), reshape(call.v, folded), args);
+  out = reshape(out, call.q.shape());
+
+  const BlockLayout& L = *layout_;
+  stats_ = AttentionStats{};
+  stats_.backend = "adaptive";
+  stats_.seq_len = N;
+  double flops = 0;
+  for (const BlockCSR& c : L.heads) {
+    stats_.active_blocks += c.nnz();
+    flops += layout_head_flops(c, N, N, L.block_size, D);
+  }
+  stats_.dense_blocks = L.dense_blocks() * B * H;
+  stats_.density = stats_.dense_blocks ? static_cast<double>(stats_.active_blocks) / stats_.dense_blocks : 0.0;
+  stats_.target_sparsity = cfg_.adaptive.top_k > 0 ? 0.0 : cfg_.sparsity;
+  stats_.flops = flops;
+  return out;
+}
+
+}  // namespace sparrow::attn

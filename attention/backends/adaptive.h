@@ -1,0 +1,53 @@
+// `adaptive`: content-based block selection (MoBA, arXiv:2502.13189), then exact block-sparse
+// attention over the selected blocks.
+//
+// Selection, per (batch, head) and query block r: q̄_r and k̄_c are the means of the block's
+// query / key rows (the ragged last block over its real rows); every key block c the row may
+// use (c < nb, causal: c ≤ r) scores q̄_r · k̄_c. The row keeps its forced blocks F_r — the
+// diagonal and the sinks c < sink_blocks (causal: those ≤ r) — then the best-scoring others
+// (ties: the lower block index) until it holds k_r = min(R_r, max(k, |F_r|)) blocks, R_r the
+// row's range (nb, causal r + 1). k = top_k when set; else from the sparsity budget like the
+// pattern layouts: round((1 − s)·R_r + carry), at least 1, the rounding remainder carried to
+// the next row so that the total tracks (1 − s)·Σ R_r (non-causal rows all share R_r and
+// would otherwise all round the same way).
+//
+// Scoring runs in f32 (f64 for f64 inputs; bf16 is widened), with framework ops under
+// NoGradGuard — the selection is not differentiable (as in MoBA) — in chunks of query blocks
+// so the scores never hold more than a bounded slab of the (nb × nb) grid; the top-k runs on
+// the host. The attention over the selected blocks is exact and differentiable.
+//
+// Batch: the layout differs per (batch, head), so the call folds batch into heads
+// ([B, H, N, D] → [1, B·H, N, D], a view for contiguous inputs) and hands the kernel one
+// BlockLayout with B·H CSRs (head index b·H + h). Stats count all B·H layouts.
+#pragma once
+#include <memory>
+
+#include "attention/attention.h"
+#include "attention/layout/block_layout.h"
+
+namespace sparrow::attn {
+
+class AdaptiveAttention : public Attention {
+ public:
+  explicit AdaptiveAttention(const AttentionConfig& cfg);
+  Tensor forward(const AttentionCall& call) override;
+  AttentionStats stats() const override { return stats_; }
+  void set_sparsity(double s) override;
+  std::string name() const override { return "adaptive"; }
+  // The layout of the last forward: B·H CSRs, head index b·H + h.
+  std::shared_ptr<const BlockLayout> last_layout() const { return layout_; }
+
+ private:
+  AttentionConfig cfg_;
+  AttentionStats stats_;
+  std::shared_ptr<const BlockLayout> layout_;
+};
+
+// The per-row block count k_r for nb blocks (see above).
+std::vector<int64_t> adaptive_row_budgets(const AdaptiveConfig& ac, double sparsity, int64_t nb, bool causal);
+
+// The selection for q, k [B, H, N, D] (any float dtype and device): one CSR per (batch, head).
+BlockLayout select_adaptive_layout(const Tensor& q, const Tensor& k, const AdaptiveConfig& ac, double sparsity,
+                                   int64_t block_size, bool causal);
+
+}  // namespace sparrow::attn

@@ -1,0 +1,52 @@
+#include "attention/backends/auto_select.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace sparrow::attn {
+
+AutoChoice auto_choice(const AutoConfig& ac, int64_t seq_len) {
+  if (seq_len <= ac.dense_max_seq) return {"dense", 0.0};
+  const double s = 1.0 - static_cast<double>(ac.budget_tokens) / static_cast<double>(seq_len);
+  return {ac.sparse_backend, std::clamp(s, 0.0, ac.max_sparsity)};
+}
+
+AutoAttention::AutoAttention(const AttentionConfig& cfg) : cfg_(cfg) {
+  const AutoConfig& a = cfg.autocfg;
+  SPARROW_CHECK(a.dense_max_seq >= 0, "auto attention: dense_max_seq ", a.dense_max_seq, " (must be ≥ 0)");
+  SPARROW_CHECK(a.budget_tokens >= 1, "auto attention: budget_tokens ", a.budget_tokens, " (must be ≥ 1)");
+  SPARROW_CHECK(std::isfinite(a.max_sparsity) && a.max_sparsity >= 0 && a.max_sparsity < 1,
+                "auto attention: max_sparsity ", a.max_sparsity, " (must be in [0, 1))");
+  SPARROW_CHECK(a.sparse_backend != "auto", "auto attention: sparse_backend must name a concrete backend, got 'auto'");
+  const std::vector<std::string> names = attention_backend_names();
+  std::string known;
+  for (const std::string& n : names)
+    if (n != "auto") known += (known.empty() ? "" : ", ") + n;
+  SPARROW_CHECK(std::find(names.begin(), names.end(), a.sparse_backend) != names.end(),
+                "auto attention: unknown sparse_backend '", a.sparse_backend, "' (known: ", known, ")");
+  stats_.backend = "auto";
+}
+
+Attention* AutoAttention::instance(const std::string& backend) const {
+  auto it = instances_.find(backend);
+  return it == instances_.end() ? nullptr : it->second.get();
+}
+
+Tensor AutoAttention::forward(const AttentionCall& call) {
+  check_dim("auto attention", call.q, 4);
+  const AutoChoice choice = auto_choice(cfg_.autocfg, call.q.size(2));
+  std::unique_ptr<Attention>& backend = instances_[choice.backend];
+  if (!backend) {
+    AttentionConfig c = cfg_;
+    c.backend = choice.backend;
+    c.sparsity = choice.sparsity;
+    backend = make_attention(c);
+  }
+  if (choice.backend != "dense") backend->set_sparsity(choice.sparsity);
+  Tensor out = backend->forward(call);
+  stats_ = backend->stats();
+  stats_.target_sparsity = choice.sparsity;
+  return out;
+}
+
+}  // namespace sparrow::attn

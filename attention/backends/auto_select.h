@@ -1,0 +1,40 @@
+// `auto`: the backend and sparsity chosen per call from the sequence length N:
+//   N ≤ dense_max_seq → dense;
+//   else autocfg.sparse_backend at sparsity s = clamp(1 − budget_tokens / N, 0, max_sparsity),
+//   i.e. a fixed per-query budget of about budget_tokens keys until the clamp binds.
+// One instance per chosen backend is built on first use and kept (its layout caches with it);
+// stats() are the chosen backend's, so stats().backend names the one that ran.
+// set_sparsity is a no-op: the sparsity here is a function of N (the rule above).
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+
+#include "attention/attention.h"
+
+namespace sparrow::attn {
+
+struct AutoChoice {
+  std::string backend;
+  double sparsity = 0;
+};
+
+// The rule above, for one length.
+AutoChoice auto_choice(const AutoConfig& ac, int64_t seq_len);
+
+class AutoAttention : public Attention {
+ public:
+  explicit AutoAttention(const AttentionConfig& cfg);
+  Tensor forward(const AttentionCall& call) override;
+  AttentionStats stats() const override { return stats_; }
+  std::string name() const override { return "auto"; }
+  // The instance kept for `backend` (null if it has not been chosen yet).
+  Attention* instance(const std::string& backend) const;
+
+ private:
+  AttentionConfig cfg_;
+  AttentionStats stats_;
+  std::map<std::string, std::unique_ptr<Attention>> instances_;
+};
+
+}  // namespace sparrow::attn

@@ -1,0 +1,54 @@
+#include "attention/backends/block_sparse.h"
+
+#include <cmath>
+
+#include "attention/backends/block_flops.h"
+#include "attention/kernels/block_attention.h"
+
+namespace sparrow::attn {
+
+BlockSparseAttention::BlockSparseAttention(const AttentionConfig& cfg) : cfg_(cfg) {
+  SPARROW_CHECK(cfg.block_size > 0, "block_sparse attention: block_size ", cfg.block_size, " (must be > 0)");
+  SPARROW_CHECK(cfg.softmax_scale >= 0, "block_sparse attention: softmax_scale ", cfg.softmax_scale,
+                " (0 means 1/sqrt(D))");
+  set_sparsity(cfg.sparsity);
+  stats_.backend = "block_sparse";
+  stats_.target_sparsity = cfg_.sparsity;
+}
+
+void BlockSparseAttention::set_sparsity(double s) {
+  SPARROW_CHECK(std::isfinite(s) && s >= 0 && s < 1, "block_sparse attention: sparsity ", s, " (must be in [0, 1))");
+  cfg_.sparsity = s;
+}
+
+Tensor BlockSparseAttention::forward(const AttentionCall& call) {
+  check_dim("block_sparse attention", call.q, 4);
+  const int64_t B = call.q.size(0), H = call.q.size(1), N = call.q.size(2), D = call.q.size(3);
+  layout_ = get_layout(cfg_, N, H, call.causal);
+  BlockAttentionArgs args;
+  args.layout = layout_.get();
+  args.layout_owner = layout_;
+  args.block_size = layout_->block_size;
+  args.causal = call.causal;
+  args.scale = cfg_.softmax_scale;
+  Tensor out = block_attention(call.q, call.k, call.v, args);
+
+  // Counts summed over all H heads (a shared layout counts once per head).
+  const BlockLayout& L = *layout_;
+  const int64_t Nk = L.key_len ? L.key_len : L.seq_len;
+  stats_ = AttentionStats{};
+  stats_.backend = "block_sparse";
+  stats_.seq_len = N;
+  double head_flops = 0;
+  for (int64_t h = 0; h < H; ++h) {
+    stats_.active_blocks += L.head(h).nnz();
+    head_flops += layout_head_flops(L.head(h), N, Nk, L.block_size, D);
+  }
+  stats_.dense_blocks = L.dense_blocks() * H;
+  stats_.density = stats_.dense_blocks ? static_cast<double>(stats_.active_blocks) / stats_.dense_blocks : 0.0;
+  stats_.target_sparsity = cfg_.sparsity;
+  stats_.flops = head_flops * static_cast<double>(B);
+  return out;
+}
+
+}  // namespace sparrow::attn

@@ -1,0 +1,28 @@
+// `block_sparse`: the named patterns of cfg.pattern at the target sparsity (get_layout, cached
+// per length/heads/masking), computed by the block kernel over the layout's active blocks only.
+#pragma once
+#include <memory>
+
+#include "attention/attention.h"
+#include "attention/layout/block_layout.h"
+
+namespace sparrow::attn {
+
+class BlockSparseAttention : public Attention {
+ public:
+  explicit BlockSparseAttention(const AttentionConfig& cfg);
+  Tensor forward(const AttentionCall& call) override;
+  AttentionStats stats() const override { return stats_; }
+  // A new target: the next forward fetches (or builds once) the layout at this sparsity.
+  void set_sparsity(double s) override;
+  std::string name() const override { return "block_sparse"; }
+  // The layout of the last forward (null before the first).
+  std::shared_ptr<const BlockLayout> last_layout() const { return layout_; }
+
+ private:
+  AttentionConfig cfg_;
+  AttentionStats stats_;
+  std::shared_ptr<const BlockLayout> layout_;
+};
+
+}  // namespace sparrow::attn

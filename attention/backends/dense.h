@@ -1,0 +1,20 @@
+// `dense`: exact softmax attention over every key (causal: every key up to the query), through
+// the block kernel with no layout — O(N·D) memory, never the N×N matrix.
+#pragma once
+#include "attention/attention.h"
+
+namespace sparrow::attn {
+
+class DenseAttention : public Attention {
+ public:
+  explicit DenseAttention(const AttentionConfig& cfg);
+  Tensor forward(const AttentionCall& call) override;
+  AttentionStats stats() const override { return stats_; }
+  std::string name() const override { return "dense"; }
+
+ private:
+  AttentionConfig cfg_;
+  AttentionStats stats_;
+};
+
+}  // namespace sparrow::attn

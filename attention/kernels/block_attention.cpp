@@ -1,0 +1,121 @@
+// block_attention: checks, the one autograd node, and the device dispatch. The node saves
+// q, k, v, O and LSE; its backward recomputes the probabilities tile by tile (never N×N).
+#include "attention/kernels/block_attention.h"
+
+#include <cmath>
+
+#include "attention/kernels/cpu/block_attention.h"
+#include "framework/autograd/node.h"
+#ifdef SPARROW_WITH_CUDA
+#include "attention/kernels/cuda/block_attention.h"
+#endif
+
+namespace sparrow::attn {
+namespace {
+
+// A contiguous copy with no history (the kernels read raw rows); t itself when already so.
+Tensor dense_rows(const Tensor& t) {
+  if (t.is_contiguous()) return t.detach();
+  Tensor c = empty(t.shape(), t.dtype(), t.device());
+  copy_(c, t);
+  return c;
+}
+
+void check_layout(const BlockLayout& L, int64_t H, int64_t Nq, int64_t Nk) {
+  const char* op = "block_attention: ";
+  const int64_t key_len = L.key_len ? L.key_len : L.seq_len;
+  SPARROW_CHECK(L.block_size > 0, op, "layout block size ", L.block_size);
+  SPARROW_CHECK(L.seq_len == Nq && key_len == Nk, op, "layout for ", L.seq_len, " queries × ", key_len,
+                " keys, but q has ", Nq, " and k ", Nk);
+  const int64_t nqb = (Nq + L.block_size - 1) / L.block_size, nkb = (Nk + L.block_size - 1) / L.block_size;
+  SPARROW_CHECK(L.num_q_blocks == nqb && L.num_k_blocks == nkb, op, "layout has ", L.num_q_blocks, "×",
+                L.num_k_blocks, " blocks, expected ", nqb, "×", nkb, " at block size ", L.block_size);
+  SPARROW_CHECK(L.heads.size() == 1 || static_cast<int64_t>(L.heads.size()) == H, op, "layout has ",
+                L.heads.size(), " heads, q has ", H);
+  for (const BlockCSR& c : L.heads) {
+    SPARROW_CHECK(static_cast<int64_t>(c.row_ptr.size()) == nqb + 1 && static_cast<int64_t>(c.col_ptr.size()) == nkb + 1,
+                  op, "layout CSR has ", c.row_ptr.size(), " row pointers and ", c.col_ptr.size(),
+                  " column pointers (expected ", nqb + 1, " and ", nkb + 1, "; was build_transpose called?)");
+    SPARROW_CHECK(c.row_ptr.front() == 0 && c.row_ptr.back() == c.nnz() && c.col_ptr.front() == 0 &&
+                      c.col_ptr.back() == c.nnz() && c.row_idx.size() == c.col_idx.size(),
+                  op, "layout CSR pointers do not match its ", c.nnz(), " entries");
+    for (int32_t j : c.col_idx) SPARROW_CHECK(j >= 0 && j < nkb, op, "layout key block ", j, " outside [0, ", nkb, ")");
+    for (int32_t i : c.row_idx) SPARROW_CHECK(i >= 0 && i < nqb, op, "layout query block ", i, " outside [0, ", nqb, ")");
+  }
+}
+
+void check_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const BlockAttentionArgs& args) {
+  const char* op = "block_attention";
+  check_dim(op, q, 4);
+  check_dim(op, k, 4);
+  check_dim(op, v, 4);
+  check_same_dtype(op, q, k);
+  check_same_dtype(op, q, v);
+  check_same_device(op, q, k);
+  check_same_device(op, q, v);
+  SPARROW_CHECK(q.dtype() == DType::F32 || q.dtype() == DType::F64 || q.dtype() == DType::BF16,
+                "block_attention: unsupported dtype ", dtype_name(q.dtype()));
+  SPARROW_CHECK(k.shape() == v.shape() && q.size(0) == k.size(0) && q.size(1) == k.size(1) && q.size(3) == k.size(3),
+                "block_attention: q ", shape_str(q.shape()), ", k ", shape_str(k.shape()), ", v ", shape_str(v.shape()),
+                " (expected [B, H, Nq, D], [B, H, Nk, D], [B, H, Nk, D])");
+  SPARROW_CHECK(q.size(3) > 0, "block_attention: head dim 0 in q ", shape_str(q.shape()));
+  if (args.layout)
+    check_layout(*args.layout, q.size(1), q.size(2), k.size(2));
+  else
+    SPARROW_CHECK(args.block_size > 0, "block_attention: block size ", args.block_size);
+  SPARROW_CHECK(args.key_last.empty() || static_cast<int64_t>(args.key_last.size()) == k.size(2),
+                "block_attention: key_last has ", args.key_last.size(), " entries for ", k.size(2), " keys");
+  SPARROW_CHECK(args.scale >= 0 && std::isfinite(args.scale), "block_attention: softmax scale ", args.scale);
+}
+
+BlockAttentionForward run_forward(const Tensor& q, const Tensor& k, const Tensor& v, const BlockAttentionArgs& a) {
+  if (q.is_cuda()) {
+#ifdef SPARROW_WITH_CUDA
+    return cuda::block_attention_forward(q, k, v, a);
+#else
+    fail("block_attention: a CUDA tensor in a build without CUDA");
+#endif
+  }
+  return cpu::block_attention_forward(q, k, v, a);
+}
+
+BlockAttentionGrads run_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                                 const Tensor& dout, const BlockAttentionArgs& a) {
+  if (q.is_cuda()) {
+#ifdef SPARROW_WITH_CUDA
+    return cuda::block_attention_backward(q, k, v, out, lse, dout, a);
+#else
+    fail("block_attention: a CUDA tensor in a build without CUDA");
+#endif
+  }
+  return cpu::block_attention_backward(q, k, v, out, lse, dout, a);
+}
+
+}  // namespace
+
+Tensor block_attention(const Tensor& q, const Tensor& k, const Tensor& v, const BlockAttentionArgs& args) {
+  check_inputs(q, k, v, args);
+  BlockAttentionArgs a = args;
+  if (a.layout) a.block_size = a.layout->block_size;
+  if (a.scale == 0) a.scale = 1.0 / std::sqrt(static_cast<double>(q.size(3)));
+  const Tensor qc = dense_rows(q), kc = dense_rows(k), vc = dense_rows(v);
+  BlockAttentionForward f = run_forward(qc, kc, vc, a);
+  Tensor out = f.out;
+  if (out.dtype() != q.dtype()) {  // bf16 on the CPU: O kept in f32 for backward, returned in bf16
+    out = empty(q.shape(), q.dtype(), q.device());
+    copy_(out, f.out);
+  }
+  if (!needs_grad({&q, &k, &v})) return out;
+  // Saved: the inputs' rows, the full-precision O (detached: the node must not own its output)
+  // and LSE. The args copy carries key_last and the layout owner, if any.
+  const Tensor o_saved = f.out.detach(), lse = f.lse;
+  return record(out, "block_attention", {q, k, v}, [qc, kc, vc, o_saved, lse, a](const Tensor& g) {
+    SPARROW_CHECK(g.shape() == qc.shape(), "block_attention backward: gradient ", shape_str(g.shape()),
+                  " for an output ", shape_str(qc.shape()));
+    const Tensor dout = g.device() == qc.device() ? dense_rows(g) : g.to(qc.device());
+    BlockAttentionGrads gr = run_backward(qc, kc, vc, o_saved, lse, dense_rows(dout), a);
+    return std::vector<Tensor>{gr.dq, gr.dk, gr.dv};
+  });
+}
+
+}  // namespace sparrow::attn

@@ -1,0 +1,369 @@
+// CPU block attention: one task per (batch·head, block), each on its own tiles, so OpenMP needs
+// no atomics. Scores live only in a per-thread block_size × block_size tile; nothing N×N exists.
+//
+// Forward, per query block i (rows r), over its active key blocks j (online softmax):
+//   S = (scale·Qi) Kjᵀ, masked entries −inf
+//   m' = max(m, rowmax S);  α = exp(m − m');  P = exp(S − m')
+//   l = α·l + rowsum P;     acc = α·acc + P Vj;  m = m'
+//   O = acc / l, LSE = m + log l   (a row that saw nothing: O = 0, LSE = −inf).
+// Backward (P recomputed as exp(S − LSE), which is the normalised probability):
+//   Di = rowsum(dO ∘ O);  dP = dO Vᵀ;  dS = P ∘ (dP − Di)
+//   dQi = scale · Σj dS Kj            (pass 1: task per query block, walks the CSR rows)
+//   dVj = Σi Pᵀ dOi, dKj = scale · Σi dSᵀ Qi   (pass 2: task per key block, walks the transpose)
+// Pass 2 recomputes S and dP in the transposed orientation (Sᵀ = Kj Qiᵀ), so its tiles are
+// produced directly as the left operands of Pᵀ dO and dSᵀ Q.
+#define EIGEN_DONT_PARALLELIZE  // parallelism is ours (over tiles); Eigen runs each tile serially
+#include "attention/kernels/cpu/block_attention.h"
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace sparrow::attn::cpu {
+namespace {
+
+// The geometry of one call and, under causal masking, what each key block can show.
+struct Plan {
+  int64_t B = 0, H = 0, Nq = 0, Nk = 0, D = 0, bs = 0, nqb = 0, nkb = 0;
+  double scale = 1;
+  bool causal = false;
+  const BlockLayout* layout = nullptr;
+  const int64_t* key_last = nullptr;  // null: key j summarises position j only
+  // Causal: the smallest and largest key_last in each key block. A query block whose last row
+  // is before kmin sees nothing of the block; one whose first row is at or after kmax sees all.
+  std::vector<int64_t> kmin, kmax;
+
+  int64_t q_rows(int64_t qb) const { return std::min(bs, Nq - qb * bs); }
+  int64_t k_cols(int64_t kb) const { return std::min(bs, Nk - kb * bs); }
+  int64_t kl(int64_t j) const { return key_last ? key_last[j] : j; }
+  bool visible(int64_t qb, int64_t kb) const { return !causal || kmin[kb] <= qb * bs + q_rows(qb) - 1; }
+  bool needs_mask(int64_t qb, int64_t kb) const { return causal && kmax[kb] > qb * bs; }
+  // Key blocks [kb0, kb1) against query blocks [qb0, qb1): is any element masked?
+  bool run_needs_mask(int64_t qb0, int64_t kb0, int64_t kb1) const {
+    if (!causal) return false;
+    for (int64_t kb = kb0; kb < kb1; ++kb)
+      if (needs_mask(qb0, kb)) return true;
+    return false;
+  }
+};
+
+Plan make_plan(const Tensor& q, const Tensor& k, const BlockAttentionArgs& args) {
+  Plan p;
+  p.B = q.size(0);
+  p.H = q.size(1);
+  p.Nq = q.size(2);
+  p.D = q.size(3);
+  p.Nk = k.size(2);
+  p.layout = args.layout;
+  p.bs = args.layout ? args.layout->block_size : args.block_size;
+  p.nqb = (p.Nq + p.bs - 1) / p.bs;
+  p.nkb = (p.Nk + p.bs - 1) / p.bs;
+  p.scale = args.scale > 0 ? args.scale : 1.0 / std::sqrt(static_cast<double>(p.D));
+  p.causal = args.causal;
+  p.key_last = args.key_last.empty() ? nullptr : args.key_last.data();
+  if (p.causal) {
+    p.kmin.assign(p.nkb, std::numeric_limits<int64_t>::max());
+    p.kmax.assign(p.nkb, std::numeric_limits<int64_t>::min());
+    for (int64_t j = 0; j < p.Nk; ++j) {
+      p.kmin[j / p.bs] = std::min(p.kmin[j / p.bs], p.kl(j));
+      p.kmax[j / p.bs] = std::max(p.kmax[j / p.bs], p.kl(j));
+    }
+  }
+  return p;
+}
+
+struct Span {
+  const int32_t* p;
+  int64_t n;
+};
+
+// Key blocks of query block qb for head h: the layout's CSR row, or (dense) every key block
+// the block can see, generated into buf.
+Span keys_of(const Plan& p, int64_t h, int64_t qb, std::vector<int32_t>& buf) {
+  if (p.layout) {
+    const BlockCSR& c = p.layout->head(h);
+    return {c.col_idx.data() + c.row_ptr[qb], c.row_ptr[qb + 1] - c.row_ptr[qb]};
+  }
+  buf.clear();
+  for (int64_t kb = 0; kb < p.nkb; ++kb)
+    if (p.visible(qb, kb)) buf.push_back(static_cast<int32_t>(kb));
+  return {buf.data(), static_cast<int64_t>(buf.size())};
+}
+
+// Query blocks that read key block kb for head h: the layout's transpose, or (dense) generated.
+Span queries_of(const Plan& p, int64_t h, int64_t kb, std::vector<int32_t>& buf) {
+  if (p.layout) {
+    const BlockCSR& c = p.layout->head(h);
+    return {c.row_idx.data() + c.col_ptr[kb], c.col_ptr[kb + 1] - c.col_ptr[kb]};
+  }
+  buf.clear();
+  for (int64_t qb = 0; qb < p.nqb; ++qb)
+    if (p.visible(qb, kb)) buf.push_back(static_cast<int32_t>(qb));
+  return {buf.data(), static_cast<int64_t>(buf.size())};
+}
+
+// The active list as runs of consecutive blocks, at most max_run long: consecutive blocks are
+// contiguous rows of K (or Q), so a run is one wider GEMM instead of several 64-wide ones (less
+// packing overhead per FLOP). Blocks that `usable` rejects break runs and are skipped.
+// Returns false when the list is exhausted; else [first, end) is the next run.
+template <class Usable>
+bool next_run(const Span& s, int64_t& i, int64_t max_run, const Usable& usable, int64_t& first, int64_t& end) {
+  while (i < s.n && !usable(s.p[i])) ++i;
+  if (i == s.n) return false;
+  first = s.p[i++];
+  end = first + 1;
+  while (i < s.n && s.p[i] == end && end - first < max_run && usable(end)) {
+    ++end;
+    ++i;
+  }
+  return true;
+}
+
+// Blocks per run: about 256 keys (or queries) a tile.
+int64_t run_blocks(int64_t bs) { return std::max<int64_t>(1, 256 / bs); }
+
+template <class T>
+using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T>
+using CMap = Eigen::Map<const Mat<T>>;
+template <class T>
+using Vec = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+template <class T>
+using CRowMap = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
+
+template <class T>
+constexpr T neg_inf() {
+  return -std::numeric_limits<T>::infinity();
+}
+
+// Causal mask of a score tile S (rows × cols: query rows q0.., keys k0..): key j is hidden
+// from position p when key_last[j] > p.
+template <class Tile>
+void mask_scores(const Plan& p, Tile& S, int64_t q0, int64_t k0) {
+  using T = typename Tile::Scalar;
+  const int64_t rows = S.rows(), cols = S.cols();
+  for (int64_t r = 0; r < rows; ++r) {
+    if (!p.key_last) {  // keys hidden from q0+r: those at positions > q0+r, a row's tail
+      const int64_t first = std::max<int64_t>(0, q0 + r - k0 + 1);
+      if (first < cols) S.row(r).segment(first, cols - first).setConstant(neg_inf<T>());
+    } else {
+      for (int64_t c = 0; c < cols; ++c)
+        if (p.key_last[k0 + c] > q0 + r) S(r, c) = neg_inf<T>();
+    }
+  }
+}
+
+// The same mask on a transposed tile St (cols × rows: key rows k0.., query columns q0..).
+template <class Tile>
+void mask_scores_transposed(const Plan& p, Tile& St, int64_t q0, int64_t k0) {
+  using T = typename Tile::Scalar;
+  const int64_t cols = St.rows(), rows = St.cols();
+  for (int64_t c = 0; c < cols; ++c) {
+    if (!p.key_last) {  // queries that cannot see key k0+c: positions < k0+c, a row's head
+      const int64_t n = std::min<int64_t>(rows, std::max<int64_t>(0, k0 + c - q0));
+      if (n > 0) St.row(c).head(n).setConstant(neg_inf<T>());
+    } else {
+      for (int64_t r = 0; r < rows; ++r)
+        if (p.key_last[k0 + c] > q0 + r) St(c, r) = neg_inf<T>();
+    }
+  }
+}
+
+template <class T>
+void forward_tiles(const Plan& p, const T* q, const T* k, const T* v, T* o, T* lse) {
+  const int64_t tasks = p.B * p.H * p.nqb, D = p.D, bs = p.bs, run = run_blocks(bs);
+#pragma omp parallel
+  {
+    Mat<T> qs(bs, D), s(bs, run * bs), acc(bs, D);
+    Vec<T> m(bs), l(bs), mu(bs), alpha(bs);
+    std::vector<int32_t> buf;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; ++t) {
+      const int64_t bh = t / p.nqb, qb = t % p.nqb, h = bh % p.H;
+      const int64_t q0 = qb * bs, rows = p.q_rows(qb);
+      const T* kbh = k + bh * p.Nk * D;
+      const T* vbh = v + bh * p.Nk * D;
+      auto Qs = qs.topRows(rows);
+      Qs = CMap<T>(q + (bh * p.Nq + q0) * D, rows, D) * static_cast<T>(p.scale);
+      auto M = m.head(rows), L = l.head(rows), Mu = mu.head(rows), Alpha = alpha.head(rows);
+      auto A = acc.topRows(rows);
+      M.setConstant(neg_inf<T>());
+      L.setZero();
+      A.setZero();
+      const Span ks = keys_of(p, h, qb, buf);
+      const auto usable = [&](int64_t kb) { return p.visible(qb, kb); };
+      int64_t i = 0, kb0, kb1;
+      while (next_run(ks, i, run, usable, kb0, kb1)) {
+        const int64_t k0 = kb0 * bs, cols = std::min(kb1 * bs, p.Nk) - k0;
+        auto S = s.topLeftCorner(rows, cols);
+        S.noalias() = Qs * CMap<T>(kbh + k0 * D, cols, D).transpose();
+        if (p.run_needs_mask(qb, kb0, kb1)) mask_scores(p, S, q0, k0);
+        for (int64_t r = 0; r < rows; ++r) {
+          const T mx = std::max(M(r), S.row(r).maxCoeff());
+          Mu(r) = mx == neg_inf<T>() ? T(0) : mx;  // nothing visible yet: keep exp() finite
+          Alpha(r) = std::exp(M(r) - Mu(r));
+          M(r) = mx;
+        }
+        S = (S.array().colwise() - Mu.array()).exp().matrix();
+        L = L.cwiseProduct(Alpha) + S.rowwise().sum();
+        A.array().colwise() *= Alpha.array();
+        A.noalias() += S * CMap<T>(vbh + k0 * D, cols, D);
+      }
+      T* orow = o + (bh * p.Nq + q0) * D;
+      T* lrow = lse + bh * p.Nq + q0;
+      for (int64_t r = 0; r < rows; ++r) {
+        Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>> out(orow + r * D, D);
+        if (L(r) > 0) {
+          out = A.row(r) / L(r);
+          lrow[r] = M(r) + std::log(L(r));
+        } else {
+          out.setZero();
+          lrow[r] = neg_inf<T>();
+        }
+      }
+    }
+  }
+}
+
+template <class T>
+void backward_tiles(const Plan& p, const T* q, const T* k, const T* v, const T* o, const T* lse, const T* dout, T* dq,
+                    T* dk, T* dv) {
+  const int64_t D = p.D, bs = p.bs, nrows = p.B * p.H * p.Nq;
+  // Di = rowsum(dO ∘ O), and the LSE to subtract: +inf on rows that saw nothing, so that
+  // P = exp(S − LSE) is 0 there (S is finite or −inf) and such rows pass no gradient.
+  std::vector<T> di(nrows), lse_use(nrows);
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < nrows; ++i) {
+    di[i] = Eigen::Map<const Vec<T>>(dout + i * D, D).dot(Eigen::Map<const Vec<T>>(o + i * D, D));
+    lse_use[i] = lse[i] == neg_inf<T>() ? std::numeric_limits<T>::infinity() : lse[i];
+  }
+  const T scale = static_cast<T>(p.scale);
+
+  // Pass 1: dQ, one task per (batch·head, query block).
+  const int64_t qtasks = p.B * p.H * p.nqb, run = run_blocks(bs);
+#pragma omp parallel
+  {
+    Mat<T> qs(bs, D), s(bs, run * bs), dp(bs, run * bs), dqa(bs, D);
+    std::vector<int32_t> buf;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < qtasks; ++t) {
+      const int64_t bh = t / p.nqb, qb = t % p.nqb, h = bh % p.H;
+      const int64_t q0 = qb * bs, rows = p.q_rows(qb), row0 = bh * p.Nq + q0;
+      const T* kbh = k + bh * p.Nk * D;
+      const T* vbh = v + bh * p.Nk * D;
+      auto Qs = qs.topRows(rows);
+      Qs = CMap<T>(q + row0 * D, rows, D) * scale;
+      const CMap<T> dO(dout + row0 * D, rows, D);
+      const Eigen::Map<const Vec<T>> Lse(lse_use.data() + row0, rows), Di(di.data() + row0, rows);
+      auto dQ = dqa.topRows(rows);
+      dQ.setZero();
+      const Span ks = keys_of(p, h, qb, buf);
+      const auto usable = [&](int64_t kb) { return p.visible(qb, kb); };
+      int64_t i = 0, kb0, kb1;
+      while (next_run(ks, i, run, usable, kb0, kb1)) {
+        const int64_t k0 = kb0 * bs, cols = std::min(kb1 * bs, p.Nk) - k0;
+        const CMap<T> K(kbh + k0 * D, cols, D), V(vbh + k0 * D, cols, D);
+        auto S = s.topLeftCorner(rows, cols);
+        auto dP = dp.topLeftCorner(rows, cols);
+        S.noalias() = Qs * K.transpose();
+        if (p.run_needs_mask(qb, kb0, kb1)) mask_scores(p, S, q0, k0);
+        S = (S.array().colwise() - Lse.array()).exp().matrix();  // P
+        dP.noalias() = dO * V.transpose();
+        S.array() *= dP.array().colwise() - Di.array();  // dS
+        dQ.noalias() += S * K;
+      }
+      Eigen::Map<Mat<T>>(dq + row0 * D, rows, D) = dQ * scale;
+    }
+  }
+
+  // Pass 2: dK and dV, one task per (batch·head, key block), over the query blocks reading it.
+  const int64_t ktasks = p.B * p.H * p.nkb;
+#pragma omp parallel
+  {
+    Mat<T> ks(bs, D), st(bs, run * bs), dpt(bs, run * bs), dka(bs, D), dva(bs, D);
+    std::vector<int32_t> buf;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < ktasks; ++t) {
+      const int64_t bh = t / p.nkb, kb = t % p.nkb, h = bh % p.H;
+      const int64_t k0 = kb * bs, cols = p.k_cols(kb), key0 = bh * p.Nk + k0;
+      auto Ks = ks.topRows(cols);
+      Ks = CMap<T>(k + key0 * D, cols, D) * scale;
+      const CMap<T> V(v + key0 * D, cols, D);
+      auto dK = dka.topRows(cols), dV = dva.topRows(cols);
+      dK.setZero();
+      dV.setZero();
+      const Span qs_of = queries_of(p, h, kb, buf);
+      const auto usable = [&](int64_t qb) { return p.visible(qb, kb); };
+      int64_t i = 0, qb0, qb1;
+      while (next_run(qs_of, i, run, usable, qb0, qb1)) {
+        const int64_t q0 = qb0 * bs, rows = std::min(qb1 * bs, p.Nq) - q0, row0 = bh * p.Nq + q0;
+        const CMap<T> Q(q + row0 * D, rows, D), dO(dout + row0 * D, rows, D);
+        const CRowMap<T> Lse(lse_use.data() + row0, rows), Di(di.data() + row0, rows);
+        auto St = st.topLeftCorner(cols, rows);
+        auto dPt = dpt.topLeftCorner(cols, rows);
+        St.noalias() = Ks * Q.transpose();
+        if (p.needs_mask(qb0, kb)) mask_scores_transposed(p, St, q0, k0);
+        St = (St.array().rowwise() - Lse.array()).exp().matrix();  // Pᵀ
+        dV.noalias() += St * dO;
+        dPt.noalias() = V * dO.transpose();
+        St.array() *= dPt.array().rowwise() - Di.array();  // dSᵀ
+        dK.noalias() += St * Q;
+      }
+      Eigen::Map<Mat<T>>(dk + key0 * D, cols, D) = dK * scale;
+      Eigen::Map<Mat<T>>(dv + key0 * D, cols, D) = dV;
+    }
+  }
+}
+
+// The kernel's working copy of t: contiguous, in dtype ct (bf16 widens to f32).
+Tensor as_compute(const Tensor& t, DType ct) {
+  if (t.dtype() == ct && t.is_contiguous()) return t;
+  Tensor c = empty(t.shape(), ct, Device::cpu());
+  copy_(c, t);
+  return c;
+}
+
+DType compute_dtype(DType t) { return t == DType::F64 ? DType::F64 : DType::F32; }
+
+}  // namespace
+
+BlockAttentionForward block_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v,
+                                              const BlockAttentionArgs& args) {
+  const Plan p = make_plan(q, k, args);
+  const DType ct = compute_dtype(q.dtype());
+  const Tensor qc = as_compute(q, ct), kc = as_compute(k, ct), vc = as_compute(v, ct);
+  BlockAttentionForward f{empty(q.shape(), ct), empty({p.B, p.H, p.Nq}, ct)};
+  if (ct == DType::F64)
+    forward_tiles<double>(p, qc.data<double>(), kc.data<double>(), vc.data<double>(), f.out.data<double>(),
+                          f.lse.data<double>());
+  else
+    forward_tiles<float>(p, qc.data<float>(), kc.data<float>(), vc.data<float>(), f.out.data<float>(),
+                         f.lse.data<float>());
+  return f;
+}
+
+BlockAttentionGrads block_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                                             const Tensor& lse, const Tensor& dout, const BlockAttentionArgs& args) {
+  const Plan p = make_plan(q, k, args);
+  const DType ct = compute_dtype(q.dtype());
+  const Tensor qc = as_compute(q, ct), kc = as_compute(k, ct), vc = as_compute(v, ct);
+  const Tensor oc = as_compute(out, ct), lc = as_compute(lse, ct), dc = as_compute(dout, ct);
+  Tensor dq = empty(q.shape(), ct), dk = empty(k.shape(), ct), dv = empty(v.shape(), ct);
+  if (ct == DType::F64)
+    backward_tiles<double>(p, qc.data<double>(), kc.data<double>(), vc.data<double>(), oc.data<double>(),
+                           lc.data<double>(), dc.data<double>(), dq.data<double>(), dk.data<double>(),
+                           dv.data<double>());
+  else
+    backward_tiles<float>(p, qc.data<float>(), kc.data<float>(), vc.data<float>(), oc.data<float>(),
+                          lc.data<float>(), dc.data<float>(), dq.data<float>(), dk.data<float>(), dv.data<float>());
+  if (q.dtype() == ct) return {dq, dk, dv};
+  // bf16 inputs: gradients computed in f32, rounded to bf16 on store.
+  BlockAttentionGrads g{empty(q.shape(), q.dtype()), empty(k.shape(), k.dtype()), empty(v.shape(), v.dtype())};
+  copy_(g.dq, dq);
+  copy_(g.dk, dk);
+  copy_(g.dv, dv);
+  return g;
+}
+
+}  // namespace sparrow::attn::cpu

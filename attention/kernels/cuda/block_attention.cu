@@ -1,0 +1,266 @@
+// CUDA block attention: checks, dispatch between the tensor-core kernels (bf16, head dim 32 /
+// 64 / 128, layout block a multiple of 64 — block_attention_mma.cuh) and the plain kernels
+// (every other case, f32 and f64 included — block_attention_simple.cuh), and launches on
+// sparrow::cuda::stream(). Scratch (LSE₂, Di) comes from the caching allocator via empty().
+#include "attention/kernels/cuda/block_attention.h"
+
+#include <cmath>
+#include <cstdint>
+#include <mutex>
+#include <set>
+#include <utility>
+
+#include "attention/kernels/cuda/block_attention_mma.cuh"
+#include "attention/kernels/cuda/block_attention_simple.cuh"
+#include "attention/kernels/cuda/device_layout.cuh"
+#include "framework/cuda/runtime.h"
+
+namespace sparrow::attn::cuda {
+namespace {
+
+constexpr const char* kOp = "block_attention (cuda)";
+
+bool aligned16(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; }
+
+struct Problem {
+  int64_t b = 0, h = 0, nq = 0, nk = 0, d = 0;
+  AttnGeometry geo;
+  LayoutView view;
+  std::shared_ptr<const DeviceLayout> layout_hold;  // keeps the device CSR alive for the call
+  std::shared_ptr<const DeviceBuffer> key_last_hold;
+  bool fast = false;  // tensor-core kernels
+  int fwd_warps = 4;  // forward CTA: 16 query rows per warp
+};
+
+Problem prepare(const Tensor& q, const Tensor& k, const Tensor& v, const BlockAttentionArgs& args) {
+  SPARROW_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, kOp, ": q, k, v must be [B, H, N, D], got ",
+                shape_str(q.shape()), ", ", shape_str(k.shape()), ", ", shape_str(v.shape()));
+  SPARROW_CHECK(q.is_cuda() && k.device() == q.device() && v.device() == q.device(), kOp,
+                ": q, k, v must be on one CUDA device, got ", describe(q), ", ", describe(k), ", ", describe(v));
+  SPARROW_CHECK(k.dtype() == q.dtype() && v.dtype() == q.dtype() && is_floating(q.dtype()), kOp,
+                ": q, k, v need one floating dtype, got ", describe(q), ", ", describe(k), ", ", describe(v));
+  SPARROW_CHECK(q.is_contiguous() && k.is_contiguous() && v.is_contiguous(), kOp, ": inputs must be contiguous");
+  Problem p;
+  p.b = q.size(0);
+  p.h = q.size(1);
+  p.nq = q.size(2);
+  p.d = q.size(3);
+  p.nk = k.size(2);
+  SPARROW_CHECK(k.size(0) == p.b && k.size(1) == p.h && k.size(3) == p.d && v.shape() == k.shape(), kOp,
+                ": q ", shape_str(q.shape()), " k ", shape_str(k.shape()), " v ", shape_str(v.shape()),
+                " disagree (want k, v [B, H, Nk, D])");
+  SPARROW_CHECK(p.d >= 1 && p.d <= kSimpleMaxD, kOp, ": head dim ", p.d, " outside [1, ", kSimpleMaxD, "]");
+  SPARROW_CHECK(p.b * p.h <= 65535, kOp, ": B·H = ", p.b * p.h, " exceeds the grid limit 65535");
+  SPARROW_CHECK(args.key_last.empty() || static_cast<int64_t>(args.key_last.size()) == p.nk, kOp, ": key_last has ",
+                args.key_last.size(), " entries for ", p.nk, " keys");
+  const double scale = args.scale > 0 ? args.scale : 1.0 / std::sqrt(static_cast<double>(p.d));
+
+  AttnGeometry& g = p.geo;
+  g.nq = p.nq;
+  g.nk = p.nk;
+  g.heads = static_cast<int>(p.h);
+  g.d = static_cast<int>(p.d);
+  g.scale = static_cast<float>(scale);
+  g.scale_f64 = scale;
+  g.scale_log2 = static_cast<float>(scale * 1.4426950408889634);
+  g.causal = args.causal;
+  p.key_last_hold = device_key_last(args.key_last);
+  g.key_last = p.key_last_hold ? static_cast<const int32_t*>(p.key_last_hold->data()) : nullptr;
+
+  int64_t block = args.block_size > 0 ? args.block_size : 64;
+  if (args.layout) {
+    const BlockLayout& L = *args.layout;
+    const int64_t key_len = L.key_len > 0 ? L.key_len : L.seq_len;
+    block = L.block_size;
+    SPARROW_CHECK(L.seq_len == p.nq && key_len == p.nk && block > 0 &&
+                      L.num_q_blocks == (p.nq + block - 1) / block && L.num_k_blocks == (p.nk + block - 1) / block,
+                  kOp, ": layout (seq_len ", L.seq_len, ", key_len ", key_len, ", block ", block, ", ",
+                  L.num_q_blocks, "×", L.num_k_blocks, " blocks) does not fit q ", shape_str(q.shape()), ", k ",
+                  shape_str(k.shape()));
+    p.layout_hold = device_layout(L, p.h);
+    p.view = p.layout_hold->view;
+  } else {
+    p.view = LayoutView{};
+    p.view.block = static_cast<int>(block);
+  }
+  const bool d_ok = p.d == 32 || p.d == 64 || p.d == 128;
+  // cp.async moves whole 16-byte chunks: a view whose first element is not 16-byte aligned (an
+  // odd storage offset) takes the plain kernels.
+  p.fast = q.dtype() == DType::BF16 && d_ok && (args.layout == nullptr || block % kTile == 0) && aligned16(q) &&
+           aligned16(k) && aligned16(v);
+  p.fwd_warps = (args.layout == nullptr || block % 128 == 0) ? 8 : 4;
+  return p;
+}
+
+// Raises a kernel's dynamic shared-memory limit (once per kernel and device; kernels of one
+// signature share a pointer type, so the record is keyed by the function's address).
+template <class Kernel>
+void allow_smem(Kernel kernel, int bytes) {
+  static std::mutex mu;
+  static std::set<std::pair<const void*, int>> done;
+  const std::pair<const void*, int> key{reinterpret_cast<const void*>(kernel), sparrow::cuda::current_device()};
+  std::lock_guard<std::mutex> lock(mu);
+  if (done.count(key)) return;
+  SPARROW_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  done.insert(key);
+}
+
+__nv_bfloat16* bfp(const Tensor& t) { return static_cast<__nv_bfloat16*>(t.data_ptr()); }
+
+unsigned tiles(int64_t n, int64_t t) { return static_cast<unsigned>((n + t - 1) / t); }
+
+template <int D, int NW>
+void launch_fwd(const Problem& p, const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, Tensor& lse) {
+  constexpr int smem = fwd_smem_bytes<D, NW>();
+  allow_smem(attn_fwd_mma<D, NW>, smem);
+  dim3 grid(tiles(p.nq, 16 * NW), static_cast<unsigned>(p.b * p.h));
+  attn_fwd_mma<D, NW><<<grid, 32 * NW, smem, sparrow::cuda::stream()>>>(
+      bfp(q), bfp(k), bfp(v), bfp(out),
+      lse.data<float>(), p.view, p.geo);
+  SPARROW_CUDA_LAUNCH_CHECK();
+}
+
+template <int D>
+void launch_fwd_d(const Problem& p, const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, Tensor& lse) {
+  if (p.fwd_warps == 8)
+    launch_fwd<D, 8>(p, q, k, v, out, lse);
+  else
+    launch_fwd<D, 4>(p, q, k, v, out, lse);
+}
+
+template <int D>
+void launch_bwd(const Problem& p, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& dout,
+                const Tensor& lse2, const Tensor& di, int64_t nq_pad, Tensor& dq, Tensor& dk, Tensor& dv) {
+    const unsigned bh = static_cast<unsigned>(p.b * p.h);
+  if (p.nk > 0) {
+    constexpr int smem = dkdv_smem_bytes<D>();
+    allow_smem(attn_dkdv_mma<D>, smem);
+    attn_dkdv_mma<D><<<dim3(tiles(p.nk, kTile), bh), 128, smem, sparrow::cuda::stream()>>>(
+        bfp(q), bfp(k), bfp(v), bfp(dout), lse2.data<float>(), di.data<float>(),
+        bfp(dk), bfp(dv), nq_pad, p.view, p.geo);
+    SPARROW_CUDA_LAUNCH_CHECK();
+  }
+  if (p.nq > 0) {
+    constexpr int smem = dq_smem_bytes<D>();
+    allow_smem(attn_dq_mma<D>, smem);
+    attn_dq_mma<D><<<dim3(tiles(p.nq, kTile), bh), 128, smem, sparrow::cuda::stream()>>>(
+        bfp(q), bfp(k), bfp(v), bfp(dout), lse2.data<float>(), di.data<float>(),
+        bfp(dq), nq_pad, p.view, p.geo);
+    SPARROW_CUDA_LAUNCH_CHECK();
+  }
+}
+
+template <class T>
+void simple_forward(const Problem& p, const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, Tensor& lse) {
+  using A = typename SimpleAcc<T>::type;
+  dim3 grid(tiles(p.nq, kSimpleThreads), static_cast<unsigned>(p.b * p.h));
+  attn_fwd_simple<T><<<grid, kSimpleThreads, 0, sparrow::cuda::stream()>>>(
+      static_cast<const T*>(q.data_ptr()), static_cast<const T*>(k.data_ptr()), static_cast<const T*>(v.data_ptr()),
+      static_cast<T*>(out.data_ptr()), static_cast<A*>(lse.data_ptr()), p.view, p.geo);
+  SPARROW_CUDA_LAUNCH_CHECK();
+}
+
+template <class T>
+void simple_backward(const Problem& p, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                     const Tensor& lse, const Tensor& dout, Tensor& dq, Tensor& dk, Tensor& dv) {
+  using A = typename SimpleAcc<T>::type;
+  const int64_t rows = p.b * p.h * p.nq;
+  Tensor di = empty({rows}, lse.dtype(), q.device());
+  auto c = [](const Tensor& t) { return static_cast<const T*>(t.data_ptr()); };
+  attn_di_simple<T><<<sparrow::cuda::grid_for(rows, 128), 128, 0, sparrow::cuda::stream()>>>(
+      c(out), c(dout), static_cast<A*>(di.data_ptr()), rows, static_cast<int>(p.d));
+  SPARROW_CUDA_LAUNCH_CHECK();
+  const unsigned bh = static_cast<unsigned>(p.b * p.h);
+  const A* lse_p = static_cast<const A*>(lse.data_ptr());
+  const A* di_p = static_cast<const A*>(di.data_ptr());
+  if (p.nq > 0) {
+  attn_dq_simple<T><<<dim3(tiles(p.nq, kSimpleThreads), bh), kSimpleThreads, 0, sparrow::cuda::stream()>>>(
+      c(q), c(k), c(v), c(dout), lse_p, di_p, static_cast<T*>(dq.data_ptr()), p.view, p.geo);
+  SPARROW_CUDA_LAUNCH_CHECK();
+  }
+  if (p.nk > 0) {
+    attn_dkdv_simple<T><<<dim3(tiles(p.nk, kSimpleThreads), bh), kSimpleThreads, 0, sparrow::cuda::stream()>>>(
+        c(q), c(k), c(v), c(dout), lse_p, di_p, static_cast<T*>(dk.data_ptr()), static_cast<T*>(dv.data_ptr()),
+        p.view, p.geo);
+    SPARROW_CUDA_LAUNCH_CHECK();
+  }
+}
+
+DType lse_dtype(DType t) { return t == DType::F64 ? DType::F64 : DType::F32; }
+
+// dout / out in q's dtype, contiguous and 16-byte aligned (the kernels read one element type in
+// whole 16-byte rows): t itself when it already is, else a copy.
+Tensor as_input(const Tensor& t, const Tensor& q, const char* what) {
+  SPARROW_CHECK(t.shape() == q.shape() && t.device() == q.device(), kOp, ": ", what, " ", describe(t),
+                " does not match q ", describe(q));
+  if (t.dtype() == q.dtype() && t.is_contiguous() && aligned16(t)) return t;
+  Tensor c = empty(q.shape(), q.dtype(), q.device());
+  copy_(c, t);
+  return c;
+}
+
+}  // namespace
+
+BlockAttentionForward block_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v,
+                                              const BlockAttentionArgs& args) {
+  Problem p = prepare(q, k, v, args);
+  BlockAttentionForward r;
+  r.out = empty(q.shape(), q.dtype(), q.device());
+  r.lse = empty({p.b, p.h, p.nq}, lse_dtype(q.dtype()), q.device());
+  if (p.b * p.h == 0 || p.nq == 0) return r;
+  if (p.fast) {
+    switch (p.d) {
+      case 32: launch_fwd_d<32>(p, q, k, v, r.out, r.lse); break;
+      case 64: launch_fwd_d<64>(p, q, k, v, r.out, r.lse); break;
+      default: launch_fwd_d<128>(p, q, k, v, r.out, r.lse); break;
+    }
+    return r;
+  }
+  switch (q.dtype()) {
+    case DType::BF16: simple_forward<__nv_bfloat16>(p, q, k, v, r.out, r.lse); break;
+    case DType::F32: simple_forward<float>(p, q, k, v, r.out, r.lse); break;
+    case DType::F64: simple_forward<double>(p, q, k, v, r.out, r.lse); break;
+    default: fail(kOp, ": unsupported dtype ", dtype_name(q.dtype()));
+  }
+  return r;
+}
+
+BlockAttentionGrads block_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                                             const Tensor& lse, const Tensor& dout, const BlockAttentionArgs& args) {
+  Problem p = prepare(q, k, v, args);
+  Tensor o = as_input(out, q, "out");
+  Tensor g = as_input(dout, q, "dout");
+  SPARROW_CHECK(lse.device() == q.device() && lse.dtype() == lse_dtype(q.dtype()) && lse.is_contiguous() &&
+                    lse.numel() == p.b * p.h * p.nq,
+                kOp, ": lse ", describe(lse), " does not match q ", describe(q));
+  BlockAttentionGrads r;
+  r.dq = empty(q.shape(), q.dtype(), q.device());
+  r.dk = empty(k.shape(), k.dtype(), k.device());
+  r.dv = empty(v.shape(), v.dtype(), v.device());
+  if (p.b * p.h == 0 || (p.nq == 0 && p.nk == 0)) return r;
+  if (p.fast) {
+    const int64_t nq_pad = (p.nq + kTile - 1) / kTile * kTile;
+    const int64_t rows = p.b * p.h * nq_pad;
+    Tensor lse2 = empty({rows}, DType::F32, q.device());
+    Tensor di = empty({rows}, DType::F32, q.device());
+    attn_bwd_prep<__nv_bfloat16><<<sparrow::cuda::grid_for(rows * 32, 256), 256, 0, sparrow::cuda::stream()>>>(
+        bfp(o), bfp(g), lse.data<float>(), lse2.data<float>(), di.data<float>(),
+        p.b * p.h, p.nq, nq_pad, static_cast<int>(p.d));
+    SPARROW_CUDA_LAUNCH_CHECK();
+    switch (p.d) {
+      case 32: launch_bwd<32>(p, q, k, v, g, lse2, di, nq_pad, r.dq, r.dk, r.dv); break;
+      case 64: launch_bwd<64>(p, q, k, v, g, lse2, di, nq_pad, r.dq, r.dk, r.dv); break;
+      default: launch_bwd<128>(p, q, k, v, g, lse2, di, nq_pad, r.dq, r.dk, r.dv); break;
+    }
+    return r;
+  }
+  switch (q.dtype()) {
+    case DType::BF16: simple_backward<__nv_bfloat16>(p, q, k, v, o, lse, g, r.dq, r.dk, r.dv); break;
+    case DType::F32: simple_backward<float>(p, q, k, v, o, lse, g, r.dq, r.dk, r.dv); break;
+    case DType::F64: simple_backward<double>(p, q, k, v, o, lse, g, r.dq, r.dk, r.dv); break;
+    default: fail(kOp, ": unsupported dtype ", dtype_name(q.dtype()));
+  }
+  return r;
+}
+
+}  // namespace sparrow::attn::cuda

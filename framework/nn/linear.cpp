@@ -1,0 +1,37 @@
+#include "framework/nn/linear.h"
+
+#include <cmath>
+
+#include "framework/nn/init.h"
+#include "framework/ops/ops.h"
+
+namespace sparrow::nn {
+
+Linear::Linear(int64_t in, int64_t out, bool with_bias, Generator& gen, DType dtype, Device device)
+    : in_(in), out_(out) {
+  SPARROW_CHECK(in > 0 && out > 0, "Linear: features must be positive, got in=", in, " out=", out);
+  const double bound = 1.0 / std::sqrt(static_cast<double>(in));
+  weight = empty({out, in}, dtype, device);
+  init::uniform_(weight, gen, -bound, bound);
+  register_parameter("weight", weight);
+  if (with_bias) {
+    bias = empty({out}, dtype, device);
+    init::uniform_(bias, gen, -bound, bound);
+    register_parameter("bias", bias, WeightDecay::No);
+  }
+}
+
+Tensor Linear::forward(const Tensor& x) const {
+  SPARROW_CHECK(x.dim() >= 1 && x.size(-1) == in_, "Linear: input ", describe(x), " does not end in ", in_,
+                " features");
+  // Flatten leading dims so the product is one [rows, in] × [out, in]ᵀ GEMM.
+  Shape lead(x.shape().begin(), x.shape().end() - 1);
+  Tensor x2 = x.dim() == 2 ? x : reshape(x, {-1, in_});
+  Tensor y = matmul(x2, weight, false, true);
+  if (bias.defined()) y = add(y, bias);
+  if (x.dim() == 2) return y;
+  lead.push_back(out_);
+  return reshape(y, lead);
+}
+
+}  // namespace sparrow::nn

@@ -1,0 +1,31 @@
+#include "framework/nn/mlp.h"
+
+#include "framework/ops/ops.h"
+
+namespace sparrow::nn {
+
+Activation parse_activation(const std::string& s) {
+  if (s == "gelu") return Activation::GELU;
+  if (s == "silu") return Activation::SiLU;
+  fail("MLP: unknown activation '", s, "' (expected gelu or silu)");
+}
+
+MLP::MLP(const MLPOptions& o, Generator& gen) : act_(o.activation), dropout_(o.dropout), dropout_gen_(o.dropout_gen) {
+  SPARROW_CHECK(o.in > 0 && o.hidden > 0 && o.out >= 0, "MLP: bad sizes in=", o.in, " hidden=", o.hidden,
+                " out=", o.out);
+  SPARROW_CHECK(o.dropout >= 0.0 && o.dropout < 1.0, "MLP: dropout must lie in [0, 1), got ", o.dropout);
+  SPARROW_CHECK(o.dropout == 0.0 || o.dropout_gen, "MLP: dropout ", o.dropout, " needs a dropout generator");
+  fc = register_module("fc", std::make_shared<Linear>(o.in, o.hidden, o.bias, gen, o.dtype, o.device));
+  proj = register_module("proj",
+                         std::make_shared<Linear>(o.hidden, o.out ? o.out : o.in, o.bias, gen, o.dtype, o.device));
+}
+
+Tensor MLP::forward(const Tensor& x) const {
+  Tensor h = fc->forward(x);
+  h = act_ == Activation::GELU ? gelu(h) : silu(h);
+  Tensor y = proj->forward(h);
+  if (dropout_ > 0.0 && is_training()) y = dropout(y, dropout_, *dropout_gen_, true);
+  return y;
+}
+
+}  // namespace sparrow::nn

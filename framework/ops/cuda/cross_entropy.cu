@@ -1,0 +1,140 @@
+// Fused softmax cross-entropy on the GPU (math in ops/cpu/cross_entropy.cpp).
+//   forward: one block per row streams the vocabulary once for the online (max, Σexp) pair →
+//     lse; thread 0 forms the row's loss. A one-block kernel then sums the rows' losses in a
+//     fixed order (deterministic) and counts the targets, and the host reads back the count and
+//     any bad target (one 12-byte copy) so it can throw and hand the count to the backward.
+//   backward: one block per row writes (exp(x − lse) − onehot)·dL/count, or zeros if ignored.
+#include "framework/cuda/runtime.h"
+#include "framework/ops/cuda/cross_entropy.h"
+#include "framework/ops/cuda/fused_reduce.cuh"
+#include "framework/ops/cuda/strided.cuh"
+
+namespace sparrow::cuda {
+
+namespace {
+
+// info[0]: 1 if a bad target was seen, info[1]: one such target, info[2]: counted targets.
+template <class T>
+__global__ void ce_rows_kernel(const T* __restrict__ x, const int32_t* __restrict__ targets, int32_t ignore,
+                               typename Acc<T>::type* lse, typename Acc<T>::type* row_loss, int32_t* info,
+                               int64_t rows, int64_t V) {
+  using A = typename Acc<T>::type;
+  __shared__ MaxSum<A> scratch[32];
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const T* xr = x + row * V;
+    MaxSum<A> ms{A(-INFINITY), A(0)};
+    for (int64_t j = threadIdx.x; j < V; j += blockDim.x) ms = push(ms, static_cast<A>(to_f(xr[j])));
+    ms = block_maxsum(ms, scratch);
+    if (threadIdx.x == 0) {
+      const A l = ms.m + log(ms.s);
+      lse[row] = l;
+      const int32_t t = targets[row];
+      A loss = 0;
+      if (t != ignore) {
+        if (t >= 0 && t < V) {
+          loss = l - static_cast<A>(to_f(xr[t]));
+        } else {
+          info[1] = t;  // any one of the bad targets will do for the message
+          info[0] = 1;
+        }
+      }
+      row_loss[row] = loss;
+    }
+  }
+}
+
+template <class A>
+__global__ void ce_reduce_kernel(const A* row_loss, const int32_t* __restrict__ targets, int32_t ignore, int64_t V,
+                                 A* loss, int32_t* info, int64_t rows) {
+  __shared__ double scratch[32];
+  double s = 0, c = 0;
+  for (int64_t i = threadIdx.x; i < rows; i += blockDim.x) {
+    const int32_t t = targets[i];
+    if (t != ignore && t >= 0 && t < V) {
+      s += static_cast<double>(row_loss[i]);
+      c += 1;
+    }
+  }
+  s = block_sum(s, scratch);
+  c = block_sum(c, scratch);
+  if (threadIdx.x == 0) {
+    loss[0] = static_cast<A>(c > 0 ? s / c : 0.0);
+    info[2] = static_cast<int32_t>(c);
+  }
+}
+
+template <class T>
+__global__ void ce_backward_kernel(const T* __restrict__ x, const int32_t* __restrict__ targets, int32_t ignore,
+                                   const typename Acc<T>::type* lse, const typename Acc<T>::type* g, double inv_count,
+                                   T* __restrict__ dx, int64_t rows, int64_t V) {
+  using A = typename Acc<T>::type;
+  const A scale = g[0] * static_cast<A>(inv_count);
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const T* xr = x + row * V;
+    T* dr = dx + row * V;
+    const int32_t t = targets[row];
+    if (t == ignore) {
+      for (int64_t j = threadIdx.x; j < V; j += blockDim.x) dr[j] = from_f<T>(0.0);
+      continue;
+    }
+    const A l = lse[row];
+    for (int64_t j = threadIdx.x; j < V; j += blockDim.x) {
+      const A p = exp(static_cast<A>(to_f(xr[j])) - l);
+      dr[j] = from_f<T>((j == t ? p - A(1) : p) * scale);
+    }
+  }
+}
+
+template <class T>
+int64_t forward_impl(const Tensor& logits, const Tensor& targets, int32_t ignore, Tensor& loss, Tensor& lse) {
+  using A = typename Acc<T>::type;
+  const int64_t N = logits.size(0), V = logits.size(1);
+  const DType sd = logits.dtype() == DType::F64 ? DType::F64 : DType::F32;
+  Tensor row_loss = empty({N}, sd, logits.device());
+  Tensor info = zeros({3}, DType::I32, logits.device());
+  const int32_t* tp = static_cast<const int32_t*>(targets.data_ptr());
+  int32_t* ip = static_cast<int32_t*>(info.data_ptr());
+  ce_rows_kernel<T><<<row_blocks(N), row_threads(V), 0, stream()>>>(
+      static_cast<const T*>(logits.data_ptr()), tp, ignore, static_cast<A*>(lse.data_ptr()),
+      static_cast<A*>(row_loss.data_ptr()), ip, N, V);
+  SPARROW_CUDA_LAUNCH_CHECK();
+  ce_reduce_kernel<A><<<1, 1024, 0, stream()>>>(static_cast<const A*>(row_loss.data_ptr()), tp, ignore, V,
+                                               static_cast<A*>(loss.data_ptr()), ip, N);
+  SPARROW_CUDA_LAUNCH_CHECK();
+  int32_t host[3];
+  SPARROW_CUDA_CHECK(cudaMemcpyAsync(host, ip, sizeof(host), cudaMemcpyDeviceToHost, stream()));
+  SPARROW_CUDA_CHECK(cudaStreamSynchronize(stream()));
+  SPARROW_CHECK(host[0] == 0, "cross_entropy: target ", host[1], " is outside [0, ", V,
+                ") and is not ignore_index (", ignore, ")");
+  return host[2];
+}
+
+template <class T>
+void backward_impl(const Tensor& logits, const Tensor& targets, int32_t ignore, const Tensor& lse, const Tensor& g,
+                   int64_t count, Tensor& dx) {
+  using A = typename Acc<T>::type;
+  const int64_t N = logits.size(0), V = logits.size(1);
+  ce_backward_kernel<T><<<row_blocks(N), row_threads(V), 0, stream()>>>(
+      static_cast<const T*>(logits.data_ptr()), static_cast<const int32_t*>(targets.data_ptr()), ignore,
+      static_cast<const A*>(lse.data_ptr()), static_cast<const A*>(g.data_ptr()),
+      count > 0 ? 1.0 / static_cast<double>(count) : 0.0, static_cast<T*>(dx.data_ptr()), N, V);
+  SPARROW_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+int64_t cross_entropy_forward(const Tensor& logits, const Tensor& targets, int32_t ignore_index, Tensor& loss,
+                              Tensor& lse) {
+  return SPARROW_CUDA_FLOAT_DISPATCH(logits.dtype(), "cross_entropy", [&] {
+    return forward_impl<T>(logits, targets, ignore_index, loss, lse);
+  });
+}
+
+void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int32_t ignore_index, const Tensor& lse,
+                            const Tensor& g, int64_t count, Tensor& dlogits) {
+  SPARROW_CUDA_FLOAT_DISPATCH(logits.dtype(), "cross_entropy backward", [&] {
+    backward_impl<T>(logits, targets, ignore_index, lse, g, count, dlogits);
+  });
+}
+
+}  // namespace sparrow::cuda

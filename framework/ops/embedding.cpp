@@ -1,0 +1,70 @@
+// embedding(weight [V, D], ids I32 [...]) → [..., D]: a row gather. Its gradient scatters the
+// output gradient's rows back into a zero [V, D] tensor, adding where ids repeat.
+#include "framework/autograd/node.h"
+#include "framework/ops/cpu/embedding.h"
+#include "framework/ops/ops.h"
+#ifdef SPARROW_WITH_CUDA
+#include "framework/ops/cuda/embedding.h"
+#endif
+
+namespace sparrow {
+
+namespace {
+
+Tensor embedding_grad(const Tensor& g, const Tensor& ids, const Shape& weight_shape) {
+  Tensor grad_out = g.contiguous();
+  Tensor gw = zeros(weight_shape, g.dtype(), g.device());
+  if (g.device().is_cpu()) {
+    cpu::embedding_backward(grad_out, ids, gw);
+  } else {
+#ifdef SPARROW_WITH_CUDA
+    cuda::embedding_backward(grad_out, ids, gw);
+#endif
+  }
+  return gw;
+}
+
+}  // namespace
+
+Tensor embedding(const Tensor& weight, const Tensor& ids_in) {
+  check_same_device("embedding", weight, ids_in);
+  check_dim("embedding", weight, 2);
+  check_float("embedding", weight);
+  SPARROW_CHECK(ids_in.dtype() == DType::I32, "embedding: ids must be i32, got ", describe(ids_in));
+  const int64_t v = weight.size(0), d = weight.size(1);
+  Tensor ids = ids_in.detach().contiguous();
+  Tensor w = weight.detach().contiguous();
+  Shape out_shape = ids.shape();
+  out_shape.push_back(d);
+  Tensor out = empty(out_shape, weight.dtype(), weight.device());
+  if (ids.numel() > 0) {
+    int64_t bad = -1;
+    if (weight.device().is_cpu()) {
+      bad = cpu::embedding_first_bad_id(ids, v);
+    } else {
+#ifdef SPARROW_WITH_CUDA
+      bad = cuda::embedding_first_bad_id(ids, v);
+#else
+      fail("embedding: ", describe(weight), " needs CUDA, but Sparrow was built without it");
+#endif
+    }
+    if (bad >= 0) {
+      const int64_t id = static_cast<int64_t>(reshape(ids, {-1}).slice(0, bad, bad + 1).item());
+      fail("embedding: id ", id, " at position ", bad, " of ids ", shape_str(ids.shape()), " is outside [0, ", v,
+           ") for weight ", shape_str(weight.shape()));
+    }
+    if (weight.device().is_cpu()) {
+      cpu::embedding_forward(w, ids, out);
+    } else {
+#ifdef SPARROW_WITH_CUDA
+      cuda::embedding_forward(w, ids, out);
+#endif
+    }
+  }
+  const Shape weight_shape = weight.shape();
+  return record(out, "embedding", {weight, ids_in}, [ids, weight_shape](const Tensor& g) {
+    return std::vector<Tensor>{embedding_grad(g, ids, weight_shape), Tensor()};
+  });
+}
+
+}  // namespace sparrow

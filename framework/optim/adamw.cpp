@@ -1,0 +1,84 @@
+#include "framework/optim/adamw.h"
+
+#include <cmath>
+
+#include "framework/optim/cpu/adamw.h"
+#ifdef SPARROW_WITH_CUDA
+#include "framework/optim/cuda/adamw.h"
+#endif
+
+namespace sparrow::optim {
+
+namespace {
+void check_options(const AdamWOptions& o) {
+  SPARROW_CHECK(o.lr >= 0 && o.eps > 0 && o.weight_decay >= 0 && o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 &&
+                    o.beta2 < 1,
+                "AdamW: bad options lr=", o.lr, " betas=(", o.beta1, ", ", o.beta2, ") eps=", o.eps,
+                " weight_decay=", o.weight_decay);
+}
+}  // namespace
+
+AdamW::AdamW(nn::ParameterBuffer params, AdamWOptions opt) : params_(std::move(params)), opt_(opt) {
+  SPARROW_CHECK(params_.defined(), "AdamW: the parameter buffer was never packed");
+  SPARROW_CHECK(params_.dtype() == DType::F32, "AdamW: master weights must be f32, got ",
+                dtype_name(params_.dtype()), " (pack the model in f32; use set_compute_copy for bf16)");
+  check_options(opt_);
+  exp_avg_ = zeros({params_.numel()}, DType::F32, params_.device());
+  exp_avg_sq_ = zeros({params_.numel()}, DType::F32, params_.device());
+}
+
+void AdamW::set_compute_copy(Tensor c) {
+  if (c.defined())
+    SPARROW_CHECK(c.dtype() == DType::BF16 && c.dim() == 1 && c.numel() == params_.numel() && c.is_contiguous() &&
+                      c.device() == params_.device(),
+                  "AdamW::set_compute_copy: needs a contiguous bf16[", params_.numel(), "] on ",
+                  params_.device().str(), ", got ", describe(c));
+  compute_copy_ = std::move(c);
+}
+
+void AdamW::step() {
+  check_options(opt_);
+  params_.check_bound();
+  ++step_;
+  // Bias corrections in double on the host: β^t for large t underflows gracefully to 0.
+  const double bc1 = 1.0 - std::pow(opt_.beta1, static_cast<double>(step_));
+  const double bc2 = 1.0 - std::pow(opt_.beta2, static_cast<double>(step_));
+  AdamWKernelArgs a{};
+  a.lr = static_cast<float>(opt_.lr);
+  a.beta1 = static_cast<float>(opt_.beta1);
+  a.beta2 = static_cast<float>(opt_.beta2);
+  a.eps = static_cast<float>(opt_.eps);
+  a.weight_decay = static_cast<float>(opt_.weight_decay);
+  a.step_size = static_cast<float>(opt_.lr / bc1);
+  a.inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
+  a.n = params_.numel();
+  a.decay_end = params_.decay_numel();
+
+  float* p = params_.data().data<float>();
+  const float* g = params_.grad().data<float>();
+  float* m = exp_avg_.data<float>();
+  float* v = exp_avg_sq_.data<float>();
+  bf16* copy = compute_copy_.defined() ? compute_copy_.data<bf16>() : nullptr;
+  if (params_.device().is_cpu()) {
+    cpu::adamw_step(p, g, m, v, copy, a);
+  } else {
+#ifdef SPARROW_WITH_CUDA
+    cuda::adamw_step(p, g, m, v, copy, a);
+#else
+    fail("AdamW: parameters on ", params_.device().str(), " but Sparrow was built without CUDA");
+#endif
+  }
+}
+
+void AdamW::load_state(const AdamWState& s) {
+  SPARROW_CHECK(s.step >= 0, "AdamW::load_state: negative step ", s.step);
+  for (const Tensor* t : {&s.exp_avg, &s.exp_avg_sq})
+    SPARROW_CHECK(t->defined() && t->dtype() == DType::F32 && t->shape() == exp_avg_.shape(),
+                  "AdamW::load_state: state tensor ", t->defined() ? describe(*t) : std::string("(undefined)"),
+                  " does not match f32", shape_str(exp_avg_.shape()));
+  if (!s.exp_avg.same(exp_avg_)) copy_(exp_avg_, s.exp_avg);
+  if (!s.exp_avg_sq.same(exp_avg_sq_)) copy_(exp_avg_sq_, s.exp_avg_sq);
+  step_ = s.step;
+}
+
+}  // namespace sparrow::optim

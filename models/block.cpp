@@ -1,0 +1,69 @@
+#include "models/block.h"
+
+#include <cmath>
+
+#include "framework/nn/norm.h"
+#include "framework/ops/ops.h"
+#include "models/transformer.h"
+
+namespace sparrow::models {
+
+namespace {
+std::shared_ptr<nn::Module> make_norm(bool rms, int64_t d, Device device) {
+  if (rms) return std::make_shared<nn::RMSNorm>(d, 1e-6, DType::F32, device);
+  return std::make_shared<nn::LayerNorm>(d, 1e-5, true, DType::F32, device);
+}
+}  // namespace
+
+Block::Block(const TransformerOptions& opt, const attn::AttentionConfig& attention, Generator& init_gen,
+             Generator& dropout_gen, Device device)
+    : d_model_(opt.d_model),
+      n_heads_(opt.n_heads),
+      dropout_(opt.dropout),
+      rope_base_(opt.rope_base),
+      dropout_gen_(&dropout_gen) {
+  norm1_ = register_module("norm1", make_norm(opt.rmsnorm, d_model_, device));
+  qkv_ = register_module("qkv", std::make_shared<nn::Linear>(d_model_, 3 * d_model_, true, init_gen, DType::F32, device));
+  proj_ = register_module("proj", std::make_shared<nn::Linear>(d_model_, d_model_, true, init_gen, DType::F32, device));
+  norm2_ = register_module("norm2", make_norm(opt.rmsnorm, d_model_, device));
+  nn::MLPOptions m;
+  m.in = d_model_;
+  m.hidden = static_cast<int64_t>(std::llround(opt.mlp_ratio * static_cast<double>(d_model_)));
+  m.dropout = opt.dropout;
+  m.dropout_gen = &dropout_gen;
+  m.device = device;
+  mlp_ = register_module("mlp", std::make_shared<nn::MLP>(m, init_gen));
+  attn_ = attn::make_attention(attention);
+}
+
+Tensor Block::norm(const nn::Module& m, const Tensor& x) const {
+  if (auto* ln = dynamic_cast<const nn::LayerNorm*>(&m)) return ln->forward(x);
+  return static_cast<const nn::RMSNorm&>(m).forward(x);
+}
+
+Tensor Block::attention_sublayer(const Tensor& h, int64_t step) const {
+  const int64_t B = h.size(0), T = h.size(1), Dh = d_model_ / n_heads_;
+  // qkv: [B, T, 3d] → [B, T, 3, H, Dh] → [3, B, H, T, Dh]: one permute, then each of q, k, v is a
+  // contiguous slice (the attention kernels read [B, H, T, Dh] row-major).
+  Tensor qkv = permute(reshape(qkv_->forward(h), {B, T, 3, n_heads_, Dh}), {2, 0, 3, 1, 4}).contiguous();
+  Tensor q = reshape(slice(qkv, 0, 0, 1), {B, n_heads_, T, Dh});
+  Tensor k = reshape(slice(qkv, 0, 1, 2), {B, n_heads_, T, Dh});
+  Tensor v = reshape(slice(qkv, 0, 2, 3), {B, n_heads_, T, Dh});
+  attn::AttentionCall call;
+  call.q = rope(q, 0, rope_base_);
+  call.k = rope(k, 0, rope_base_);
+  call.v = v;
+  call.causal = true;
+  call.step = step;
+  Tensor o = attn_->forward(call);  // [B, H, T, Dh]
+  Tensor merged = reshape(permute(o, {0, 2, 1, 3}).contiguous(), {B, T, d_model_});
+  Tensor y = proj_->forward(merged);
+  return dropout_ > 0 ? dropout(y, dropout_, *dropout_gen_, is_training()) : y;
+}
+
+Tensor Block::forward(const Tensor& x, int64_t step) const {
+  Tensor h = add(x, attention_sublayer(norm(*norm1_, x), step));
+  return add(h, mlp_->forward(norm(*norm2_, h)));
+}
+
+}  // namespace sparrow::models

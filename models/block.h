@@ -1,0 +1,41 @@
+// One pre-norm transformer block: attention and MLP sub-layers, each with a residual.
+#pragma once
+#include <memory>
+
+#include "attention/attention.h"
+#include "framework/core/rng.h"
+#include "framework/nn/linear.h"
+#include "framework/nn/mlp.h"
+#include "framework/nn/module.h"
+
+namespace sparrow::models {
+
+struct TransformerOptions;
+
+class Block : public nn::Module {
+ public:
+  Block(const TransformerOptions& opt, const attn::AttentionConfig& attention, Generator& init_gen,
+        Generator& dropout_gen, Device device);
+  // x [B, T, d] → [B, T, d]
+  Tensor forward(const Tensor& x, int64_t step) const;
+  attn::Attention& attention() const { return *attn_; }
+
+ private:
+  Tensor norm(const nn::Module& m, const Tensor& x) const;
+  Tensor attention_sublayer(const Tensor& h, int64_t step) const;
+
+  int64_t d_model_, n_heads_;
+  double dropout_;
+  double rope_base_;
+  Generator* dropout_gen_;
+  std::shared_ptr<nn::Module> norm1_, norm2_;
+  std::shared_ptr<nn::Linear> qkv_, proj_;
+  std::shared_ptr<nn::MLP> mlp_;
+  std::unique_ptr<attn::Attention> attn_;
+};
+
+
+
+
+
+}  // namespace sparrow::models

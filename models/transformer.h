@@ -1,0 +1,71 @@
+// Decoder-only transformer language model (GPT-style, pre-norm):
+//   x = embed(ids)                                            [B, T, d]
+//   for each block:  x += drop(proj(attn(rope(q), rope(k), v)))   with q, k, v = split(qkv(norm1(x)))
+//                    x += mlp(norm2(x))
+//   logits = norm_f(x) · Wᵀ   (W the embedding when tied, else a separate head)
+// Each layer builds its own attention from its own AttentionConfig (a default plus per-layer
+// overrides), so one model can mix dense and sparse layers. Built on framework/ and the
+// attention interface only.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "attention/attention.h"
+#include "framework/core/rng.h"
+#include "framework/nn/embedding.h"
+#include "framework/nn/linear.h"
+#include "framework/nn/mlp.h"
+#include "framework/nn/module.h"
+
+namespace sparrow::models {
+
+struct TransformerOptions {
+  int64_t vocab_size = 256;
+  int64_t n_layers = 4;
+  int64_t d_model = 256;
+  int64_t n_heads = 4;
+  double mlp_ratio = 4.0;
+  double dropout = 0.0;
+  bool tied_embeddings = true;
+  bool rmsnorm = false;          // RMSNorm instead of LayerNorm
+  double rope_base = 10000.0;
+  bool recompute = false;        // activation checkpointing per block
+  std::vector<attn::AttentionConfig> attention;  // one per layer (size n_layers)
+};
+
+class Block;
+
+class TransformerLM : public nn::Module {
+ public:
+  // Parameters are created in f32 on `device`; GPT-2 initialisation (N(0, 0.02), residual
+  // projections scaled by 1/√(2·n_layers)) from init_gen. dropout draws from its own generator,
+  // whose state the trainer checkpoints (dropout_generator()).
+  TransformerLM(const TransformerOptions& opt, Generator& init_gen, Device device = Device::cpu());
+  ~TransformerLM() override;
+
+  // ids I32 [B, T] → logits [B, T, V] in `compute` dtype (weights are cast at use when it
+  // differs from theirs: f32 master weights, bf16 compute). `step` reaches the attention
+  // (schedule, adaptive refresh).
+  Tensor forward(const Tensor& ids, int64_t step, DType compute = DType::F32);
+  // Mean next-token cross-entropy (targets −100 are ignored), as an f32 scalar.
+  Tensor loss(const Tensor& ids, const Tensor& targets, int64_t step, DType compute = DType::F32);
+
+  const TransformerOptions& options() const { return opt_; }
+  int64_t num_layers() const { return static_cast<int64_t>(blocks_.size()); }
+  attn::Attention& attention(int64_t layer);
+  std::vector<attn::AttentionStats> attention_stats() const;
+  Generator& dropout_generator() { return dropout_gen_; }
+  // Forward FLOPs per token of the matrix products (6× this ≈ a training step's), excluding
+  // attention's score/value products, which stats() counts per layer.
+  double dense_flops_per_token() const;
+
+ private:
+  TransformerOptions opt_;
+  Generator dropout_gen_;
+  std::shared_ptr<nn::Embedding> embed_;
+  std::vector<std::shared_ptr<Block>> blocks_;
+  std::shared_ptr<nn::Module> norm_f_;
+  std::shared_ptr<nn::Linear> head_;  // null when tied
+};
+
+}  // namespace sparrow::models

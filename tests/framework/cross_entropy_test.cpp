@@ -1,0 +1,123 @@
+// cross_entropy on the CPU: the loss against log-softmax + NLL by hand (with ignored targets),
+// the gradient formula (softmax − onehot)/count, gradients by finite differences in f64, the
+// all-ignored case, bf16/f32 logits, and the errors (bad targets are named).
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "common/gradcheck.h"
+
+using namespace sparrow;
+using sparrow::testing::gradcheck;
+using sparrow::testing::leaf;
+using sparrow::testing::rel_error;
+
+namespace {
+
+double reference_loss(const Tensor& logits, const std::vector<int32_t>& t, int32_t ignore) {
+  const std::vector<double> x = logits.to_vector();
+  const int64_t V = logits.size(1);
+  double total = 0;
+  int count = 0;
+  for (size_t i = 0; i < t.size(); ++i) {
+    if (t[i] == ignore) continue;
+    double m = -INFINITY, z = 0;
+    for (int64_t j = 0; j < V; ++j) m = std::max(m, x[i * V + j]);
+    for (int64_t j = 0; j < V; ++j) z += std::exp(x[i * V + j] - m);
+    total += m + std::log(z) - x[i * V + t[i]];
+    ++count;
+  }
+  return count ? total / count : 0.0;
+}
+
+TEST(CrossEntropy, MatchesReferenceWithIgnoredTargets) {
+  Generator g(1);
+  Tensor x = randn({6, 11}, g, DType::F64, Device::cpu(), 3.0);
+  const std::vector<int32_t> t{3, -100, 0, 10, -100, 7};
+  Tensor loss = cross_entropy(x, from_ints(t, {6}));
+  EXPECT_EQ(loss.dim(), 0);
+  EXPECT_EQ(loss.dtype(), DType::F64);
+  EXPECT_NEAR(loss.item(), reference_loss(x, t, -100), 1e-12);
+  // A custom ignore_index: -100 would now be out of range, so use 5 and valid ids.
+  const std::vector<int32_t> t2{5, 1, 5, 2, 9, 0};
+  EXPECT_NEAR(cross_entropy(x, from_ints(t2, {6}), 5).item(), reference_loss(x, t2, 5), 1e-12);
+}
+
+TEST(CrossEntropy, GradientIsSoftmaxMinusOnehotOverCount) {
+  Generator g(2);
+  Tensor x = leaf({4, 5}, g);
+  const std::vector<int32_t> t{1, -100, 4, 0};
+  cross_entropy(x, from_ints(t, {4})).backward();
+  const std::vector<double> xv = x.to_vector(), gv = x.grad().to_vector();
+  for (int i = 0; i < 4; ++i) {
+    double z = 0;
+    for (int j = 0; j < 5; ++j) z += std::exp(xv[i * 5 + j]);
+    for (int j = 0; j < 5; ++j) {
+      const double expect = t[i] == -100 ? 0.0 : (std::exp(xv[i * 5 + j]) / z - (j == t[i] ? 1.0 : 0.0)) / 3.0;
+      EXPECT_NEAR(gv[i * 5 + j], expect, 1e-12) << i << "," << j;
+    }
+  }
+}
+
+TEST(CrossEntropy, GradcheckWithIgnoredTargets) {
+  Generator g(3);
+  Tensor t = from_ints({2, -100, 0, 6, 6, -100, 1}, {7});
+  auto f = [&](const std::vector<Tensor>& in) { return cross_entropy(in[0], t); };
+  EXPECT_TRUE(gradcheck(f, {leaf({7, 8}, g, 2.0)}));
+  Tensor t2 = from_ints({3, 0, 2}, {3});
+  auto f2 = [&](const std::vector<Tensor>& in) { return cross_entropy(in[0], t2, 0); };
+  EXPECT_TRUE(gradcheck(f2, {leaf({3, 4}, g)}));
+}
+
+TEST(CrossEntropy, GradcheckThroughTransposedView) {
+  Generator g(4);
+  Tensor t = from_ints({1, 4, 0}, {3});
+  auto f = [&](const std::vector<Tensor>& in) { return cross_entropy(in[0].transpose(0, 1), t); };
+  EXPECT_TRUE(gradcheck(f, {leaf({5, 3}, g)}));
+}
+
+TEST(CrossEntropy, AllIgnoredIsZeroWithZeroGradient) {
+  Generator g(5);
+  Tensor x = leaf({3, 4}, g);
+  Tensor loss = cross_entropy(x, from_ints({-100, -100, -100}, {3}));
+  EXPECT_EQ(loss.item(), 0.0);
+  loss.backward();
+  for (double v : x.grad().to_vector()) EXPECT_EQ(v, 0.0);
+}
+
+TEST(CrossEntropy, LowPrecisionLogits) {
+  Generator g(6);
+  Tensor x = randn({16, 300}, g, DType::F64, Device::cpu(), 2.0);
+  std::vector<int32_t> t(16);
+  for (int i = 0; i < 16; ++i) t[i] = (i * 37) % 300;
+  t[3] = -100;
+  for (DType dt : {DType::F32, DType::BF16}) {
+    Tensor xd = x.to(dt);
+    Tensor loss = cross_entropy(xd, from_ints(t, {16}));
+    EXPECT_EQ(loss.dtype(), DType::F32) << "the loss stays f32 for " << dtype_name(dt) << " logits";
+    EXPECT_NEAR(loss.item(), reference_loss(xd, t, -100), 1e-4) << dtype_name(dt);
+  }
+}
+
+TEST(CrossEntropy, BadTargetThrowsNamingIt) {
+  Tensor x = zeros({3, 4});
+  for (int32_t bad : {4, -1, 77}) {
+    try {
+      cross_entropy(x, from_ints({0, bad, 1}, {3}));
+      ADD_FAILURE() << "target " << bad << " did not throw";
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("cross_entropy"), std::string::npos) << msg;
+      EXPECT_NE(msg.find(std::to_string(bad)), std::string::npos) << msg;
+    }
+  }
+}
+
+TEST(CrossEntropy, ShapeAndDtypeErrors) {
+  EXPECT_THROW(cross_entropy(zeros({3, 4}), from_ints({0, 1}, {2})), Error);
+  EXPECT_THROW(cross_entropy(zeros({3, 4, 1}), from_ints({0, 1, 2}, {3})), Error);
+  EXPECT_THROW(cross_entropy(zeros({3, 4}), zeros({3})), Error);
+  EXPECT_THROW(cross_entropy(zeros({3, 4}), from_ints({0, 1, 2, 0, 0, 0}, {3, 2})), Error);
+}
+
+}  // namespace

@@ -1,0 +1,259 @@
+// optim: AdamW and SGD against hand-computed steps, clipping, learning-rate schedules.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "common/gradcheck.h"
+#include "framework/nn/norm.h"
+#include "framework/nn/parameter_buffer.h"
+#include "framework/optim/adamw.h"
+#include "framework/optim/clip.h"
+#include "framework/optim/lr_schedule.h"
+#include "framework/optim/sgd.h"
+
+using namespace sparrow;
+
+namespace {
+
+// w [1, 2] takes weight decay (2-D); b [1] does not (a bias); norm.weight does not (a norm).
+struct TwoParams : nn::Module {
+  Tensor w, b;
+  std::shared_ptr<nn::LayerNorm> norm;
+  TwoParams() {
+    w = register_parameter("w", from_vector(std::vector<double>{1.0, -2.0}, {1, 2}));
+    b = register_parameter("bias", from_vector(std::vector<double>{0.5}, {1}));
+    norm = register_module("norm", std::make_shared<nn::LayerNorm>(2));
+  }
+};
+
+void set_grad(const nn::ParameterBuffer& buf, const std::string& name, const std::vector<double>& g) {
+  Tensor view = buf.slot(name).grad;
+  copy_(view, from_vector(g, view.shape()));
+}
+
+}  // namespace
+
+TEST(AdamW, MatchesHandComputedStepsWithDecayAndBiasCorrection) {
+  TwoParams m;
+  nn::ParameterBuffer buf = nn::ParameterBuffer::pack(m);
+  optim::AdamW opt(buf, {.lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.1});
+  // Gradients per step for w[0], w[1], bias.
+  const double g[3][3] = {{0.5, 0.1, 1.0}, {-0.25, 0.3, 1.0}, {2.0, -0.2, -3.0}};
+  // Worked by hand (in double): step 1 is p·(1 − lr·wd) − lr·g/(|g| + eps) since m̂ = g, v̂ = g²;
+  // e.g. w[0]: 1·0.99 − 0.1·0.5/0.5 = 0.89. Step 2 for w[0]: m = 0.02, v = 3.1225e-4,
+  // m̂ = 0.02/0.19, v̂ = 3.1225e-4/0.001999 → 0.89·0.99 − 0.1·0.105263/0.395225 = 0.854466.
+  const double want[3][3] = {{0.8900000020, -2.0799999900, 0.4000000010},
+                             {0.8544662987, -2.1509780979, 0.3000000020},
+                             {0.7788568715, -2.1552586962, 0.3248500212}};
+  for (int s = 0; s < 3; ++s) {
+    set_grad(buf, "w", {g[s][0], g[s][1]});
+    set_grad(buf, "bias", {g[s][2]});
+    set_grad(buf, "norm.weight", {0.0, 0.0});
+    set_grad(buf, "norm.bias", {0.0, 0.0});
+    opt.step();
+    std::vector<double> w = m.w.to_vector(), b = m.b.to_vector();
+    EXPECT_NEAR(w[0], want[s][0], 2e-6) << "step " << s + 1;
+    EXPECT_NEAR(w[1], want[s][1], 2e-6) << "step " << s + 1;
+    EXPECT_NEAR(b[0], want[s][2], 2e-6) << "step " << s + 1;
+    // Zero gradient and no decay: the norm's parameters do not move at all.
+    EXPECT_EQ(m.norm->weight.to_vector(), (std::vector<double>{1, 1}));
+    EXPECT_EQ(m.norm->bias.to_vector(), (std::vector<double>{0, 0}));
+  }
+  EXPECT_EQ(opt.step_count(), 3);
+}
+
+TEST(AdamW, DecaysOnlyMatricesNotNormsOrBiases) {
+  TwoParams m;
+  nn::ParameterBuffer buf = nn::ParameterBuffer::pack(m);
+  Tensor flat = buf.data();
+  fill_(flat, 2.0);
+  optim::AdamW opt(buf, {.lr = 0.5, .weight_decay = 0.2});
+  for (int s = 0; s < 4; ++s) opt.step();  // zero gradients: only weight decay acts
+  const double shrink = std::pow(1 - 0.5 * 0.2, 4);
+  for (double v : m.w.to_vector()) EXPECT_NEAR(v, 2.0 * shrink, 1e-6);
+  EXPECT_EQ(m.b.to_vector(), (std::vector<double>{2.0}));
+  EXPECT_EQ(m.norm->weight.to_vector(), (std::vector<double>{2.0, 2.0}));
+  EXPECT_EQ(m.norm->bias.to_vector(), (std::vector<double>{2.0, 2.0}));
+}
+
+TEST(AdamW, StateRoundTripResumesExactly) {
+  auto run = [](int steps_before, bool resume_midway) {
+    TwoParams m;
+    nn::ParameterBuffer buf = nn::ParameterBuffer::pack(m);
+    optim::AdamW opt(buf, {.lr = 0.05, .weight_decay = 0.01});
+    auto feed = [&](int s) {
+      set_grad(buf, "w", {0.3 * s - 0.4, 0.2});
+      set_grad(buf, "bias", {1.0 / (s + 1)});
+    };
+    for (int s = 0; s < steps_before; ++s) {
+      feed(s);
+      opt.step();
+    }
+    if (resume_midway) {
+      // Save, then continue in a brand-new optimizer from the saved state and weights.
+      optim::AdamWState st = opt.state();
+      optim::AdamWState saved{st.step, st.exp_avg.clone(), st.exp_avg_sq.clone()};
+      std::vector<double> weights = buf.data().to_vector();
+      TwoParams m2;
+      nn::ParameterBuffer buf2 = nn::ParameterBuffer::pack(m2);
+      Tensor d2 = buf2.data();
+      copy_(d2, from_vector(weights, d2.shape()));
+      optim::AdamW opt2(buf2, {.lr = 0.05, .weight_decay = 0.01});
+      opt2.load_state(saved);
+      EXPECT_EQ(opt2.step_count(), steps_before);
+      set_grad(buf2, "w", {0.3 * steps_before - 0.4, 0.2});
+      set_grad(buf2, "bias", {1.0 / (steps_before + 1)});
+      opt2.step();
+      return buf2.data().to_vector();
+    }
+    feed(steps_before);
+    opt.step();
+    return buf.data().to_vector();
+  };
+  EXPECT_EQ(run(2, true), run(2, false));
+  TwoParams m;
+  optim::AdamW opt(nn::ParameterBuffer::pack(m));
+  EXPECT_THROW(opt.load_state({1, zeros({3}), zeros({3})}), Error);
+}
+
+TEST(AdamW, RefusesNonF32MasterAndStaleViews) {
+  TwoParams m;
+  EXPECT_THROW(optim::AdamW(nn::ParameterBuffer::pack(m, DType::F64)), Error);
+  nn::ParameterBuffer buf = nn::ParameterBuffer::pack(m);
+  optim::AdamW opt(buf);
+  m.w.zero_grad();  // the next backward would not reach the flat buffer
+  EXPECT_THROW(opt.step(), Error);
+  opt.zero_grad();
+  opt.step();
+}
+
+TEST(AdamW, WritesTheBf16ComputeCopy) {
+  TwoParams m;
+  nn::ParameterBuffer buf = nn::ParameterBuffer::pack(m);
+  optim::AdamW opt(buf, {.lr = 0.1});
+  set_grad(buf, "w", {1.0, -1.0});
+  Tensor copy = zeros({buf.numel()}, DType::BF16);
+  opt.set_compute_copy(copy);
+  opt.step();
+  std::vector<double> p = buf.data().to_vector(), c = copy.to_vector();
+  for (size_t i = 0; i < p.size(); ++i) EXPECT_EQ(c[i], double(float(bf16(float(p[i])))));
+  EXPECT_THROW(opt.set_compute_copy(zeros({buf.numel()})), Error);
+}
+
+TEST(SGD, MomentumAndNesterovMatchHandComputedSteps) {
+  for (bool nesterov : {false, true}) {
+    TwoParams m;
+    nn::ParameterBuffer buf = nn::ParameterBuffer::pack(m);
+    optim::SGD opt(buf, {.lr = 0.1, .momentum = 0.9, .nesterov = nesterov});
+    // bias starts at 0.5 with gradient 1 every step:
+    //   plain:    b = 1, 1.9, 2.71      → p = 0.4, 0.21, −0.061
+    //   nesterov: d = 1.9, 2.71, 3.439  → p = 0.31, 0.039, −0.3049
+    const double plain[3] = {0.4, 0.21, -0.061}, nest[3] = {0.31, 0.039, -0.3049};
+    for (int s = 0; s < 3; ++s) {
+      set_grad(buf, "bias", {1.0});
+      opt.step();
+      EXPECT_NEAR(m.b.to_vector()[0], nesterov ? nest[s] : plain[s], 1e-6) << "step " << s + 1;
+    }
+  }
+}
+
+TEST(SGD, WeightDecayOnlyOnTheDecayingGroup) {
+  TwoParams m;
+  nn::ParameterBuffer buf = nn::ParameterBuffer::pack(m);
+  optim::SGD opt(buf, {.lr = 0.1, .weight_decay = 0.5});
+  opt.step();  // zero gradients: d = wd·p on w only
+  EXPECT_NEAR(m.w.to_vector()[0], 1.0 - 0.1 * 0.5 * 1.0, 1e-7);
+  EXPECT_NEAR(m.w.to_vector()[1], -2.0 - 0.1 * 0.5 * -2.0, 1e-7);
+  EXPECT_EQ(m.b.to_vector()[0], 0.5);
+  // Gradients are left as they were (the decay term is not written into them).
+  for (double v : buf.grad().to_vector()) EXPECT_EQ(v, 0.0);
+}
+
+TEST(Clip, GlobalNormScalesOnlyAboveTheThreshold) {
+  TwoParams m;
+  nn::ParameterBuffer buf = nn::ParameterBuffer::pack(m);
+  set_grad(buf, "w", {3.0, 0.0});
+  set_grad(buf, "bias", {4.0});
+  EXPECT_NEAR(optim::clip_grad_norm(buf, 10.0), 5.0, 1e-9);
+  EXPECT_EQ(m.w.grad().to_vector(), (std::vector<double>{3.0, 0.0}));  // below: untouched
+  EXPECT_NEAR(optim::clip_grad_norm(buf, 1.0), 5.0, 1e-9);
+  EXPECT_NEAR(m.w.grad().to_vector()[0], 0.6, 1e-6);
+  EXPECT_NEAR(m.b.grad().to_vector()[0], 0.8, 1e-6);
+  EXPECT_NEAR(optim::grad_norm(buf.grad()), 1.0, 1e-6);
+
+  // Separate tensors (and an undefined one, skipped).
+  Tensor a = from_vector(std::vector<double>{1, 2}, {2}, DType::F64), b = from_vector(std::vector<double>{2}, {1}, DType::F64);
+  EXPECT_NEAR(optim::clip_grad_norm({a, Tensor(), b}, 1.5), 3.0, 1e-12);
+  EXPECT_NEAR(a.to_vector()[1], 2 * 1.5 / (3 + 1e-6), 1e-12);
+  EXPECT_NEAR(b.to_vector()[0], 2 * 1.5 / (3 + 1e-6), 1e-12);
+
+  // Non-finite: reported, not applied.
+  Tensor bad = from_vector(std::vector<double>{INFINITY, 1.0}, {2});
+  EXPECT_TRUE(std::isinf(optim::clip_grad_norm({bad}, 1.0)));
+  EXPECT_EQ(bad.to_vector()[1], 1.0);
+  EXPECT_THROW(optim::clip_grad_norm({a}, 0.0), Error);
+}
+
+TEST(LrSchedule, ConstantWithWarmup) {
+  optim::LrSchedule s({.kind = optim::ScheduleKind::Constant, .lr = 0.4, .warmup_steps = 4});
+  EXPECT_DOUBLE_EQ(s.at(0), 0.1);
+  EXPECT_DOUBLE_EQ(s.at(1), 0.2);
+  EXPECT_DOUBLE_EQ(s.at(3), 0.4);
+  EXPECT_DOUBLE_EQ(s.at(1000), 0.4);
+  optim::LrSchedule plain({.kind = optim::ScheduleKind::Constant, .lr = 0.3});
+  EXPECT_DOUBLE_EQ(plain.at(0), 0.3);
+}
+
+TEST(LrSchedule, WarmupCosine) {
+  optim::LrSchedule s({.kind = optim::ScheduleKind::WarmupCosine, .lr = 1.0, .min_lr = 0.1, .warmup_steps = 10,
+                       .total_steps = 110});
+  EXPECT_DOUBLE_EQ(s.at(0), 0.1);
+  EXPECT_DOUBLE_EQ(s.at(4), 0.5);
+  EXPECT_DOUBLE_EQ(s.at(9), 1.0);
+  EXPECT_DOUBLE_EQ(s.at(10), 1.0);                                   // p = 0
+  EXPECT_NEAR(s.at(35), 0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI / 4)), 1e-12);  // p = 1/4
+  EXPECT_NEAR(s.at(60), 0.55, 1e-12);                                // p = 1/2: midway
+  EXPECT_NEAR(s.at(110), 0.1, 1e-12);                                // p = 1: min_lr
+  EXPECT_NEAR(s.at(500), 0.1, 1e-12);                                // stays there
+}
+
+TEST(LrSchedule, WarmupLinear) {
+  optim::LrSchedule s({.kind = optim::ScheduleKind::WarmupLinear, .lr = 2.0, .min_lr = 0.0, .warmup_steps = 2,
+                       .total_steps = 12});
+  EXPECT_DOUBLE_EQ(s.at(0), 1.0);
+  EXPECT_DOUBLE_EQ(s.at(1), 2.0);
+  EXPECT_DOUBLE_EQ(s.at(2), 2.0);
+  EXPECT_NEAR(s.at(7), 1.0, 1e-12);
+  EXPECT_NEAR(s.at(11), 0.2, 1e-12);
+  EXPECT_NEAR(s.at(12), 0.0, 1e-12);
+}
+
+TEST(LrSchedule, WarmupStableDecay) {
+  optim::LrScheduleConfig c{.kind = optim::ScheduleKind::WSD, .lr = 1.0, .min_lr = 0.2, .warmup_steps = 5,
+                            .total_steps = 100, .decay_steps = 20};
+  optim::LrSchedule lin(c);
+  EXPECT_DOUBLE_EQ(lin.at(0), 0.2);
+  EXPECT_DOUBLE_EQ(lin.at(4), 1.0);
+  EXPECT_DOUBLE_EQ(lin.at(50), 1.0);   // stable
+  EXPECT_DOUBLE_EQ(lin.at(79), 1.0);   // last stable step
+  EXPECT_NEAR(lin.at(80), 1.0, 1e-12); // decay starts (p = 0)
+  EXPECT_NEAR(lin.at(90), 0.6, 1e-12); // p = 1/2
+  EXPECT_NEAR(lin.at(100), 0.2, 1e-12);
+  c.decay_shape = optim::DecayShape::Sqrt;
+  EXPECT_NEAR(optim::LrSchedule(c).at(85), 1.0 - 0.8 * 0.5, 1e-12);  // p = 1/4: 1 − √p = 1/2
+  c.decay_shape = optim::DecayShape::Cosine;
+  EXPECT_NEAR(optim::LrSchedule(c).at(90), 0.6, 1e-12);
+  EXPECT_EQ(optim::parse_decay_shape("sqrt"), optim::DecayShape::Sqrt);
+}
+
+TEST(LrSchedule, RejectsInconsistentConfigs) {
+  EXPECT_THROW(optim::LrSchedule({.kind = optim::ScheduleKind::WarmupCosine, .lr = 1, .warmup_steps = 10,
+                                  .total_steps = 10}),
+               Error);
+  EXPECT_THROW(optim::LrSchedule({.kind = optim::ScheduleKind::WSD, .lr = 1, .warmup_steps = 10, .total_steps = 20,
+                                  .decay_steps = 11}),
+               Error);
+  EXPECT_THROW(optim::LrSchedule({.kind = optim::ScheduleKind::Constant, .lr = 1, .min_lr = 2}), Error);
+  EXPECT_EQ(optim::parse_schedule_kind("cosine"), optim::ScheduleKind::WarmupCosine);
+  EXPECT_THROW(optim::parse_schedule_kind("exp"), Error);
+}

@@ -1,0 +1,191 @@
+// Shape/view ops, contiguous, cast and to_device on the CPU: values, which results are views,
+// errors, and gradients by finite differences in f64.
+#include <gtest/gtest.h>
+
+#include <numeric>
+
+#include "common/gradcheck.h"
+
+using namespace sparrow;
+using sparrow::testing::gradcheck;
+using sparrow::testing::leaf;
+
+namespace {
+
+Tensor iota(const Shape& s, DType t = DType::F64) {
+  std::vector<double> v(static_cast<size_t>(shape_numel(s)));
+  std::iota(v.begin(), v.end(), 0.0);
+  return from_vector(v, s, t);
+}
+
+bool shares_storage(const Tensor& a, const Tensor& b) { return a.impl().storage == b.impl().storage; }
+
+}  // namespace
+
+TEST(Reshape, ViewOfContiguousWithInferredDim) {
+  Tensor a = iota({2, 3, 4});
+  Tensor r = reshape(a, {4, -1});
+  EXPECT_EQ(r.shape(), (Shape{4, 6}));
+  EXPECT_TRUE(shares_storage(a, r));
+  EXPECT_EQ(r.to_vector(), a.to_vector());
+  EXPECT_EQ(a.reshape({24}).shape(), (Shape{24}));
+  EXPECT_EQ(reshape(iota({1}), {}).shape(), Shape{});
+}
+
+TEST(Reshape, NonContiguousInputIsCopiedInRowMajorOrder) {
+  Tensor a = iota({2, 3});
+  Tensor t = transpose(a, 0, 1);  // [[0,3],[1,4],[2,5]]
+  Tensor r = reshape(t, {6});
+  EXPECT_FALSE(shares_storage(a, r));
+  EXPECT_EQ(r.to_vector(), (std::vector<double>{0, 3, 1, 4, 2, 5}));
+}
+
+TEST(Reshape, BadShapesThrow) {
+  Tensor a = iota({2, 3});
+  EXPECT_THROW(reshape(a, {4, 2}), Error);
+  EXPECT_THROW(reshape(a, {-1, -1}), Error);
+  EXPECT_THROW(reshape(a, {4, -1}), Error);
+  EXPECT_THROW(reshape(a, {-2, 3}), Error);
+}
+
+TEST(Transpose, SwapsShapeAndStridesWithoutCopy) {
+  Tensor a = iota({2, 3, 4});
+  Tensor t = transpose(a, 0, -1);
+  EXPECT_EQ(t.shape(), (Shape{4, 3, 2}));
+  EXPECT_EQ(t.strides(), (Shape{1, 4, 12}));
+  EXPECT_TRUE(shares_storage(a, t));
+  EXPECT_EQ(t.contiguous().to_vector()[1], 12.0);  // t[0,0,1] = a[1,0,0]
+  EXPECT_THROW(transpose(a, 0, 3), Error);
+}
+
+TEST(Permute, ReordersDimsAndChecksTheOrder) {
+  Tensor a = iota({2, 3, 4});
+  Tensor p = permute(a, {1, 2, 0});
+  EXPECT_EQ(p.shape(), (Shape{3, 4, 2}));
+  std::vector<double> v = p.contiguous().to_vector(), av = a.to_vector();
+  for (int64_t i = 0; i < 3; ++i)
+    for (int64_t j = 0; j < 4; ++j)
+      for (int64_t k = 0; k < 2; ++k) EXPECT_EQ(v[(i * 4 + j) * 2 + k], av[(k * 3 + i) * 4 + j]);
+  EXPECT_THROW(permute(a, {0, 1}), Error);
+  EXPECT_THROW(permute(a, {0, 1, 1}), Error);
+  EXPECT_THROW(permute(a, {0, 1, 3}), Error);
+}
+
+TEST(Slice, ViewWithNegativeBoundsAndRangeChecks) {
+  Tensor a = iota({3, 5});
+  Tensor s = slice(a, 1, 1, -1);
+  EXPECT_EQ(s.shape(), (Shape{3, 3}));
+  EXPECT_TRUE(shares_storage(a, s));
+  EXPECT_EQ(s.contiguous().to_vector(), (std::vector<double>{1, 2, 3, 6, 7, 8, 11, 12, 13}));
+  EXPECT_EQ(a.slice(0, 2, 3).to_vector(), (std::vector<double>{10, 11, 12, 13, 14}));
+  EXPECT_EQ(slice(a, 0, 1, 1).shape(), (Shape{0, 5}));
+  EXPECT_THROW(slice(a, 1, 3, 2), Error);
+  EXPECT_THROW(slice(a, 1, 0, 6), Error);
+  EXPECT_THROW(slice(a, 2, 0, 1), Error);
+}
+
+TEST(Concat, JoinsAlongAnyDimAndChecksShapes) {
+  Tensor a = iota({2, 2}), b = iota({2, 1});
+  Tensor c = concat({a, b}, 1);
+  EXPECT_EQ(c.shape(), (Shape{2, 3}));
+  EXPECT_EQ(c.to_vector(), (std::vector<double>{0, 1, 0, 2, 3, 1}));
+  Tensor d = concat({a, transpose(a, 0, 1)}, 0);  // a strided part
+  EXPECT_EQ(d.to_vector(), (std::vector<double>{0, 1, 2, 3, 0, 2, 1, 3}));
+  EXPECT_THROW(concat({a, b}, 0), Error);
+  EXPECT_THROW(concat({a, iota({2, 2}, DType::F32)}, 0), Error);
+  EXPECT_THROW(concat({}, 0), Error);
+}
+
+TEST(Split, PartsAreViewsAndSizesMustAddUp) {
+  Tensor a = iota({2, 5});
+  std::vector<Tensor> parts = split(a, {2, 0, 3}, 1);
+  ASSERT_EQ(parts.size(), 3u);
+  EXPECT_EQ(parts[0].to_vector(), (std::vector<double>{0, 1, 5, 6}));
+  EXPECT_EQ(parts[1].shape(), (Shape{2, 0}));
+  EXPECT_EQ(parts[2].to_vector(), (std::vector<double>{2, 3, 4, 7, 8, 9}));
+  EXPECT_TRUE(shares_storage(a, parts[2]));
+  EXPECT_THROW(split(a, {2, 2}, 1), Error);
+  EXPECT_THROW(split(a, {6, -1}, 1), Error);
+}
+
+TEST(Contiguous, IdentityWhenContiguousCopyOtherwise) {
+  Tensor a = iota({2, 3});
+  EXPECT_TRUE(contiguous(a).same(a));
+  Tensor t = transpose(a, 0, 1);
+  Tensor c = contiguous(t);
+  EXPECT_TRUE(c.is_contiguous());
+  EXPECT_FALSE(shares_storage(a, c));
+  EXPECT_EQ(c.to_vector(), (std::vector<double>{0, 3, 1, 4, 2, 5}));
+}
+
+TEST(Cast, ConvertsAndCastsTheGradientBack) {
+  Tensor a = from_vector(std::vector<double>{1.5, -2.0, 1.0 / 3.0}, {3}, DType::F64);
+  EXPECT_TRUE(cast(a, DType::F64).same(a));
+  Tensor b = cast(a, DType::BF16);
+  EXPECT_EQ(b.dtype(), DType::BF16);
+  EXPECT_EQ(b.to_vector()[0], 1.5);
+  EXPECT_NE(b.to_vector()[2], 1.0 / 3.0);  // rounded to 8 mantissa bits
+  EXPECT_EQ(cast(from_vector(std::vector<double>{2.7, -1.2}, {2}), DType::I32).to_vector(),
+            (std::vector<double>{2, -1}));
+  a.requires_grad_(true);
+  Tensor f = cast(a, DType::F32);
+  ASSERT_TRUE(f.requires_grad());
+  f.backward(from_vector(std::vector<double>{0.5, 2.0, -4.0}, {3}, DType::F32));
+  ASSERT_TRUE(a.grad().defined());
+  EXPECT_EQ(a.grad().dtype(), DType::F64);
+  EXPECT_EQ(a.grad().to_vector(), (std::vector<double>{0.5, 2.0, -4.0}));
+  // Integer results carry no history.
+  EXPECT_FALSE(cast(a, DType::I32).requires_grad());
+}
+
+TEST(ToDevice, SameDeviceIsIdentity) {
+  Tensor a = iota({2, 2});
+  EXPECT_TRUE(to_device(a, Device::cpu()).same(a));
+  if (!cuda_available()) {
+    EXPECT_THROW(to_device(a, Device::cuda(0)), Error);
+  }
+}
+
+TEST(ShapeGrad, ViewsAndCopies) {
+  Generator g(11);
+  Tensor a = leaf({2, 3, 4}, g);
+  EXPECT_TRUE(gradcheck([](const std::vector<Tensor>& x) { return reshape(x[0], {4, -1}); }, {a}));
+  EXPECT_TRUE(gradcheck([](const std::vector<Tensor>& x) { return transpose(x[0], 0, 2); }, {a}));
+  EXPECT_TRUE(gradcheck([](const std::vector<Tensor>& x) { return permute(x[0], {2, 0, 1}); }, {a}));
+  EXPECT_TRUE(gradcheck([](const std::vector<Tensor>& x) { return slice(x[0], 2, 1, 3); }, {a}));
+  EXPECT_TRUE(gradcheck([](const std::vector<Tensor>& x) { return contiguous(transpose(x[0], 1, 2)); }, {a}));
+  // Reshape of a non-contiguous view (the copying branch), then a slice of that.
+  EXPECT_TRUE(gradcheck(
+      [](const std::vector<Tensor>& x) { return slice(reshape(permute(x[0], {1, 0, 2}), {6, 4}), 0, 1, 5); }, {a}));
+  // The same input used twice through overlapping slices: gradients add.
+  EXPECT_TRUE(gradcheck(
+      [](const std::vector<Tensor>& x) { return concat({slice(x[0], 1, 0, 2), slice(x[0], 1, 1, 3)}, 2); }, {a}));
+}
+
+TEST(ShapeGrad, ConcatAndSplit) {
+  Generator g(12);
+  Tensor a = leaf({2, 3}, g), b = leaf({2, 1}, g), c = leaf({2, 2}, g);
+  EXPECT_TRUE(gradcheck([](const std::vector<Tensor>& x) { return concat({x[0], x[1], x[2]}, 1); }, {a, b, c}));
+  EXPECT_TRUE(gradcheck(
+      [](const std::vector<Tensor>& x) { return concat({transpose(x[0], 0, 1), transpose(x[1], 0, 1)}, 0); }, {a, c}));
+  Tensor d = leaf({3, 7}, g);
+  // One part unused (its gradient region stays zero), the others reordered.
+  EXPECT_TRUE(gradcheck(
+      [](const std::vector<Tensor>& x) {
+        std::vector<Tensor> p = split(x[0], {2, 3, 2}, 1);
+        return concat({p[2], p[0]}, 1);
+      },
+      {d}));
+}
+
+TEST(ShapeGrad, CastThroughF64) {
+  Generator g(13);
+  Tensor a = leaf({3, 2}, g);
+  // f64 → f64 is the identity; f64 → f32 → f64 rounds, so compare the gradient directly.
+  EXPECT_TRUE(gradcheck([](const std::vector<Tensor>& x) { return cast(x[0], DType::F64); }, {a}));
+  a.zero_grad();
+  Tensor y = cast(cast(a, DType::F32), DType::F64);
+  y.backward(from_vector(std::vector<double>{1, 2, 3, 4, 5, 6}, {3, 2}, DType::F64));
+  EXPECT_EQ(a.grad().dtype(), DType::F64);
+  EXPECT_EQ(a.grad().to_vector(), (std::vector<double>{1, 2, 3, 4, 5, 6}));
+}

@@ -1,0 +1,110 @@
+// load_config: file -> YAML tree, `--set` overrides written into the tree (so a per-layer
+// override sees an overridden default), then read (reader.cpp) and validated (validate.cpp).
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "attention/attention.h"
+#include "train/config/config_io.h"
+#include "train/config/schema.h"
+
+namespace sparrow::train {
+
+const std::vector<std::string>& attention_backend_choices() {
+  // The registry is the one list of backends: a new backend needs no edit here.
+  static const std::vector<std::string> names = attn::attention_backend_names();
+  return names;
+}
+
+const std::vector<std::string>& attention_pattern_choices() {
+  static const std::vector<std::string> names{"local", "dilated", "strided", "fixed", "global", "random", "bigbird"};
+  return names;
+}
+
+namespace {
+
+std::string trim(const std::string& s) {
+  size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
+  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
+}
+
+std::string yaml_message(const YAML::Exception& e) {
+  // yaml-cpp's what() already carries "yaml-cpp: error at line L, column C: msg"; keep the msg.
+  return e.msg;
+}
+
+// Sets root[a][b]...[z] = value, creating sections on the way; a value in the way is an error.
+void set_path(YAML::Node node, const std::vector<std::string>& parts, size_t i, const YAML::Node& value,
+              const std::string& label) {
+  const std::string& key = parts[i];
+  if (i + 1 == parts.size()) {
+    node[key] = value;
+    return;
+  }
+  if (!node[key].IsDefined() || node[key].IsNull()) node[key] = YAML::Node(YAML::NodeType::Map);
+  YAML::Node child = node[key];  // copy-construction shares the node (assignment would overwrite it)
+  if (!child.IsMap()) {
+    std::string path;
+    for (size_t k = 0; k <= i; ++k) path += (k ? "." : "") + parts[k];
+    throw ConfigError(label + ": key '" + path + "' holds a value, not a section");
+  }
+  set_path(child, parts, i + 1, value, label);
+}
+
+void apply_override(YAML::Node& root, const std::string& spec, detail::Origin& origin) {
+  const std::string label = "--set " + spec;
+  size_t eq = spec.find('=');
+  std::string path = eq == std::string::npos ? "" : trim(spec.substr(0, eq));
+  if (path.empty()) throw ConfigError(label + ": expected KEY=VALUE with a dotted key, e.g. train.steps=100");
+  std::vector<std::string> parts;
+  std::stringstream ss(path);
+  for (std::string p; std::getline(ss, p, '.');) parts.push_back(p);
+  if (path.back() == '.' || std::find(parts.begin(), parts.end(), "") != parts.end())
+    throw ConfigError(label + ": key '" + path + "' has an empty part");
+  YAML::Node value;
+  try {
+    value = YAML::Load(spec.substr(eq + 1));
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(label + ": key '" + path + "' value is not valid YAML: " + yaml_message(e));
+  }
+  origin.add_override(path, label);
+  set_path(root, parts, 0, value, label);
+}
+
+Config load(YAML::Node root, const std::string& source_name, const std::vector<std::string>& overrides) {
+  detail::Origin origin(source_name.empty() ? "<defaults>" : source_name);
+  if (!root.IsDefined() || root.IsNull()) root.reset(YAML::Node(YAML::NodeType::Map));
+  if (!root.IsMap())
+    throw ConfigError(origin.where("", root.Mark()) + ": the config must be a mapping of sections");
+  for (const std::string& spec : overrides) apply_override(root, spec, origin);
+  Config c = detail::read_config(root, origin);
+  detail::validate_config(c, origin);
+  return c;
+}
+
+YAML::Node parse(const std::string& text, const std::string& source_name) {
+  try {
+    return YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(source_name + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
+                      ": not valid YAML: " + yaml_message(e));
+  }
+}
+
+}  // namespace
+
+Config load_config_text(const std::string& yaml_text, const std::string& source_name,
+                        const std::vector<std::string>& overrides) {
+  return load(parse(yaml_text, source_name), source_name, overrides);
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  if (path.empty()) return load(YAML::Node(YAML::NodeType::Map), "", overrides);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(path + ": cannot open the config file");
+  std::stringstream text;
+  text << in.rdbuf();
+  return load(parse(text.str(), path), path, overrides);
+}
+
+}  // namespace sparrow::train

@@ -1,0 +1,84 @@
+#include "train/memory.h"
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "train/progress.h"
+#include "train/trainer.h"
+#ifdef SPARROW_WITH_CUDA
+#include <cuda_runtime.h>
+
+#include "framework/cuda/allocator.h"
+#endif
+
+namespace sparrow::train {
+
+namespace {
+// A field of /proc/self/status or /proc/meminfo, in bytes ("VmRSS:   1234 kB").
+double proc_kb_field(const char* file, const char* key) {
+  std::ifstream f(file);
+  std::string line;
+  const std::string k = std::string(key) + ":";
+  while (std::getline(f, line))
+    if (line.rfind(k, 0) == 0) {
+      std::istringstream is(line.substr(k.size()));
+      double kb = 0;
+      is >> kb;
+      return kb * 1024.0;
+    }
+  return 0;
+}
+}  // namespace
+
+double estimate_step_bytes(const Config& cfg) {
+  const double d = double(cfg.model.d_model), L = double(cfg.model.n_layers), V = double(cfg.model.vocab_size);
+  const double hidden = std::round(cfg.model.mlp_ratio * d);
+  const double params = V * d * (cfg.model.tied_embeddings ? 1 : 2) + L * (4 * d * d + 2 * d * hidden + 9 * d + hidden);
+  const double tokens = double(cfg.train.batch_size) * double(cfg.train.seq_len);
+  const double elem = cfg.train.dtype == "bf16" ? 2.0 : 4.0;
+  const double per_layer_token = (12.0 * d + 2.0 * hidden) * elem;  // saved activations of one block
+  const double saved = cfg.train.recompute ? tokens * (L * d * elem + per_layer_token) : tokens * L * per_layer_token;
+  const double logits = tokens * V * 4.0 * 3.0;
+  return params * 16.0 + saved + logits;
+}
+
+double available_memory_bytes(Device dev) {
+#ifdef SPARROW_WITH_CUDA
+  if (dev.is_cuda()) {
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) return 0;
+    return double(free_b) + double(cuda::allocator_stats(dev.index).reserved - cuda::allocator_stats(dev.index).allocated);
+  }
+#endif
+  (void)dev;
+  return proc_kb_field("/proc/meminfo", "MemAvailable");
+}
+
+void check_memory_fits(const Config& cfg, Device dev) {
+  const double need = estimate_step_bytes(cfg), have = available_memory_bytes(dev);
+  if (have > 0 && need > 0.9 * have)
+    throw TrainError("train.seq_len=" + std::to_string(cfg.train.seq_len) + " with train.batch_size=" +
+                     std::to_string(cfg.train.batch_size) + " needs about " + human_bytes(need) + " on " + dev.str() +
+                     " but " + human_bytes(have) + " is available; lower them" +
+                     (cfg.train.recompute ? "" : " or set train.recompute: true"));
+}
+
+double current_memory_bytes(Device dev) {
+#ifdef SPARROW_WITH_CUDA
+  if (dev.is_cuda()) return double(cuda::allocator_stats(dev.index).allocated);
+#endif
+  (void)dev;
+  return proc_kb_field("/proc/self/status", "VmRSS");
+}
+
+double peak_memory_bytes(Device dev) {
+#ifdef SPARROW_WITH_CUDA
+  if (dev.is_cuda()) return double(cuda::allocator_stats(dev.index).peak_allocated);
+#endif
+  (void)dev;
+  return proc_kb_field("/proc/self/status", "VmHWM");
+}
+
+}  // namespace sparrow::train

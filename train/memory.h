@@ -1,0 +1,22 @@
+// Memory: the estimate that refuses a run the device cannot hold (before it allocates), and the
+// readings logged per step.
+#pragma once
+#include "framework/core/device.h"
+#include "train/config/config.h"
+
+namespace sparrow::train {
+
+// Bytes a training step needs, roughly: parameters, gradients and AdamW state (16 B/param),
+// saved activations (≈ 24·d values per token per layer, or one layer's worth plus each block's
+// input under recompute), and the logits with their gradient in f32.
+double estimate_step_bytes(const Config& cfg);
+
+// Throws TrainError (one line naming train.seq_len and train.batch_size) when the estimate
+// exceeds the memory available on dev.
+void check_memory_fits(const Config& cfg, Device dev);
+
+double current_memory_bytes(Device dev);  // host: resident set; GPU: bytes allocated by Sparrow
+double peak_memory_bytes(Device dev);     // host: peak resident set; GPU: allocator peak
+double available_memory_bytes(Device dev);
+
+}  // namespace sparrow::train

@@ -1,0 +1,282 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "framework/autograd/node.h"
+#include "framework/nn/parameter_buffer.h"
+#include "framework/ops/ops.h"
+#include "framework/optim/adamw.h"
+#include "framework/optim/clip.h"
+#include "framework/optim/lr_schedule.h"
+#include "models/transformer.h"
+#include "train/data/data.h"
+#include "train/checkpoint.h"
+#include "train/memory.h"
+#include "train/metrics.h"
+#include "train/progress.h"
+#include "train/signals.h"
+
+namespace fs = std::filesystem;
+
+namespace sparrow::train {
+
+namespace {
+
+constexpr int kMaxNonFiniteInARow = 5;
+
+Device resolve_device(const std::string& d) {
+  if (d == "cpu") return Device::cpu();
+  if (d == "cuda") {
+    if (!cuda_available())
+      throw TrainError("train.device is 'cuda' but no CUDA device is available (this build: " +
+                       std::string(cuda_device_count() ? "" : "no GPU visible or built without CUDA") +
+                       "); use train.device: auto or cpu");
+    return Device::cuda(0);
+  }
+  return cuda_available() ? Device::cuda(0) : Device::cpu();
+}
+
+models::TransformerOptions model_options(const Config& cfg) {
+  models::TransformerOptions o;
+  o.vocab_size = cfg.model.vocab_size;
+  o.n_layers = cfg.model.n_layers;
+  o.d_model = cfg.model.d_model;
+  o.n_heads = cfg.model.n_heads;
+  o.mlp_ratio = cfg.model.mlp_ratio;
+  o.dropout = cfg.model.dropout;
+  o.tied_embeddings = cfg.model.tied_embeddings;
+  o.rmsnorm = cfg.model.norm == "rmsnorm";
+  o.rope_base = cfg.model.rope_base;
+  o.recompute = cfg.train.recompute;
+  for (int64_t i = 0; i < cfg.model.n_layers; ++i) o.attention.push_back(cfg.attention.layer(i).attn);
+  return o;
+}
+
+optim::LrSchedule lr_schedule(const Config& cfg) {
+  optim::LrScheduleConfig s;
+  s.lr = cfg.optim.lr;
+  s.min_lr = cfg.optim.min_lr;
+  s.warmup_steps = cfg.schedule.warmup_steps;
+  s.total_steps = cfg.train.steps;
+  s.kind = optim::parse_schedule_kind(cfg.schedule.decay);
+  if (s.kind == optim::ScheduleKind::WSD) {
+    s.decay_steps = static_cast<int64_t>(std::llround(cfg.schedule.cooldown_fraction * double(cfg.train.steps)));
+    s.decay_shape = optim::DecayShape::Linear;
+  }
+  return optim::LrSchedule(s);
+}
+
+// The sparsity every layer should have at `step` (the schedule where it is on, else the layer's
+// fixed target).
+std::vector<double> layer_sparsity(const Config& cfg, int64_t step) {
+  std::vector<double> s;
+  for (int64_t i = 0; i < cfg.model.n_layers; ++i) {
+    const LayerAttention& l = cfg.attention.layer(i);
+    s.push_back(l.schedule.active() ? l.schedule.at(step) : l.attn.sparsity);
+  }
+  return s;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// Mean loss over `batches` validation batches, without recording; in nats per byte.
+double evaluate(models::TransformerLM& model, Sampler& val, int64_t batches, int64_t step, Device dev,
+                DType compute) {
+  NoGradGuard no_grad;
+  model.eval();
+  // The same validation batches every time, so evaluations compare across steps and runs.
+  val.set_state(0);
+  double sum = 0;
+  for (int64_t i = 0; i < batches; ++i) {
+    Batch b = val.next();
+    sum += model.loss(b.inputs.to(dev), b.targets.to(dev), step, compute).item();
+  }
+  model.train();
+  return sum / static_cast<double>(batches);
+}
+
+}  // namespace
+
+RunResult run_training(const Config& cfg, const RunOptions& run) {
+  const std::string out = run.out_dir.empty() ? cfg.checkpoint.dir : run.out_dir;
+  const Device dev = resolve_device(cfg.train.device);
+  const DType compute = cfg.train.dtype == "bf16" ? DType::BF16 : DType::F32;
+  const int64_t B = cfg.train.batch_size, T = cfg.train.seq_len;
+
+  // Refuse sizes the memory cannot hold before allocating anything large.
+  check_memory_fits(cfg, dev);
+
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  if (ec) throw TrainError("cannot create run folder " + out + ": " + ec.message());
+  {
+    std::ofstream f(out + "/config.yaml");
+    f << "# resolved configuration" << (run.config_path.empty() ? "" : " of " + run.config_path) << "\n" << to_yaml(cfg);
+    if (!f) throw TrainError("cannot write " + out + "/config.yaml");
+  }
+
+  DataPipeline data = open_data(cfg);
+
+  Generator init_gen(cfg.train.seed);
+  models::TransformerLM model(model_options(cfg), init_gen, dev);
+  nn::ParameterBuffer params = nn::ParameterBuffer::pack(model, DType::F32, dev);
+  optim::AdamWOptions ao;
+  ao.lr = cfg.optim.lr;
+  ao.beta1 = cfg.optim.beta1;
+  ao.beta2 = cfg.optim.beta2;
+  ao.eps = cfg.optim.eps;
+  ao.weight_decay = cfg.optim.weight_decay;
+  optim::AdamW opt(params, ao);
+  const optim::LrSchedule lr_at = lr_schedule(cfg);
+
+  // --- resume ---------------------------------------------------------------------------------
+  int64_t start_step = 0;
+  double tokens_seen = 0;
+  std::string resume_from;
+  if (run.resume == "auto") {
+    if (auto c = latest_checkpoint(out)) resume_from = *c;
+  } else if (!run.resume.empty()) {
+    resume_from = run.resume;
+  }
+  if (!resume_from.empty()) {
+    TrainState st = load_checkpoint(resume_from, params, opt);
+    start_step = st.step;
+    tokens_seen = st.tokens_seen;
+    data.train.set_state(st.sampler.at("train").get<uint64_t>());
+    data.val.set_state(st.sampler.at("val").get<uint64_t>());
+    auto d = st.rng.at("dropout");
+    model.dropout_generator().set_state(d.at(0).get<uint64_t>(), d.at(1).get<uint64_t>());
+  }
+
+  install_stop_handlers();
+  MetricsLog metrics(out, start_step);
+  Progress progress(cfg.train.steps, cfg.log.plain);
+  progress.message("sparrow: " + std::to_string(model.num_parameters()) + " parameters on " + dev.str() + " (" +
+                   dtype_name(compute) + "), " + data.describe());
+  if (!resume_from.empty()) progress.message("resumed from " + resume_from + " at step " + std::to_string(start_step));
+
+  auto save = [&](int64_t step) {
+    TrainState st;
+    st.step = step;
+    st.rng["dropout"] = {model.dropout_generator().seed(), model.dropout_generator().offset()};
+    st.sampler["train"] = data.train.state();
+    st.sampler["val"] = data.val.state();
+    st.schedule["sparsity"] = layer_sparsity(cfg, step);
+    st.tokens_seen = tokens_seen;
+    return save_checkpoint(out, st, params, opt, cfg.checkpoint.keep_last);
+  };
+
+  RunResult result;
+  int non_finite_in_a_row = 0;
+  int64_t last_saved = start_step;
+  double last_loss = NAN;
+  const auto t_run = std::chrono::steady_clock::now();
+  int64_t step = start_step;
+  while (step < cfg.train.steps) {
+    if (stop_requested() || (run.stop_after > 0 && step >= run.stop_after)) {
+      result.stopped_early = true;
+      break;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    const double lr = lr_at.at(step);
+    opt.set_lr(lr);
+    const std::vector<double> sparsity = layer_sparsity(cfg, step);
+    for (int64_t i = 0; i < model.num_layers(); ++i) model.attention(i).set_sparsity(sparsity[size_t(i)]);
+
+    opt.zero_grad();
+    double loss_sum = 0;
+    for (int64_t micro = 0; micro < cfg.train.grad_accum; ++micro) {
+      Batch b = data.train.next();
+      Tensor loss = model.loss(b.inputs.to(dev), b.targets.to(dev), step, compute);
+      // Average over micro-batches: each backward adds its share into the flat gradient buffer.
+      Tensor scaled = mul_scalar(loss, 1.0 / static_cast<double>(cfg.train.grad_accum));
+      scaled.backward();
+      loss_sum += loss.item();
+    }
+    const double loss_v = loss_sum / static_cast<double>(cfg.train.grad_accum);
+    const double gnorm = cfg.optim.grad_clip > 0 ? optim::clip_grad_norm(params, cfg.optim.grad_clip)
+                                                 : optim::grad_norm(params.grad());
+    ++step;
+    tokens_seen += static_cast<double>(B * T * cfg.train.grad_accum);
+
+    if (!std::isfinite(loss_v) || !std::isfinite(gnorm)) {
+      // Skip the update: the weights and optimizer state stay as they were after the last good
+      // step; the data position moves on so the next step sees new batches.
+      ++non_finite_in_a_row;
+      progress.message("warning: step " + std::to_string(step) + " has a non-finite " +
+                       (std::isfinite(loss_v) ? "gradient norm" : "loss") + "; update skipped (" +
+                       std::to_string(non_finite_in_a_row) + " in a row)");
+      if (non_finite_in_a_row >= kMaxNonFiniteInARow) {
+        progress.finish();
+        throw TrainError(std::to_string(kMaxNonFiniteInARow) + " non-finite steps in a row at step " +
+                         std::to_string(step) + ": stopping; the last good checkpoint is " +
+                         latest_checkpoint(out).value_or("(none yet)") + " (try a lower optim.lr)");
+      }
+      continue;
+    }
+    non_finite_in_a_row = 0;
+    opt.step();
+    last_loss = loss_v;
+
+    const double sec = seconds_since(t0);
+    const double tps = static_cast<double>(B * T * cfg.train.grad_accum) / sec;
+    nlohmann::json rec;
+    rec["step"] = step;
+    rec["loss"] = loss_v;
+    rec["lr"] = lr;
+    rec["grad_norm"] = gnorm;
+    rec["tokens_per_s"] = tps;
+    rec["ms"] = sec * 1e3;
+    rec["tokens_seen"] = tokens_seen;
+    std::vector<double> density;
+    std::vector<std::string> backends;
+    for (auto& s : model.attention_stats()) {
+      density.push_back(s.density);
+      backends.push_back(s.backend);
+    }
+    rec["density"] = density;
+    rec["attention"] = backends;
+    rec["target_sparsity"] = sparsity;
+    rec["memory_bytes"] = current_memory_bytes(dev);
+    rec["peak_memory_bytes"] = peak_memory_bytes(dev);
+
+    const bool do_eval = data.val.valid() && cfg.eval.every > 0 && (step % cfg.eval.every == 0 || step == cfg.train.steps);
+    if (do_eval) {
+      double vl = evaluate(model, data.val, cfg.eval.batches, step, dev, compute);
+      rec["val_loss"] = vl;
+      rec["val_bpb"] = vl / std::log(2.0);
+      result.final_val_bpb = vl / std::log(2.0);
+      char buf[160];
+      std::snprintf(buf, sizeof buf, "eval step %lld: val loss %.4f, %.4f bits per byte", static_cast<long long>(step),
+                    vl, vl / std::log(2.0));
+      progress.message(buf);
+    }
+    metrics.write(rec);
+    if (step % cfg.log.every == 0 || step == cfg.train.steps || step == start_step + 1) {
+      const double per_step = seconds_since(t_run) / static_cast<double>(step - start_step);
+      char extra[64];
+      std::snprintf(extra, sizeof extra, "lr %.2e  |g| %.2f", lr, gnorm);
+      progress.update(step, loss_v, tps, per_step, rec["memory_bytes"].get<double>(), extra);
+    }
+    if (cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0) {
+      save(step);
+      last_saved = step;
+    }
+  }
+  if (step != last_saved || result.stopped_early) {
+    std::string where = save(step);
+    progress.finish();
+    progress.message((result.stopped_early ? "stopped early; checkpoint " : "checkpoint ") + where);
+  }
+  progress.finish();
+  result.steps_done = step;
+  result.final_loss = last_loss;
+  return result;
+}
+
+}  // namespace sparrow::train

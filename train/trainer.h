@@ -1,0 +1,34 @@
+// The training loop behind `train`: builds the model and data from a Config, then runs AdamW
+// steps with warmup + decay, gradient accumulation and clipping, the sparsity schedule, eval in
+// bits per byte, metrics, checkpoints and exact resume. The same loop runs on CPU and GPU.
+#pragma once
+#include <string>
+
+#include "train/config/config.h"
+
+namespace sparrow::train {
+
+struct RunOptions {
+  std::string out_dir;   // run folder; empty: checkpoint.dir from the config
+  std::string resume;    // "", "auto" (the newest checkpoint in the run folder, if any) or a checkpoint folder
+  std::string config_path;  // for the record in the run folder
+  // Stop (checkpointing) once this step is done, as a signal would: resuming later continues the
+  // same run. 0: run to train.steps.
+  int64_t stop_after = 0;
+};
+
+struct RunResult {
+  int64_t steps_done = 0;
+  double final_loss = 0;
+  double final_val_bpb = -1;  // −1: no eval ran
+  bool stopped_early = false;  // by SIGINT/SIGTERM or RunOptions::stop_after (checkpointed)
+};
+
+// Throws TrainError (one line) on bad data, unfit sizes, or K non-finite steps in a row.
+RunResult run_training(const Config& cfg, const RunOptions& run);
+
+struct TrainError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+}  // namespace sparrow::train
