@@ -1,5 +1,6 @@
 // Where a tensor's storage lives: the host, or CUDA device N.
 #pragma once
+#include <cstdint>
 #include <string>
 
 namespace sparrow {
