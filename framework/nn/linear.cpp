@@ -27,8 +27,10 @@ Tensor Linear::forward(const Tensor& x) const {
   // Flatten leading dims so the product is one [rows, in] × [out, in]ᵀ GEMM.
   Shape lead(x.shape().begin(), x.shape().end() - 1);
   Tensor x2 = x.dim() == 2 ? x : reshape(x, {-1, in_});
-  Tensor y = matmul(x2, weight, false, true);
-  if (bias.defined()) y = add(y, bias);
+  // Mixed precision: f32 master weights are cast to the activations' dtype at use (recorded, so
+  // the gradient arrives back in f32).
+  Tensor y = matmul(x2, weight.to(x.dtype()), false, true);
+  if (bias.defined()) y = add(y, bias.to(x.dtype()));
   if (x.dim() == 2) return y;
   lead.push_back(out_);
   return reshape(y, lead);

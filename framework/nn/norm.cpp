@@ -18,7 +18,8 @@ LayerNorm::LayerNorm(int64_t dim, double eps, bool with_bias, DType dtype, Devic
 
 Tensor LayerNorm::forward(const Tensor& x) const {
   check_last_dim("LayerNorm", x, dim_);
-  return layer_norm(x, weight, bias, eps_);
+  // Parameters cast to the activations' dtype at use (mixed precision; gradient flows back in f32).
+  return layer_norm(x, weight.to(x.dtype()), bias.defined() ? bias.to(x.dtype()) : bias, eps_);
 }
 
 RMSNorm::RMSNorm(int64_t dim, double eps, DType dtype, Device device) : dim_(dim), eps_(eps) {
@@ -28,7 +29,7 @@ RMSNorm::RMSNorm(int64_t dim, double eps, DType dtype, Device device) : dim_(dim
 
 Tensor RMSNorm::forward(const Tensor& x) const {
   check_last_dim("RMSNorm", x, dim_);
-  return rms_norm(x, weight, eps_);
+  return rms_norm(x, weight.to(x.dtype()), eps_);
 }
 
 }  // namespace sparrow::nn

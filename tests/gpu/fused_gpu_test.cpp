@@ -15,7 +15,8 @@ namespace {
 const Device kGpu = Device::cuda(0);
 using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
 
-double tolerance(DType dt) { return dt == DType::F64 ? 1e-12 : dt == DType::F32 ? 2e-5 : 2e-2; }
+// f32: rows up to 50K wide sum in a different order on each device (≈ √n·ε relative).
+double tolerance(DType dt) { return dt == DType::F64 ? 1e-12 : dt == DType::F32 ? 1e-4 : 2e-2; }
 
 // Runs f on CPU and GPU copies of the same inputs (given in f64, converted to dt), with
 // requires_grad where grad[k]; backpropagates the same random output gradient on both; compares

@@ -21,7 +21,7 @@ const std::vector<Case>& cases() {
       {{64, 32}, {48, 32}, false, true},      {{32, 64}, {48, 32}, true, true},
       {{37, 19}, {19, 23}, false, false},     // odd sizes: unaligned leading dims
       {{3, 4, 33, 17}, {4, 17, 9}, false, false},  // b broadcast over the leading batch dim
-      {{2, 1, 16, 8}, {3, 16, 8}, true, true},     // both broadcast
+      {{2, 1, 16, 8}, {3, 8, 16}, true, true},     // both broadcast
       {{8, 16}, {5, 16, 12}, false, false},   // 2-D a, batched b (per-element calls)
       {{2, 5, 24}, {24, 7}, false, false},    // folded into one GEMM
       {{6, 128, 64}, {6, 128, 64}, false, true},

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# GPU benchmarks, ours and PyTorch's in the same run on the same card. Called by
+# scripts/gpu-check.sh with GPU_CHECK_BENCH=1 after the build; writes JSON lines to $1/.
+#   BENCH_PARTS="attn train flex" (default all)
+set -uo pipefail
+out=${1:-gpu-out}; mkdir -p "$out"
+bin=build-gpu/bin
+parts=${BENCH_PARTS:-attn train flex}
+corpus=${SPARROW_CORPUS:-$PWD/.corpus/gcide.dict.dz}
+
+if [[ $parts == *attn* ]]; then
+  echo "== attention fwd+bwd, bf16, B=1, H=16, non-causal: Sparrow"
+  for N in 4096 16384 65536; do for D in 64 128; do
+    $bin/bench_attention --device cuda --backend dense --seq $N --heads 16 --head-dim $D --block 128 --dtype bf16 --repeat 10 --json
+    for s in 0.9 0.95 0.99; do
+      $bin/bench_attention --device cuda --backend block_sparse --pattern bigbird --sparsity $s --seq $N --heads 16 \
+        --head-dim $D --block 128 --dtype bf16 --repeat 10 --json
+    done
+  done; done 2>&1 | tee "$out/sparrow_attention.jsonl"
+  echo "== PyTorch SDPA (cuDNN) dense, same shapes"
+  timeout 300 python3 bench/attention_gpu_compare.py --densities 1.0 2>&1 | tee "$out/torch_sdpa.jsonl"
+fi
+if [[ $parts == *flex* ]]; then
+  echo "== PyTorch FlexAttention at 10/5/1% (band + global + random, block 128)"
+  timeout 400 python3 bench/attention_gpu_compare.py --densities 0.10,0.05,0.01 2>&1 | tee "$out/torch_flex.jsonl"
+fi
+if [[ $parts == *train* ]]; then
+  echo "== training tokens/s: Sparrow (bench/gpt12.yaml)"
+  for c in "4096 16 dense 0" "16384 4 dense 0" "16384 4 block_sparse 0.95"; do
+    set -- $c
+    rm -rf /tmp/sp-train
+    timeout 240 $bin/train --config bench/gpt12.yaml --out /tmp/sp-train --set train.seq_len=$1 --set train.batch_size=$2 \
+      --set attention.backend=$3 --set attention.sparsity=$4 --set data.path=$corpus --set data.cache_dir=/tmp/sp-cache \
+      > "$out/train_$1_$3.log" 2>&1 || tail -3 "$out/train_$1_$3.log"
+    python3 - "$1" "$2" "$3" <<'PY'
+import json, sys, statistics
+m = [json.loads(l) for l in open("/tmp/sp-train/metrics.jsonl")]
+t = [r["tokens_per_s"] for r in m[3:]] or [r["tokens_per_s"] for r in m]
+print(json.dumps({"impl": "sparrow", "T": int(sys.argv[1]), "B": int(sys.argv[2]), "attention": sys.argv[3],
+                  "tok_s": round(statistics.median(t)), "step_ms": round(statistics.median(r["ms"] for r in m[3:] or m), 1),
+                  "peak_gb": round(max(r["peak_memory_bytes"] for r in m) / 2**30, 1), "loss_first": m[0]["loss"], "loss_last": m[-1]["loss"]}))
+PY
+  done 2>&1 | tee "$out/sparrow_train.jsonl"
+  echo "== training tokens/s: PyTorch (torch.compile, SDPA)"
+  timeout 300 python3 bench/torch_train_compare.py 4096x16 16384x4 2>&1 | grep '^{' | tee "$out/torch_train.jsonl"
+fi

@@ -1,0 +1,96 @@
+"""PyTorch side of the training benchmark: the same byte-level GPT as bench/gpt12.yaml (12 layers,
+d=768, 12 heads, RoPE, tanh-GELU MLP ×4, tied embeddings, biases), bf16 autocast, fused AdamW,
+torch.compile, dense causal SDPA. Prints one JSON line per case: tokens/s over timed steps after
+warm-up (CUDA-synchronised wall clock, median of 5 steps).
+
+  python3 bench/torch_train_compare.py 4096x16 16384x4
+"""
+import json, sys, time
+import torch, torch.nn as nn, torch.nn.functional as F
+
+dev = "cuda"
+
+
+class Block(nn.Module):
+    def __init__(self, d, h):
+        super().__init__()
+        self.h = h
+        self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.fc, self.fc_out = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+
+    def forward(self, x, cos, sin):
+        B, T, C = x.shape
+        D = C // self.h
+        q, k, v = self.qkv(self.norm1(x)).view(B, T, 3, self.h, D).permute(2, 0, 3, 1, 4)
+
+        def rope(t):  # rotate (even, odd) pairs, as Sparrow's rope op does
+            e, o = t[..., 0::2], t[..., 1::2]
+            return torch.stack([e * cos - o * sin, e * sin + o * cos], -1).flatten(-2)
+
+        y = F.scaled_dot_product_attention(rope(q), rope(k), v, is_causal=True)
+        x = x + self.proj(y.transpose(1, 2).reshape(B, T, C))
+        return x + self.fc_out(F.gelu(self.fc(self.norm2(x)), approximate="tanh"))
+
+
+class GPT(nn.Module):
+    def __init__(self, L=12, d=768, h=12):
+        super().__init__()
+        self.d, self.h = d, h
+        self.embed = nn.Embedding(256, d)
+        self.blocks = nn.ModuleList(Block(d, h) for _ in range(L))
+        self.norm_f = nn.LayerNorm(d)
+
+    def forward(self, idx, tgt):
+        T = idx.shape[1]
+        D = self.d // self.h
+        pos = torch.arange(T, device=dev, dtype=torch.float32)
+        inv = 10000.0 ** (-torch.arange(0, D, 2, device=dev, dtype=torch.float32) / D)
+        ang = pos[:, None] * inv[None]
+        cos, sin = ang.cos(), ang.sin()
+        x = self.embed(idx)
+        for b in self.blocks:
+            x = b(x, cos, sin)
+        logits = F.linear(self.norm_f(x), self.embed.weight)
+        return F.cross_entropy(logits.float().view(-1, 256), tgt.view(-1))
+
+
+def run(T, B):
+    torch.manual_seed(0)
+    model = GPT().to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, fused=True)
+    cm = torch.compile(model)
+    idx = torch.randint(0, 256, (B, T), device=dev)
+    tgt = torch.randint(0, 256, (B, T), device=dev)
+
+    def step():
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = cm(idx, tgt)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    for _ in range(3):
+        step()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(5):
+        t0 = time.time()
+        step()
+        torch.cuda.synchronize()
+        times.append(time.time() - t0)
+    dt = sorted(times)[len(times) // 2]
+    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "card": torch.cuda.get_device_name(), "T": T,
+                      "B": B, "step_s": round(dt, 4), "tok_s": round(B * T / dt),
+                      "peak_gb": round(torch.cuda.max_memory_allocated() / 2**30, 1)}), flush=True)
+    del model, opt, cm
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+
+
+for case in sys.argv[1:]:
+    T, B = (int(x) for x in case.split("x"))
+    try:
+        run(T, B)
+    except Exception as e:  # report and go on to the next case
+        print(json.dumps({"impl": "pytorch", "T": T, "B": B, "error": str(e)[:300]}), flush=True)
