@@ -12,6 +12,7 @@ if [[ $parts == *attn* ]]; then
   echo "== attention fwd+bwd, bf16, B=1, H=16, non-causal: Sparrow"
   for N in 4096 16384 65536; do for D in 64 128; do
     $bin/bench_attention --device cuda --backend dense --seq $N --heads 16 --head-dim $D --block 128 --dtype bf16 --repeat 10 --json
+    [[ $parts == *dense-only* ]] && continue
     for s in 0.9 0.95 0.99; do
       $bin/bench_attention --device cuda --backend block_sparse --pattern bigbird --sparsity $s --seq $N --heads 16 \
         --head-dim $D --block 128 --dtype bf16 --repeat 10 --json
@@ -26,10 +27,11 @@ if [[ $parts == *flex* ]]; then
 fi
 if [[ $parts == *train* ]]; then
   echo "== training tokens/s: Sparrow (bench/gpt12.yaml)"
-  for c in "4096 16 dense 0" "16384 4 dense 0" "16384 4 block_sparse 0.95"; do
+  IFS=, read -ra cases <<< "${TRAIN_CASES:-4096 16 dense 0,16384 4 dense 0,16384 4 block_sparse 0.95}"
+  for c in "${cases[@]}"; do
     set -- $c
     rm -rf /tmp/sp-train
-    timeout 240 $bin/train --config bench/gpt12.yaml --out /tmp/sp-train --set train.seq_len=$1 --set train.batch_size=$2 \
+    timeout ${TRAIN_TIMEOUT:-240} $bin/train --config bench/gpt12.yaml --out /tmp/sp-train --set train.seq_len=$1 --set train.batch_size=$2 \
       --set attention.backend=$3 --set attention.sparsity=$4 --set data.path=$corpus --set data.cache_dir=/tmp/sp-cache \
       > "$out/train_$1_$3.log" 2>&1 || tail -3 "$out/train_$1_$3.log"
     python3 - "$1" "$2" "$3" <<'PY'
@@ -42,5 +44,5 @@ print(json.dumps({"impl": "sparrow", "T": int(sys.argv[1]), "B": int(sys.argv[2]
 PY
   done 2>&1 | tee "$out/sparrow_train.jsonl"
   echo "== training tokens/s: PyTorch (torch.compile, SDPA)"
-  timeout 300 python3 bench/torch_train_compare.py 4096x16 16384x4 2>&1 | grep '^{' | tee "$out/torch_train.jsonl"
+  timeout 300 python3 bench/torch_train_compare.py ${TORCH_TRAIN_CASES:-4096x16 16384x4} 2>&1 | grep '^{' | tee "$out/torch_train.jsonl"
 fi
