@@ -1,6 +1,7 @@
 #include "models/transformer.h"
 
 #include <cmath>
+#include <memory>
 
 #include "framework/autograd/checkpoint.h"
 #include "framework/autograd/node.h"
@@ -75,10 +76,17 @@ Tensor TransformerLM::forward(const Tensor& ids, int64_t step, DType compute) {
     if (opt_.recompute && grad_enabled()) {
       // Replays must draw the same dropout masks: rewind the dropout generator to where the
       // first pass started this block.
+      // Afterwards the generator goes back to where the backward found it, so a run with
+      // recompute draws exactly the masks a run without it does.
       const uint64_t seed = dropout_gen_.seed(), offset = dropout_gen_.offset();
       Generator* gen = &dropout_gen_;
+      auto resume_at = std::make_shared<uint64_t>(0);
       x = checkpoint([blk, step](const Tensor& in) { return blk->forward(in, step); }, x,
-                     [gen, seed, offset] { gen->set_state(seed, offset); });
+                     [gen, seed, offset, resume_at] {
+                       *resume_at = gen->offset();
+                       gen->set_state(seed, offset);
+                     },
+                     [gen, seed, resume_at] { gen->set_state(seed, *resume_at); });
     } else {
       x = blk->forward(x, step);
     }

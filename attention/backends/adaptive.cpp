@@ -1,4 +1,5 @@
 #include "attention/backends/adaptive.h"
+#include "attention/backends/block_pooling.h"
 
 #include <algorithm>
 #include <cmath>
@@ -18,15 +19,6 @@ int64_t forced_count(const AdaptiveConfig& ac, int64_t r, int64_t range) {
   return sinks + (r >= sinks ? 1 : 0);
 }
 
-// [B, H, N, D] → [B, H, ceil(N/bs), D]: the mean of each block's rows (the ragged last block
-// over its real rows).
-Tensor block_means(const Tensor& x, int64_t bs) {
-  const int64_t B = x.size(0), H = x.size(1), N = x.size(2), D = x.size(3), full = N / bs;
-  std::vector<Tensor> parts;
-  if (full > 0) parts.push_back(mean(reshape(slice(x, 2, 0, full * bs), {B, H, full, bs, D}), {3}));
-  if (N % bs) parts.push_back(mean(slice(x, 2, full * bs, N), {2}, true));
-  return parts.size() == 1 ? parts[0] : concat(parts, 2);
-}
 
 }  // namespace
 
@@ -68,8 +60,8 @@ BlockLayout select_adaptive_layout(const Tensor& q, const Tensor& k, const Adapt
   {
     NoGradGuard no_grad;  // the selection is not differentiable
     const DType ct = q.dtype() == DType::F64 ? DType::F64 : DType::F32;
-    const Tensor qbar = block_means(q.dtype() == ct ? q.detach() : cast(q.detach(), ct), block_size);
-    const Tensor kbar = block_means(k.dtype() == ct ? k.detach() : cast(k.detach(), ct), block_size);
+    const Tensor qbar = pool_means(q.dtype() == ct ? q.detach() : cast(q.detach(), ct), block_size);
+    const Tensor kbar = pool_means(k.dtype() == ct ? k.detach() : cast(k.detach(), ct), block_size);
     // Query-block chunks of at most ~4M scores over all batch·heads.
     const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 22) / std::max<int64_t>(1, BH * nb));
     std::vector<int32_t> cand;

@@ -1,4 +1,5 @@
 #include "attention/backends/hierarchical.h"
+#include "attention/backends/block_pooling.h"
 
 #include <algorithm>
 #include <string>
@@ -102,20 +103,6 @@ BlockLayout build_hierarchical_layout(const HierarchicalConfig& hc, const Hierar
   L.heads.push_back(std::move(c));
   return L;
 }
-
-namespace {
-
-// [B, H, N, D] → [B, H, ceil(N/grp), D]: the mean of each run of grp tokens; the ragged last run
-// is averaged over its own tokens only.
-Tensor pool_means(const Tensor& x, int64_t grp) {
-  const int64_t B = x.size(0), H = x.size(1), N = x.size(2), D = x.size(3), full = N / grp;
-  std::vector<Tensor> parts;
-  if (full > 0) parts.push_back(mean(reshape(slice(x, 2, 0, full * grp), {B, H, full, grp, D}), {3}));
-  if (N % grp) parts.push_back(mean(slice(x, 2, full * grp, N), {2}, true));
-  return parts.size() == 1 ? parts[0] : concat(parts, 2);
-}
-
-}  // namespace
 
 Tensor with_summaries(const Tensor& x, const HierarchicalGeometry& g) {
   if (g.levels == 0) return x;

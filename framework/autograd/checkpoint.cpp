@@ -5,7 +5,7 @@
 namespace sparrow {
 
 Tensor checkpoint(const std::function<Tensor(const Tensor&)>& segment, const Tensor& input,
-                  const std::function<void()>& before_replay) {
+                  const std::function<void()>& before_replay, const std::function<void()>& after_replay) {
   if (!grad_enabled()) return segment(input);
   Tensor out;
   {
@@ -26,6 +26,7 @@ Tensor checkpoint(const std::function<Tensor(const Tensor&)>& segment, const Ten
       EnableGradGuard with_grad;
       y = segment(x);
     }
+    if (after_replay) after_replay();
     if (y.requires_grad()) y.backward(g);
     return std::vector<Tensor>{input_needs_grad ? x.grad() : Tensor()};
   });

@@ -18,7 +18,13 @@ class Generator {
   explicit Generator(uint64_t seed = 0) : seed_(seed) {}
   uint64_t seed() const { return seed_; }
   uint64_t offset() const { return offset_; }  // counters consumed so far (4 draws each)
-  void set_state(uint64_t seed, uint64_t offset) { seed_ = seed; offset_ = offset; }
+  // Moves the stream to (seed, offset). Draws buffered by next_u32() belong to the old position
+  // and are dropped (kernels that reserve() counters never buffer, so their state is exact).
+  void set_state(uint64_t seed, uint64_t offset) {
+    seed_ = seed;
+    offset_ = offset;
+    buf_left_ = 0;
+  }
   // Reserves n counters and returns the first; kernels draw from [first, first+n).
   uint64_t reserve(uint64_t n) { uint64_t f = offset_; offset_ += n; return f; }
 

@@ -232,7 +232,7 @@ TEST(Config, ErrorsInAFileNameTheFile) {
 }
 
 TEST(Config, SetOverridesApplyInOrder) {
-  Config c = load_config_text("train:\n  steps: 10\n", "cfg.yaml",
+  Config c = load_config_text("train:\n  steps: 10\nschedule:\n  warmup_steps: 5\n", "cfg.yaml",
                               {"train.steps=50", "attention.pattern.names=[local, global]", "model.norm=rmsnorm",
                                "train.recompute=true", "optim.lr=2e-4", "train.steps=60", "data.path=/tmp/x y"});
   EXPECT_EQ(c.train.steps, 60);

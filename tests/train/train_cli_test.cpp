@@ -13,18 +13,14 @@
 #include <fstream>
 #include <thread>
 
+#include "common/paths.h"
+
 namespace fs = std::filesystem;
 
 namespace {
 
-std::string bin() {
-  const char* b = std::getenv("SPARROW_BIN_DIR");
-  return std::string(b ? b : "build/bin") + "/train";
-}
-std::string src() {
-  const char* s = std::getenv("SPARROW_SOURCE_DIR");
-  return s ? s : ".";
-}
+std::string bin() { return sparrow::testing::bin_dir() + "/train"; }
+std::string src() { return sparrow::testing::source_dir(); }
 std::string cache_flag() { return " --set data.cache_dir=" + (fs::temp_directory_path() / "sparrow_test_cache").string(); }
 
 struct Result {

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/paths.h"
 #include "train/checkpoint.h"
 #include "train/config/config.h"
 #include "train/trainer.h"
@@ -19,10 +20,7 @@ using namespace sparrow::train;
 
 namespace {
 
-std::string source_dir() {
-  const char* s = std::getenv("SPARROW_SOURCE_DIR");
-  return s ? s : ".";
-}
+using sparrow::testing::source_dir;
 
 fs::path fresh_dir(const std::string& name) {
   fs::path p = fs::temp_directory_path() / ("sparrow_trainer_" + name + "_" + std::to_string(::getpid()));
