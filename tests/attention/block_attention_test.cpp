@@ -1,6 +1,7 @@
 // The block-attention kernel against a slow explicit dense attention with the equivalent
 // element mask: O and the gradients of Σ O∘W for q, k, v, in f64 (1e-10) and f32 (1e-5).
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 
@@ -300,4 +301,23 @@ TEST(BlockAttention, RowsLongerThanOneRun) {
       SCOPED_TRACE(std::string(causal ? "causal" : "non-causal") + (with_layout ? " layout" : " dense"));
       expect_close(compare(c), 1e-10);
     }
+}
+
+// The backward has two schedules: one pass per (batch·head) when there are at least as many
+// heads as threads, else a dQ pass and a dK/dV pass. Both must match the reference, whatever
+// OMP_NUM_THREADS the suite runs with.
+TEST(BlockAttention, BothBackwardSchedulesMatchTheReference) {
+  const int saved = omp_get_max_threads();
+  for (int threads : {1, 8}) {
+    SCOPED_TRACE("threads " + std::to_string(threads));
+    omp_set_num_threads(threads);  // B·H = 2: one pass at 1 thread, two passes at 8
+    for (bool causal : {false, true}) {
+      Case c;
+      c.B = 1;
+      c.H = 2;
+      c.causal = causal;
+      expect_close(compare(c), 1e-10);
+    }
+  }
+  omp_set_num_threads(saved);
 }

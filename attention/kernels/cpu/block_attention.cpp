@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <omp.h>
 
 namespace sparrow::attn::cpu {
 namespace {
@@ -170,13 +171,22 @@ void mask_scores_transposed(const Plan& p, Tile& St, int64_t q0, int64_t k0) {
   }
 }
 
+// Pᵀ tiles: the vectorised exp leaves ~1e-38 where exactly 0 is meant for queries that saw no
+// key (LSE = +inf); zero those columns so such queries pass no gradient at all.
+template <class Tile, class Row>
+void zero_unseen_columns(Tile& St, const Row& Lse) {
+  using T = typename Tile::Scalar;
+  for (int64_t r = 0; r < Lse.size(); ++r)
+    if (Lse(r) == std::numeric_limits<T>::infinity()) St.col(r).setZero();
+}
+
 template <class T>
 void forward_tiles(const Plan& p, const T* q, const T* k, const T* v, T* o, T* lse) {
   const int64_t tasks = p.B * p.H * p.nqb, D = p.D, bs = p.bs, run = run_blocks(bs);
 #pragma omp parallel
   {
     Mat<T> qs(bs, D), s(bs, run * bs), acc(bs, D);
-    Vec<T> m(bs), l(bs), mu(bs), alpha(bs);
+    Vec<T> m(bs), l(bs);
     std::vector<int32_t> buf;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; ++t) {
@@ -186,7 +196,7 @@ void forward_tiles(const Plan& p, const T* q, const T* k, const T* v, T* o, T* l
       const T* vbh = v + bh * p.Nk * D;
       auto Qs = qs.topRows(rows);
       Qs = CMap<T>(q + (bh * p.Nq + q0) * D, rows, D) * static_cast<T>(p.scale);
-      auto M = m.head(rows), L = l.head(rows), Mu = mu.head(rows), Alpha = alpha.head(rows);
+      auto M = m.head(rows), L = l.head(rows);
       auto A = acc.topRows(rows);
       M.setConstant(neg_inf<T>());
       L.setZero();
@@ -199,15 +209,24 @@ void forward_tiles(const Plan& p, const T* q, const T* k, const T* v, T* o, T* l
         auto S = s.topLeftCorner(rows, cols);
         S.noalias() = Qs * CMap<T>(kbh + k0 * D, cols, D).transpose();
         if (p.run_needs_mask(qb, kb0, kb1)) mask_scores(p, S, q0, k0);
+        // Row by row: each row of the row-major tiles is contiguous, so the subtraction and exp
+        // vectorise (a colwise() broadcast over a row-major tile does not). The vectorised exp
+        // clamps its argument, so exp(−inf) is ~1e-38 rather than 0: negligible beside a visible
+        // key's weight (≥ 1 at the row max), but a row with no visible key yet must contribute
+        // exactly nothing, so it is zeroed explicitly.
         for (int64_t r = 0; r < rows; ++r) {
-          const T mx = std::max(M(r), S.row(r).maxCoeff());
-          Mu(r) = mx == neg_inf<T>() ? T(0) : mx;  // nothing visible yet: keep exp() finite
-          Alpha(r) = std::exp(M(r) - Mu(r));
+          auto Sr = S.row(r);
+          const T mx = std::max(M(r), Sr.maxCoeff());
+          if (mx == neg_inf<T>()) {
+            Sr.setZero();
+            continue;
+          }
+          const T alpha = std::exp(M(r) - mx);  // scalar exp: exactly 0 when M(r) = −inf
           M(r) = mx;
+          Sr = (Sr.array() - mx).exp().matrix();
+          L(r) = L(r) * alpha + Sr.sum();
+          A.row(r) *= alpha;
         }
-        S = (S.array().colwise() - Mu.array()).exp().matrix();
-        L = L.cwiseProduct(Alpha) + S.rowwise().sum();
-        A.array().colwise() *= Alpha.array();
         A.noalias() += S * CMap<T>(vbh + k0 * D, cols, D);
       }
       T* orow = o + (bh * p.Nq + q0) * D;
@@ -239,9 +258,59 @@ void backward_tiles(const Plan& p, const T* q, const T* k, const T* v, const T* 
     lse_use[i] = lse[i] == neg_inf<T>() ? std::numeric_limits<T>::infinity() : lse[i];
   }
   const T scale = static_cast<T>(p.scale);
+  const int64_t run = run_blocks(bs);
+
+  // One pass when there are at least as many (batch·head) tasks as threads: a task owns its head's
+  // dQ as well as each key block's dK/dV, so P is recomputed once and a tile pair costs five
+  // products (S, dV, dP, dK, dQ) instead of the two-pass scheme's seven. With fewer heads than
+  // threads the two passes below keep every thread busy instead.
+  if (p.B * p.H >= static_cast<int64_t>(omp_get_max_threads())) {
+#pragma omp parallel
+    {
+      Mat<T> ks(bs, D), st(bs, run * bs), dpt(bs, run * bs), dka(bs, D), dva(bs, D);
+      std::vector<int32_t> buf;
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t bh = 0; bh < p.B * p.H; ++bh) {
+        const int64_t h = bh % p.H;
+        Eigen::Map<Mat<T>> dQh(dq + bh * p.Nq * D, p.Nq, D);
+        dQh.setZero();
+        for (int64_t kb = 0; kb < p.nkb; ++kb) {
+          const int64_t k0 = kb * bs, cols = p.k_cols(kb), key0 = bh * p.Nk + k0;
+          auto Ks = ks.topRows(cols);
+          Ks = CMap<T>(k + key0 * D, cols, D) * scale;  // dS·(scale·K) is dQ's share directly
+          const CMap<T> V(v + key0 * D, cols, D);
+          auto dK = dka.topRows(cols), dV = dva.topRows(cols);
+          dK.setZero();
+          dV.setZero();
+          const Span qs_of = queries_of(p, h, kb, buf);
+          const auto usable = [&](int64_t qb) { return p.visible(qb, kb); };
+          int64_t i = 0, qb0, qb1;
+          while (next_run(qs_of, i, run, usable, qb0, qb1)) {
+            const int64_t q0 = qb0 * bs, rows = std::min(qb1 * bs, p.Nq) - q0, row0 = bh * p.Nq + q0;
+            const CMap<T> Q(q + row0 * D, rows, D), dO(dout + row0 * D, rows, D);
+            const CRowMap<T> Lse(lse_use.data() + row0, rows), Di(di.data() + row0, rows);
+            auto St = st.topLeftCorner(cols, rows);
+            auto dPt = dpt.topLeftCorner(cols, rows);
+            St.noalias() = Ks * Q.transpose();
+            if (p.needs_mask(qb0, kb)) mask_scores_transposed(p, St, q0, k0);
+            St = (St.array().rowwise() - Lse.array()).exp().matrix();  // Pᵀ
+            zero_unseen_columns(St, Lse);
+            dV.noalias() += St * dO;
+            dPt.noalias() = V * dO.transpose();
+            St.array() *= dPt.array().rowwise() - Di.array();  // dSᵀ
+            dK.noalias() += St * Q;
+            dQh.middleRows(q0, rows).noalias() += St.transpose() * Ks;
+          }
+          Eigen::Map<Mat<T>>(dk + key0 * D, cols, D) = dK * scale;
+          Eigen::Map<Mat<T>>(dv + key0 * D, cols, D) = dV;
+        }
+      }
+    }
+    return;
+  }
 
   // Pass 1: dQ, one task per (batch·head, query block).
-  const int64_t qtasks = p.B * p.H * p.nqb, run = run_blocks(bs);
+  const int64_t qtasks = p.B * p.H * p.nqb;
 #pragma omp parallel
   {
     Mat<T> qs(bs, D), s(bs, run * bs), dp(bs, run * bs), dqa(bs, D);
@@ -268,9 +337,16 @@ void backward_tiles(const Plan& p, const T* q, const T* k, const T* v, const T* 
         auto dP = dp.topLeftCorner(rows, cols);
         S.noalias() = Qs * K.transpose();
         if (p.run_needs_mask(qb, kb0, kb1)) mask_scores(p, S, q0, k0);
-        S = (S.array().colwise() - Lse.array()).exp().matrix();  // P
         dP.noalias() = dO * V.transpose();
-        S.array() *= dP.array().colwise() - Di.array();  // dS
+        for (int64_t r = 0; r < rows; ++r) {  // contiguous rows: vectorised exp
+          auto Sr = S.row(r);
+          if (Lse(r) == std::numeric_limits<T>::infinity()) {  // a row that saw nothing
+            Sr.setZero();
+            continue;
+          }
+          Sr = (Sr.array() - Lse(r)).exp().matrix();  // P
+          Sr.array() *= dP.row(r).array() - Di(r);     // dS
+        }
         dQ.noalias() += S * K;
       }
       Eigen::Map<Mat<T>>(dq + row0 * D, rows, D) = dQ * scale;
@@ -305,6 +381,7 @@ void backward_tiles(const Plan& p, const T* q, const T* k, const T* v, const T* 
         St.noalias() = Ks * Q.transpose();
         if (p.needs_mask(qb0, kb)) mask_scores_transposed(p, St, q0, k0);
         St = (St.array().rowwise() - Lse.array()).exp().matrix();  // Pᵀ
+        zero_unseen_columns(St, Lse);
         dV.noalias() += St * dO;
         dPt.noalias() = V * dO.transpose();
         St.array() *= dPt.array().rowwise() - Di.array();  // dSᵀ
