@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <algorithm>
 #include <set>
 
 #include "train/config/config.h"
@@ -209,6 +210,37 @@ TEST(Sampler, BatchesAreNextTokenWindowsDeterministicUnderTheSeed) {
   EXPECT_NE(ints(other.train.next().inputs), ints(open_data(load_config("", {"data.path=" + src.str(),
       "data.cache_dir=" + cache.str(), "data.val_fraction=0.1", "data.doc_bytes=1000", "train.seq_len=32",
       "train.batch_size=3", "train.seed=5"})).train.next().inputs));
+}
+
+TEST(Sampler, WindowsStayInsideOneDocument) {
+  TempDir src, cache;
+  // Documents of very different lengths, including some shorter than one window.
+  write(src / "a.txt", std::string(40, 'a') + "\n");
+  write(src / "b.txt", std::string(500, 'b') + "\n");
+  write(src / "c.txt", std::string(10, 'c') + "\n");
+  write(src / "d.txt", std::string(300, 'd') + "\n");
+  write(src / "e.txt", std::string(200, 'e') + "\n");
+  Config cfg = load_config("", {"data.path=" + src.str(), "data.cache_dir=" + cache.str(), "data.val_fraction=0",
+                                "train.seq_len=64", "train.batch_size=8", "train.seed=3"});
+  DataPipeline p = open_data(cfg);
+  const auto& w = static_cast<const CorpusWindows&>(p.train.source());
+  const auto& ds = p.corpus->doc_starts();
+  std::set<int64_t> docs_hit;
+  for (uint64_t i = 0; i < 200; ++i)
+    for (int64_t r = 0; r < 8; ++r) {
+      const int64_t s = w.window_start(i, r);
+      const int64_t d = std::upper_bound(ds.begin(), ds.end(), s) - ds.begin() - 1;
+      // The whole window (seq_len + 1 tokens) lies in document d's text, before its separator.
+      ASSERT_LE(s + 65, ds[size_t(d) + 1] - 1) << "batch " << i << " row " << r;
+      docs_hit.insert(d);
+    }
+  EXPECT_EQ(docs_hit.size(), 3u);  // b, d, e: the documents that hold a window; never a or c
+  // No document holds a window: windows span documents, and describe() says so.
+  Config tiny = load_config("", {"data.path=" + src.str(), "data.cache_dir=" + cache.str(), "data.val_fraction=0",
+                                 "train.seq_len=600", "train.batch_size=2"});
+  DataPipeline q = open_data(tiny);
+  EXPECT_NE(q.train.source().describe().find("span documents"), std::string::npos) << q.train.source().describe();
+  EXPECT_EQ(q.train.next().inputs.shape(), (Shape{2, 600}));
 }
 
 TEST(Sampler, ResumeAtStepKDrawsTheUninterruptedBatches) {

@@ -1,5 +1,7 @@
 #include "train/data/corpus_windows.h"
 
+#include <algorithm>
+
 #include "framework/core/rng.h"
 
 namespace sparrow::train {
@@ -20,16 +22,31 @@ CorpusWindows::CorpusWindows(std::shared_ptr<const Corpus> corpus, TokenRange ra
   SPARROW_CHECK(range_.size() >= seq_ + 1, corpus_->path(), ": the ", split_, " split has ", range_.size(),
                 " tokens, fewer than one sequence of train.seq_len+1 = ", seq_ + 1);
   key_ = mix_seed(seed, split_ == "train" ? 1 : 2);
+  // Document d's text is [doc_starts[d], doc_starts[d+1] − 1) (its separator follows it); a
+  // window of seq_+1 tokens fits at len − seq_ starts.
+  const auto& ds = corpus_->doc_starts();
+  for (int64_t d = range_.first_doc; d < range_.end_doc; ++d) {
+    const int64_t len = ds[size_t(d) + 1] - ds[size_t(d)] - 1;
+    if (len < seq_ + 1) continue;
+    doc_begin_.push_back(ds[size_t(d)]);
+    starts_before_.push_back(total_starts_);
+    total_starts_ += len - seq_;
+  }
 }
 
 int64_t CorpusWindows::window_start(uint64_t index, int64_t row) const {
   uint32_t r[4];
   Philox::generate(key_, index * static_cast<uint64_t>(batch_) + static_cast<uint64_t>(row), r);
   const uint64_t x = (static_cast<uint64_t>(r[0]) << 32) | r[1];
-  const uint64_t starts = static_cast<uint64_t>(range_.size() - seq_);  // valid window starts
+  const bool within = total_starts_ > 0;
+  const uint64_t starts = static_cast<uint64_t>(within ? total_starts_ : range_.size() - seq_);
   // Uniform in [0, starts) by the high half of a 64×64 product (Lemire), no modulo bias to speak of.
-  const uint64_t pick = static_cast<uint64_t>((static_cast<unsigned __int128>(x) * starts) >> 64);
-  return range_.begin + static_cast<int64_t>(pick);
+  const int64_t pick = static_cast<int64_t>((static_cast<unsigned __int128>(x) * starts) >> 64);
+  if (!within) return range_.begin + pick;
+  // The document holding start number `pick`: the last whose prefix sum is ≤ pick.
+  const size_t d = static_cast<size_t>(
+      std::upper_bound(starts_before_.begin(), starts_before_.end(), pick) - starts_before_.begin() - 1);
+  return doc_begin_[d] + (pick - starts_before_[d]);
 }
 
 Batch CorpusWindows::batch_at(uint64_t index) const {
@@ -49,7 +66,8 @@ Batch CorpusWindows::batch_at(uint64_t index) const {
 
 std::string CorpusWindows::describe() const {
   return corpus_->path() + " [" + split_ + ": " + std::to_string(range_.size()) + " tokens in " +
-         std::to_string(range_.end_doc - range_.first_doc) + " documents]";
+         std::to_string(range_.end_doc - range_.first_doc) + " documents" +
+         (total_starts_ > 0 ? "" : "; none holds a whole sequence, so windows span documents") + "]";
 }
 
 }  // namespace sparrow::train

@@ -1,14 +1,17 @@
 // Training windows from a corpus split: each row of a batch is seq_len+1 consecutive tokens
-// starting at a uniformly random offset of the split (inputs = the first seq_len, targets =
-// the last seq_len). Windows may span documents: the separator byte between files marks the
-// boundary, so short documents are simply concatenated (GPT-style end-of-text packing) and no
-// tokens are wasted on padding. A split is a contiguous run of whole documents, so a window
-// never mixes train and validation text.
+// (inputs = the first seq_len, targets = the last seq_len) drawn WITHIN one document: the start
+// is uniform over every position at which a whole window fits inside a document's text, so
+// documents are weighted by their length and no window crosses a boundary. Only when no document
+// of the split is long enough (a corpus of short files, a very long seq_len) do windows run
+// across documents, the separator byte marking each boundary (GPT-style packing); describe()
+// says which. A split is a contiguous run of whole documents, so a window never mixes train and
+// validation text.
 //
 // Row r of batch i starts at a Philox draw keyed by (seed, salt) at counter i·B + r: a pure
 // function of the batch index, so resuming at any batch reproduces the uninterrupted stream.
 #pragma once
 #include <memory>
+#include <vector>
 
 #include "train/data/batch.h"
 #include "train/data/corpus.h"
@@ -35,6 +38,10 @@ class CorpusWindows : public BatchSource {
   std::string split_;
   int64_t batch_, seq_;
   uint64_t key_;
+  // Documents long enough for a window: their first token and the prefix sum of their window
+  // starts (len − seq_ each). Empty: packing across documents.
+  std::vector<int64_t> doc_begin_, starts_before_;
+  int64_t total_starts_ = 0;
 };
 
 }  // namespace sparrow::train
