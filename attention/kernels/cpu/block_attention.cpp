@@ -11,7 +11,9 @@
 //   dQi = scale · Σj dS Kj            (pass 1: task per query block, walks the CSR rows)
 //   dVj = Σi Pᵀ dOi, dKj = scale · Σi dSᵀ Qi   (pass 2: task per key block, walks the transpose)
 // Pass 2 recomputes S and dP in the transposed orientation (Sᵀ = Kj Qiᵀ), so its tiles are
-// produced directly as the left operands of Pᵀ dO and dSᵀ Q.
+// produced directly as the left operands of Pᵀ dO and dSᵀ Q. When there are at least as many
+// (batch·head) pairs as threads, one pass replaces both: a task per head walks its key blocks
+// and adds dQ from the same dSᵀ tiles (five products per tile pair instead of seven).
 #define EIGEN_DONT_PARALLELIZE  // parallelism is ours (over tiles); Eigen runs each tile serially
 #include "attention/kernels/cpu/block_attention.h"
 
@@ -245,6 +247,57 @@ void forward_tiles(const Plan& p, const T* q, const T* k, const T* v, T* o, T* l
   }
 }
 
+// dK and dV of key block kb of (batch·head) bh, from every query run that reads it (the layout's
+// transpose); with dq_head (that head's dQ rows), also adds each run's dQ share dS·(scale·K).
+// One per thread: it owns its tiles.
+template <class T>
+struct KeyBlockGrads {
+  const Plan& p;
+  const T *q, *k, *v, *dout, *lse_use, *di;
+  T *dk, *dv;
+  T scale;
+  int64_t run;
+  Mat<T> ks, st, dpt, dka, dva;
+  std::vector<int32_t> buf;
+
+  KeyBlockGrads(const Plan& p_, const T* q_, const T* k_, const T* v_, const T* dout_, const T* lse_use_,
+                const T* di_, T* dk_, T* dv_, T scale_, int64_t run_)
+      : p(p_), q(q_), k(k_), v(v_), dout(dout_), lse_use(lse_use_), di(di_), dk(dk_), dv(dv_), scale(scale_),
+        run(run_), ks(p.bs, p.D), st(p.bs, run * p.bs), dpt(p.bs, run * p.bs), dka(p.bs, p.D), dva(p.bs, p.D) {}
+
+  void operator()(int64_t bh, int64_t kb, T* dq_head) {
+    const int64_t D = p.D, bs = p.bs, h = bh % p.H;
+    const int64_t k0 = kb * bs, cols = p.k_cols(kb), key0 = bh * p.Nk + k0;
+    auto Ks = ks.topRows(cols);
+    Ks = CMap<T>(k + key0 * D, cols, D) * scale;
+    const CMap<T> V(v + key0 * D, cols, D);
+    auto dK = dka.topRows(cols), dV = dva.topRows(cols);
+    dK.setZero();
+    dV.setZero();
+    const Span qs_of = queries_of(p, h, kb, buf);
+    const auto usable = [&](int64_t qb) { return p.visible(qb, kb); };
+    int64_t i = 0, qb0, qb1;
+    while (next_run(qs_of, i, run, usable, qb0, qb1)) {
+      const int64_t q0 = qb0 * bs, rows = std::min(qb1 * bs, p.Nq) - q0, row0 = bh * p.Nq + q0;
+      const CMap<T> Q(q + row0 * D, rows, D), dO(dout + row0 * D, rows, D);
+      const CRowMap<T> Lse(lse_use + row0, rows), Di(di + row0, rows);
+      auto St = st.topLeftCorner(cols, rows);
+      auto dPt = dpt.topLeftCorner(cols, rows);
+      St.noalias() = Ks * Q.transpose();
+      if (p.needs_mask(qb0, kb)) mask_scores_transposed(p, St, q0, k0);
+      St = (St.array().rowwise() - Lse.array()).exp().matrix();  // Pᵀ
+      zero_unseen_columns(St, Lse);
+      dV.noalias() += St * dO;
+      dPt.noalias() = V * dO.transpose();
+      St.array() *= dPt.array().rowwise() - Di.array();  // dSᵀ
+      dK.noalias() += St * Q;
+      if (dq_head) Eigen::Map<Mat<T>>(dq_head + q0 * D, rows, D).noalias() += St.transpose() * Ks;
+    }
+    Eigen::Map<Mat<T>>(dk + key0 * D, cols, D) = dK * scale;
+    Eigen::Map<Mat<T>>(dv + key0 * D, cols, D) = dV;
+  }
+};
+
 template <class T>
 void backward_tiles(const Plan& p, const T* q, const T* k, const T* v, const T* o, const T* lse, const T* dout, T* dq,
                     T* dk, T* dv) {
@@ -267,43 +320,12 @@ void backward_tiles(const Plan& p, const T* q, const T* k, const T* v, const T* 
   if (p.B * p.H >= static_cast<int64_t>(omp_get_max_threads())) {
 #pragma omp parallel
     {
-      Mat<T> ks(bs, D), st(bs, run * bs), dpt(bs, run * bs), dka(bs, D), dva(bs, D);
-      std::vector<int32_t> buf;
+      KeyBlockGrads<T> grads(p, q, k, v, dout, lse_use.data(), di.data(), dk, dv, scale, run);
 #pragma omp for schedule(dynamic, 1)
       for (int64_t bh = 0; bh < p.B * p.H; ++bh) {
-        const int64_t h = bh % p.H;
-        Eigen::Map<Mat<T>> dQh(dq + bh * p.Nq * D, p.Nq, D);
-        dQh.setZero();
-        for (int64_t kb = 0; kb < p.nkb; ++kb) {
-          const int64_t k0 = kb * bs, cols = p.k_cols(kb), key0 = bh * p.Nk + k0;
-          auto Ks = ks.topRows(cols);
-          Ks = CMap<T>(k + key0 * D, cols, D) * scale;  // dS·(scale·K) is dQ's share directly
-          const CMap<T> V(v + key0 * D, cols, D);
-          auto dK = dka.topRows(cols), dV = dva.topRows(cols);
-          dK.setZero();
-          dV.setZero();
-          const Span qs_of = queries_of(p, h, kb, buf);
-          const auto usable = [&](int64_t qb) { return p.visible(qb, kb); };
-          int64_t i = 0, qb0, qb1;
-          while (next_run(qs_of, i, run, usable, qb0, qb1)) {
-            const int64_t q0 = qb0 * bs, rows = std::min(qb1 * bs, p.Nq) - q0, row0 = bh * p.Nq + q0;
-            const CMap<T> Q(q + row0 * D, rows, D), dO(dout + row0 * D, rows, D);
-            const CRowMap<T> Lse(lse_use.data() + row0, rows), Di(di.data() + row0, rows);
-            auto St = st.topLeftCorner(cols, rows);
-            auto dPt = dpt.topLeftCorner(cols, rows);
-            St.noalias() = Ks * Q.transpose();
-            if (p.needs_mask(qb0, kb)) mask_scores_transposed(p, St, q0, k0);
-            St = (St.array().rowwise() - Lse.array()).exp().matrix();  // Pᵀ
-            zero_unseen_columns(St, Lse);
-            dV.noalias() += St * dO;
-            dPt.noalias() = V * dO.transpose();
-            St.array() *= dPt.array().rowwise() - Di.array();  // dSᵀ
-            dK.noalias() += St * Q;
-            dQh.middleRows(q0, rows).noalias() += St.transpose() * Ks;
-          }
-          Eigen::Map<Mat<T>>(dk + key0 * D, cols, D) = dK * scale;
-          Eigen::Map<Mat<T>>(dv + key0 * D, cols, D) = dV;
-        }
+        T* dq_head = dq + bh * p.Nq * D;
+        Eigen::Map<Mat<T>>(dq_head, p.Nq, D).setZero();
+        for (int64_t kb = 0; kb < p.nkb; ++kb) grads(bh, kb, dq_head);
       }
     }
     return;
@@ -357,39 +379,9 @@ void backward_tiles(const Plan& p, const T* q, const T* k, const T* v, const T* 
   const int64_t ktasks = p.B * p.H * p.nkb;
 #pragma omp parallel
   {
-    Mat<T> ks(bs, D), st(bs, run * bs), dpt(bs, run * bs), dka(bs, D), dva(bs, D);
-    std::vector<int32_t> buf;
+    KeyBlockGrads<T> grads(p, q, k, v, dout, lse_use.data(), di.data(), dk, dv, scale, run);
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < ktasks; ++t) {
-      const int64_t bh = t / p.nkb, kb = t % p.nkb, h = bh % p.H;
-      const int64_t k0 = kb * bs, cols = p.k_cols(kb), key0 = bh * p.Nk + k0;
-      auto Ks = ks.topRows(cols);
-      Ks = CMap<T>(k + key0 * D, cols, D) * scale;
-      const CMap<T> V(v + key0 * D, cols, D);
-      auto dK = dka.topRows(cols), dV = dva.topRows(cols);
-      dK.setZero();
-      dV.setZero();
-      const Span qs_of = queries_of(p, h, kb, buf);
-      const auto usable = [&](int64_t qb) { return p.visible(qb, kb); };
-      int64_t i = 0, qb0, qb1;
-      while (next_run(qs_of, i, run, usable, qb0, qb1)) {
-        const int64_t q0 = qb0 * bs, rows = std::min(qb1 * bs, p.Nq) - q0, row0 = bh * p.Nq + q0;
-        const CMap<T> Q(q + row0 * D, rows, D), dO(dout + row0 * D, rows, D);
-        const CRowMap<T> Lse(lse_use.data() + row0, rows), Di(di.data() + row0, rows);
-        auto St = st.topLeftCorner(cols, rows);
-        auto dPt = dpt.topLeftCorner(cols, rows);
-        St.noalias() = Ks * Q.transpose();
-        if (p.needs_mask(qb0, kb)) mask_scores_transposed(p, St, q0, k0);
-        St = (St.array().rowwise() - Lse.array()).exp().matrix();  // Pᵀ
-        zero_unseen_columns(St, Lse);
-        dV.noalias() += St * dO;
-        dPt.noalias() = V * dO.transpose();
-        St.array() *= dPt.array().rowwise() - Di.array();  // dSᵀ
-        dK.noalias() += St * Q;
-      }
-      Eigen::Map<Mat<T>>(dk + key0 * D, cols, D) = dK * scale;
-      Eigen::Map<Mat<T>>(dv + key0 * D, cols, D) = dV;
-    }
+    for (int64_t t = 0; t < ktasks; ++t) grads(t / p.nkb, t % p.nkb, nullptr);
   }
 }
 
