@@ -4,6 +4,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <utility>
 
 #include "framework/core/shape.h"
 
@@ -34,6 +35,30 @@ class StridedWalk {
   std::array<const Shape*, K> strides_;
   std::array<int64_t, K> off_;
 };
+
+// Drops size-1 dims and merges dim d into the previous kept dim wherever every operand walks
+// that pair like one dim (stride[prev] == stride[d]·shape[d]). A contiguous operand set
+// collapses to one dim; [B, N, D] + [D] collapses to [B·N, D]. Loops over fewer, longer dims
+// are cheaper to index on both CPU and GPU.
+template <int K>
+void coalesce(Shape& shape, std::array<Shape, K>& strides) {
+  Shape s;
+  std::array<Shape, K> t;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (shape[d] == 1) continue;
+    bool merge = !s.empty();
+    for (int k = 0; k < K && merge; ++k) merge = t[k].back() == strides[k][d] * shape[d];
+    if (merge) {
+      s.back() *= shape[d];
+      for (int k = 0; k < K; ++k) t[k].back() = strides[k][d];
+    } else {
+      s.push_back(shape[d]);
+      for (int k = 0; k < K; ++k) t[k].push_back(strides[k][d]);
+    }
+  }
+  shape = std::move(s);
+  strides = std::move(t);
+}
 
 // Strides of a tensor of shape `from` (with strides `st`) broadcast to shape `to`: size-1 or
 // missing leading dims get stride 0.

@@ -3,6 +3,7 @@
 // gradient broadcast back over the reduced dims; of a max, the gradient scattered to the first
 // maximal element.
 #include <algorithm>
+#include <array>
 #include <limits>
 
 #include "framework/autograd/node.h"
@@ -20,21 +21,11 @@ namespace sparrow {
 
 namespace {
 
-// Drops size-1 dims and merges neighbours that walk memory as one dim.
+// One operand: the shared rule of framework/core/strided.h.
 void coalesce(Shape& shape, Shape& strides) {
-  Shape s, t;
-  for (size_t d = 0; d < shape.size(); ++d) {
-    if (shape[d] == 1) continue;
-    if (!s.empty() && t.back() == strides[d] * shape[d]) {
-      s.back() *= shape[d];
-      t.back() = strides[d];
-    } else {
-      s.push_back(shape[d]);
-      t.push_back(strides[d]);
-    }
-  }
-  shape = std::move(s);
-  strides = std::move(t);
+  std::array<Shape, 1> st{std::move(strides)};
+  sparrow::coalesce<1>(shape, st);
+  strides = std::move(st[0]);
 }
 
 // reduced[d] for each dim of a (an empty list means every dim); duplicates are an error.

@@ -57,28 +57,6 @@ void dispatch_float(DType t, const char* op, Fn&& fn) {
   fail(op, ": needs a floating dtype, got ", dtype_name(t));
 }
 
-// Drops size-1 dims and merges dim d into d+1 wherever every operand is laid out so that the
-// pair walks memory like one dim (stride[d] == stride[d+1]·shape[d+1]). A contiguous operand
-// set collapses to one dim; [B, N, D] + [D] collapses to [B·N, D].
-template <int K>
-void coalesce(Shape& shape, std::array<Shape, K>& st) {
-  Shape s;
-  std::array<Shape, K> t;
-  for (size_t d = 0; d < shape.size(); ++d) {
-    if (shape[d] == 1) continue;
-    bool merge = !s.empty();
-    for (int k = 0; k < K && merge; ++k) merge = t[k].back() == st[k][d] * shape[d];
-    if (merge) {
-      s.back() *= shape[d];
-      for (int k = 0; k < K; ++k) t[k].back() = st[k][d];
-    } else {
-      s.push_back(shape[d]);
-      for (int k = 0; k < K; ++k) t[k].push_back(st[k][d]);
-    }
-  }
-  shape = std::move(s);
-  st = std::move(t);
-}
 
 constexpr int64_t kChunk = 16384;        // elements per task
 constexpr int64_t kParallelMin = 32768;  // below this, one thread (the fork costs more)

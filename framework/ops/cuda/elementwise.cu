@@ -1,5 +1,6 @@
 #include <array>
 
+#include "framework/core/strided.h"
 #include "framework/cuda/runtime.h"
 #include "framework/ops/cuda/elementwise.h"
 #include "framework/ops/cuda/strided.cuh"
@@ -35,20 +36,9 @@ struct Geometry {
 
 template <int K>
 Geometry<K> make_geometry(const Shape& shape, const std::array<Shape, K>& st, const std::array<int64_t, K>& base) {
-  Shape s;
-  std::array<Shape, K> t;
-  for (size_t d = 0; d < shape.size(); ++d) {
-    if (shape[d] == 1) continue;
-    bool merge = !s.empty();
-    for (int k = 0; k < K && merge; ++k) merge = t[k].back() == st[k][d] * shape[d];
-    if (merge) {
-      s.back() *= shape[d];
-      for (int k = 0; k < K; ++k) t[k].back() = st[k][d];
-    } else {
-      s.push_back(shape[d]);
-      for (int k = 0; k < K; ++k) t[k].push_back(st[k][d]);
-    }
-  }
+  Shape s = shape;
+  std::array<Shape, K> t = st;
+  coalesce<K>(s, t);
   SPARROW_CHECK(s.size() <= static_cast<size_t>(kMaxDims), "CUDA elementwise: at most ", kMaxDims,
                 " non-mergeable dims, got ", shape_str(shape));
   Geometry<K> g;
