@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU benchmarks, ours and PyTorch's in the same run on the same card. Called by
 # scripts/gpu-check.sh with GPU_CHECK_BENCH=1 after the build; writes JSON lines to $1/.
-#   BENCH_PARTS="attn train flex" (default all)
+#   BENCH_PARTS="attn train flex profile" (default: attn train flex)
+#   profile: `train --profile` per TRAIN_CASES entry (op and phase shares of a step)
 set -uo pipefail
 out=${1:-gpu-out}; mkdir -p "$out"
 bin=build-gpu/bin
@@ -45,4 +46,16 @@ PY
   done 2>&1 | tee "$out/sparrow_train.jsonl"
   echo "== training tokens/s: PyTorch (torch.compile, SDPA)"
   timeout 300 python3 bench/torch_train_compare.py ${TORCH_TRAIN_CASES:-4096x16 16384x4} 2>&1 | grep '^{' | tee "$out/torch_train.jsonl"
+fi
+if [[ $parts == *profile* ]]; then
+  echo "== training step profile: Sparrow (train --profile, bench/gpt12.yaml)"
+  IFS=, read -ra cases <<< "${TRAIN_CASES:-4096 16 dense 0,16384 4 dense 0}"
+  for c in "${cases[@]}"; do
+    set -- $c
+    rm -rf /tmp/sp-prof
+    timeout ${TRAIN_TIMEOUT:-240} $bin/train --config bench/gpt12.yaml --out /tmp/sp-prof --profile --set train.steps=5 \
+      --set train.seq_len=$1 --set train.batch_size=$2 --set attention.backend=$3 --set attention.sparsity=$4 \
+      --set data.path=$corpus --set data.cache_dir=/tmp/sp-cache > "$out/profile_$1_$3.log" 2>&1 || tail -3 "$out/profile_$1_$3.log"
+    cp /tmp/sp-prof/profile.txt "$out/profile_$1_$3.txt" 2>/dev/null && head -40 "$out/profile_$1_$3.txt"
+  done
 fi

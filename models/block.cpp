@@ -43,16 +43,13 @@ Tensor Block::norm(const nn::Module& m, const Tensor& x) const {
 
 Tensor Block::attention_sublayer(const Tensor& h, int64_t step) const {
   const int64_t B = h.size(0), T = h.size(1), Dh = d_model_ / n_heads_;
-  // qkv: [B, T, 3d] → [B, T, 3, H, Dh] → [3, B, H, T, Dh]: one permute, then each of q, k, v is a
-  // contiguous slice (the attention kernels read [B, H, T, Dh] row-major).
-  Tensor qkv = permute(reshape(qkv_->forward(h), {B, T, 3, n_heads_, Dh}), {2, 0, 3, 1, 4}).contiguous();
-  Tensor q = reshape(slice(qkv, 0, 0, 1), {B, n_heads_, T, Dh});
-  Tensor k = reshape(slice(qkv, 0, 1, 2), {B, n_heads_, T, Dh});
-  Tensor v = reshape(slice(qkv, 0, 2, 3), {B, n_heads_, T, Dh});
+  // qkv [B, T, 3d] → [3, B, H, T, Dh] with RoPE on q and k, in one pass; each of q, k, v is then a
+  // contiguous slice in the [B, H, T, Dh] layout the attention kernels read.
+  Tensor heads = rope_heads(qkv_->forward(h), n_heads_, 0, rope_base_);
   attn::AttentionCall call;
-  call.q = rope(q, 0, rope_base_);
-  call.k = rope(k, 0, rope_base_);
-  call.v = v;
+  call.q = reshape(slice(heads, 0, 0, 1), {B, n_heads_, T, Dh});
+  call.k = reshape(slice(heads, 0, 1, 2), {B, n_heads_, T, Dh});
+  call.v = reshape(slice(heads, 0, 2, 3), {B, n_heads_, T, Dh});
   call.causal = true;
   call.step = step;
   Tensor o = attn_->forward(call);  // [B, H, T, Dh]

@@ -18,12 +18,14 @@ int main(int argc, char** argv) {
   CLI::App app{"Sparrow: train a byte-level transformer LM with pluggable attention"};
   std::string config_path, out_dir, resume;
   std::vector<std::string> overrides;
-  bool list_keys = false;
+  bool list_keys = false, profile = false;
   app.set_help_flag("-h,--help", "Print this help and every configuration key with its default");
   app.add_option("--config", config_path, "YAML configuration file")->check(CLI::ExistingFile);
   app.add_option("--set", overrides, "Override a key: --set section.key=value (repeatable)")->allow_extra_args(false);
   app.add_option("--out", out_dir, "Run folder (default: checkpoint.dir)");
   app.add_option("--resume", resume, "Resume: 'auto' (newest checkpoint in the run folder) or a checkpoint folder");
+  app.add_flag("--profile", profile,
+               "Time every op and phase after the first two steps; table to <run>/profile.txt (slows the run)");
   app.add_flag("--keys", list_keys, "List every configuration key with its default and exit");
   app.footer("Configuration keys (YAML sections; --set section.key=value):\n" + train::config_help());
   try {
@@ -55,6 +57,7 @@ int main(int argc, char** argv) {
     run.out_dir = out_dir;
     run.resume = resume;
     run.config_path = config_path;
+    run.profile = profile;
     train::RunResult r = train::run_training(cfg, run);
     if (r.stopped_early) std::printf("stopped after step %lld; resume with --resume auto\n", (long long)r.steps_done);
     return 0;

@@ -1,11 +1,14 @@
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
 #include "framework/autograd/node.h"
+#include "framework/core/profile.h"
 #include "framework/nn/parameter_buffer.h"
 #include "framework/ops/ops.h"
 #include "framework/optim/adamw.h"
@@ -26,6 +29,17 @@ namespace sparrow::train {
 namespace {
 
 constexpr int kMaxNonFiniteInARow = 5;
+constexpr int64_t kProfileWarmupSteps = 2;
+
+// The --profile table, to the run folder and stdout.
+void write_profile(const fs::path& out, int64_t steps) {
+  profile::set_enabled(false);
+  const std::string table = "profile of " + std::to_string(std::max<int64_t>(steps, 0)) +
+                            " steps (the device is waited for around every op: use for shares, not speed)\n\n" +
+                            profile::report();
+  std::ofstream(out / "profile.txt") << table;
+  std::fputs(table.c_str(), stdout);
+}
 
 Device resolve_device(const std::string& d) {
   if (d == "cpu") return Device::cpu();
@@ -188,19 +202,43 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
     const std::vector<double> sparsity = layer_sparsity(cfg, step);
     for (int64_t i = 0; i < model.num_layers(); ++i) model.attention(i).set_sparsity(sparsity[size_t(i)]);
 
-    opt.zero_grad();
+    // --profile: the first steps build plans and warm caches; the table covers the steps after.
+    if (run.profile) profile::set_enabled(step >= start_step + kProfileWarmupSteps);
+    {
+      profile::Phase ph("zero_grad");
+      opt.zero_grad();
+    }
     double loss_sum = 0;
     for (int64_t micro = 0; micro < cfg.train.grad_accum; ++micro) {
-      Batch b = data.train.next();
-      Tensor loss = model.loss(b.inputs.to(dev), b.targets.to(dev), step, compute);
-      // Average over micro-batches: each backward adds its share into the flat gradient buffer.
-      Tensor scaled = mul_scalar(loss, 1.0 / static_cast<double>(cfg.train.grad_accum));
-      scaled.backward();
+      Batch b;
+      Tensor inputs, targets;
+      {
+        profile::Phase ph("data (host sample + copy)");
+        b = data.train.next();
+        inputs = b.inputs.to(dev);
+        targets = b.targets.to(dev);
+      }
+      Tensor loss;
+      {
+        profile::Phase ph("forward");
+        loss = model.loss(inputs, targets, step, compute);
+      }
+      {
+        profile::Phase ph("backward");
+        // Average over micro-batches: each backward adds its share into the flat gradient buffer.
+        Tensor scaled = mul_scalar(loss, 1.0 / static_cast<double>(cfg.train.grad_accum));
+        scaled.backward();
+      }
+      profile::Phase ph("loss to host");
       loss_sum += loss.item();
     }
     const double loss_v = loss_sum / static_cast<double>(cfg.train.grad_accum);
-    const double gnorm = cfg.optim.grad_clip > 0 ? optim::clip_grad_norm(params, cfg.optim.grad_clip)
-                                                 : optim::grad_norm(params.grad());
+    double gnorm = 0;
+    {
+      profile::Phase ph("gradient norm + clip");
+      gnorm = cfg.optim.grad_clip > 0 ? optim::clip_grad_norm(params, cfg.optim.grad_clip)
+                                      : optim::grad_norm(params.grad());
+    }
     ++step;
     tokens_seen += static_cast<double>(B * T * cfg.train.grad_accum);
 
@@ -220,7 +258,10 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
       continue;
     }
     non_finite_in_a_row = 0;
-    opt.step();
+    {
+      profile::Phase ph("optimizer");
+      opt.step();
+    }
     last_loss = loss_v;
 
     const double sec = seconds_since(t0);
@@ -274,6 +315,7 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
     progress.message((result.stopped_early ? "stopped early; checkpoint " : "checkpoint ") + where);
   }
   progress.finish();
+  if (run.profile) write_profile(out, step - start_step - kProfileWarmupSteps);
   result.steps_done = step;
   result.final_loss = last_loss;
   return result;

@@ -15,6 +15,9 @@ struct RunOptions {
   // Stop (checkpointing) once this step is done, as a signal would: resuming later continues the
   // same run. 0: run to train.steps.
   int64_t stop_after = 0;
+  // Time every op and phase of the steps after the first two (waiting for the device around
+  // each), then write the table to <run>/profile.txt and stdout. Slows the run down.
+  bool profile = false;
 };
 
 struct RunResult {

@@ -8,6 +8,7 @@
 #include "attention/backends/block_flops.h"
 #include "attention/kernels/block_attention.h"
 #include "framework/autograd/node.h"
+#include "framework/core/profile.h"
 #include "framework/ops/ops.h"
 
 namespace sparrow::attn {
@@ -123,6 +124,7 @@ void AdaptiveAttention::set_sparsity(double s) {
 }
 
 Tensor AdaptiveAttention::forward(const AttentionCall& call) {
+  SPARROW_PROFILE_OP("attention adaptive");
   const char* op = "adaptive attention";
   check_dim(op, call.q, 4);
   check_dim(op, call.k, 4);

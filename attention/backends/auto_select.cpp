@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "framework/core/profile.h"
+
 namespace sparrow::attn {
 
 AutoChoice auto_choice(const AutoConfig& ac, int64_t seq_len) {
@@ -33,6 +35,7 @@ Attention* AutoAttention::instance(const std::string& backend) const {
 }
 
 Tensor AutoAttention::forward(const AttentionCall& call) {
+  SPARROW_PROFILE_OP("attention auto_select");
   check_dim("auto attention", call.q, 4);
   const AutoChoice choice = auto_choice(cfg_.autocfg, call.q.size(2));
   std::unique_ptr<Attention>& backend = instances_[choice.backend];

@@ -4,6 +4,7 @@
 
 #include "attention/backends/block_flops.h"
 #include "attention/kernels/block_attention.h"
+#include "framework/core/profile.h"
 
 namespace sparrow::attn {
 
@@ -22,6 +23,7 @@ void BlockSparseAttention::set_sparsity(double s) {
 }
 
 Tensor BlockSparseAttention::forward(const AttentionCall& call) {
+  SPARROW_PROFILE_OP("attention block_sparse");
   check_dim("block_sparse attention", call.q, 4);
   const int64_t B = call.q.size(0), H = call.q.size(1), N = call.q.size(2), D = call.q.size(3);
   layout_ = get_layout(cfg_, N, H, call.causal);

@@ -2,8 +2,9 @@
 
 #include "attention/backends/block_flops.h"
 #include "attention/kernels/block_attention.h"
-#include "attention/kernels/cudnn_attention.h"
 #include "attention/kernels/cuda/cudnn_sdpa.h"
+#include "attention/kernels/cudnn_attention.h"
+#include "framework/core/profile.h"
 
 namespace sparrow::attn {
 
@@ -14,6 +15,7 @@ DenseAttention::DenseAttention(const AttentionConfig& cfg) : cfg_(cfg) {
 }
 
 Tensor DenseAttention::forward(const AttentionCall& call) {
+  SPARROW_PROFILE_OP("attention dense");
   check_dim("dense attention", call.q, 4);
   BlockAttentionArgs args;
   args.block_size = cfg_.block_size;

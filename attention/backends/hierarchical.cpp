@@ -6,6 +6,7 @@
 
 #include "attention/backends/block_flops.h"
 #include "attention/kernels/block_attention.h"
+#include "framework/core/profile.h"
 #include "framework/ops/ops.h"
 
 namespace sparrow::attn {
@@ -128,6 +129,7 @@ HierarchicalAttention::HierarchicalAttention(const AttentionConfig& cfg) : cfg_(
 }
 
 Tensor HierarchicalAttention::forward(const AttentionCall& call) {
+  SPARROW_PROFILE_OP("attention hierarchical");
   const char* op = "hierarchical attention";
   check_dim(op, call.q, 4);
   check_dim(op, call.k, 4);

@@ -1,9 +1,11 @@
 // The backward engine: a topological order of the Nodes reachable from the root, then one pass in
 // reverse, summing the gradients that reach each Node from several consumers before calling it.
+#include <array>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "framework/autograd/node.h"
+#include "framework/core/profile.h"
 #include "framework/ops/ops.h"
 
 namespace sparrow {
@@ -95,16 +97,57 @@ void run_backward(const Tensor& root, const Tensor& grad_output) {
       stack.pop_back();
     }
   }
-  std::unordered_map<Node*, Tensor> pending;
-  pending[root.grad_fn().get()] = grad_output;
+  // The gradient waiting at each node. `owned`: the engine made this buffer (a sum, or a
+  // window buffer) and nothing else refers to it, so later contributions may be added in place.
+  struct Pending {
+    Tensor g;
+    bool owned = false;
+    // For a buffer that started as zeros: the windows written so far (dim, start, end). A window
+    // along the same dim that overlaps none of them still holds zeros, so it is copied into
+    // rather than added to (q, k, v: three copies, no reads of the buffer).
+    std::vector<std::array<int64_t, 3>> zero_windows;
+    bool from_zeros = false;
+  };
+  std::unordered_map<Node*, Pending> pending;
+  pending[root.grad_fn().get()] = Pending{grad_output, false, {}, false};
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node* n = *it;
     auto p = pending.find(n);
     if (p == pending.end()) continue;
-    Tensor g = std::move(p->second);
+    Tensor g = std::move(p->second.g);
     pending.erase(p);
-    std::vector<Tensor> grads = n->backward(g);
-    n->release();
+    const GradWindow* w = n->grad_window();
+    if (w && n->next.size() == 1 && n->next[0].fn) {
+      // A slice of a non-leaf: add g into the window of the input's owned gradient buffer.
+      profile::Scope scope(n->name(), "bwd");
+      Pending& slot = pending[n->next[0].fn.get()];
+      if (!slot.owned) {
+        // A private buffer: zeros, or a copy of what already arrived (which may be shared).
+        const bool fresh = !slot.g.defined();
+        slot.g = fresh ? zeros(w->in_shape, g.dtype(), g.device()) : slot.g.clone();
+        slot.owned = true;
+        slot.from_zeros = fresh;
+      }
+      const Shape st = slot.g.strides();
+      const int64_t end = w->start + g.shape()[size_t(w->dim)];
+      Tensor window = make_view(slot.g, g.shape(), st, slot.g.offset() + w->start * st[size_t(w->dim)]);
+      bool untouched = slot.from_zeros;
+      for (const auto& z : slot.zero_windows)
+        untouched = untouched && z[0] == w->dim && (end <= z[1] || z[2] <= w->start);
+      if (untouched)
+        copy_(window, g);
+      else
+        add_(window, g);
+      if (slot.from_zeros) slot.zero_windows.push_back({w->dim, w->start, end});
+      n->release();
+      continue;
+    }
+    std::vector<Tensor> grads;
+    {
+      profile::Scope scope(n->name(), "bwd");
+      grads = n->backward(g);
+      n->release();  // frees the saved activations: part of the node's cost
+    }
     SPARROW_CHECK(grads.size() == n->next.size(), "backward of ", n->name(), " returned ", grads.size(),
                   " gradients for ", n->next.size(), " inputs");
     for (size_t k = 0; k < grads.size(); ++k) {
@@ -112,10 +155,14 @@ void run_backward(const Tensor& root, const Tensor& grad_output) {
       if (!e.active() || !grads[k].defined()) continue;
       if (e.fn) {
         auto q = pending.find(e.fn.get());
-        if (q == pending.end())
-          pending.emplace(e.fn.get(), grads[k]);
-        else
-          q->second = add(q->second, grads[k]);
+        if (q == pending.end()) {
+          pending.emplace(e.fn.get(), Pending{grads[k], false, {}, false});
+        } else if (q->second.owned && q->second.g.shape() == grads[k].shape() && q->second.g.dtype() == grads[k].dtype()) {
+          add_(q->second.g, grads[k]);
+          q->second.from_zeros = false;  // no longer zero outside the windows
+        } else {
+          q->second = Pending{add(q->second.g, grads[k]), true, {}, false};
+        }
       } else {
         accumulate_into_leaf(*e.leaf, grads[k]);
       }

@@ -22,9 +22,22 @@ struct Edge {
   bool active() const { return fn || leaf; }
 };
 
+// Where a slice-like node puts its gradient: the output gradient is the input's gradient inside
+// the window [start, start + size) of dim `dim`, zero elsewhere.
+struct GradWindow {
+  Shape in_shape;
+  int64_t dim = 0;
+  int64_t start = 0;
+};
+
 class Node {
  public:
   virtual ~Node() = default;
+  // Non-null for slice-like nodes. The engine then adds the gradient straight into the window of
+  // one full-size buffer it owns for the input, instead of calling backward (which makes a zero
+  // tensor of the input's shape per slice, then sums them): q, k, v sliced from one projection
+  // cost one buffer instead of three plus two full-size adds.
+  virtual const GradWindow* grad_window() const { return nullptr; }
   // One gradient per input, in input order; an undefined Tensor where an input gets none.
   virtual std::vector<Tensor> backward(const Tensor& grad_output) = 0;
   // Frees what backward captured (called after backward runs once).
@@ -45,6 +58,16 @@ class FunctionNode : public Node {
  private:
   const char* name_;
   Backward fn_;
+};
+
+// A FunctionNode that also declares its GradWindow (its backward stays the general fallback).
+class WindowNode : public FunctionNode {
+ public:
+  WindowNode(const char* name, GradWindow w, Backward fn) : FunctionNode(name, std::move(fn)), w_(std::move(w)) {}
+  const GradWindow* grad_window() const override { return &w_; }
+
+ private:
+  GradWindow w_;
 };
 
 // Grad mode: recording happens only while enabled (per thread).

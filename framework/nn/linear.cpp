@@ -24,16 +24,9 @@ Linear::Linear(int64_t in, int64_t out, bool with_bias, Generator& gen, DType dt
 Tensor Linear::forward(const Tensor& x) const {
   SPARROW_CHECK(x.dim() >= 1 && x.size(-1) == in_, "Linear: input ", describe(x), " does not end in ", in_,
                 " features");
-  // Flatten leading dims so the product is one [rows, in] × [out, in]ᵀ GEMM.
-  Shape lead(x.shape().begin(), x.shape().end() - 1);
-  Tensor x2 = x.dim() == 2 ? x : reshape(x, {-1, in_});
   // Mixed precision: f32 master weights are cast to the activations' dtype at use (recorded, so
   // the gradient arrives back in f32).
-  Tensor y = matmul(x2, weight.to(x.dtype()), false, true);
-  if (bias.defined()) y = add(y, bias.to(x.dtype()));
-  if (x.dim() == 2) return y;
-  lead.push_back(out_);
-  return reshape(y, lead);
+  return sparrow::linear(x, weight.to(x.dtype()), bias.defined() ? bias.to(x.dtype()) : Tensor());
 }
 
 }  // namespace sparrow::nn

@@ -21,9 +21,16 @@ MLP::MLP(const MLPOptions& o, Generator& gen) : act_(o.activation), dropout_(o.d
 }
 
 Tensor MLP::forward(const Tensor& x) const {
-  Tensor h = fc->forward(x);
-  h = act_ == Activation::GELU ? gelu(h) : silu(h);
-  Tensor y = proj->forward(h);
+  Tensor y;
+  if (act_ == Activation::GELU) {
+    // One fused node (the GELU rides in the GEMM epilogues on the GPU); weights cast to the
+    // activations' dtype at use, as Linear does.
+    const DType dt = x.dtype();
+    auto at = [dt](const Tensor& t) { return t.defined() ? t.to(dt) : Tensor(); };
+    y = mlp_gelu(x, at(fc->weight), at(fc->bias), at(proj->weight), at(proj->bias));
+  } else {
+    y = proj->forward(silu(fc->forward(x)));
+  }
   if (dropout_ > 0.0 && is_training()) y = dropout(y, dropout_, *dropout_gen_, true);
   return y;
 }

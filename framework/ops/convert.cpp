@@ -2,11 +2,13 @@
 // cast back to the input's dtype, the gradient of a move is moved back to the input's device.
 // Both go through copy_, which handles any strides, dtype pairs and device pairs.
 #include "framework/autograd/node.h"
+#include "framework/core/profile.h"
 #include "framework/ops/ops.h"
 
 namespace sparrow {
 
 Tensor cast(const Tensor& a, DType dtype) {
+  SPARROW_PROFILE_OP("cast");
   if (a.dtype() == dtype) return a;
   Tensor out = empty(a.shape(), dtype, a.device());
   copy_(out, a);
@@ -17,6 +19,7 @@ Tensor cast(const Tensor& a, DType dtype) {
 }
 
 Tensor to_device(const Tensor& a, Device d) {
+  SPARROW_PROFILE_OP("to_device");
   if (a.device() == d) return a;
   Tensor out = empty(a.shape(), a.dtype(), d);
   copy_(out, a);

@@ -4,6 +4,7 @@
 // The loss is f32 for f32 and bf16 logits (a bf16 loss would round away the third digit of what
 // the trainer logs) and f64 for f64 logits; the logits' gradient takes the logits' dtype.
 #include "framework/autograd/node.h"
+#include "framework/core/profile.h"
 #include "framework/ops/cpu/cross_entropy.h"
 #include "framework/ops/fused_common.h"
 #include "framework/ops/ops.h"
@@ -14,6 +15,7 @@
 namespace sparrow {
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int32_t ignore_index) {
+  SPARROW_PROFILE_OP("cross_entropy");
   check_float("cross_entropy", logits);
   SPARROW_CHECK(logits.dim() == 2 && targets.dim() == 1 && targets.size(0) == logits.size(0),
                 "cross_entropy: expected logits [N, V] and targets [N], got ", describe(logits), " and ",

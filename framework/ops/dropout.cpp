@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "framework/autograd/node.h"
+#include "framework/core/profile.h"
 #include "framework/core/rng.h"
 #include "framework/ops/cpu/dropout.h"
 #include "framework/ops/fused_common.h"
@@ -16,6 +17,7 @@
 namespace sparrow {
 
 Tensor dropout(const Tensor& x, double p, Generator& gen, bool training) {
+  SPARROW_PROFILE_OP("dropout");
   SPARROW_CHECK(p >= 0.0 && p < 1.0, "dropout: p must be in [0, 1), got ", p, " (x ", describe(x), ")");
   check_float("dropout", x);
   if (!training || p == 0.0) return x;

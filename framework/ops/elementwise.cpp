@@ -2,6 +2,7 @@
 // device dispatch, autograd records. Gradients of a broadcast input are summed back to its
 // shape with sum_to.
 #include "framework/autograd/node.h"
+#include "framework/core/profile.h"
 #include "framework/ops/cpu/elementwise.h"
 #include "framework/ops/cpu/unary.h"
 #include "framework/ops/ops.h"
@@ -34,6 +35,7 @@ void check_inplace(const char* op, const Tensor& a) {
 }  // namespace
 
 Tensor add(const Tensor& a, const Tensor& b) {
+  SPARROW_PROFILE_OP("add");
   Tensor out = binary_output("add", a, b);
   SPARROW_KERNEL(out.device(), add(a, b, out));
   const bool ga = a.requires_grad(), gb = b.requires_grad();
@@ -43,6 +45,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
+  SPARROW_PROFILE_OP("sub");
   Tensor out = binary_output("sub", a, b);
   SPARROW_KERNEL(out.device(), sub(a, b, out));
   const bool ga = a.requires_grad(), gb = b.requires_grad();
@@ -53,6 +56,7 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 
 // d(ab) = b·da + a·db
 Tensor mul(const Tensor& a, const Tensor& b) {
+  SPARROW_PROFILE_OP("mul");
   Tensor out = binary_output("mul", a, b);
   SPARROW_KERNEL(out.device(), mul(a, b, out));
   if (!needs_grad({&a, &b})) return out;
@@ -65,6 +69,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 
 // d(a/b) = da/b − (a/b)·db/b, so with q = g/b: ga = q, gb = −q·out.
 Tensor div(const Tensor& a, const Tensor& b) {
+  SPARROW_PROFILE_OP("div");
   Tensor out = binary_output("div", a, b);
   SPARROW_KERNEL(out.device(), div(a, b, out));
   if (!needs_grad({&a, &b})) return out;
@@ -77,6 +82,7 @@ Tensor div(const Tensor& a, const Tensor& b) {
 }
 
 void add_(Tensor& a, const Tensor& b) {
+  SPARROW_PROFILE_OP("add_");
   check_same_device("add_", a, b);
   check_same_dtype("add_", a, b);
   check_float("add_", a);
@@ -87,12 +93,14 @@ void add_(Tensor& a, const Tensor& b) {
 }
 
 void mul_(Tensor& a, double s) {
+  SPARROW_PROFILE_OP("mul_");
   check_float("mul_", a);
   check_inplace("mul_", a);
   SPARROW_KERNEL(a.device(), mul_scalar(a, s, a));
 }
 
 void fill_(Tensor& a, double v) {
+  SPARROW_PROFILE_OP("fill_");
   check_inplace("fill_", a);
   SPARROW_KERNEL(a.device(), fill(a, v));
 }

@@ -1,6 +1,7 @@
 // embedding(weight [V, D], ids I32 [...]) → [..., D]: a row gather. Its gradient scatters the
 // output gradient's rows back into a zero [V, D] tensor, adding where ids repeat.
 #include "framework/autograd/node.h"
+#include "framework/core/profile.h"
 #include "framework/ops/cpu/embedding.h"
 #include "framework/ops/ops.h"
 #ifdef SPARROW_WITH_CUDA
@@ -27,6 +28,7 @@ Tensor embedding_grad(const Tensor& g, const Tensor& ids, const Shape& weight_sh
 }  // namespace
 
 Tensor embedding(const Tensor& weight, const Tensor& ids_in) {
+  SPARROW_PROFILE_OP("embedding");
   check_same_device("embedding", weight, ids_in);
   check_dim("embedding", weight, 2);
   check_float("embedding", weight);

@@ -10,8 +10,11 @@
 //   dB = op(A)ᵀ·G            (B not transposed)      dB = Gᵀ·op(A)   (B stored transposed)
 // each itself a matmul with the flags folded in, then summed over broadcast batch dims (sum_to).
 #include "framework/autograd/node.h"
+#include "framework/core/profile.h"
 #include "framework/core/strided.h"
+#include "framework/ops/cpu/elementwise.h"
 #include "framework/ops/cpu/matmul.h"
+#include "framework/ops/matmul_forward.h"
 #include "framework/ops/matmul_layout.h"
 #include "framework/ops/ops.h"
 #ifdef SPARROW_WITH_CUDA
@@ -63,17 +66,30 @@ GemmOperand make_operand(Tensor t, bool trans, const Shape& batch_shape) {
   return o;
 }
 
-// The product without autograd; a and b are detached, shapes already checked.
+}  // namespace
+
+namespace detail {
+
 Tensor matmul_forward(const Tensor& a, const Tensor& b, bool ta, bool tb, const Shape& batch_shape, int64_t m,
-                      int64_t n, int64_t k) {
+                      int64_t n, int64_t k, const GemmExtras& extras) {
   Shape out_shape = batch_shape;
   out_shape.push_back(m);
   out_shape.push_back(n);
+  const bool with_bias = extras.epilogue == GemmEpilogue::Bias;
+  if (extras.applied) *extras.applied = extras.epilogue == GemmEpilogue::None || with_bias;
   if (shape_numel(out_shape) == 0) return empty(out_shape, a.dtype(), a.device());
-  if (k == 0) return zeros(out_shape, a.dtype(), a.device());
+  if (k == 0) {
+    Tensor z = zeros(out_shape, a.dtype(), a.device());
+    return with_bias ? add(z, extras.bias) : z;
+  }
   if (a.device().is_cpu() && a.dtype() == DType::BF16) {
-    // bf16 on the CPU: widen to f32, multiply, round once at the end.
-    Tensor c32 = matmul_forward(cast(a, DType::F32), cast(b, DType::F32), ta, tb, batch_shape, m, n, k);
+    // bf16 on the CPU: widen to f32, multiply (and add the bias), round once at the end.
+    GemmExtras wide;
+    if (with_bias) {
+      wide.epilogue = GemmEpilogue::Bias;
+      wide.bias = cast(extras.bias, DType::F32);
+    }
+    Tensor c32 = matmul_forward(cast(a, DType::F32), cast(b, DType::F32), ta, tb, batch_shape, m, n, k, wide);
     return cast(c32, DType::BF16);
   }
   GemmProblem p;
@@ -86,9 +102,17 @@ Tensor matmul_forward(const Tensor& a, const Tensor& b, bool ta, bool tb, const 
   Tensor out = empty(out_shape, a.dtype(), a.device());
   if (a.device().is_cpu()) {
     cpu::matmul(p, out);
+    if (with_bias) {
+      Tensor row = reshape(extras.bias, {1, n});
+      cpu::add(out, row, out);
+    }
   } else {
 #ifdef SPARROW_WITH_CUDA
-    cuda::matmul(p, out);
+    p.epilogue = extras.epilogue;
+    p.bias = extras.bias;
+    p.aux = extras.aux;
+    const bool done = cuda::matmul(p, out);
+    if (extras.applied) *extras.applied = done;
 #else
     fail("matmul: ", describe(a), " needs CUDA, but Sparrow was built without it");
 #endif
@@ -96,9 +120,10 @@ Tensor matmul_forward(const Tensor& a, const Tensor& b, bool ta, bool tb, const 
   return out;
 }
 
-}  // namespace
+}  // namespace detail
 
 Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
+  SPARROW_PROFILE_OP("matmul");
   check_same_device("matmul", a, b);
   check_same_dtype("matmul", a, b);
   check_float("matmul", a);
@@ -121,7 +146,7 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
   }
 
   Tensor ad = a.detach(), bd = b.detach();
-  Tensor out = matmul_forward(ad, bd, trans_a, trans_b, batch_shape, m, n, ka);
+  Tensor out = detail::matmul_forward(ad, bd, trans_a, trans_b, batch_shape, m, n, ka);
   const bool need_a = a.requires_grad(), need_b = b.requires_grad();
   const Shape a_shape = a.shape(), b_shape = b.shape();
   return record(out, "matmul", {a, b}, [=](const Tensor& g) {

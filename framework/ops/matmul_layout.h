@@ -18,10 +18,22 @@ struct GemmOperand {
   std::vector<int64_t> offsets;  // one per batch element, in elements
 };
 
+// What the GEMM does to its product P = op(A)·op(B) before storing C (CUDA, batch 1; cuBLASLt
+// epilogues, so C is written once with no separate pass over it). bias: contiguous [N] of C's
+// dtype; aux: contiguous [M, N] of C's dtype.
+enum class GemmEpilogue {
+  None,         // C = P
+  Bias,         // C = P + bias (per row of C)
+  GeluAuxBias,  // aux = P + bias, C = gelu(aux)                       (the MLP's first layer)
+  DGelu,        // C = P ∘ gelu'(aux)                                   (its backward)
+};
+
 // C[i] (M×N, contiguous, batch-major in `c`) = op(A[i]) · op(B[i]) for every batch element i.
 struct GemmProblem {
   GemmOperand a, b;
   int64_t batch = 1, m = 0, n = 0, k = 0;
+  GemmEpilogue epilogue = GemmEpilogue::None;
+  Tensor bias, aux;
 };
 
 }  // namespace sparrow

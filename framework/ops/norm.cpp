@@ -2,6 +2,7 @@
 // backward (the math is in ops/cpu/norm.cpp). The forward saves x, the per-row mean (layer_norm)
 // and rstd = 1/√(var + ε), so the backward recomputes x̂ instead of storing it.
 #include "framework/autograd/node.h"
+#include "framework/core/profile.h"
 #include "framework/ops/cpu/norm.h"
 #include "framework/ops/fused_common.h"
 #include "framework/ops/ops.h"
@@ -61,9 +62,13 @@ Tensor norm(bool centered, const Tensor& x, const Tensor& weight, const Tensor& 
 }  // namespace
 
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+  SPARROW_PROFILE_OP("layer_norm");
   return norm(true, x, weight, bias, eps);
 }
 
-Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) { return norm(false, x, weight, Tensor(), eps); }
+Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
+  SPARROW_PROFILE_OP("rms_norm");
+  return norm(false, x, weight, Tensor(), eps);
+}
 
 }  // namespace sparrow

@@ -51,6 +51,12 @@ Tensor sum_to(const Tensor& a, const Shape& shape);
 // --- matrix products (row-major). a: [..., M, K] (or [..., K, M] with trans_a),
 //     b: [..., K, N] (or [..., N, K] with trans_b); leading batch dims broadcast. ---
 Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
+// y = x·Wᵀ + b: x [..., K], weight [N, K], bias [N] or undefined → [..., N]. On the GPU the bias is
+// added in the GEMM's epilogue.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+// y = gelu(x·W1ᵀ + b1)·W2ᵀ + b2 (biases may be undefined) as one node; on the GPU the bias and
+// GELU (and, backward, GELU's derivative and b1's gradient) ride in the GEMMs' epilogues.
+Tensor mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2);
 
 // --- shape and views ---
 Tensor reshape(const Tensor& a, const Shape& shape);  // one -1 allowed; a view when contiguous
@@ -84,6 +90,10 @@ Tensor dropout(const Tensor& x, double p, Generator& gen, bool training = true);
 // --- rotary position embedding on x [B, H, N, D] (D even): pairs (x[2i], x[2i+1]) rotate by
 //     angle pos·base^(−2i/D), pos = position_offset + n. ---
 Tensor rope(const Tensor& x, int64_t position_offset = 0, double base = 10000.0);
+// The attention input from one fused projection: qkv [B, T, 3·H·D] (q, k, v each H heads of D)
+// → [3, B, H, T, D] with q and k rotated as rope does and v copied. Equals stacking
+// rope(q), rope(k), v after the permute, in one pass forward and one backward.
+Tensor rope_heads(const Tensor& qkv, int64_t heads, int64_t position_offset = 0, double base = 10000.0);
 
 // --- operators ---
 inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }

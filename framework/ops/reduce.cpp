@@ -3,6 +3,7 @@
 // gradient broadcast back over the reduced dims; of a max, the gradient scattered to the first
 // maximal element.
 #include <algorithm>
+#include "framework/core/profile.h"
 #include <array>
 #include <limits>
 
@@ -90,14 +91,17 @@ Tensor dense(const Tensor& g) {
 }  // namespace
 
 Tensor sum(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
+  SPARROW_PROFILE_OP("sum");
   return sum_impl("sum", a, dims, keepdim, false);
 }
 
 Tensor mean(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
+  SPARROW_PROFILE_OP("mean");
   return sum_impl("mean", a, dims, keepdim, true);
 }
 
 Tensor max(const Tensor& a, int64_t dim, bool keepdim) {
+  SPARROW_PROFILE_OP("max");
   check_float("max", a);
   SPARROW_CHECK(a.dim() > 0, "max: needs a tensor with at least one dim, got ", describe(a));
   const int64_t d = normalize_dim(dim, a.dim(), "max");
@@ -132,6 +136,7 @@ Tensor max(const Tensor& a, int64_t dim, bool keepdim) {
 }
 
 Tensor sum_to(const Tensor& a, const Shape& shape) {
+  SPARROW_PROFILE_OP("sum_to");
   SPARROW_CHECK(shape.size() <= a.shape().size() && broadcast_shapes(shape, a.shape(), "sum_to") == a.shape(),
                 "sum_to: cannot sum ", describe(a), " to ", shape_str(shape));
   const size_t lead = a.shape().size() - shape.size();

@@ -3,6 +3,7 @@
 // produce fresh contiguous tensors. Each backward is built from these same ops, so it runs on
 // whichever device the gradient lives on.
 #include <algorithm>
+#include "framework/core/profile.h"
 #include <numeric>
 
 #include "framework/autograd/node.h"
@@ -47,6 +48,7 @@ Tensor scatter_slice(const Tensor& g, const Shape& in_shape, int64_t dim, int64_
 }  // namespace
 
 Tensor contiguous(const Tensor& a) {
+  SPARROW_PROFILE_OP("contiguous");
   if (a.is_contiguous()) return a;
   Tensor out = empty(a.shape(), a.dtype(), a.device());
   copy_(out, a);
@@ -109,12 +111,14 @@ Tensor slice(const Tensor& a, int64_t dim, int64_t start, int64_t end) {
   sh[d] = e - s;
   Tensor out = make_view(a, sh, a.strides(), a.offset() + s * a.strides()[d]);
   Shape in_shape = a.shape();
-  return record(out, "slice", {a}, [in_shape, d, s](const Tensor& g) {
+  if (!needs_grad({&a})) return out;
+  return record(out, std::make_shared<WindowNode>("slice", GradWindow{in_shape, d, s}, [in_shape, d, s](const Tensor& g) {
     return std::vector<Tensor>{scatter_slice(g, in_shape, d, s)};
-  });
+  }), {a});
 }
 
 Tensor concat(const std::vector<Tensor>& parts, int64_t dim) {
+  SPARROW_PROFILE_OP("concat");
   SPARROW_CHECK(!parts.empty(), "concat: no tensors given");
   const Tensor& first = parts[0];
   SPARROW_CHECK(first.dim() >= 1, "concat: needs tensors of at least one dim, got ", describe(first));
@@ -152,6 +156,7 @@ Tensor concat(const std::vector<Tensor>& parts, int64_t dim) {
 // Each part is a slice view recorded on its own, so parts used later in different places get
 // their gradients summed back by the engine.
 std::vector<Tensor> split(const Tensor& a, const std::vector<int64_t>& sizes, int64_t dim) {
+  SPARROW_PROFILE_OP("split");
   SPARROW_CHECK(a.dim() >= 1, "split: needs at least one dim, got ", describe(a));
   const int64_t d = normalize_dim(dim, a.dim(), "split");
   int64_t total = 0;

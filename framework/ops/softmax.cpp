@@ -2,6 +2,7 @@
 // the backward needs only y (math in ops/cpu/softmax.cpp). The kernels walk the dim in place
 // with a stride, so a non-last dim costs no transpose.
 #include "framework/autograd/node.h"
+#include "framework/core/profile.h"
 #include "framework/ops/cpu/softmax.h"
 #include "framework/ops/fused_common.h"
 #include "framework/ops/ops.h"
@@ -31,7 +32,13 @@ Tensor softmax_op(bool log, const Tensor& x, int64_t dim) {
 
 }  // namespace
 
-Tensor softmax(const Tensor& x, int64_t dim) { return softmax_op(false, x, dim); }
-Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_op(true, x, dim); }
+Tensor softmax(const Tensor& x, int64_t dim) {
+  SPARROW_PROFILE_OP("softmax");
+  return softmax_op(false, x, dim);
+}
+Tensor log_softmax(const Tensor& x, int64_t dim) {
+  SPARROW_PROFILE_OP("log_softmax");
+  return softmax_op(true, x, dim);
+}
 
 }  // namespace sparrow

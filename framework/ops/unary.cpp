@@ -2,6 +2,7 @@
 // backward is a short expression in other ops, or one fused kernel (tanh, gelu, silu) where the
 // chain of ops would be long.
 #include "framework/autograd/node.h"
+#include "framework/core/profile.h"
 #include "framework/ops/cpu/elementwise.h"
 #include "framework/ops/cpu/unary.h"
 #include "framework/ops/ops.h"
@@ -41,12 +42,14 @@ Tensor fused_grad(FusedGrad k, const char* op, const Tensor& g, const Tensor& x)
 }  // namespace
 
 Tensor add_scalar(const Tensor& a, double s) {
+  SPARROW_PROFILE_OP("add_scalar");
   Tensor out = output_like("add_scalar", a);
   SPARROW_KERNEL(out.device(), add_scalar(a, s, out));
   return record(out, "add_scalar", {a}, [](const Tensor& g) { return std::vector<Tensor>{g}; });
 }
 
 Tensor mul_scalar(const Tensor& a, double s) {
+  SPARROW_PROFILE_OP("mul_scalar");
   Tensor out = output_like("mul_scalar", a);
   SPARROW_KERNEL(out.device(), mul_scalar(a, s, out));
   return record(out, "mul_scalar", {a}, [s](const Tensor& g) { return std::vector<Tensor>{mul_scalar(g, s)}; });
@@ -54,6 +57,7 @@ Tensor mul_scalar(const Tensor& a, double s) {
 
 // d(x^p) = p·x^(p−1) dx
 Tensor pow_scalar(const Tensor& a, double p) {
+  SPARROW_PROFILE_OP("pow_scalar");
   Tensor out = output_like("pow_scalar", a);
   SPARROW_KERNEL(out.device(), pow_scalar(a, p, out));
   if (!needs_grad({&a})) return out;
@@ -65,6 +69,7 @@ Tensor pow_scalar(const Tensor& a, double p) {
 }
 
 Tensor neg(const Tensor& a) {
+  SPARROW_PROFILE_OP("neg");
   Tensor out = output_like("neg", a);
   SPARROW_KERNEL(out.device(), neg(a, out));
   return record(out, "neg", {a}, [](const Tensor& g) { return std::vector<Tensor>{neg(g)}; });
@@ -72,6 +77,7 @@ Tensor neg(const Tensor& a) {
 
 // d(e^x) = e^x dx: the output is the derivative.
 Tensor exp(const Tensor& a) {
+  SPARROW_PROFILE_OP("exp");
   Tensor out = output_like("exp", a);
   SPARROW_KERNEL(out.device(), exp(a, out));
   if (!needs_grad({&a})) return out;
@@ -79,6 +85,7 @@ Tensor exp(const Tensor& a) {
 }
 
 Tensor log(const Tensor& a) {
+  SPARROW_PROFILE_OP("log");
   Tensor out = output_like("log", a);
   SPARROW_KERNEL(out.device(), log(a, out));
   if (!needs_grad({&a})) return out;
@@ -87,6 +94,7 @@ Tensor log(const Tensor& a) {
 
 // d tanh(x) = (1 − tanh²x) dx, from the saved output.
 Tensor tanh(const Tensor& a) {
+  SPARROW_PROFILE_OP("tanh");
   Tensor out = output_like("tanh", a);
   SPARROW_KERNEL(out.device(), tanh(a, out));
   if (!needs_grad({&a})) return out;
@@ -97,6 +105,7 @@ Tensor tanh(const Tensor& a) {
 
 // d√x = dx / (2√x), from the saved output.
 Tensor sqrt(const Tensor& a) {
+  SPARROW_PROFILE_OP("sqrt");
   Tensor out = output_like("sqrt", a);
   SPARROW_KERNEL(out.device(), sqrt(a, out));
   if (!needs_grad({&a})) return out;
@@ -106,6 +115,7 @@ Tensor sqrt(const Tensor& a) {
 }
 
 Tensor gelu(const Tensor& a) {
+  SPARROW_PROFILE_OP("gelu");
   Tensor out = output_like("gelu", a);
   SPARROW_KERNEL(out.device(), gelu(a, out));
   if (!needs_grad({&a})) return out;
@@ -115,6 +125,7 @@ Tensor gelu(const Tensor& a) {
 }
 
 Tensor silu(const Tensor& a) {
+  SPARROW_PROFILE_OP("silu");
   Tensor out = output_like("silu", a);
   SPARROW_KERNEL(out.device(), silu(a, out));
   if (!needs_grad({&a})) return out;

@@ -160,6 +160,26 @@ TEST(Rope, Gradients) {
   EXPECT_TRUE(gradcheck(fp, {leaf({1, 4, 2, 4}, g)}));
 }
 
+// rope_heads equals the composition it replaces: reshape to [B, T, 3, H, D], permute to
+// [3, B, H, T, D], rope on q and k, v as is; and its gradient passes finite differences.
+TEST(Rope, HeadsEqualsPermuteThenRope) {
+  Generator g(6);
+  const int64_t B = 2, T = 5, H = 3, D = 4;
+  Tensor qkv = randn({B, T, 3 * H * D}, g, DType::F64);
+  Tensor heads = rope_heads(qkv, H, 7, 100.0);
+  ASSERT_EQ(heads.shape(), (Shape{3, B, H, T, D}));
+  Tensor split = permute(reshape(qkv, {B, T, 3, H, D}), {2, 0, 3, 1, 4}).contiguous();
+  auto part = [&](const Tensor& t, int64_t i) { return reshape(slice(t, 0, i, i + 1), {B, H, T, D}); };
+  EXPECT_LT(rel_error(part(heads, 0), rope(part(split, 0), 7, 100.0)), 1e-14);
+  EXPECT_LT(rel_error(part(heads, 1), rope(part(split, 1), 7, 100.0)), 1e-14);
+  EXPECT_EQ(part(heads, 2).to_vector(), part(split, 2).to_vector());
+  auto f = [](const std::vector<Tensor>& in) { return rope_heads(in[0], 2, 1, 50.0); };
+  EXPECT_TRUE(gradcheck(f, {leaf({2, 3, 3 * 2 * 6}, g)}));
+  EXPECT_THROW(rope_heads(zeros({2, 3, 20}), 2), Error);   // 20 is not 3·H·D
+  EXPECT_THROW(rope_heads(zeros({2, 3, 18}), 2), Error);   // D = 3 is odd
+  EXPECT_THROW(rope_heads(zeros({2, 36}), 2), Error);      // not [B, T, 3·H·D]
+}
+
 TEST(Rope, Errors) {
   EXPECT_THROW(rope(zeros({1, 1, 2, 5})), Error);
   EXPECT_THROW(rope(zeros({2, 2, 4})), Error);

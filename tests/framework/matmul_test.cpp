@@ -214,3 +214,27 @@ TEST(MatmulGrad, OnlyInputsThatNeedItGetOne) {
   for (int64_t r = 0; r < 3; ++r)
     for (int64_t q = 0; q < 4; ++q) EXPECT_NEAR(ga[r * 4 + q], bv[q * 2] + bv[q * 2 + 1], 1e-12);
 }
+
+// linear(x, W, b) = x·Wᵀ + b: finite differences for x, W and b (f64), leading dims kept.
+TEST(MatmulGrad, LinearWithBias) {
+  Generator g(31);
+  Tensor x = leaf({2, 3, 5}, g), w = leaf({4, 5}, g), b = leaf({4}, g);
+  EXPECT_TRUE(gradcheck([](const std::vector<Tensor>& t) { return linear(t[0], t[1], t[2]); }, {x, w, b}));
+  EXPECT_TRUE(gradcheck([](const std::vector<Tensor>& t) { return linear(t[0], t[1]); }, {x, w}));
+  EXPECT_EQ(linear(x, w, b).shape(), (Shape{2, 3, 4}));
+  EXPECT_THROW(linear(x, leaf({4, 6}, g)), Error);
+  EXPECT_THROW(linear(x, w, leaf({3}, g)), Error);
+}
+
+// mlp_gelu equals linear → gelu → linear, and its gradients pass finite differences (f64, CPU).
+TEST(MatmulGrad, MlpGelu) {
+  Generator g(32);
+  Tensor x = leaf({2, 3, 4}, g), w1 = leaf({6, 4}, g), b1 = leaf({6}, g), w2 = leaf({5, 6}, g), b2 = leaf({5}, g);
+  EXPECT_LT(rel_error(mlp_gelu(x, w1, b1, w2, b2), linear(gelu(linear(x, w1, b1)), w2, b2)), 1e-15);
+  EXPECT_TRUE(gradcheck([](const std::vector<Tensor>& t) { return mlp_gelu(t[0], t[1], t[2], t[3], t[4]); },
+                        {x, w1, b1, w2, b2}));
+  EXPECT_TRUE(gradcheck([](const std::vector<Tensor>& t) { return mlp_gelu(t[0], t[1], Tensor(), t[2], Tensor()); },
+                        {x, w1, w2}));
+  EXPECT_THROW(mlp_gelu(x, w1, b1, leaf({5, 7}, g), b2), Error);
+  EXPECT_THROW(mlp_gelu(x, w1, leaf({5}, g), w2, b2), Error);
+}

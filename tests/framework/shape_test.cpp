@@ -162,6 +162,38 @@ TEST(ShapeGrad, ViewsAndCopies) {
       [](const std::vector<Tensor>& x) { return concat({slice(x[0], 1, 0, 2), slice(x[0], 1, 1, 3)}, 2); }, {a}));
 }
 
+// Slices of a recorded (non-leaf) tensor: the engine adds each slice's gradient into one buffer
+// it owns for that tensor. Mixed with direct uses (whose gradient may arrive first and is shared
+// with other nodes, so it must be copied, not written into) and overlapping windows.
+TEST(ShapeGrad, SlicesOfARecordedTensorShareOneGradientBuffer) {
+  Generator g(13);
+  Tensor a = leaf({2, 3, 4}, g);
+  // q, k, v style: three disjoint slices of one product, each used differently.
+  EXPECT_TRUE(gradcheck(
+      [](const std::vector<Tensor>& x) {
+        Tensor y = mul_scalar(x[0], 3.0);
+        return concat({mul(slice(y, 1, 0, 1), slice(y, 1, 1, 2)), exp(slice(y, 1, 2, 3))}, 1);
+      },
+      {a}));
+  // Overlapping windows, a direct use of the whole tensor, and a slice used twice.
+  EXPECT_TRUE(gradcheck(
+      [](const std::vector<Tensor>& x) {
+        Tensor y = tanh(x[0]);
+        Tensor s = slice(y, 2, 1, 3);
+        return concat({add(slice(y, 2, 0, 2), s), mul(s, s), slice(mul(y, y), 2, 0, 2)}, 2);
+      },
+      {a}));
+  // The direct use first in the backward order: its gradient is shared with the add's other
+  // input, and the slice's contribution must not write into it.
+  EXPECT_TRUE(gradcheck(
+      [](const std::vector<Tensor>& x) {
+        Tensor y = mul_scalar(x[0], 2.0);
+        Tensor z = add(y, slice(concat({y, y}, 2), 2, 2, 6));
+        return add(z, slice(y, 0, 0, 2));
+      },
+      {a}));
+}
+
 TEST(ShapeGrad, ConcatAndSplit) {
   Generator g(12);
   Tensor a = leaf({2, 3}, g), b = leaf({2, 1}, g), c = leaf({2, 2}, g);

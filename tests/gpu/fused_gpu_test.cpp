@@ -181,4 +181,21 @@ TEST(FusedGpu, Rope) {
   }
 }
 
+// rope_heads on both devices: 16-byte vector path (D = 64) and the narrow path (D = 6), offsets
+// up to 10⁶, values and the gradient of qkv.
+TEST(FusedGpu, RopeHeads) {
+  SPARROW_REQUIRE_GPU();
+  Generator g(8);
+  for (DType dt : kAll) {
+    for (int64_t offset : {int64_t(0), int64_t(1000000)}) {
+      Fn f = [offset](const std::vector<Tensor>& in) { return rope_heads(in[0], 3, offset, 10000.0); };
+      const double tol = dt == DType::F64 && offset > 1000 ? 1e-8 : 0;
+      expect_close_on_both("rope_heads D 64 offset " + std::to_string(offset), f,
+                           {randn({2, 37, 3 * 3 * 64}, g, DType::F64)}, {true}, dt, tol);
+    }
+    Fn narrow = [](const std::vector<Tensor>& in) { return rope_heads(in[0], 2, 3, 500.0); };
+    expect_close_on_both("rope_heads D 6", narrow, {randn({1, 9, 3 * 2 * 6}, g, DType::F64)}, {true}, dt);
+  }
+}
+
 }  // namespace

@@ -1,5 +1,8 @@
+#include <type_traits>
+
 #include "framework/cuda/runtime.h"
 #include "framework/ops/cuda/copy.h"
+#include "framework/ops/cuda/map.cuh"
 #include "framework/ops/cuda/strided.cuh"
 
 namespace sparrow::cuda {
@@ -23,43 +26,37 @@ StridedDesc make_desc(const Tensor& t, const Shape& shape) {
 }
 
 namespace {
-template <class D, class S>
-__global__ void copy_kernel(D* dst, StridedDesc dd, const S* src, StridedDesc sd, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    dst[dd.at(i)] = from_f<D>(to_f(src[sd.at(i)]));
-}
 
 template <class D>
-void launch_from(DType st, D* dst, const StridedDesc& dd, const void* src, const StridedDesc& sd, int64_t n) {
+void launch_from(const Tensor& src, Tensor& dst) {
   auto go = [&](auto* s) {
-    copy_kernel<<<grid_for(n), 256, 0, stream()>>>(dst, dd, s, sd, n);
-    SPARROW_CUDA_LAUNCH_CHECK();
+    using S = std::remove_const_t<std::remove_pointer_t<decltype(s)>>;
+    const MapPlan<2> p = plan_map<2>(dst.shape(), {&dst, &src});
+    auto* d = static_cast<D*>(dst.impl().storage->data);
+    SPARROW_MAP_LAUNCH(p, (map1_kernel<V><<<grid_for(p.n), 256, 0, stream()>>>(d, s, p.geo, p.n, Convert<D, S>{})));
   };
-  switch (st) {
-    case DType::F32: return go(static_cast<const float*>(src));
-    case DType::F64: return go(static_cast<const double*>(src));
-    case DType::BF16: return go(static_cast<const __nv_bfloat16*>(src));
-    case DType::I32: return go(static_cast<const int32_t*>(src));
+  const void* s = src.impl().storage->data;
+  switch (src.dtype()) {
+    case DType::F32: return go(static_cast<const float*>(s));
+    case DType::F64: return go(static_cast<const double*>(s));
+    case DType::BF16: return go(static_cast<const __nv_bfloat16*>(s));
+    case DType::I32: return go(static_cast<const int32_t*>(s));
   }
 }
+
 }  // namespace
 
 void copy_strided(Tensor& dst, const Tensor& src) {
-  const int64_t n = dst.numel();
-  if (n == 0) return;
+  if (dst.numel() == 0) return;
   if (dst.is_contiguous() && src.is_contiguous() && dst.dtype() == src.dtype()) {
     SPARROW_CUDA_CHECK(cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(), dst.nbytes(), cudaMemcpyDeviceToDevice, stream()));
     return;
   }
-  // Base pointers: descriptors carry the element offsets.
-  void* d = dst.impl().storage->data;
-  const void* s = src.impl().storage->data;
-  StridedDesc dd = make_desc(dst), sd = make_desc(src);
   switch (dst.dtype()) {
-    case DType::F32: return launch_from(src.dtype(), static_cast<float*>(d), dd, s, sd, n);
-    case DType::F64: return launch_from(src.dtype(), static_cast<double*>(d), dd, s, sd, n);
-    case DType::BF16: return launch_from(src.dtype(), static_cast<__nv_bfloat16*>(d), dd, s, sd, n);
-    case DType::I32: return launch_from(src.dtype(), static_cast<int32_t*>(d), dd, s, sd, n);
+    case DType::F32: return launch_from<float>(src, dst);
+    case DType::F64: return launch_from<double>(src, dst);
+    case DType::BF16: return launch_from<__nv_bfloat16>(src, dst);
+    case DType::I32: return launch_from<int32_t>(src, dst);
   }
 }
 

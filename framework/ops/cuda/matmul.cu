@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include "framework/cuda/runtime.h"
+#include "framework/ops/cuda/elementwise.h"
 #include "framework/ops/cuda/matmul.h"
 
 namespace sparrow::cuda {
@@ -44,10 +45,12 @@ struct Call {
   int64_t batch, stride_first, stride_second;   // batch count and element strides (batch > 1)
   uint32_t align_first, align_second, align_c;  // pointer alignments in bytes (≤ 256)
   int device;
+  GemmEpilogue epilogue;
 
   auto tie() const {
     return std::tie(dtype, trans_first, trans_second, rows_first, cols_first, ld_first, rows_second, cols_second,
-                    ld_second, m, n, batch, stride_first, stride_second, align_first, align_second, align_c, device);
+                    ld_second, m, n, batch, stride_first, stride_second, align_first, align_second, align_c, device,
+                    epilogue);
   }
   bool operator<(const Call& o) const { return tie() < o.tie(); }
 };
@@ -88,6 +91,25 @@ std::unique_ptr<Plan> build_plan(const Call& k) {
   cublasOperation_t ta = k.trans_first ? CUBLAS_OP_T : CUBLAS_OP_N, tb = k.trans_second ? CUBLAS_OP_T : CUBLAS_OP_N;
   SPARROW_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
   SPARROW_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+  if (k.epilogue != GemmEpilogue::None) {
+    // Cᵀ is column-major n×m: a bias of length n (our N) added down each column is our bias added
+    // to each row of C. aux has Cᵀ's layout.
+    const cublasLtEpilogue_t epi = k.epilogue == GemmEpilogue::Bias          ? CUBLASLT_EPILOGUE_BIAS
+                                   : k.epilogue == GemmEpilogue::GeluAuxBias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS
+                                                                             : CUBLASLT_EPILOGUE_DGELU;
+    SPARROW_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+    const cudaDataType_t vec_type = ty.data;
+    if (k.epilogue != GemmEpilogue::DGelu)
+      SPARROW_CUBLAS_CHECK(
+          cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &vec_type, sizeof(vec_type)));
+    if (k.epilogue != GemmEpilogue::Bias) {
+      const int64_t aux_ld = k.n;
+      SPARROW_CUBLAS_CHECK(
+          cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld, sizeof(aux_ld)));
+      SPARROW_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_DATA_TYPE,
+                                                          &vec_type, sizeof(vec_type)));
+    }
+  }
   p->first = make_layout(ty.data, k.rows_first, k.cols_first, k.ld_first, k.batch, k.stride_first);
   p->second = make_layout(ty.data, k.rows_second, k.cols_second, k.ld_second, k.batch, k.stride_second);
   p->c = make_layout(ty.data, k.n, k.m, k.n, k.batch, k.m * k.n);
@@ -163,8 +185,10 @@ int64_t uniform_stride(const std::vector<int64_t>& off) {
   return s;
 }
 
-void run(const GemmProblem& p, DType dtype, const char* a_base, const char* b_base, char* c_base, int64_t batch,
-         int64_t stride_a, int64_t stride_b) {
+// Returns false when an epilogue was asked for but no algorithm exists with it (the plain product
+// is then in C).
+bool run(const GemmProblem& p, DType dtype, const char* a_base, const char* b_base, char* c_base, int64_t batch,
+         int64_t stride_a, int64_t stride_b, GemmEpilogue epilogue, void* bias, void* aux) {
   const int64_t es = static_cast<int64_t>(dtype_size(dtype));
   Call k{};
   k.dtype = dtype;
@@ -185,6 +209,7 @@ void run(const GemmProblem& p, DType dtype, const char* a_base, const char* b_ba
   k.align_second = alignment_of(a_base, k.stride_second * es);
   k.align_c = alignment_of(c_base, batch > 1 ? p.m * p.n * es : 0);
   k.device = current_device();
+  k.epilogue = epilogue;
   const Plan& plan = plan_for(k);
 
   const float alpha_f = 1.0f, beta_f = 0.0f;
@@ -194,9 +219,20 @@ void run(const GemmProblem& p, DType dtype, const char* a_base, const char* b_ba
   if (plan.has_algo) {
     size_t ws_bytes = 0;
     void* ws = cublaslt_workspace(&ws_bytes);
+    // Pointers are per call; the cached descriptor is only used from the one issuing thread.
+    if (bias)
+      SPARROW_CUBLAS_CHECK(
+          cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+    if (aux)
+      SPARROW_CUBLAS_CHECK(
+          cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof(aux)));
     SPARROW_CUBLAS_CHECK(cublasLtMatmul(cublaslt(), plan.op, alpha, b_base, plan.first, a_base, plan.second, beta,
                                         c_base, plan.c, c_base, plan.c, &plan.algo, ws, ws_bytes, stream()));
-    return;
+    return true;
+  }
+  if (epilogue != GemmEpilogue::None) {
+    run(p, dtype, a_base, b_base, c_base, batch, stride_a, stride_b, GemmEpilogue::None, nullptr, nullptr);
+    return false;
   }
   const Types ty = types_for(dtype);
   SPARROW_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
@@ -205,11 +241,12 @@ void run(const GemmProblem& p, DType dtype, const char* a_base, const char* b_ba
       static_cast<int>(k.ld_first), k.stride_first, a_base, ty.data, static_cast<int>(k.ld_second), k.stride_second,
       beta, c_base, ty.data, static_cast<int>(p.n), p.m * p.n, static_cast<int>(batch), ty.compute,
       CUBLAS_GEMM_DEFAULT));
+  return true;
 }
 
 }  // namespace
 
-void matmul(const GemmProblem& p, Tensor& out) {
+bool matmul(const GemmProblem& p, Tensor& out) {
   SPARROW_CHECK(out.is_contiguous(), "matmul (cuda): output must be contiguous");
   const DType dtype = out.dtype();
   const int64_t es = static_cast<int64_t>(dtype_size(dtype));
@@ -217,12 +254,34 @@ void matmul(const GemmProblem& p, Tensor& out) {
   const char* b_storage = static_cast<const char*>(p.b.t.impl().storage->data);
   char* c = static_cast<char*>(out.data_ptr());
   const int64_t sa = uniform_stride(p.a.offsets), sb = uniform_stride(p.b.offsets);
+  void* bias = nullptr;
+  void* aux = nullptr;
+  if (p.epilogue != GemmEpilogue::None) {
+    const bool needs_bias = p.epilogue != GemmEpilogue::DGelu;
+    SPARROW_CHECK(p.batch == 1 && (!needs_bias || (p.bias.defined() && p.bias.is_contiguous() &&
+                                                   p.bias.numel() == p.n && p.bias.dtype() == dtype)),
+                  "matmul (cuda): an epilogue needs batch 1 and a contiguous [N] bias of the output dtype; got ",
+                  describe(p.bias));
+    if (needs_bias) bias = p.bias.data_ptr();
+    if (p.epilogue != GemmEpilogue::Bias) {
+      SPARROW_CHECK(p.aux.defined() && p.aux.is_contiguous() && p.aux.numel() == p.m * p.n && p.aux.dtype() == dtype,
+                    "matmul (cuda): a GELU epilogue needs a contiguous [M, N] aux of the output dtype; got ",
+                    describe(p.aux));
+      aux = p.aux.data_ptr();
+    }
+  }
   if (p.batch == 1 || (sa > 0 && sb > 0)) {
-    run(p, dtype, a_storage + p.a.offsets[0] * es, b_storage + p.b.offsets[0] * es, c, p.batch, sa, sb);
-    return;
+    if (run(p, dtype, a_storage + p.a.offsets[0] * es, b_storage + p.b.offsets[0] * es, c, p.batch, sa, sb,
+            p.epilogue, bias, aux))
+      return true;
+    if (p.epilogue != GemmEpilogue::Bias) return false;
+    add(out, p.bias, out);  // no epilogue algorithm for this layout: a separate broadcast add
+    return true;
   }
   for (int64_t i = 0; i < p.batch; ++i)
-    run(p, dtype, a_storage + p.a.offsets[i] * es, b_storage + p.b.offsets[i] * es, c + i * p.m * p.n * es, 1, 0, 0);
+    run(p, dtype, a_storage + p.a.offsets[i] * es, b_storage + p.b.offsets[i] * es, c + i * p.m * p.n * es, 1, 0, 0,
+        GemmEpilogue::None, nullptr, nullptr);
+  return true;
 }
 
 }  // namespace sparrow::cuda

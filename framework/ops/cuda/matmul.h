@@ -6,7 +6,9 @@
 
 namespace sparrow::cuda {
 
-// out: contiguous [batch..., M, N] on the operands' device, of their dtype.
-void matmul(const GemmProblem& p, Tensor& out);
+// out: contiguous [batch..., M, N] on the operands' device, of their dtype. Returns false when
+// p.epilogue is a GELU one and cuBLASLt has no algorithm for it here: then out holds the plain
+// product and the caller applies the rest (a Bias epilogue always completes).
+bool matmul(const GemmProblem& p, Tensor& out);
 
 }  // namespace sparrow::cuda

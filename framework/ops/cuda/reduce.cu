@@ -9,14 +9,11 @@
 
 #include "framework/cuda/runtime.h"
 #include "framework/ops/cuda/reduce.h"
-#include "framework/ops/cuda/strided.cuh"
+#include "framework/ops/cuda/map.cuh"
 
 namespace sparrow::cuda {
 
 namespace {
-
-template <class T> __device__ __forceinline__ T store(typename Acc<T>::type v) { return v; }
-template <> __device__ __forceinline__ __nv_bfloat16 store<__nv_bfloat16>(float v) { return __float2bfloat16(v); }
 
 // An index space (shape, strides) passed by value; offset of row-major index i.
 StridedDesc space(const Shape& shape, const Shape& strides) {
@@ -83,27 +80,53 @@ __global__ void sum_short_rows(const T* p, StridedDesc kept, StridedDesc red, in
   }
 }
 
-// Block (32 × 8 threads) covers 32 neighbouring outputs j; the 8 thread rows stride the
-// reduced range of split blockIdx.y, then fold through shared memory.
-template <class T>
+// Block (32 × 8 threads) covers 32·V neighbouring outputs, V per thread (one 16-byte load of a
+// reduced row where the layout allows); the 8 thread rows stride the reduced range of split
+// blockIdx.y, then fold through shared memory. kOneDim: the reduced range is one strided dim
+// (the bias-gradient case), so a row's offset is one multiply instead of a divmod per dim.
+template <class T, int V, bool kOneDim>
 __global__ void sum_columns(const T* p, int64_t O, StridedDesc red, int64_t R, int64_t chunk,
                             typename Acc<T>::type scale, T* out, typename Acc<T>::type* partial) {
   using A = typename Acc<T>::type;
-  __shared__ A part[8][33];
-  const int64_t j = blockIdx.x * 32 + threadIdx.x;
+  __shared__ A part[8][32][V + 1];
+  const int64_t j0 = (blockIdx.x * 32 + threadIdx.x) * int64_t(V);
   const int64_t r0 = blockIdx.y * chunk, r1 = min(R, r0 + chunk);
-  A acc = 0;
-  if (j < O)
-    for (int64_t r = r0 + threadIdx.y; r < r1; r += 8) acc += A(to_f(p[red.at(r) + j]));
-  part[threadIdx.y][threadIdx.x] = acc;
-  __syncthreads();
-  if (threadIdx.y == 0 && j < O) {
-    for (int y = 1; y < 8; ++y) acc += part[y][threadIdx.x];
-    if (gridDim.y == 1)
-      out[j] = store<T>(acc * scale);
-    else
-      partial[blockIdx.y * O + j] = acc;
+  A acc[V];
+#pragma unroll
+  for (int v = 0; v < V; ++v) acc[v] = 0;
+  if (j0 < O) {
+    for (int64_t r = r0 + threadIdx.y; r < r1; r += 8) {
+      const int64_t row = kOneDim ? red.offset + r * red.stride[0] : red.at(r);
+      const Lanes<T, V> x = load_lanes<T, V>(p + row + j0, false);
+#pragma unroll
+      for (int v = 0; v < V; ++v) acc[v] += A(to_f(x.v[v]));
+    }
   }
+#pragma unroll
+  for (int v = 0; v < V; ++v) part[threadIdx.y][threadIdx.x][v] = acc[v];
+  __syncthreads();
+  if (threadIdx.y == 0 && j0 < O) {
+    for (int y = 1; y < 8; ++y)
+#pragma unroll
+      for (int v = 0; v < V; ++v) acc[v] += part[y][threadIdx.x][v];
+#pragma unroll
+    for (int v = 0; v < V; ++v) {
+      if (gridDim.y == 1)
+        out[j0 + v] = store<T>(acc[v] * scale);
+      else
+        partial[blockIdx.y * O + j0 + v] = acc[v];
+    }
+  }
+}
+
+template <class T, int V>
+void launch_sum_columns(dim3 grid, const T* p, int64_t O, const StridedDesc& red, int64_t R, int64_t chunk,
+                        typename Acc<T>::type scale, T* out, typename Acc<T>::type* partial) {
+  if (red.ndim == 1)
+    sum_columns<T, V, true><<<grid, dim3(32, 8), 0, stream()>>>(p, O, red, R, chunk, scale, out, partial);
+  else
+    sum_columns<T, V, false><<<grid, dim3(32, 8), 0, stream()>>>(p, O, red, R, chunk, scale, out, partial);
+  SPARROW_CUDA_LAUNCH_CHECK();
 }
 
 // out[o] = scale · Σ_s partial[o·so + s·ss]
@@ -183,15 +206,29 @@ void sum(const Tensor& a, const Shape& kept_shape, const Shape& kept_strides, co
     const StridedDesc red = space(red_shape, red_strides);
     Tensor partial;
     if (kept_shape.size() == 1 && kept_strides[0] == 1 && O >= 16 && R > 1) {
-      const int64_t bx = (O + 31) / 32;
+      // Lanes per thread: 16 bytes when every reduced row starts V-aligned.
+      int V = static_cast<int>(16 / sizeof(T));
+      auto aligned = [&](int v) {
+        if (O % v != 0 || reinterpret_cast<uintptr_t>(p) % (v * sizeof(T)) != 0) return false;
+        for (int64_t st : red_strides)
+          if (st % v != 0) return false;
+        return true;
+      };
+      while (V > 1 && !aligned(V)) V /= 2;
+      const int64_t bx = (O + 32 * V - 1) / (32 * V);
       const int64_t S = bx >= kTargetBlocks / 4 || R <= 256
                             ? 1
                             : std::min<int64_t>((R + 255) / 256, std::max<int64_t>(1, kTargetBlocks / bx));
       const int64_t chunk = (R + S - 1) / S;
       if (S > 1) partial = empty({S * O}, acc_dtype, a.device());
       A* pp = S > 1 ? static_cast<A*>(partial.data_ptr()) : nullptr;
-      sum_columns<T><<<dim3(unsigned(bx), unsigned(S)), dim3(32, 8), 0, stream()>>>(p, O, red, R, chunk, A(scale), o, pp);
-      SPARROW_CUDA_LAUNCH_CHECK();
+      const dim3 grid{unsigned(bx), unsigned(S)};
+      switch (V) {
+        case 8: launch_sum_columns<T, 8>(grid, p, O, red, R, chunk, A(scale), o, pp); break;
+        case 4: launch_sum_columns<T, 4>(grid, p, O, red, R, chunk, A(scale), o, pp); break;
+        case 2: launch_sum_columns<T, 2>(grid, p, O, red, R, chunk, A(scale), o, pp); break;
+        default: launch_sum_columns<T, 1>(grid, p, O, red, R, chunk, A(scale), o, pp); break;
+      }
       if (S > 1) {
         sum_partials<T><<<grid_for(O), 256, 0, stream()>>>(pp, O, S, 1, O, A(scale), o);
         SPARROW_CUDA_LAUNCH_CHECK();

@@ -1,13 +1,10 @@
 #include "framework/cuda/runtime.h"
-#include "framework/ops/cuda/strided.cuh"
+#include "framework/ops/cuda/map.cuh"
 #include "framework/ops/cuda/unary.h"
 
 namespace sparrow::cuda {
 
 namespace {
-
-template <class T> __device__ __forceinline__ T store(typename Acc<T>::type v) { return v; }
-template <> __device__ __forceinline__ __nv_bfloat16 store<__nv_bfloat16>(float v) { return __float2bfloat16(v); }
 
 // f32 and f64 overloads of the math functions (f32 uses the accurate, non-intrinsic forms).
 __device__ __forceinline__ float m_exp(float x) { return expf(x); }
@@ -48,34 +45,14 @@ struct GeluOp {
 };
 struct SiluOp { template <class C> __device__ C operator()(C x) const { return x / (C(1) + m_exp(-x)); } };
 
-template <class T, class F>
-__global__ void unary_flat(T* o, const T* a, int64_t n, F f) {
-  using C = typename Acc<T>::type;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    o[i] = store<T>(f(C(to_f(a[i]))));
-}
-
-template <class T, class F>
-__global__ void unary_strided(T* o, StridedDesc od, const T* a, StridedDesc ad, int64_t n, F f) {
-  using C = typename Acc<T>::type;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    o[od.at(i)] = store<T>(f(C(to_f(a[ad.at(i)]))));
-}
-
 template <class F>
 void run_unary(const char* op, const Tensor& a, Tensor& out, F f) {
-  const int64_t n = out.numel();
-  if (n == 0) return;
+  if (out.numel() == 0) return;
   SPARROW_CUDA_FLOAT_DISPATCH(out.dtype(), op, [&] {
-    if (a.is_contiguous() && out.is_contiguous()) {
-      unary_flat<<<grid_for(n), 256, 0, stream()>>>(static_cast<T*>(out.data_ptr()),
-                                                    static_cast<const T*>(a.data_ptr()), n, f);
-    } else {
-      unary_strided<<<grid_for(n), 256, 0, stream()>>>(static_cast<T*>(out.impl().storage->data), make_desc(out),
-                                                       static_cast<const T*>(a.impl().storage->data), make_desc(a),
-                                                       n, f);
-    }
-    SPARROW_CUDA_LAUNCH_CHECK();
+    const MapPlan<2> p = plan_map<2>(out.shape(), {&out, &a});
+    auto* o = static_cast<T*>(out.impl().storage->data);
+    const auto* x = static_cast<const T*>(a.impl().storage->data);
+    SPARROW_MAP_LAUNCH(p, (map1_kernel<V><<<grid_for(p.n), 256, 0, stream()>>>(o, x, p.geo, p.n, InComputeType<T, F>{f})));
   });
 }
 
