@@ -1,5 +1,6 @@
 // The backward engine: a topological order of the Nodes reachable from the root, then one pass in
 // reverse, summing the gradients that reach each Node from several consumers before calling it.
+#include <algorithm>
 #include <array>
 #include <unordered_map>
 #include <unordered_set>
@@ -99,46 +100,73 @@ void run_backward(const Tensor& root, const Tensor& grad_output) {
   }
   // The gradient waiting at each node. `owned`: the engine made this buffer (a sum, or a
   // window buffer) and nothing else refers to it, so later contributions may be added in place.
+  // `lazy`: a window buffer allocated without zeroing; only `windows` (disjoint ranges of one dim)
+  // hold values so far, and the rest is zero-filled when anything needs the whole buffer. q, k, v
+  // sliced from one tensor thus cost three copies and no fill (their windows cover it).
   struct Pending {
     Tensor g;
     bool owned = false;
-    // For a buffer that started as zeros: the windows written so far (dim, start, end). A window
-    // along the same dim that overlaps none of them still holds zeros, so it is copied into
-    // rather than added to (q, k, v: three copies, no reads of the buffer).
-    std::vector<std::array<int64_t, 3>> zero_windows;
-    bool from_zeros = false;
+    bool lazy = false;
+    std::vector<std::array<int64_t, 3>> windows;  // (dim, start, end)
+  };
+  auto materialise = [](Pending& slot) {
+    if (!slot.lazy) return;
+    slot.lazy = false;
+    if (slot.windows.empty()) {
+      fill_(slot.g, 0.0);
+      return;
+    }
+    const int64_t dim = slot.windows[0][0];
+    std::sort(slot.windows.begin(), slot.windows.end());
+    const Shape st = slot.g.strides();
+    auto zero = [&](int64_t from, int64_t to) {
+      if (from >= to) return;
+      Shape sh = slot.g.shape();
+      sh[size_t(dim)] = to - from;
+      Tensor gap = make_view(slot.g, sh, st, slot.g.offset() + from * st[size_t(dim)]);
+      fill_(gap, 0.0);
+    };
+    int64_t at = 0;
+    for (const auto& w : slot.windows) {
+      zero(at, w[1]);
+      at = w[2];
+    }
+    zero(at, slot.g.shape()[size_t(dim)]);
+    slot.windows.clear();
   };
   std::unordered_map<Node*, Pending> pending;
-  pending[root.grad_fn().get()] = Pending{grad_output, false, {}, false};
+  pending[root.grad_fn().get()] = Pending{grad_output, false, false, {}};
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node* n = *it;
     auto p = pending.find(n);
     if (p == pending.end()) continue;
+    materialise(p->second);
     Tensor g = std::move(p->second.g);
     pending.erase(p);
     const GradWindow* w = n->grad_window();
     if (w && n->next.size() == 1 && n->next[0].fn) {
-      // A slice of a non-leaf: add g into the window of the input's owned gradient buffer.
+      // A slice of a non-leaf: its gradient goes into the window of the input's owned buffer.
       profile::Scope scope(n->name(), "bwd");
       Pending& slot = pending[n->next[0].fn.get()];
       if (!slot.owned) {
-        // A private buffer: zeros, or a copy of what already arrived (which may be shared).
+        // A private buffer: fresh (lazy), or a copy of what already arrived (which may be shared).
         const bool fresh = !slot.g.defined();
-        slot.g = fresh ? zeros(w->in_shape, g.dtype(), g.device()) : slot.g.clone();
+        slot.g = fresh ? empty(w->in_shape, g.dtype(), g.device()) : slot.g.clone();
         slot.owned = true;
-        slot.from_zeros = fresh;
+        slot.lazy = fresh;
       }
-      const Shape st = slot.g.strides();
       const int64_t end = w->start + g.shape()[size_t(w->dim)];
+      bool disjoint = slot.lazy;
+      for (const auto& z : slot.windows) disjoint = disjoint && z[0] == w->dim && (end <= z[1] || z[2] <= w->start);
+      if (!disjoint) materialise(slot);
+      const Shape st = slot.g.strides();
       Tensor window = make_view(slot.g, g.shape(), st, slot.g.offset() + w->start * st[size_t(w->dim)]);
-      bool untouched = slot.from_zeros;
-      for (const auto& z : slot.zero_windows)
-        untouched = untouched && z[0] == w->dim && (end <= z[1] || z[2] <= w->start);
-      if (untouched)
-        copy_(window, g);
-      else
+      if (disjoint) {
+        copy_(window, g);  // nothing there yet
+        slot.windows.push_back({w->dim, w->start, end});
+      } else {
         add_(window, g);
-      if (slot.from_zeros) slot.zero_windows.push_back({w->dim, w->start, end});
+      }
       n->release();
       continue;
     }
@@ -156,13 +184,15 @@ void run_backward(const Tensor& root, const Tensor& grad_output) {
       if (e.fn) {
         auto q = pending.find(e.fn.get());
         if (q == pending.end()) {
-          pending.emplace(e.fn.get(), Pending{grads[k], false, {}, false});
-        } else if (q->second.owned && q->second.g.shape() == grads[k].shape() && q->second.g.dtype() == grads[k].dtype()) {
-          add_(q->second.g, grads[k]);
-          q->second.from_zeros = false;  // no longer zero outside the windows
-        } else {
-          q->second = Pending{add(q->second.g, grads[k]), true, {}, false};
+          pending.emplace(e.fn.get(), Pending{grads[k], false, false, {}});
+          continue;
         }
+        Pending& slot = q->second;
+        materialise(slot);
+        if (slot.owned && slot.g.shape() == grads[k].shape() && slot.g.dtype() == grads[k].dtype())
+          add_(slot.g, grads[k]);
+        else
+          slot = Pending{add(slot.g, grads[k]), true, false, {}};
       } else {
         accumulate_into_leaf(*e.leaf, grads[k]);
       }

@@ -183,6 +183,13 @@ TEST(ShapeGrad, SlicesOfARecordedTensorShareOneGradientBuffer) {
         return concat({add(slice(y, 2, 0, 2), s), mul(s, s), slice(mul(y, y), 2, 0, 2)}, 2);
       },
       {a}));
+  // Windows that leave gaps: the rest of the lazily allocated buffer must read as zeros.
+  EXPECT_TRUE(gradcheck(
+      [](const std::vector<Tensor>& x) {
+        Tensor y = tanh(x[0]);
+        return concat({slice(y, 2, 0, 1), slice(y, 2, 3, 4)}, 2);
+      },
+      {a}));
   // The direct use first in the backward order: its gradient is shared with the add's other
   // input, and the slice's contribution must not write into it.
   EXPECT_TRUE(gradcheck(
