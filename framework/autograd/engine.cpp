@@ -17,14 +17,15 @@ thread_local bool g_grad_enabled = true;
 void accumulate_into_leaf(TensorImpl& leaf, const Tensor& g) {
   SPARROW_CHECK(g.shape() == leaf.shape, "backward: gradient of shape ", shape_str(g.shape()),
                 " for a leaf of shape ", shape_str(leaf.shape));
-  Tensor gl = g.dtype() == leaf.dtype ? g : g.to(leaf.dtype);
   if (!leaf.grad) {
     // Own the buffer: the incoming gradient may alias another tensor's storage.
-    leaf.grad = gl.clone().impl_ptr();
-  } else {
-    Tensor acc(leaf.grad);
-    add_(acc, gl);
+    leaf.grad = (g.dtype() == leaf.dtype ? g.clone() : g.to(leaf.dtype)).impl_ptr();
+    return;
   }
+  Tensor acc(leaf.grad);
+  // A gradient in another dtype (a bf16 compute copy's, handed on by cast) is converted as it is
+  // added: one pass, no converted temporary.
+  accumulate_(acc, g);
 }
 }  // namespace
 

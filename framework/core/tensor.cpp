@@ -235,6 +235,16 @@ void copy_(Tensor& dst, const Tensor& src) {
 #endif
 }
 
+void accumulate_(Tensor& dst, const Tensor& src) {
+  SPARROW_CHECK(dst.shape() == src.shape() && dst.device() == src.device(), "accumulate_: ", describe(src),
+                " into ", describe(dst));
+#ifdef SPARROW_WITH_CUDA
+  if (dst.is_cuda()) return cuda::accumulate_strided(dst, src);
+#endif
+  NoGradGuard no_grad;
+  add_(dst, src.dtype() == dst.dtype() ? src : cast(src, dst.dtype()));
+}
+
 std::string describe(const Tensor& t) {
   return std::string(dtype_name(t.dtype())) + shape_str(t.shape()) + " on " + t.device().str();
 }

@@ -111,6 +111,8 @@ Tensor make_view(const Tensor& t, const Shape& shape, const Shape& strides, int6
 
 // Copies src's elements into dst (same shape; any strides, dtypes and devices). No autograd.
 void copy_(Tensor& dst, const Tensor& src);
+// dst += src on one device, src converted from its float dtype as it is read (no autograd).
+void accumulate_(Tensor& dst, const Tensor& src);
 
 std::string describe(const Tensor& t);  // "f32[2, 3] on cpu"
 

@@ -15,7 +15,12 @@ Tensor cast(const Tensor& a, DType dtype) {
   // Integer results carry no gradient (an integer tensor cannot require grad).
   if (!is_floating(dtype)) return out;
   const DType back = a.dtype();
-  return record(out, "cast", {a}, [back](const Tensor& g) { return std::vector<Tensor>{cast(g, back)}; });
+  // Into a leaf (f32 master weights cast to bf16 for compute) the gradient is handed on in its own
+  // dtype: the engine converts it while adding it to the leaf's gradient, in one pass.
+  const bool into_leaf = a.is_leaf();
+  return record(out, "cast", {a}, [back, into_leaf](const Tensor& g) {
+    return std::vector<Tensor>{into_leaf ? g : cast(g, back)};
+  });
 }
 
 Tensor to_device(const Tensor& a, Device d) {

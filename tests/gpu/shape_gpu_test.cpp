@@ -76,7 +76,7 @@ TEST(ShapeGpu, SliceGradientsWithGapsAreZeroFilled) {
     expect_same_on_both(
         [](const std::vector<Tensor>& x) {
           Tensor y = mul_scalar(x[0], 3.0);
-          return concat({slice(y, 1, 0, 1), exp(slice(y, 1, 4, 6))}, 1);
+          return concat({slice(y, 1, 0, 1), mul_scalar(slice(y, 1, 4, 6), 2.0)}, 1);
         },
         {{4, 6, 8}}, 40 + round);
   }

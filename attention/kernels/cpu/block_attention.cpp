@@ -32,6 +32,7 @@
 #include <cstring>
 #include <immintrin.h>
 #include <limits>
+#include <type_traits>
 #include <omp.h>
 
 namespace sparrow::attn::cpu {
@@ -136,6 +137,27 @@ bool next_run(const Span& s, int64_t& i, int64_t max_run, const Usable& usable, 
 
 // Blocks per run: about 256 keys (or queries) a tile.
 int64_t run_blocks(int64_t bs) { return std::max<int64_t>(1, 256 / bs); }
+
+// A run of consecutive active blocks [b0, b1).
+struct Run {
+  int64_t b0, b1;
+};
+
+// Every usable run of a list, in order (next_run's runs, collected so a loop can look ahead).
+template <class Usable>
+void runs_of(const Span& s, int64_t max_run, const Usable& usable, std::vector<Run>& out) {
+  out.clear();
+  int64_t i = 0, b0, b1;
+  while (next_run(s, i, max_run, usable, b0, b1)) out.push_back({b0, b1});
+}
+
+// Software prefetch (into L2) of [ptr, ptr + bytes). Block-sparse layouts jump between blocks
+// of K/V (forward) or Q/dO (backward): each block is a 16–32 KB stream, too short for the
+// hardware prefetcher to ramp up, so without this every tile product starts on DRAM misses.
+inline void prefetch_l2(const void* ptr, int64_t bytes) {
+  const char* c = static_cast<const char*>(ptr);
+  for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(c + o, 0, 2);
+}
 
 template <class T>
 using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -297,6 +319,66 @@ constexpr int64_t simd_len() {
   return Simd<T>::L;
 }
 
+#if defined(__AVX512F__)
+// In-register transpose of 16 rows of 16 floats.
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);
+    t[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xdd);
+    t[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
+    t[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xdd);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
+    r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xdd);
+    r[4 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0x88);
+    r[12 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0xdd);
+  }
+}
+#endif
+
+// dst[d·ld + r] = scale·src[r·D + d] for r < rows, d < D: the transposed, scaled copy of a
+// rows × D tile (16 × 16 blocks in registers for f32 on AVX-512; scalar for the rest). With
+// scaled_copy, also scaled_copy[r·D + d] = scale·src[r·D + d].
+template <class T>
+void pack_transposed(const T* src, int64_t rows, int64_t D, T scale, T* dst, int64_t ld, T* scaled_copy = nullptr) {
+  int64_t r0 = 0;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (D % 16 == 0) {
+      const __m512 s = _mm512_set1_ps(scale);
+      for (; r0 + 16 <= rows; r0 += 16)
+        for (int64_t d0 = 0; d0 < D; d0 += 16) {
+          __m512 x[16];
+          for (int i = 0; i < 16; ++i) {
+            x[i] = _mm512_mul_ps(_mm512_loadu_ps(src + (r0 + i) * D + d0), s);
+            if (scaled_copy) _mm512_storeu_ps(scaled_copy + (r0 + i) * D + d0, x[i]);
+          }
+          transpose16(x);
+          for (int i = 0; i < 16; ++i) _mm512_storeu_ps(dst + (d0 + i) * ld + r0, x[i]);
+        }
+    }
+  }
+#endif
+  for (int64_t r = r0; r < rows; ++r)
+    for (int64_t d = 0; d < D; ++d) {
+      const T x = src[r * D + d] * scale;
+      dst[d * ld + r] = x;
+      if (scaled_copy) scaled_copy[r * D + d] = x;
+    }
+}
+
 template <class T>
 constexpr T neg_inf() {
   return -std::numeric_limits<T>::infinity();
@@ -415,6 +497,11 @@ void forward_tiles(const Plan& p, const T* q, const T* k, const T* v, T* o, T* l
 // so the online softmax's per-query max, sum and exp run down whole rows as vector operations,
 // and acc += P·Vj reads Sᵀ in place as the transposed left operand. Hidden entries are −inf for
 // the max and exactly 0 after the exp (a query that has seen nothing yet has m = −inf).
+//
+// One softmax step covers a group of runs (up to `run` blocks together, consecutive or not), so
+// a sparse row of a few scattered key blocks pays the per-step work (max, rescale factors, the
+// rescale of acc) once instead of once per block. K of the next group and V of this one are
+// prefetched while the current products run.
 template <class T>
 void forward_tiles_fast(const Plan& p, const T* q, const T* k, const T* v, T* o, T* lse) {
   const int64_t tasks = p.B * p.H * p.nqb, D = p.D, bs = p.bs, run = run_blocks(bs), L = simd_len<T>();
@@ -426,60 +513,105 @@ void forward_tiles_fast(const Plan& p, const T* q, const T* k, const T* v, T* o,
     std::vector<T, Eigen::aligned_allocator<T>> qt(D * npq_max), st(run * bs * npq_max), acc(bs * D),
         mv(npq_max), lv(npq_max), av(npq_max);
     std::vector<int32_t> buf;
-#pragma omp for schedule(dynamic, 1)
+    std::vector<Run> runs;
+    std::vector<int64_t> group_end;  // runs [group_end[g−1], group_end[g]) form softmax step g
+    // Chunks of consecutive tasks, so that a thread's next task is usually t + 1 and its query
+    // rows (the next rows of q) can be prefetched.
+#pragma omp for schedule(dynamic, 4)
     for (int64_t t = 0; t < tasks; ++t) {
       const int64_t bh = t / p.nqb, qb = t % p.nqb, h = bh % p.H;
       const int64_t q0 = qb * bs, rows = p.q_rows(qb), npq = (rows + L - 1) / L * L;
       const T* kbh = k + bh * p.Nk * D;
       const T* vbh = v + bh * p.Nk * D;
       const T* Q = q + (bh * p.Nq + q0) * D;
-      const T sc = static_cast<T>(p.scale);
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t d = 0; d < D; ++d) qt[d * npq + r] = Q[r * D + d] * sc;
+      if (t + 1 < tasks) prefetch_l2(Q + rows * D, p.q_rows((t + 1) % p.nqb) * D * static_cast<int64_t>(sizeof(T)));
+      const auto first_key = [&](const Run& r) { return r.b0 * bs; };
+      const auto key_count = [&](const Run& r) { return std::min(r.b1 * bs, p.Nk) - r.b0 * bs; };
+      const Span ks = keys_of(p, h, qb, buf);
+      const auto usable = [&](int64_t kb) { return p.visible(qb, kb); };
+      runs_of(ks, run, usable, runs);
+      group_end.clear();
+      for (size_t r = 0; r < runs.size();) {
+        int64_t n = 0;
+        while (r < runs.size() && n + (runs[r].b1 - runs[r].b0) <= run) {
+          n += runs[r].b1 - runs[r].b0;
+          ++r;
+        }
+        group_end.push_back(static_cast<int64_t>(r));
+      }
+      const auto prefetch_group = [&](size_t g, const T* base) {
+        for (int64_t r = g ? group_end[g - 1] : 0; r < group_end[g]; ++r)
+          prefetch_l2(base + first_key(runs[r]) * D, key_count(runs[r]) * D * static_cast<int64_t>(sizeof(T)));
+      };
+      if (!group_end.empty()) prefetch_group(0, kbh);
+      pack_transposed(Q, rows, D, static_cast<T>(p.scale), qt.data(), npq);
       for (int64_t d = 0; d < D; ++d)
         for (int64_t r = rows; r < npq; ++r) qt[d * npq + r] = T(0);
       RowMap M(mv.data(), npq), Lsum(lv.data(), npq), Alpha(av.data(), npq);
       M.setConstant(neg_inf<T>());
       Lsum.setZero();
       bool first = true;
-      const Span ks = keys_of(p, h, qb, buf);
-      const auto usable = [&](int64_t kb) { return p.visible(qb, kb); };
-      int64_t i = 0, kb0, kb1;
-      while (next_run(ks, i, run, usable, kb0, kb1)) {
-        const int64_t k0 = kb0 * bs, cols = std::min(kb1 * bs, p.Nk) - k0;
+      for (size_t g = 0; g < group_end.size(); ++g) {
+        const int64_t r0 = g ? group_end[g - 1] : 0, r1 = group_end[g];
+        prefetch_group(g, vbh);
+        if (g + 1 < group_end.size()) prefetch_group(g + 1, kbh);
         T* S = st.data();
-        tile_gemm<T>(cols, npq, D, kbh + k0 * D, D, 1, qt.data(), npq, S, npq, false);
-        Eigen::Map<Mat<T>> St(S, cols, npq);
-        const bool masked = p.run_needs_mask(qb, kb0, kb1);
-        if (masked) mask_scores_transposed(p, St, q0, k0);
+        // Sᵀ of every run of the group, stacked: run r's keys at rows [off, off + key_count).
+        int64_t cols = 0;
+        bool any_masked = false;
+        for (int64_t r = r0; r < r1; ++r) {
+          const int64_t k0 = first_key(runs[r]), n = key_count(runs[r]);
+          tile_gemm<T>(n, npq, D, kbh + k0 * D, D, 1, qt.data(), npq, S + cols * npq, npq, false);
+          if (p.run_needs_mask(qb, runs[r].b0, runs[r].b1)) {
+            Eigen::Map<Mat<T>> St(S + cols * npq, n, npq);
+            mask_scores_transposed(p, St, q0, k0);
+            any_masked = true;
+          }
+          cols += n;
+        }
         Alpha = M;  // old max
         for (int64_t c = 0; c < cols; ++c) M = M.max(RowMap(S + c * npq, npq));
-        for (int64_t r = 0; r < npq; ++r)  // scalar exp: exactly 0 when the old max is −inf
-          Alpha(r) = M(r) == neg_inf<T>() ? T(1) : std::exp(Alpha(r) - M(r));
+        // Rescale factors exp(old − new), vectorised. A query whose new max is still −inf has
+        // seen nothing: its l and acc row are exactly 0, so any finite factor will do (the
+        // clamp to lowest() keeps −inf − (−inf) from making a NaN).
+        Alpha = (Alpha - M.max(std::numeric_limits<T>::lowest())).exp();
         Lsum *= Alpha;
         for (int64_t c = 0; c < cols; ++c) {
           RowMap Sc(S + c * npq, npq);
           Sc = (Sc - M).exp();
-          if (!masked) Lsum += Sc;  // unmasked: sum in the same pass
+          if (!any_masked) Lsum += Sc;  // unmasked: sum in the same pass
         }
-        if (masked) {
-          for (int64_t c = 0; c < cols; ++c) {  // hidden: exactly 0 (also where M is −inf)
-            T* Sc = S + c * npq;
-            if (!p.key_last) {
-              const int64_t n = std::min<int64_t>(npq, std::max<int64_t>(0, k0 + c - q0));
-              std::fill(Sc, Sc + n, T(0));
-            } else {
-              for (int64_t r = 0; r < rows; ++r)
-                if (p.key_last[k0 + c] > q0 + r) Sc[r] = T(0);
+        if (any_masked) {
+          int64_t off = 0;
+          for (int64_t r = r0; r < r1; ++r) {
+            const int64_t k0 = first_key(runs[r]), n = key_count(runs[r]);
+            const bool masked = p.run_needs_mask(qb, runs[r].b0, runs[r].b1);
+            for (int64_t c = 0; c < n; ++c) {  // hidden: exactly 0 (also where M is −inf)
+              T* Sc = S + (off + c) * npq;
+              if (masked) {
+                if (!p.key_last) {
+                  const int64_t e = std::min<int64_t>(npq, std::max<int64_t>(0, k0 + c - q0));
+                  std::fill(Sc, Sc + e, T(0));
+                } else {
+                  for (int64_t qr = 0; qr < rows; ++qr)
+                    if (p.key_last[k0 + c] > q0 + qr) Sc[qr] = T(0);
+                }
+              }
+              for (int64_t qr = rows; qr < npq; ++qr) Sc[qr] = T(0);
+              Lsum += RowMap(Sc, npq);
             }
-            for (int64_t r = rows; r < npq; ++r) Sc[r] = T(0);
-            Lsum += RowMap(Sc, npq);
+            off += n;
           }
         }
         if (!first)
           for (int64_t r = 0; r < rows; ++r)
             if (Alpha(r) != T(1)) Eigen::Map<Row>(acc.data() + r * D, D) *= Alpha(r);
-        tile_gemm<T>(rows, D, cols, S, 1, npq, vbh + k0 * D, D, acc.data(), D, !first);
+        int64_t off = 0;
+        for (int64_t r = r0; r < r1; ++r) {
+          const int64_t k0 = first_key(runs[r]), n = key_count(runs[r]);
+          tile_gemm<T>(rows, D, n, S + off * npq, 1, npq, vbh + k0 * D, D, acc.data(), D, !first || r > r0);
+          off += n;
+        }
         first = false;
       }
       T* orow = o + (bh * p.Nq + q0) * D;
@@ -510,6 +642,9 @@ struct KeyBlockGradsEigen {
   int64_t run;
   Mat<T> ks, st, dpt, dka, dva;
   std::vector<int32_t> buf;
+  T* dq_zeroed = nullptr;  // one-pass backward: dQ rows are added to, so the caller's head is zeroed first
+  void start_dq() { dq_zeroed = nullptr; }
+  void finish_dq(T*) {}
 
   KeyBlockGradsEigen(const Plan& p_, const T* q_, const T* k_, const T* v_, const T* dout_, const T* lse_use_,
                 const T* di_, T* dk_, T* dv_, T scale_, int64_t run_)
@@ -522,6 +657,10 @@ struct KeyBlockGradsEigen {
     auto Ks = ks.topRows(cols);
     Ks = CMap<T>(k + key0 * D, cols, D) * scale;
     const CMap<T> V(v + key0 * D, cols, D);
+    if (dq_head && dq_head != dq_zeroed) {
+      Eigen::Map<Mat<T>>(dq_head, p.Nq, D).setZero();
+      dq_zeroed = dq_head;
+    }
     auto dK = dka.topRows(cols), dV = dva.topRows(cols);
     dK.setZero();
     dV.setZero();
@@ -564,6 +703,15 @@ struct KeyBlockGrads {
   int64_t run, np_max;
   std::vector<T, Eigen::aligned_allocator<T>> ks, kst, vt, s, dp;  // 64-byte aligned: rows of np are whole vectors
   std::vector<int32_t> buf;
+  std::vector<Run> runs;
+  // One-pass backward: which query blocks of the current head's dQ hold a contribution yet. The
+  // caller clears it per head and zeroes the blocks still unwritten at the end (finish_dq).
+  std::vector<char> dq_written;
+  void start_dq() { dq_written.assign(p.nqb, 0); }
+  void finish_dq(T* dq_head) {
+    for (int64_t qb = 0; qb < p.nqb; ++qb)
+      if (!dq_written[qb]) std::fill(dq_head + qb * p.bs * p.D, dq_head + (qb * p.bs + p.q_rows(qb)) * p.D, T(0));
+  }
 
   KeyBlockGrads(const Plan& p_, const T* q_, const T* k_, const T* v_, const T* dout_, const T* lse_use_, const T* di_,
                 T* dk_, T* dv_, T scale_, int64_t run_)
@@ -577,23 +725,35 @@ struct KeyBlockGrads {
     const int64_t np = (cols + simd_len<T>() - 1) / simd_len<T>() * simd_len<T>();  // padded key columns
     const T* K = k + key0 * D;
     const T* Vb = v + key0 * D;
-    for (int64_t c = 0; c < cols; ++c)
-      for (int64_t d = 0; d < D; ++d) {
-        const T kv = K[c * D + d] * scale;
-        ks[c * D + d] = kv;
-        kst[d * np + c] = kv;
-        vt[d * np + c] = Vb[c * D + d];
-      }
+    const Span qs_of = queries_of(p, h, kb, buf);
+    const auto usable = [&](int64_t qb) { return p.visible(qb, kb); };
+    runs_of(qs_of, run, usable, runs);
+    // Q, dO, LSE and Di rows of query run r, prefetched one run ahead (the first before packing).
+    const auto prefetch_run = [&](size_t r) {
+      const int64_t q0 = runs[r].b0 * bs, rows = std::min(runs[r].b1 * bs, p.Nq) - q0, row0 = bh * p.Nq + q0;
+      const int64_t bytes = rows * D * static_cast<int64_t>(sizeof(T));
+      prefetch_l2(q + row0 * D, bytes);
+      prefetch_l2(dout + row0 * D, bytes);
+      prefetch_l2(lse_use + row0, rows * static_cast<int64_t>(sizeof(T)));
+      prefetch_l2(di + row0, rows * static_cast<int64_t>(sizeof(T)));
+    };
+    if (!runs.empty()) prefetch_run(0);
+    if (kb + 1 < p.nkb) {  // the next key block's K and V (the one-pass walk goes kb, kb + 1, ...)
+      const int64_t bytes = p.k_cols(kb + 1) * D * static_cast<int64_t>(sizeof(T));
+      prefetch_l2(K + cols * D, bytes);
+      prefetch_l2(Vb + cols * D, bytes);
+    }
+    pack_transposed(K, cols, D, scale, kst.data(), np, ks.data());
+    pack_transposed(Vb, cols, D, T(1), vt.data(), np);
     for (int64_t d = 0; d < D; ++d)
       for (int64_t c = cols; c < np; ++c) kst[d * np + c] = vt[d * np + c] = T(0);
     T* dK = dk + key0 * D;
     T* dV = dv + key0 * D;
     bool first = true;
-    const Span qs_of = queries_of(p, h, kb, buf);
-    const auto usable = [&](int64_t qb) { return p.visible(qb, kb); };
-    int64_t i = 0, qb0, qb1;
-    while (next_run(qs_of, i, run, usable, qb0, qb1)) {
-      const int64_t q0 = qb0 * bs, rows = std::min(qb1 * bs, p.Nq) - q0, row0 = bh * p.Nq + q0;
+    for (size_t ri = 0; ri < runs.size(); ++ri) {
+      if (ri + 1 < runs.size()) prefetch_run(ri + 1);
+      const int64_t qb0 = runs[ri].b0;
+      const int64_t q0 = qb0 * bs, rows = std::min(runs[ri].b1 * bs, p.Nq) - q0, row0 = bh * p.Nq + q0;
       const T* Q = q + row0 * D;
       const T* dO = dout + row0 * D;
       const T* Lse = lse_use + row0;
@@ -624,7 +784,18 @@ struct KeyBlockGrads {
       }
       tile_gemm<T>(cols, D, rows, S, 1, np, dO, D, dV, D, !first);
       tile_gemm<T>(cols, D, rows, dP, 1, np, Q, D, dK, D, !first);
-      if (dq_head) tile_gemm<T>(rows, D, cols, dP, np, 1, ks.data(), D, dq_head + q0 * D, D, true);
+      if (dq_head) {
+        // The first contribution to a query block's dQ rows overwrites them (no zeroing pass over
+        // the whole head's dQ); a run mixing written and unwritten blocks zeroes the latter first.
+        const int64_t qb1 = runs[ri].b1;
+        bool all = true, none = true;
+        for (int64_t qb = qb0; qb < qb1; ++qb) (dq_written[qb] ? none : all) = false;
+        if (!all && !none)
+          for (int64_t qb = qb0; qb < qb1; ++qb)
+            if (!dq_written[qb]) std::fill(dq_head + qb * bs * D, dq_head + (qb * bs + p.q_rows(qb)) * D, T(0));
+        tile_gemm<T>(rows, D, cols, dP, np, 1, ks.data(), D, dq_head + q0 * D, D, !none);
+        std::fill(dq_written.begin() + qb0, dq_written.begin() + qb1, char(1));
+      }
       first = false;
     }
     if (first) {
@@ -739,8 +910,9 @@ void backward_tiles(const Plan& p, const T* q, const T* k, const T* v, const T* 
 #pragma omp for schedule(dynamic, 1)
         for (int64_t bh = 0; bh < p.B * p.H; ++bh) {
           T* dq_head = dq + bh * p.Nq * D;
-          Eigen::Map<Mat<T>>(dq_head, p.Nq, D).setZero();
+          grads.start_dq();
           for (int64_t kb = 0; kb < p.nkb; ++kb) grads(bh, kb, dq_head);
+          grads.finish_dq(dq_head);
         }
       };
       if (fast) {

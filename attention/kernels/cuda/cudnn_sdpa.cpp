@@ -84,6 +84,17 @@ void set_bhsd(fe::graph::Tensor_attributes& t, int64_t uid, const Key& k) {
   t.set_output(true).set_uid(uid).set_dim({k.b, k.h, k.n, k.d}).set_stride({k.h * k.n * k.d, k.n * k.d, k.d, 1});
 }
 
+// O and dO are [B, H, N, D] views of [B, N, H, D] memory: the layout the output projection reads
+// (rows of H·D per token). The forward writes O there and the backward reads dO from there, so
+// neither the merge of heads after attention nor its gradient costs a copy.
+std::vector<int64_t> bshd_strides(const Key& k) { return {k.n * k.h * k.d, k.d, k.h * k.d, 1}; }
+
+std::shared_ptr<fe::graph::Tensor_attributes> bshd(fe::graph::Graph& g, const char* name, int64_t uid,
+                                                   const Key& k) {
+  return g.tensor(fe::graph::Tensor_attributes().set_name(name).set_uid(uid).set_dim({k.b, k.h, k.n, k.d}).set_stride(
+      bshd_strides(k)));
+}
+
 Built build(const Key& k) {
   float scale;
   std::memcpy(&scale, &k.scale_bits, 4);
@@ -97,11 +108,11 @@ Built build(const Key& k) {
     auto opts = fe::graph::SDPA_attributes().set_name("sdpa").set_generate_stats(true).set_attn_scale(scale);
     opts.set_causal_mask(k.causal);
     auto [O, Stats] = g->sdpa(Q, K, V, opts);
-    set_bhsd(*O, kO, k);
+    O->set_output(true).set_uid(kO).set_dim({k.b, k.h, k.n, k.d}).set_stride(bshd_strides(k));
     Stats->set_output(true).set_uid(kStats).set_data_type(fe::DataType_t::FLOAT).set_dim(stats_dim).set_stride(
         stats_stride);
   } else {
-    auto O = bhsd(*g, "O", kO, k), dO = bhsd(*g, "dO", kDO, k);
+    auto O = bshd(*g, "O", kO, k), dO = bshd(*g, "dO", kDO, k);
     auto Stats = g->tensor(fe::graph::Tensor_attributes()
                                .set_name("Stats")
                                .set_uid(kStats)
@@ -190,6 +201,21 @@ Tensor bf16_input(const Tensor& t, const Tensor& q, const char* what) {
   return c;
 }
 
+// t as a bf16 [B, H, N, D] view of [B, N, H, D] memory (O and dO's layout): t itself when it
+// already is one, else a copy into that layout.
+Tensor bf16_bshd(const Tensor& t, const Tensor& q, const char* what) {
+  SPARROW_CHECK(t.shape() == q.shape() && t.device() == q.device(), kOp, ": ", what, " ", describe(t),
+                " does not match q ", describe(q));
+  const int64_t B = q.size(0), H = q.size(1), N = q.size(2), D = q.size(3);
+  const Shape want{N * H * D, D, H * D, 1};
+  bool same = t.dtype() == DType::BF16 && reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
+  for (size_t i = 0; i < 4 && same; ++i) same = t.shape()[i] == 1 || t.strides()[i] == want[i];
+  if (same) return t;
+  Tensor c = make_view(empty({B, N, H, D}, DType::BF16, q.device()), q.shape(), want, 0);
+  copy_(c, t);
+  return c;
+}
+
 }  // namespace
 
 bool cudnn_sdpa_supported(const Tensor& q, bool causal) {
@@ -207,7 +233,8 @@ BlockAttentionForward cudnn_sdpa_forward(const Tensor& q, const Tensor& k, const
   const Tensor qc = bf16_input(q, q, "q"), kc = bf16_input(k, q, "k"), vc = bf16_input(v, q, "v");
   const Built& b = require(key_for(q, causal, scale, false));
   BlockAttentionForward r;
-  r.out = empty(q.shape(), DType::BF16, q.device());
+  r.out = make_view(empty({q.size(0), q.size(2), q.size(1), q.size(3)}, DType::BF16, q.device()), q.shape(),
+                    {q.size(2) * q.size(1) * q.size(3), q.size(3), q.size(1) * q.size(3), 1}, 0);
   r.lse = empty({q.size(0), q.size(1), q.size(2), 1}, DType::F32, q.device());
   std::unordered_map<int64_t, void*> pack{{kQ, qc.data_ptr()},    {kK, kc.data_ptr()},       {kV, vc.data_ptr()},
                                           {kO, r.out.data_ptr()}, {kStats, r.lse.data_ptr()}};
@@ -219,8 +246,8 @@ BlockAttentionGrads cudnn_sdpa_backward(const Tensor& q, const Tensor& k, const 
                                         const Tensor& lse, const Tensor& dout, bool causal, double scale) {
   check_inputs(q, k, v);
   const Tensor qc = bf16_input(q, q, "q"), kc = bf16_input(k, q, "k"), vc = bf16_input(v, q, "v");
-  Tensor o = bf16_input(out, q, "out");
-  Tensor g = bf16_input(dout, q, "dout");
+  Tensor o = bf16_bshd(out, q, "out");
+  Tensor g = bf16_bshd(dout, q, "dout");
   SPARROW_CHECK(lse.device() == q.device() && lse.dtype() == DType::F32 && lse.is_contiguous() &&
                     lse.numel() == q.size(0) * q.size(1) * q.size(2),
                 kOp, ": lse ", describe(lse), " does not match q ", describe(q));

@@ -44,7 +44,37 @@ void launch_from(const Tensor& src, Tensor& dst) {
   }
 }
 
+// dst += convert(src), V lanes a thread.
+template <int V, class D, class S>
+__global__ void accumulate_kernel(D* d, const S* s, MapGeometry<2> g, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t off[2];
+    g.offsets(i, off);
+    Lanes<D, V> acc = load_lanes<D, V>(d + off[0], false);
+    const Lanes<S, V> x = load_lanes<S, V>(s + off[1], g.splat[1]);
+#pragma unroll
+    for (int j = 0; j < V; ++j) acc.v[j] = store<D>(to_f(acc.v[j]) + to_f(x.v[j]));
+    store_lanes<D, V>(d + off[0], acc);
+  }
+}
+
+template <class D, class S>
+void launch_accumulate(Tensor& dst, const Tensor& src) {
+  const MapPlan<2> p = plan_map<2>(dst.shape(), {&dst, &src});
+  auto* d = static_cast<D*>(dst.impl().storage->data);
+  const auto* s = static_cast<const S*>(src.impl().storage->data);
+  SPARROW_MAP_LAUNCH(p, (accumulate_kernel<V><<<grid_for(p.n), 256, 0, stream()>>>(d, s, p.geo, p.n)));
+}
+
 }  // namespace
+
+void accumulate_strided(Tensor& dst, const Tensor& src) {
+  if (dst.numel() == 0) return;
+  SPARROW_CUDA_FLOAT_DISPATCH(dst.dtype(), "accumulate", [&] {
+    using D = T;
+    SPARROW_CUDA_FLOAT_DISPATCH(src.dtype(), "accumulate", [&] { launch_accumulate<D, T>(dst, src); });
+  });
+}
 
 void copy_strided(Tensor& dst, const Tensor& src) {
   if (dst.numel() == 0) return;

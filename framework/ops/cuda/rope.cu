@@ -53,7 +53,8 @@ __global__ void rope_heads_kernel(const T* __restrict__ in, T* __restrict__ out,
       s[p] = static_cast<A>(to_heads ? sd : -sd);
     }
     for (int64_t part = 0; part < 3; ++part)
-      for (int64_t h = 0; h < H; ++h) {
+#pragma unroll 4
+      for (int64_t h = 0; h < H; ++h) {  // unrolled: several independent 16-byte loads in flight
         const int64_t packed = ((row * 3 + part) * H + h) * D + vd * V;          // [B, T, 3, H, D]
         const int64_t split = (((part * B + b) * H + h) * Tn + t) * D + vd * V;   // [3, B, H, T, D]
         const Lanes<T, V> x = load_lanes<T, V>(in + (to_heads ? packed : split), false);
