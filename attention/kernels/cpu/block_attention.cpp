@@ -642,9 +642,6 @@ struct KeyBlockGradsEigen {
   int64_t run;
   Mat<T> ks, st, dpt, dka, dva;
   std::vector<int32_t> buf;
-  T* dq_zeroed = nullptr;  // one-pass backward: dQ rows are added to, so the caller's head is zeroed first
-  void start_dq() { dq_zeroed = nullptr; }
-  void finish_dq(T*) {}
 
   KeyBlockGradsEigen(const Plan& p_, const T* q_, const T* k_, const T* v_, const T* dout_, const T* lse_use_,
                 const T* di_, T* dk_, T* dv_, T scale_, int64_t run_)
@@ -657,10 +654,6 @@ struct KeyBlockGradsEigen {
     auto Ks = ks.topRows(cols);
     Ks = CMap<T>(k + key0 * D, cols, D) * scale;
     const CMap<T> V(v + key0 * D, cols, D);
-    if (dq_head && dq_head != dq_zeroed) {
-      Eigen::Map<Mat<T>>(dq_head, p.Nq, D).setZero();
-      dq_zeroed = dq_head;
-    }
     auto dK = dka.topRows(cols), dV = dva.topRows(cols);
     dK.setZero();
     dV.setZero();
@@ -704,14 +697,6 @@ struct KeyBlockGrads {
   std::vector<T, Eigen::aligned_allocator<T>> ks, kst, vt, s, dp;  // 64-byte aligned: rows of np are whole vectors
   std::vector<int32_t> buf;
   std::vector<Run> runs;
-  // One-pass backward: which query blocks of the current head's dQ hold a contribution yet. The
-  // caller clears it per head and zeroes the blocks still unwritten at the end (finish_dq).
-  std::vector<char> dq_written;
-  void start_dq() { dq_written.assign(p.nqb, 0); }
-  void finish_dq(T* dq_head) {
-    for (int64_t qb = 0; qb < p.nqb; ++qb)
-      if (!dq_written[qb]) std::fill(dq_head + qb * p.bs * p.D, dq_head + (qb * p.bs + p.q_rows(qb)) * p.D, T(0));
-  }
 
   KeyBlockGrads(const Plan& p_, const T* q_, const T* k_, const T* v_, const T* dout_, const T* lse_use_, const T* di_,
                 T* dk_, T* dv_, T scale_, int64_t run_)
@@ -784,18 +769,7 @@ struct KeyBlockGrads {
       }
       tile_gemm<T>(cols, D, rows, S, 1, np, dO, D, dV, D, !first);
       tile_gemm<T>(cols, D, rows, dP, 1, np, Q, D, dK, D, !first);
-      if (dq_head) {
-        // The first contribution to a query block's dQ rows overwrites them (no zeroing pass over
-        // the whole head's dQ); a run mixing written and unwritten blocks zeroes the latter first.
-        const int64_t qb1 = runs[ri].b1;
-        bool all = true, none = true;
-        for (int64_t qb = qb0; qb < qb1; ++qb) (dq_written[qb] ? none : all) = false;
-        if (!all && !none)
-          for (int64_t qb = qb0; qb < qb1; ++qb)
-            if (!dq_written[qb]) std::fill(dq_head + qb * bs * D, dq_head + (qb * bs + p.q_rows(qb)) * D, T(0));
-        tile_gemm<T>(rows, D, cols, dP, np, 1, ks.data(), D, dq_head + q0 * D, D, !none);
-        std::fill(dq_written.begin() + qb0, dq_written.begin() + qb1, char(1));
-      }
+      if (dq_head) tile_gemm<T>(rows, D, cols, dP, np, 1, ks.data(), D, dq_head + q0 * D, D, true);
       first = false;
     }
     if (first) {
@@ -910,9 +884,8 @@ void backward_tiles(const Plan& p, const T* q, const T* k, const T* v, const T* 
 #pragma omp for schedule(dynamic, 1)
         for (int64_t bh = 0; bh < p.B * p.H; ++bh) {
           T* dq_head = dq + bh * p.Nq * D;
-          grads.start_dq();
+          Eigen::Map<Mat<T>>(dq_head, p.Nq, D).setZero();
           for (int64_t kb = 0; kb < p.nkb; ++kb) grads(bh, kb, dq_head);
-          grads.finish_dq(dq_head);
         }
       };
       if (fast) {
