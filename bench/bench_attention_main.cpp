@@ -6,7 +6,8 @@
 // (density is relative to the causal triangle, which is half the square); fwd+bwd = 3.5 × forward
 // (backward = 2.5 × forward). `kernel_flops` is the backend's own count of the tiles it computed.
 //
-// Peak memory. CPU: the growth of the resident set over the timed runs: the kernel's high-water
+// Peak memory. CPU: the growth of the resident set over the timed runs (the host block cache
+// emptied first): the kernel's high-water
 // mark (VmHWM in /proc/self/status) is reset by writing "5" to /proc/self/clear_refs just before
 // them, and peak_bytes = VmHWM after − VmRSS before. Where clear_refs cannot be written,
 // getrusage's ru_maxrss (a lifetime peak, never reset) is used the same way and peak_method says
@@ -25,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "framework/core/host_allocator.h"
 #include "attention/attention.h"
 #include "framework/autograd/node.h"
 #include "framework/core/rng.h"
@@ -74,6 +76,9 @@ class PeakMemory {
       return;
     }
 #endif
+    // Cached host blocks from the warm-up would already be resident (and reused): hand them back
+    // first, so the growth counts every block the timed runs hold at their peak.
+    host_memory::empty_cache();
     std::ofstream clear("/proc/self/clear_refs");
     clear << "5";
     clear.flush();
@@ -194,6 +199,7 @@ int main(int argc, char** argv) {
     };
     forward();  // warm-up: builds and caches the layout, touches every buffer once
     forward_backward();
+    for (Tensor* t : {&qg, &kg, &vg}) t->zero_grad();  // the timed runs' peak includes their gradients
 
     PeakMemory peak(dev);
     peak.begin();

@@ -18,8 +18,14 @@ void accumulate_into_leaf(TensorImpl& leaf, const Tensor& g) {
   SPARROW_CHECK(g.shape() == leaf.shape, "backward: gradient of shape ", shape_str(g.shape()),
                 " for a leaf of shape ", shape_str(leaf.shape));
   if (!leaf.grad) {
-    // Own the buffer: the incoming gradient may alias another tensor's storage.
-    leaf.grad = (g.dtype() == leaf.dtype ? g.clone() : g.to(leaf.dtype)).impl_ptr();
+    // The leaf must own its gradient buffer. A gradient nothing else refers to (no other tensor
+    // object, no other view of its storage) is adopted as is; one that may alias is copied.
+    const bool sole = g.impl_ptr().use_count() == 1 && g.impl().storage.use_count() == 1 && g.is_contiguous() &&
+                      g.offset() == 0 && !g.requires_grad();
+    if (g.dtype() != leaf.dtype)
+      leaf.grad = g.to(leaf.dtype).impl_ptr();
+    else
+      leaf.grad = sole ? g.impl_ptr() : g.clone().impl_ptr();
     return;
   }
   Tensor acc(leaf.grad);

@@ -5,6 +5,7 @@
 #include <new>
 
 #include "framework/core/error.h"
+#include "framework/core/host_allocator.h"
 
 namespace sparrow {
 
@@ -12,8 +13,7 @@ Storage::Storage(size_t n, Device d) : nbytes(n), device(d) {
   if (n == 0) return;
   if (d.is_cpu()) {
     // 64-byte alignment: full cache lines and aligned Eigen/AVX loads.
-    data = std::aligned_alloc(64, (n + 63) / 64 * 64);
-    if (!data) fail("out of host memory allocating ", n, " bytes");
+    data = host_memory::allocate(n);
   } else {
     data = device_memory::allocate(n, d);
   }
@@ -22,7 +22,7 @@ Storage::Storage(size_t n, Device d) : nbytes(n), device(d) {
 Storage::~Storage() {
   if (!data) return;
   if (device.is_cpu())
-    std::free(data);
+    host_memory::release(data, nbytes);
   else
     device_memory::release(data, nbytes, device);
 }

@@ -1,5 +1,6 @@
-// A block of memory on one device, shared by every tensor view over it. CUDA blocks come from
-// the caching allocator (framework/cuda/allocator.cu), so freeing inside a step is cheap.
+// A block of memory on one device, shared by every tensor view over it. Both devices' blocks come
+// from caching allocators (framework/core/host_allocator.cpp, framework/cuda/allocator.cu), so
+// freeing and allocating again inside a step is cheap.
 #pragma once
 #include <cstddef>
 #include <memory>

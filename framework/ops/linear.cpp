@@ -54,10 +54,12 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
 
 namespace {
 
+#ifdef SPARROW_WITH_CUDA
 // The fused path: CUDA, bf16 or f32, a first-layer bias (the GELU epilogue adds one).
 bool fused_mlp(const Tensor& x, const Tensor& b1) {
   return x.is_cuda() && (x.dtype() == DType::BF16 || x.dtype() == DType::F32) && b1.defined();
 }
+#endif
 
 void check_mlp(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2) {
   const char* op = "mlp_gelu";
@@ -86,8 +88,10 @@ void check_mlp(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor
 Tensor mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2) {
   SPARROW_PROFILE_OP("mlp_gelu");
   check_mlp(x, w1, b1, w2, b2);
+#ifndef SPARROW_WITH_CUDA
+  return linear(gelu(linear(x, w1, b1)), w2, b2);
+#else
   if (!fused_mlp(x, b1)) return linear(gelu(linear(x, w1, b1)), w2, b2);
-#ifdef SPARROW_WITH_CUDA
   const int64_t K = w1.size(1), H = w1.size(0), N = w2.size(0);
   const int64_t rows = shape_numel(x.shape()) / std::max<int64_t>(K, 1);
   Shape out_shape = x.shape();
