@@ -1,6 +1,6 @@
 // Training on the GPU against the CPU: 50 steps of tiny.yaml in f32 give the same loss curve on
-// both devices (within the rounding of different summation orders), and bf16 training converges
-// like f32.
+// both devices (within the rounding of different summation orders), bf16 training converges like
+// f32, and a steady training step makes no cudaMalloc calls.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,6 +11,11 @@
 
 #include "common/gradcheck.h"
 #include "common/paths.h"
+#include "framework/cuda/allocator.h"
+#include "framework/cuda/runtime.h"
+#include "framework/nn/parameter_buffer.h"
+#include "framework/optim/adamw.h"
+#include "models/transformer.h"
 #include "train/config/config.h"
 #include "train/trainer.h"
 
@@ -60,4 +65,39 @@ TEST(TrainGpu, Bf16ConvergesLikeF32) {
   }
   EXPECT_LT(mb, b16.front() - 1.5) << "bf16 did not learn";
   EXPECT_NEAR(mb, mf, 0.05 * mf) << "bf16 final loss " << mb << " vs f32 " << mf;
+}
+
+// The caching allocator's promise (#5): after the first steps have filled the pools, a training
+// step (forward, backward, optimizer) on the GPU calls cudaMalloc no more.
+TEST(TrainGpu, NoCudaMallocInASteadyStep) {
+  SPARROW_REQUIRE_GPU();
+  const Device dev = Device::cuda(0);
+  models::TransformerOptions o;
+  o.n_layers = 2;
+  o.d_model = 128;
+  o.n_heads = 4;
+  attn::AttentionConfig a;
+  a.backend = "dense";
+  o.attention.assign(2, a);
+  Generator init(1), data(2);
+  models::TransformerLM model(o, init, dev);
+  nn::ParameterBuffer params = nn::ParameterBuffer::pack(model, DType::F32, dev);
+  optim::AdamW opt(params, {});
+  auto tokens = [&] {
+    std::vector<int32_t> v(4 * 256);
+    for (auto& x : v) x = static_cast<int32_t>(data.below(256));
+    return from_ints(v, {4, 256}).to(dev);
+  };
+  auto step = [&](int64_t i) {
+    opt.zero_grad();
+    Tensor ids = tokens(), targets = tokens();
+    model.loss(ids, targets, i, DType::BF16).backward();
+    opt.step();
+  };
+  for (int64_t i = 0; i < 3; ++i) step(i);
+  cuda::synchronize();
+  const size_t before = cuda::allocator_stats(0).cuda_mallocs;
+  for (int64_t i = 3; i < 8; ++i) step(i);
+  cuda::synchronize();
+  EXPECT_EQ(cuda::allocator_stats(0).cuda_mallocs, before);
 }
