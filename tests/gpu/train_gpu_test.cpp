@@ -26,10 +26,8 @@ namespace {
 
 std::vector<double> losses(const std::string& device, const std::string& dtype, int steps) {
   std::vector<std::string> o{"train.device=" + device, "train.dtype=" + dtype, "train.steps=" + std::to_string(steps),
-                             "eval.every=0", "checkpoint.every=0",
-                             "data.cache_dir=" + (fs::temp_directory_path() / "sparrow_test_cache").string()};
-  // The GPU host may keep the corpus elsewhere than Debian's dict-gcide path.
-  if (const char* corpus = std::getenv("SPARROW_TEST_CORPUS")) o.push_back(std::string("data.path=") + corpus);
+                             "eval.every=0", "checkpoint.every=0"};
+  for (const std::string& d : sparrow::testing::data_overrides()) o.push_back(d);
   train::Config c = train::load_config(sparrow::testing::source_dir() + "/configs/tiny.yaml", o);
   fs::path dir = fs::temp_directory_path() / ("sparrow_gpu_train_" + device + dtype);
   fs::remove_all(dir);

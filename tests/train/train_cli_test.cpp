@@ -21,7 +21,11 @@ namespace {
 
 std::string bin() { return sparrow::testing::bin_dir() + "/train"; }
 std::string src() { return sparrow::testing::source_dir(); }
-std::string cache_flag() { return " --set data.cache_dir=" + (fs::temp_directory_path() / "sparrow_test_cache").string(); }
+std::string cache_flag() {
+  std::string flags;
+  for (const std::string& o : sparrow::testing::data_overrides()) flags += " --set " + o;
+  return flags;
+}
 
 struct Result {
   int status;
@@ -82,12 +86,17 @@ TEST(TrainCli, SigintFinishesTheStepCheckpointsAndExitsZero) {
   pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
-    std::string cache = (fs::temp_directory_path() / "sparrow_test_cache").string();
+    const std::vector<std::string> data = sparrow::testing::data_overrides();
     std::string cfg = src() + "/configs/tiny.yaml";
     std::freopen("/dev/null", "w", stdout);
-    execl(bin().c_str(), "train", "--config", cfg.c_str(), "--out", dir.c_str(), "--set", "train.steps=100000",
-          "--set", "checkpoint.every=0", "--set", "eval.every=0", "--set", ("data.cache_dir=" + cache).c_str(),
-          static_cast<char*>(nullptr));
+    std::vector<const char*> args{"train", "--config", cfg.c_str(), "--out", dir.c_str(), "--set", "train.steps=100000",
+                                  "--set", "checkpoint.every=0", "--set", "eval.every=0"};
+    for (const std::string& o : data) {
+      args.push_back("--set");
+      args.push_back(o.c_str());
+    }
+    args.push_back(nullptr);
+    execv(bin().c_str(), const_cast<char* const*>(args.data()));
     _exit(127);
   }
   // Wait until training is under way (metrics appear), then interrupt.

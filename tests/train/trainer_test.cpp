@@ -29,7 +29,7 @@ fs::path fresh_dir(const std::string& name) {
 }
 
 Config tiny(std::vector<std::string> overrides) {
-  overrides.push_back("data.cache_dir=" + (fs::temp_directory_path() / "sparrow_test_cache").string());
+  for (const std::string& o : sparrow::testing::data_overrides()) overrides.push_back(o);
   return load_config(source_dir() + "/configs/tiny.yaml", overrides);
 }
 
