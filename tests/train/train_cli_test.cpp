@@ -65,8 +65,10 @@ TEST(TrainCli, UnknownKeyIsOneLineWithExit2) {
 }
 
 TEST(TrainCli, MissingCorpusIsOneLineNamingThePath) {
-  Result r = sh(bin() + " --config " + src() + "/configs/tiny.yaml --set data.path=/nonexistent/corpus.txt --out " +
-                (fs::temp_directory_path() / "sparrow_cli_missing").string() + cache_flag());
+  // The missing path goes last: it must win over SPARROW_TEST_CORPUS's data.path in cache_flag().
+  Result r = sh(bin() + " --config " + src() + "/configs/tiny.yaml --out " +
+                (fs::temp_directory_path() / "sparrow_cli_missing").string() + cache_flag() +
+                " --set data.path=/nonexistent/corpus.txt");
   EXPECT_NE(r.status, 0);
   EXPECT_EQ(count_lines(r.out), 1) << r.out;
   EXPECT_NE(r.out.find("/nonexistent/corpus.txt"), std::string::npos) << r.out;
