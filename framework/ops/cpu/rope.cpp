@@ -13,18 +13,28 @@
 namespace sparrow::cpu {
 
 namespace {
-template <class T>
-void apply_impl(const Tensor& in, Tensor& out, int64_t position_offset, double base, bool inverse) {
-  using A = acc_t<T>;
-  const int64_t BH = in.size(0) * in.size(1), N = in.size(2), D = in.size(3), P = D / 2;
-  std::vector<A> cos_t(static_cast<size_t>(N * P)), sin_t(static_cast<size_t>(N * P));
+// cos/sin of θ(n, i) for n < N, i < P, in f64 then rounded to A (−sin when inverse).
+template <class A>
+void angle_table(int64_t N, int64_t D, int64_t position_offset, double base, bool inverse, std::vector<A>& c,
+                 std::vector<A>& s) {
+  const int64_t P = D / 2;
+  c.resize(static_cast<size_t>(N * P));
+  s.resize(static_cast<size_t>(N * P));
 #pragma omp parallel for schedule(static) if (N * P >= kParallelMin / 8)
   for (int64_t n = 0; n < N; ++n)
     for (int64_t i = 0; i < P; ++i) {
       const double theta = static_cast<double>(position_offset + n) * std::pow(base, -2.0 * double(i) / double(D));
-      cos_t[n * P + i] = static_cast<A>(std::cos(theta));
-      sin_t[n * P + i] = static_cast<A>(inverse ? -std::sin(theta) : std::sin(theta));
+      c[n * P + i] = static_cast<A>(std::cos(theta));
+      s[n * P + i] = static_cast<A>(inverse ? -std::sin(theta) : std::sin(theta));
     }
+}
+
+template <class T>
+void apply_impl(const Tensor& in, Tensor& out, int64_t position_offset, double base, bool inverse) {
+  using A = acc_t<T>;
+  const int64_t BH = in.size(0) * in.size(1), N = in.size(2), D = in.size(3), P = D / 2;
+  std::vector<A> cos_t, sin_t;
+  angle_table(N, D, position_offset, base, inverse, cos_t, sin_t);
   const T* ip = in.data<T>();
   T* op = out.data<T>();
 #pragma omp parallel for schedule(static) if (BH * N * D >= kParallelMin)
@@ -41,22 +51,6 @@ void apply_impl(const Tensor& in, Tensor& out, int64_t position_offset, double b
     }
   }
 }
-// cos/sin of θ(n, i) for n < N, i < P, in f64 then rounded to A (the same table as rope_apply).
-template <class A>
-void angle_table(int64_t N, int64_t D, int64_t position_offset, double base, bool inverse, std::vector<A>& c,
-                 std::vector<A>& s) {
-  const int64_t P = D / 2;
-  c.resize(static_cast<size_t>(N * P));
-  s.resize(static_cast<size_t>(N * P));
-#pragma omp parallel for schedule(static) if (N * P >= kParallelMin / 8)
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t i = 0; i < P; ++i) {
-      const double theta = static_cast<double>(position_offset + n) * std::pow(base, -2.0 * double(i) / double(D));
-      c[n * P + i] = static_cast<A>(std::cos(theta));
-      s[n * P + i] = static_cast<A>(inverse ? -std::sin(theta) : std::sin(theta));
-    }
-}
-
 // One (b, t) row of qkv per iteration: 3·H segments of D elements, each moved between the
 // [B, T, 3, H, D] and [3, B, H, T, D] layouts and, for q and k, rotated.
 template <class T>
