@@ -19,6 +19,9 @@ struct AttentionCall {
   int64_t step = 0;    // training step (the sparsity schedule and adaptive refresh read it)
 };
 
+// Throws (naming op) unless q, k, v are 4-D and of one shape [B, H, N, D].
+void check_qkv(const char* op, const AttentionCall& call);
+
 // What the last forward did: the trainer logs it per layer.
 struct AttentionStats {
   std::string backend;       // the backend that ran (for `auto`: the one it chose)

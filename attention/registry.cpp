@@ -10,6 +10,15 @@
 
 namespace sparrow::attn {
 
+void check_qkv(const char* op, const AttentionCall& call) {
+  check_dim(op, call.q, 4);
+  check_dim(op, call.k, 4);
+  check_dim(op, call.v, 4);
+  SPARROW_CHECK(call.q.shape() == call.k.shape() && call.q.shape() == call.v.shape(), op, ": q ",
+                shape_str(call.q.shape()), ", k ", shape_str(call.k.shape()), ", v ", shape_str(call.v.shape()),
+                " (expected the same [B, H, N, D])");
+}
+
 namespace {
 template <class Backend>
 AttentionFactory factory() {

@@ -126,12 +126,7 @@ void AdaptiveAttention::set_sparsity(double s) {
 Tensor AdaptiveAttention::forward(const AttentionCall& call) {
   SPARROW_PROFILE_OP("attention adaptive");
   const char* op = "adaptive attention";
-  check_dim(op, call.q, 4);
-  check_dim(op, call.k, 4);
-  check_dim(op, call.v, 4);
-  SPARROW_CHECK(call.q.shape() == call.k.shape() && call.q.shape() == call.v.shape(), op, ": q ",
-                shape_str(call.q.shape()), ", k ", shape_str(call.k.shape()), ", v ", shape_str(call.v.shape()),
-                " (expected the same [B, H, N, D])");
+  check_qkv(op, call);
   check_float(op, call.q);
   const int64_t B = call.q.size(0), H = call.q.size(1), N = call.q.size(2), D = call.q.size(3);
   layout_ = std::make_shared<const BlockLayout>(

@@ -131,12 +131,7 @@ HierarchicalAttention::HierarchicalAttention(const AttentionConfig& cfg) : cfg_(
 Tensor HierarchicalAttention::forward(const AttentionCall& call) {
   SPARROW_PROFILE_OP("attention hierarchical");
   const char* op = "hierarchical attention";
-  check_dim(op, call.q, 4);
-  check_dim(op, call.k, 4);
-  check_dim(op, call.v, 4);
-  SPARROW_CHECK(call.q.shape() == call.k.shape() && call.q.shape() == call.v.shape(), op, ": q ",
-                shape_str(call.q.shape()), ", k ", shape_str(call.k.shape()), ", v ", shape_str(call.v.shape()),
-                " (expected the same [B, H, N, D])");
+  check_qkv(op, call);
   const int64_t B = call.q.size(0), H = call.q.size(1), N = call.q.size(2), D = call.q.size(3);
   if (!layout_ || geo_.seq_len != N || layout_causal_ != call.causal) {
     geo_ = hierarchical_geometry(cfg_.hierarchical, N, cfg_.block_size);
