@@ -3,6 +3,8 @@
 # scripts/gpu-check.sh with GPU_CHECK_BENCH=1 after the build; writes JSON lines to $1/.
 #   BENCH_PARTS="attn train flex profile" (default: attn train flex)
 #   profile: `train --profile` per TRAIN_CASES entry (op and phase shares of a step)
+#   graph: step time with train.cuda_graph off and on (GRAPH_CASES), against torch.compile with
+#          and without mode="reduce-overhead" (its CUDA graphs) on the same models
 set -uo pipefail
 out=${1:-gpu-out}; mkdir -p "$out"
 bin=build-gpu/bin
@@ -46,6 +48,37 @@ PY
   done 2>&1 | tee "$out/sparrow_train.jsonl"
   echo "== training tokens/s: PyTorch (torch.compile, SDPA)"
   timeout 300 python3 bench/torch_train_compare.py ${TORCH_TRAIN_CASES:-4096x16 16384x4} 2>&1 | grep '^{' | tee "$out/torch_train.jsonl"
+fi
+if [[ $parts == *graph* ]]; then
+  echo "== CUDA graph: step time eager vs captured (Sparrow), torch.compile default vs reduce-overhead"
+  # layers width heads seq batch
+  IFS=, read -ra cases <<< "${GRAPH_CASES:-2 64 4 64 8,4 256 4 256 16,6 512 8 1024 8,12 768 12 4096 16}"
+  for c in "${cases[@]}"; do
+    set -- $c
+    steps=$(( $4 >= 4096 ? 10 : 40 ))
+    for mode in off on; do
+      rm -rf /tmp/sp-graph
+      timeout ${TRAIN_TIMEOUT:-240} $bin/train --config bench/gpt12.yaml --out /tmp/sp-graph --set model.n_layers=$1 \
+        --set model.d_model=$2 --set model.n_heads=$3 --set train.seq_len=$4 --set train.batch_size=$5 \
+        --set train.steps=$steps --set train.cuda_graph=$mode --set data.path=$corpus --set data.cache_dir=/tmp/sp-cache \
+        > "$out/graph_$1x$2_$mode.log" 2>&1 || tail -3 "$out/graph_$1x$2_$mode.log"
+      python3 - "$1" "$2" "$4" "$5" "$mode" <<'PY'
+import json, sys, statistics
+m = [json.loads(l) for l in open("/tmp/sp-graph/metrics.jsonl")]
+L, d, T, B, mode = sys.argv[1:]
+timed = m[5:]
+print(json.dumps({"impl": "sparrow", "layers": int(L), "width": int(d), "T": int(T), "B": int(B), "cuda_graph": mode,
+                  "replayed": sum(r["step_mode"] == "cuda graph" for r in timed), "timed": len(timed),
+                  "step_ms": round(statistics.median(r["ms"] for r in timed), 3),
+                  "tok_s": round(statistics.median(r["tokens_per_s"] for r in timed)),
+                  "peak_gb": round(max(r["peak_memory_bytes"] for r in m) / 2**30, 2), "loss_last": m[-1]["loss"]}))
+PY
+    done
+    [[ ${GRAPH_TORCH:-1} == 1 ]] && for mode in default reduce-overhead; do
+      timeout 300 python3 bench/torch_train_compare.py --layers $1 --width $2 --heads $3 --mode $mode --steps 20 "$4x$5" \
+        2>&1 | grep '^{'
+    done
+  done 2>&1 | tee "$out/graph.jsonl"
 fi
 if [[ $parts == *profile* ]]; then
   echo "== training step profile: Sparrow (train --profile, bench/gpt12.yaml)"

@@ -1,11 +1,15 @@
 """PyTorch side of the training benchmark: the same byte-level GPT as bench/gpt12.yaml (12 layers,
 d=768, 12 heads, RoPE, tanh-GELU MLP ×4, tied embeddings, biases), bf16 autocast, fused AdamW,
 torch.compile, dense causal SDPA. Prints one JSON line per case: tokens/s over timed steps after
-warm-up (CUDA-synchronised wall clock, median of 5 steps).
+warm-up (CUDA-synchronised wall clock, median of --steps steps).
 
   python3 bench/torch_train_compare.py 4096x16 16384x4
+  python3 bench/torch_train_compare.py --layers 4 --width 256 --heads 4 --mode reduce-overhead 256x16
+
+--mode reduce-overhead is torch.compile's CUDA-graph mode (the forward and backward replay as
+graphs; the fused AdamW step runs outside them), the PyTorch counterpart of train.cuda_graph.
 """
-import json, sys, time
+import argparse, json, time
 import torch, torch.nn as nn, torch.nn.functional as F
 
 dev = "cuda"
@@ -55,11 +59,11 @@ class GPT(nn.Module):
         return F.cross_entropy(logits.float().view(-1, 256), tgt.view(-1))
 
 
-def run(T, B):
+def run(T, B, a):
     torch.manual_seed(0)
-    model = GPT().to(dev)
+    model = GPT(a.layers, a.width, a.heads).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, fused=True)
-    cm = torch.compile(model)
+    cm = torch.compile(model, mode=None if a.mode == "default" else a.mode)
     idx = torch.randint(0, 256, (B, T), device=dev)
     tgt = torch.randint(0, 256, (B, T), device=dev)
 
@@ -70,27 +74,36 @@ def run(T, B):
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    for _ in range(3):
+    for _ in range(5):
         step()
     torch.cuda.synchronize()
     times = []
-    for _ in range(5):
+    for _ in range(a.steps):
         t0 = time.time()
         step()
         torch.cuda.synchronize()
         times.append(time.time() - t0)
     dt = sorted(times)[len(times) // 2]
-    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "card": torch.cuda.get_device_name(), "T": T,
-                      "B": B, "step_s": round(dt, 4), "tok_s": round(B * T / dt),
+    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "card": torch.cuda.get_device_name(),
+                      "layers": a.layers, "width": a.width, "mode": a.mode, "T": T, "B": B, "step_s": round(dt, 4),
+                      "step_ms": round(dt * 1e3, 3), "tok_s": round(B * T / dt),
                       "peak_gb": round(torch.cuda.max_memory_allocated() / 2**30, 1)}), flush=True)
     del model, opt, cm
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
 
 
-for case in sys.argv[1:]:
+ap = argparse.ArgumentParser()
+ap.add_argument("cases", nargs="+", help="TxB, e.g. 4096x16")
+ap.add_argument("--layers", type=int, default=12)
+ap.add_argument("--width", type=int, default=768)
+ap.add_argument("--heads", type=int, default=12)
+ap.add_argument("--mode", default="default", choices=["default", "reduce-overhead", "max-autotune"])
+ap.add_argument("--steps", type=int, default=5, help="timed steps (median)")
+args = ap.parse_args()
+for case in args.cases:
     T, B = (int(x) for x in case.split("x"))
     try:
-        run(T, B)
+        run(T, B, args)
     except Exception as e:  # report and go on to the next case
         print(json.dumps({"impl": "pytorch", "T": T, "B": B, "error": str(e)[:300]}), flush=True)

@@ -12,7 +12,6 @@
 #include "framework/nn/parameter_buffer.h"
 #include "framework/ops/ops.h"
 #include "framework/optim/adamw.h"
-#include "framework/optim/clip.h"
 #include "framework/optim/lr_schedule.h"
 #include "models/transformer.h"
 #include "train/data/data.h"
@@ -21,6 +20,7 @@
 #include "train/metrics.h"
 #include "train/progress.h"
 #include "train/signals.h"
+#include "train/step.h"
 
 namespace fs = std::filesystem;
 
@@ -185,6 +185,8 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
     return save_checkpoint(out, st, params, opt, cfg.checkpoint.keep_last);
   };
 
+  TrainStep train_step(cfg, model, params, opt, dev, compute, run.profile);
+
   RunResult result;
   int non_finite_in_a_row = 0;
   int64_t last_saved = start_step;
@@ -204,47 +206,16 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
 
     // --profile: the first steps build plans and warm caches; the table covers the steps after.
     if (run.profile) profile::set_enabled(step >= start_step + kProfileWarmupSteps);
-    {
-      profile::Phase ph("zero_grad");
-      opt.zero_grad();
-    }
-    double loss_sum = 0;
-    for (int64_t micro = 0; micro < cfg.train.grad_accum; ++micro) {
-      Batch b;
-      Tensor inputs, targets;
-      {
-        profile::Phase ph("data (host sample + copy)");
-        b = data.train.next();
-        inputs = b.inputs.to(dev);
-        targets = b.targets.to(dev);
-      }
-      Tensor loss;
-      {
-        profile::Phase ph("forward");
-        loss = model.loss(inputs, targets, step, compute);
-      }
-      {
-        profile::Phase ph("backward");
-        // Average over micro-batches: each backward adds its share into the flat gradient buffer.
-        Tensor scaled = mul_scalar(loss, 1.0 / static_cast<double>(cfg.train.grad_accum));
-        scaled.backward();
-      }
-      profile::Phase ph("loss to host");
-      loss_sum += loss.item();
-    }
-    const double loss_v = loss_sum / static_cast<double>(cfg.train.grad_accum);
-    double gnorm = 0;
-    {
-      profile::Phase ph("gradient norm + clip");
-      gnorm = cfg.optim.grad_clip > 0 ? optim::clip_grad_norm(params, cfg.optim.grad_clip)
-                                      : optim::grad_norm(params.grad());
-    }
+    std::vector<Batch> batches;
+    for (int64_t micro = 0; micro < cfg.train.grad_accum; ++micro) batches.push_back(data.train.next());
+    const StepResult r = train_step.run(batches, step, sparsity, [&](const std::string& m) { progress.message(m); });
+    const double loss_v = r.loss, gnorm = r.grad_norm;
     ++step;
     tokens_seen += static_cast<double>(B * T * cfg.train.grad_accum);
 
-    if (!std::isfinite(loss_v) || !std::isfinite(gnorm)) {
-      // Skip the update: the weights and optimizer state stay as they were after the last good
-      // step; the data position moves on so the next step sees new batches.
+    if (!r.applied) {
+      // The update was skipped on the device: the weights and optimizer state stay as they were
+      // after the last good step; the data position moves on so the next step sees new batches.
       ++non_finite_in_a_row;
       progress.message("warning: step " + std::to_string(step) + " has a non-finite " +
                        (std::isfinite(loss_v) ? "gradient norm" : "loss") + "; update skipped (" +
@@ -258,10 +229,6 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
       continue;
     }
     non_finite_in_a_row = 0;
-    {
-      profile::Phase ph("optimizer");
-      opt.step();
-    }
     last_loss = loss_v;
 
     const double sec = seconds_since(t0);
@@ -273,6 +240,7 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
     rec["grad_norm"] = gnorm;
     rec["tokens_per_s"] = tps;
     rec["ms"] = sec * 1e3;
+    rec["step_mode"] = r.replayed ? "cuda graph" : "eager";
     rec["tokens_seen"] = tokens_seen;
     std::vector<double> density;
     std::vector<std::string> backends;

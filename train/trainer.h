@@ -1,6 +1,7 @@
 // The training loop behind `train`: builds the model and data from a Config, then runs AdamW
 // steps with warmup + decay, gradient accumulation and clipping, the sparsity schedule, eval in
-// bits per byte, metrics, checkpoints and exact resume. The same loop runs on CPU and GPU.
+// bits per byte, metrics, checkpoints and exact resume. The same loop runs on CPU and GPU; one
+// step's device work is train/step.h's (on the GPU, replayed as a CUDA graph where it can be).
 #pragma once
 #include <string>
 

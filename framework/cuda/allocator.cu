@@ -18,13 +18,29 @@ size_t round_size(size_t n) {
   return (n + (2u << 20) - 1) / (2u << 20) * (2u << 20);
 }
 
+using FreeList = std::multimap<size_t, void*>;  // size → block
+
+struct PrivatePool {
+  FreeList free_blocks;
+  std::vector<std::pair<size_t, void*>> held;  // shared blocks freed while the pool routed
+  size_t bytes = 0;                            // every block the pool owns
+};
+
+struct LiveBlock {
+  size_t size;   // rounded
+  PoolId owner;  // 0: the shared cache
+};
+
 struct DevicePool {
-  std::multimap<size_t, void*> free_blocks;          // size → block
-  std::unordered_map<void*, size_t> live;            // block → rounded size
+  FreeList free_blocks;                          // the shared cache
+  std::unordered_map<void*, LiveBlock> live;
+  std::map<PoolId, PrivatePool> pools;
+  PoolId routing = 0;
   AllocatorStats stats;
 };
 
 std::mutex g_mu;
+PoolId g_next_pool = 1;
 std::vector<DevicePool>& pools() {
   static std::vector<DevicePool> p(64);
   return p;
@@ -38,27 +54,43 @@ void free_cached(DevicePool& pool) {
   pool.free_blocks.clear();
 }
 
+// Best fit among cached blocks no larger than 2× the request (avoids pinning huge blocks).
+void* take(FreeList& list, size_t sz, size_t* got) {
+  auto it = list.lower_bound(sz);
+  if (it == list.end() || it->first > 2 * sz) return nullptr;
+  void* p = it->second;
+  *got = it->first;
+  list.erase(it);
+  return p;
+}
+
 }  // namespace
 
 void* allocate(size_t nbytes, int device) {
-  const size_t sz = round_size(nbytes);
+  size_t sz = round_size(nbytes);
   std::lock_guard<std::mutex> lock(g_mu);
   DevicePool& pool = pools().at(device);
-  // Best fit among cached blocks no larger than 2× the request (avoids pinning huge blocks).
-  auto it = pool.free_blocks.lower_bound(sz);
-  void* p = nullptr;
-  if (it != pool.free_blocks.end() && it->first <= 2 * sz) {
-    p = it->second;
-    pool.live[p] = it->first;
-    pool.stats.allocated += it->first;
-    pool.free_blocks.erase(it);
+  PrivatePool* priv = pool.routing ? &pool.pools.at(pool.routing) : nullptr;
+  size_t got = 0;
+  void* p = priv ? take(priv->free_blocks, sz, &got) : nullptr;
+  if (!p) {
+    p = take(pool.free_blocks, sz, &got);
+    if (p && priv) priv->bytes += got;  // moves from the shared cache into the pool
+  }
+  if (p) {
+    sz = got;
   } else {
     SPARROW_CUDA_CHECK(cudaSetDevice(device));
     cudaError_t e = cudaMalloc(&p, sz);
-    if (e == cudaErrorMemoryAllocation) {
+    if (e == cudaErrorMemoryAllocation && !priv) {
       cudaGetLastError();
-      free_cached(pool);  // give the cache back and try once more
+      free_cached(pool);  // give the cache back and try once more (not while capturing: cudaFree waits)
       e = cudaMalloc(&p, sz);
+    }
+    if (e != cudaSuccess && e != cudaErrorMemoryAllocation) {
+      cudaGetLastError();
+      fail("cudaMalloc of ", sz, " bytes on cuda:", device, " failed: ", cudaGetErrorName(e), " (",
+           cudaGetErrorString(e), ")", priv ? " while capturing a CUDA graph" : "");
     }
     if (e != cudaSuccess) {
       cudaGetLastError();
@@ -67,11 +99,12 @@ void* allocate(size_t nbytes, int device) {
       fail("out of GPU memory on cuda:", device, ": asked for ", nbytes, " bytes with ", pool.stats.allocated,
            " in use and ", free_b, " of ", total_b, " free");
     }
-    pool.live[p] = sz;
-    pool.stats.allocated += sz;
     pool.stats.reserved += sz;
     pool.stats.cuda_mallocs++;
+    if (priv) priv->bytes += sz;
   }
+  pool.live[p] = LiveBlock{sz, pool.routing};
+  pool.stats.allocated += sz;
   if (pool.stats.allocated > pool.stats.peak_allocated) pool.stats.peak_allocated = pool.stats.allocated;
   return p;
 }
@@ -81,9 +114,58 @@ void release(void* p, size_t, int device) {
   DevicePool& pool = pools().at(device);
   auto it = pool.live.find(p);
   if (it == pool.live.end()) return;
-  pool.stats.allocated -= it->second;
-  pool.free_blocks.emplace(it->second, p);
+  const LiveBlock b = it->second;
   pool.live.erase(it);
+  pool.stats.allocated -= b.size;
+  if (b.owner) {
+    pool.pools.at(b.owner).free_blocks.emplace(b.size, p);
+  } else if (pool.routing) {
+    PrivatePool& priv = pool.pools.at(pool.routing);
+    priv.held.emplace_back(b.size, p);
+    priv.bytes += b.size;
+  } else {
+    pool.free_blocks.emplace(b.size, p);
+  }
+}
+
+PoolId create_private_pool(int device) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  const PoolId id = g_next_pool++;
+  pools().at(device).pools.emplace(id, PrivatePool{});
+  return id;
+}
+
+void begin_pool_routing(int device, PoolId id) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  DevicePool& pool = pools().at(device);
+  SPARROW_CHECK(pool.routing == 0, "allocator: pool ", pool.routing, " already routes cuda:", device);
+  SPARROW_CHECK(pool.pools.count(id), "allocator: no private pool ", id, " on cuda:", device);
+  pool.routing = id;
+}
+
+void end_pool_routing(int device) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  pools().at(device).routing = 0;
+}
+
+void destroy_private_pool(int device, PoolId id) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  DevicePool& pool = pools().at(device);
+  auto it = pool.pools.find(id);
+  if (it == pool.pools.end()) return;
+  if (pool.routing == id) pool.routing = 0;
+  for (auto& [sz, p] : it->second.free_blocks) pool.free_blocks.emplace(sz, p);
+  for (auto& [sz, p] : it->second.held) pool.free_blocks.emplace(sz, p);
+  for (auto& [p, b] : pool.live)
+    if (b.owner == id) b.owner = 0;
+  pool.pools.erase(it);
+}
+
+size_t private_pool_bytes(int device, PoolId id) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  const DevicePool& pool = pools().at(device);
+  auto it = pool.pools.find(id);
+  return it == pool.pools.end() ? 0 : it->second.bytes;
 }
 
 AllocatorStats allocator_stats(int device) {

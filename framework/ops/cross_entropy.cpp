@@ -1,5 +1,6 @@
 // cross_entropy: fused log-softmax + NLL as one autograd node over the logits. The forward saves
-// the logits, the targets, each row's logsumexp and the count of counted targets; the backward
+// the logits, the targets, each row's logsumexp and the count of counted targets (a one-element
+// tensor on the logits' device: the GPU step never waits to read it); the backward
 // is (softmax − onehot)·dL/count per row (math in ops/cpu/cross_entropy.cpp).
 // The loss is f32 for f32 and bf16 logits (a bf16 loss would round away the third digit of what
 // the trainer logs) and f64 for f64 logits; the logits' gradient takes the logits' dtype.
@@ -29,8 +30,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int32_t ignore
   const int64_t N = logits.size(0);
   Tensor loss = zeros({}, sd, logits.device());
   Tensor lse = empty({N}, sd, logits.device());
-  int64_t count = 0;
-  if (N > 0) count = SPARROW_FUSED_DISPATCH(xc, cross_entropy_forward, xc, tc, ignore_index, loss, lse);
+  Tensor count = empty({1}, DType::I32, logits.device());
+  if (N > 0) SPARROW_FUSED_DISPATCH(xc, cross_entropy_forward, xc, tc, ignore_index, loss, lse, count);
 
   return record(loss, "cross_entropy", {logits}, [=](const Tensor& g) {
     Tensor dx = empty(xc.shape(), xc.dtype(), xc.device());

@@ -1,5 +1,7 @@
 // embedding(weight [V, D], ids I32 [...]) → [..., D]: a row gather. Its gradient scatters the
 // output gradient's rows back into a zero [V, D] tensor, adding where ids repeat.
+#include <sstream>
+
 #include "framework/autograd/node.h"
 #include "framework/core/profile.h"
 #include "framework/ops/cpu/embedding.h"
@@ -40,20 +42,22 @@ Tensor embedding(const Tensor& weight, const Tensor& ids_in) {
   out_shape.push_back(d);
   Tensor out = empty(out_shape, weight.dtype(), weight.device());
   if (ids.numel() > 0) {
-    int64_t bad = -1;
+    const Shape ids_shape = ids.shape(), w_shape = weight.shape();
+    auto message = [ids_shape, w_shape, v](int64_t position, int64_t id) {
+      std::ostringstream os;
+      os << "embedding: id " << id << " at position " << position << " of ids " << shape_str(ids_shape)
+         << " is outside [0, " << v << ") for weight " << shape_str(w_shape);
+      return os.str();
+    };
     if (weight.device().is_cpu()) {
-      bad = cpu::embedding_first_bad_id(ids, v);
+      const int64_t bad = cpu::embedding_first_bad_id(ids, v);
+      if (bad >= 0) throw Error(message(bad, ids.data<int32_t>()[bad]));
     } else {
 #ifdef SPARROW_WITH_CUDA
-      bad = cuda::embedding_first_bad_id(ids, v);
+      cuda::embedding_check_ids(ids, v, message);
 #else
       fail("embedding: ", describe(weight), " needs CUDA, but Sparrow was built without it");
 #endif
-    }
-    if (bad >= 0) {
-      const int64_t id = static_cast<int64_t>(reshape(ids, {-1}).slice(0, bad, bad + 1).item());
-      fail("embedding: id ", id, " at position ", bad, " of ids ", shape_str(ids.shape()), " is outside [0, ", v,
-           ") for weight ", shape_str(weight.shape()));
     }
     if (weight.device().is_cpu()) {
       cpu::embedding_forward(w, ids, out);

@@ -4,6 +4,7 @@
 
 #include "framework/optim/cpu/adamw.h"
 #ifdef SPARROW_WITH_CUDA
+#include "framework/cuda/staged.h"
 #include "framework/optim/cuda/adamw.h"
 #endif
 
@@ -25,6 +26,10 @@ AdamW::AdamW(nn::ParameterBuffer params, AdamWOptions opt) : params_(std::move(p
   check_options(opt_);
   exp_avg_ = zeros({params_.numel()}, DType::F32, params_.device());
   exp_avg_sq_ = zeros({params_.numel()}, DType::F32, params_.device());
+#ifdef SPARROW_WITH_CUDA
+  if (params_.device().is_cuda())
+    staged_ = std::make_shared<cuda::StagedBytes>(sizeof(AdamWStepScalars), params_.device().index);
+#endif
 }
 
 void AdamW::set_compute_copy(Tensor c) {
@@ -36,23 +41,42 @@ void AdamW::set_compute_copy(Tensor c) {
   compute_copy_ = std::move(c);
 }
 
-void AdamW::step() {
+void AdamW::stage(double max_norm) {
   check_options(opt_);
-  params_.check_bound();
-  ++step_;
+  SPARROW_CHECK(max_norm >= 0, "AdamW: max_norm must be >= 0 (0: no clipping), got ", max_norm);
+  const double t = static_cast<double>(step_ + 1);
   // Bias corrections in double on the host: β^t for large t underflows gracefully to 0.
-  const double bc1 = 1.0 - std::pow(opt_.beta1, static_cast<double>(step_));
-  const double bc2 = 1.0 - std::pow(opt_.beta2, static_cast<double>(step_));
+  const double bc1 = 1.0 - std::pow(opt_.beta1, t);
+  const double bc2 = 1.0 - std::pow(opt_.beta2, t);
+  AdamWStepScalars s{};
+  s.lr = static_cast<float>(opt_.lr);
+  s.step_size = static_cast<float>(opt_.lr / bc1);
+  s.inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
+  s.max_norm = static_cast<float>(max_norm);
+  host_scalars_ = s;
+#ifdef SPARROW_WITH_CUDA
+  if (staged_) *static_cast<AdamWStepScalars*>(staged_->host()) = s;
+#endif
+}
+
+void AdamW::launch(const Tensor& loss, const Tensor& norm) {
+  params_.check_bound();
+  SPARROW_CHECK(loss.defined() == norm.defined(), "AdamW::launch: the guard needs both the loss and the norm");
+  for (const Tensor* t : {&loss, &norm})
+    if (t->defined())
+      SPARROW_CHECK(t->dtype() == DType::F32 && t->numel() == 1 && t->device() == params_.device(),
+                    "AdamW::launch: guard scalars must be one-element f32 on ", params_.device().str(), ", got ",
+                    describe(*t));
   AdamWKernelArgs a{};
-  a.lr = static_cast<float>(opt_.lr);
   a.beta1 = static_cast<float>(opt_.beta1);
   a.beta2 = static_cast<float>(opt_.beta2);
   a.eps = static_cast<float>(opt_.eps);
   a.weight_decay = static_cast<float>(opt_.weight_decay);
-  a.step_size = static_cast<float>(opt_.lr / bc1);
-  a.inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
   a.n = params_.numel();
   a.decay_end = params_.decay_numel();
+  a.loss = loss.defined() ? loss.data<float>() : nullptr;
+  a.norm = norm.defined() ? norm.data<float>() : nullptr;
+  if (a.n == 0) return;
 
   float* p = params_.data().data<float>();
   const float* g = params_.grad().data<float>();
@@ -60,9 +84,11 @@ void AdamW::step() {
   float* v = exp_avg_sq_.data<float>();
   bf16* copy = compute_copy_.defined() ? compute_copy_.data<bf16>() : nullptr;
   if (params_.device().is_cpu()) {
+    a.s = &host_scalars_;
     cpu::adamw_step(p, g, m, v, copy, a);
   } else {
 #ifdef SPARROW_WITH_CUDA
+    a.s = static_cast<const AdamWStepScalars*>(staged_->upload());
     cuda::adamw_step(p, g, m, v, copy, a);
 #else
     fail("AdamW: parameters on ", params_.device().str(), " but Sparrow was built without CUDA");

@@ -4,11 +4,17 @@
 // norms, biases and other 1-D parameters are never decayed (see nn::weight_decay_by_rule).
 // Matches torch.optim.AdamW's update, bias correction included.
 #pragma once
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "framework/nn/parameter_buffer.h"
+#include "framework/optim/adamw_kernel_args.h"
+
+namespace sparrow::cuda {
+class StagedBytes;
+}
 
 namespace sparrow::optim {
 
@@ -32,7 +38,24 @@ class AdamW {
   explicit AdamW(nn::ParameterBuffer params, AdamWOptions opt = {});
 
   // One update from the gradients in params.grad(), at the current lr.
-  void step();
+  void step() {
+    stage();
+    launch();
+    commit(true);
+  }
+
+  // The same step in three parts, for a caller that must not wait for the device in between
+  // (the trainer: launch() is recorded once into a CUDA graph and replayed, while stage() and
+  // commit() run on the host every step):
+  //  stage(max_norm): writes this step's lr and bias corrections (for step_count() + 1) and the
+  //    clip threshold (0: none) where launch()'s kernel reads them.
+  //  launch(loss, norm): issues the update. With the guard (f32 scalars on the parameters'
+  //    device, written by the step), the update is skipped when either is non-finite and the
+  //    gradients are clipped by norm (see adamw_kernel_args.h); the host does not wait.
+  //  commit(applied): counts the update once the caller knows the guard let it through.
+  void stage(double max_norm = 0);
+  void launch(const Tensor& loss = Tensor(), const Tensor& norm = Tensor());
+  void commit(bool applied) { step_ += applied ? 1 : 0; }
   void zero_grad() { params_.zero_grad(); }
 
   void set_lr(double lr) { opt_.lr = lr; }
@@ -59,6 +82,8 @@ class AdamW {
   AdamWOptions opt_;
   int64_t step_ = 0;
   Tensor exp_avg_, exp_avg_sq_, compute_copy_;
+  AdamWStepScalars host_scalars_{};            // read in place by the CPU kernel
+  std::shared_ptr<cuda::StagedBytes> staged_;  // on the GPU: pinned → device for the kernel
 };
 
 }  // namespace sparrow::optim

@@ -4,28 +4,27 @@
 
 #include "framework/autograd/node.h"
 #include "framework/ops/ops.h"
+#include "framework/optim/cpu/grad_norm.h"
+#ifdef SPARROW_WITH_CUDA
+#include "framework/optim/cuda/grad_norm.h"
+#endif
 
 namespace sparrow::optim {
 
 namespace {
-template <class T>
-double sum_squares_host(const T* p, int64_t n) {
-  double s = 0;
-#pragma omp parallel for reduction(+ : s) schedule(static) if (n > (1 << 16))
-  for (int64_t i = 0; i < n; ++i) {
-    const double x = static_cast<double>(p[i]);
-    s += x * x;
-  }
-  return s;
-}
-
 double sum_squares(const Tensor& g) {
   NoGradGuard ng;
   if (g.device().is_cpu() && g.is_contiguous()) {
-    if (g.dtype() == DType::F32) return sum_squares_host(g.data<float>(), g.numel());
-    if (g.dtype() == DType::F64) return sum_squares_host(g.data<double>(), g.numel());
+    if (g.dtype() == DType::F32) return cpu::sum_squares(g.data<float>(), g.numel());
+    if (g.dtype() == DType::F64) return cpu::sum_squares(g.data<double>(), g.numel());
   }
-  // GPU (or strided/bf16) gradients: one reduction with the ops, in f32 at least.
+  if (g.device().is_cuda() && g.is_contiguous() && g.dtype() == DType::F32) {
+    Tensor norm = empty({1}, DType::F32, g.device());
+    grad_norm_to(g, norm);
+    const double n = norm.item();
+    return n * n;
+  }
+  // Other gradients (strided, bf16): one reduction with the ops, in f32 at least.
   Tensor x = g.dtype() == DType::BF16 ? cast(g, DType::F32) : g;
   return sum(mul(x, x)).item();
 }
@@ -44,6 +43,22 @@ double clip_with(const std::vector<Tensor>& grads, double max_norm) {
 }  // namespace
 
 double grad_norm(const Tensor& g) { return std::sqrt(sum_squares(g)); }
+
+void grad_norm_to(const Tensor& g, Tensor& norm) {
+  SPARROW_CHECK(g.dtype() == DType::F32 && g.is_contiguous(), "grad_norm_to: needs a contiguous f32 gradient, got ",
+                describe(g));
+  SPARROW_CHECK(norm.dtype() == DType::F32 && norm.numel() == 1 && norm.is_contiguous() && norm.device() == g.device(),
+                "grad_norm_to: norm must be one f32 element on ", g.device().str(), ", got ", describe(norm));
+  if (g.device().is_cpu()) {
+    cpu::grad_norm(g, norm);
+  } else {
+#ifdef SPARROW_WITH_CUDA
+    cuda::grad_norm(g, norm);
+#else
+    fail("grad_norm_to: ", describe(g), " needs CUDA, but Sparrow was built without it");
+#endif
+  }
+}
 
 double clip_grad_norm(nn::ParameterBuffer& params, double max_norm) {
   params.check_bound();

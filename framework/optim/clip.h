@@ -10,6 +10,10 @@ namespace sparrow::optim {
 
 // The norm of one (flat or any-shaped) gradient tensor, accumulated in double on the CPU.
 double grad_norm(const Tensor& g);
+// ‖g‖ of a contiguous f32 gradient (e.g. the flat buffer) into `norm`, a one-element f32 tensor
+// on g's device, without the host waiting: a step that must not synchronise (a captured CUDA
+// graph) hands it to AdamW's guard, which clips and skips on the device (optim/adamw.h).
+void grad_norm_to(const Tensor& g, Tensor& norm);
 
 // Over a packed model: one reduction and one scale over the flat gradient buffer.
 double clip_grad_norm(nn::ParameterBuffer& params, double max_norm);

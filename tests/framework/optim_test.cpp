@@ -62,6 +62,50 @@ TEST(AdamW, MatchesHandComputedStepsWithDecayAndBiasCorrection) {
   EXPECT_EQ(opt.step_count(), 3);
 }
 
+// The guarded step (the trainer's: no host decision between backward and update): clipping by
+// the norm fused into the update equals clip_grad_norm then step(), and a non-finite loss or norm
+// leaves weights, moments and the step count as they were.
+TEST(AdamW, GuardClipsLikeClipGradNormAndSkipsNonFiniteSteps) {
+  TwoParams a, b;
+  nn::ParameterBuffer ba = nn::ParameterBuffer::pack(a), bb = nn::ParameterBuffer::pack(b);
+  const optim::AdamWOptions o{.lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.1};
+  optim::AdamW oa(ba, o), ob(bb, o);
+  const double max_norm = 0.5;
+  const double g[3][3] = {{3.0, -4.0, 1.0}, {0.1, 0.2, -0.1}, {-2.0, 5.0, 0.5}};  // ‖g‖ 5.10, 0.24, 5.41
+  Tensor loss = scalar_tensor(2.5).reshape({1}), norm = zeros({1});
+  for (int s = 0; s < 3; ++s) {
+    for (const nn::ParameterBuffer* buf : {&ba, &bb}) {
+      set_grad(*buf, "w", {g[s][0], g[s][1]});
+      set_grad(*buf, "bias", {g[s][2]});
+    }
+    const double reference_norm = optim::clip_grad_norm(ba, max_norm);
+    oa.step();
+    optim::grad_norm_to(bb.grad(), norm);
+    EXPECT_NEAR(norm.item(), reference_norm, 1e-6);
+    ob.stage(max_norm);
+    ob.launch(loss, norm);
+    ob.commit(true);
+    const std::vector<double> wa = ba.data().to_vector(), wb = bb.data().to_vector();
+    for (size_t i = 0; i < wa.size(); ++i) EXPECT_NEAR(wb[i], wa[i], 1e-6) << "step " << s + 1 << " element " << i;
+  }
+  // Non-finite loss, then non-finite norm: nothing moves.
+  const std::vector<double> w0 = bb.data().to_vector(), m0 = ob.state().exp_avg.to_vector();
+  for (int bad = 0; bad < 2; ++bad) {
+    Tensor l = scalar_tensor(bad == 0 ? NAN : 1.0).reshape({1});
+    Tensor n = scalar_tensor(bad == 1 ? INFINITY : 1.0).reshape({1});
+    ob.stage(max_norm);
+    ob.launch(l, n);
+    ob.commit(false);
+    EXPECT_EQ(bb.data().to_vector(), w0);
+    EXPECT_EQ(ob.state().exp_avg.to_vector(), m0);
+  }
+  EXPECT_EQ(ob.step_count(), 3);
+  // The guard needs both scalars, f32, one element, on the parameters' device.
+  EXPECT_THROW(ob.launch(loss, Tensor()), Error);
+  EXPECT_THROW(ob.launch(loss, zeros({2})), Error);
+  EXPECT_THROW(ob.stage(-1.0), Error);
+}
+
 TEST(AdamW, DecaysOnlyMatricesNotNormsOrBiases) {
   TwoParams m;
   nn::ParameterBuffer buf = nn::ParameterBuffer::pack(m);

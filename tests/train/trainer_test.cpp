@@ -153,3 +153,19 @@ TEST(Trainer, NonFiniteStepsAreSkippedThenStopTheRunWithTheLastCheckpointIntact)
   EXPECT_EQ(r.steps_done, 1);
   fs::remove_all(dir);
 }
+
+// train.cuda_graph: on asks for a captured GPU step; on the CPU that cannot be, and the run says so
+// before training (auto, the default, runs eagerly there).
+TEST(Trainer, CudaGraphOnOnTheCpuIsRefusedNamingTheKey) {
+  fs::path dir = fresh_dir("graph_on_cpu");
+  Config c = tiny({"train.steps=2", "train.device=cpu", "train.cuda_graph=on", "eval.every=0", "checkpoint.every=0",
+                   "schedule.warmup_steps=0"});
+  try {
+    run(c, dir);
+    FAIL() << "accepted";
+  } catch (const TrainError& e) {
+    EXPECT_NE(std::string(e.what()).find("train.cuda_graph is 'on' but the run is on the CPU"), std::string::npos)
+        << e.what();
+  }
+  fs::remove_all(dir);
+}

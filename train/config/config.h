@@ -120,6 +120,7 @@ struct TrainSection {
   int64_t steps = 1000;
   uint64_t seed = 0;
   bool recompute = false;
+  std::string cuda_graph = "auto";  // auto | on | off (train/step.h)
   bool operator==(const TrainSection&) const = default;
 };
 

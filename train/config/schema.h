@@ -141,6 +141,8 @@ void visit_fields(V& v, TrainSection& t) {
   v.field("steps", t.steps, "optimizer steps");
   v.field("seed", t.seed, "seed of initialisation, data order and dropout");
   v.field("recompute", t.recompute, "recompute activations in backward (activation checkpointing)");
+  v.choice("cuda_graph", t.cuda_graph, {"auto", "on", "off"},
+           "replay the GPU step as one CUDA graph (auto: when the step can be captured)");
 }
 
 template <class V>

@@ -20,6 +20,7 @@
 #include <unordered_map>
 
 #include "framework/cuda/allocator.h"
+#include "framework/cuda/graph.h"
 #include "framework/cuda/runtime.h"
 
 namespace sparrow::attn::cuda {
@@ -29,7 +30,7 @@ namespace fe = cudnn_frontend;
 
 constexpr const char* kOp = "cudnn_sdpa";
 
-enum Uid : int64_t { kQ = 1, kK, kV, kO, kStats, kDO, kDQ, kDK, kDV };
+enum Uid : int64_t { kQ = 1, kK, kV, kO, kStats, kDO, kDQ, kDK, kDV, kSeqQ, kSeqKV };
 
 void check_cudnn(cudnnStatus_t s, const char* what) {
   if (s != CUDNN_STATUS_SUCCESS) fail(kOp, ": ", what, " failed: ", cudnnGetErrorString(s));
@@ -69,6 +70,9 @@ struct Built {
   std::shared_ptr<fe::graph::Graph> graph;  // null when cuDNN refused the shape
   int64_t workspace = 0;
   std::string error;  // why it was refused
+  bool seq_lens = false;  // the backward takes per-batch sequence lengths (kSeqQ, kSeqKV), all N
+  // Why a CUDA graph cannot record this plan's execute, or "" when it can.
+  std::string not_capturable;
 };
 
 std::shared_ptr<fe::graph::Tensor_attributes> bhsd(fe::graph::Graph& g, const char* name, int64_t uid,
@@ -95,7 +99,7 @@ std::shared_ptr<fe::graph::Tensor_attributes> bshd(fe::graph::Graph& g, const ch
       bshd_strides(k)));
 }
 
-Built build(const Key& k) {
+Built build_graph(const Key& k, bool seq_lens) {
   float scale;
   std::memcpy(&scale, &k.scale_bits, 4);
   auto g = std::make_shared<fe::graph::Graph>();
@@ -121,6 +125,18 @@ Built build(const Key& k) {
                                .set_data_type(fe::DataType_t::FLOAT));
     auto opts = fe::graph::SDPA_backward_attributes().set_name("sdpa_backward").set_attn_scale(scale);
     opts.set_causal_mask(k.causal);
+    if (seq_lens) {
+      // Every sequence is whole (length N), so this mask hides nothing; see build() for why.
+      auto lens = [&](const char* name, int64_t uid) {
+        return g->tensor(fe::graph::Tensor_attributes()
+                             .set_name(name)
+                             .set_uid(uid)
+                             .set_dim({k.b, 1, 1, 1})
+                             .set_stride({1, 1, 1, 1})
+                             .set_data_type(fe::DataType_t::INT32));
+      };
+      opts.set_padding_mask(true).set_seq_len_q(lens("seq_len_q", kSeqQ)).set_seq_len_kv(lens("seq_len_kv", kSeqKV));
+    }
     auto [dQ, dK, dV] = g->sdpa_backward(Q, K, V, O, dO, Stats, opts);
     set_bhsd(*dQ, kDQ, k);
     set_bhsd(*dK, kDK, k);
@@ -139,7 +155,24 @@ Built build(const Key& k) {
     return out;
   }
   out.graph = std::move(g);
+  out.seq_lens = seq_lens;
   return out;
+}
+
+// For a backward with N % 128 ≠ 0, cudnn-frontend (with cuDNN ≤ 9.15) adds an all-N padding mask
+// itself and fills its lengths on every execute by copying from a host vector that dies when
+// execute returns: a CUDA graph that recorded the copy would replay it from freed memory. Passing
+// our own lengths (device tensors, written by a kernel) avoids that path; if cuDNN cannot build
+// that variant, the plain one is used and marked as not capturable.
+Built build(const Key& k) {
+  if (!k.backward || k.n % 128 == 0) return build_graph(k, false);
+  Built with_lens = build_graph(k, true);
+  if (with_lens.graph) return with_lens;
+  Built plain = build_graph(k, false);
+  plain.not_capturable = "cuDNN SDPA backward at N = " + std::to_string(k.n) +
+                         " (not a multiple of 128) fills workspace from temporary host memory on each call, "
+                         "which a CUDA graph cannot replay";
+  return plain;
 }
 
 const Built& get(const Key& k) {
@@ -180,6 +213,14 @@ const Built& require(const Key& key) {
 }
 
 void run(const Built& b, std::unordered_map<int64_t, void*>& pack, const Tensor& like) {
+  if (!b.not_capturable.empty() && sparrow::cuda::capturing()) fail(kOp, ": ", b.not_capturable);
+  Tensor lens;
+  if (b.seq_lens) {
+    const int64_t batch = like.size(0), n = like.size(2);
+    lens = full({batch}, static_cast<double>(n), DType::I32, like.device());
+    pack[kSeqQ] = lens.data_ptr();
+    pack[kSeqKV] = lens.data_ptr();
+  }
   Tensor ws;
   void* wp = nullptr;
   if (b.workspace > 0) {

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "framework/cuda/allocator.h"
+#include "framework/cuda/graph.h"
 #include "framework/cuda/runtime.h"
 
 namespace sparrow::attn::cuda {
@@ -158,6 +159,8 @@ std::shared_ptr<const DeviceLayout> device_layout(const BlockLayout& layout, int
     if (it->key == &layout && it->device == device) {
       if (it->fp == fp) {
         cache.splice(cache.begin(), cache, it);
+        // A captured graph reads this buffer at every replay, after the cache may have dropped it.
+        sparrow::cuda::keep_alive_while_capturing(cache.front().dev);
         return cache.front().dev;
       }
       cache.erase(it);  // same address, different layout: the old one was freed
@@ -167,6 +170,7 @@ std::shared_ptr<const DeviceLayout> device_layout(const BlockLayout& layout, int
   LayoutEntry e{&layout, device, fp, upload(layout, device)};
   cache.push_front(std::move(e));
   if (cache.size() > kMaxCachedLayouts) cache.pop_back();
+  sparrow::cuda::keep_alive_while_capturing(cache.front().dev);
   return cache.front().dev;
 }
 
@@ -186,6 +190,7 @@ std::shared_ptr<const DeviceBuffer> device_key_last(const std::vector<int64_t>& 
   for (auto it = cache.begin(); it != cache.end(); ++it)
     if (it->device == device && it->n == key_last.size() && it->hash == h) {
       cache.splice(cache.begin(), cache, it);
+      sparrow::cuda::keep_alive_while_capturing(cache.front().buf);
       return cache.front().buf;
     }
   std::vector<int32_t> v(key_last.size());

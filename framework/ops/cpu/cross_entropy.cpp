@@ -44,13 +44,14 @@ int64_t forward_impl(const Tensor& logits, const Tensor& targets, int32_t ignore
 
 template <class T>
 void backward_impl(const Tensor& logits, const Tensor& targets, int32_t ignore, const Tensor& lse, const Tensor& g,
-                   int64_t count, Tensor& dlogits) {
+                   const Tensor& count_t, Tensor& dlogits) {
   using A = acc_t<T>;
   const int64_t N = logits.size(0), V = logits.size(1);
   const T* xp = logits.data<T>();
   const int32_t* tp = targets.data<int32_t>();
   const A* lp = lse.data<A>();
   T* dp = dlogits.data<T>();
+  const int64_t count = count_t.data<int32_t>()[0];
   const A scale = count ? g.data<A>()[0] / static_cast<A>(count) : A(0);
 #pragma omp parallel for schedule(static) if (N * V >= kParallelMin)
   for (int64_t i = 0; i < N; ++i) {
@@ -67,19 +68,19 @@ void backward_impl(const Tensor& logits, const Tensor& targets, int32_t ignore, 
 
 }  // namespace
 
-int64_t cross_entropy_forward(const Tensor& logits, const Tensor& targets, int32_t ignore_index, Tensor& loss,
-                              Tensor& lse) {
+void cross_entropy_forward(const Tensor& logits, const Tensor& targets, int32_t ignore_index, Tensor& loss,
+                           Tensor& lse, Tensor& count) {
   const int64_t N = logits.size(0), V = logits.size(1);
   const int32_t* tp = targets.data<int32_t>();
   for (int64_t i = 0; i < N; ++i)
     SPARROW_CHECK(tp[i] == ignore_index || (tp[i] >= 0 && tp[i] < V), "cross_entropy: target ", tp[i], " at row ", i,
                   " is outside [0, ", V, ") and is not ignore_index (", ignore_index, ")");
-  return SPARROW_CPU_FLOAT_DISPATCH(logits.dtype(), "cross_entropy",
-                                    [&] { return forward_impl<T>(logits, targets, ignore_index, loss, lse); });
+  count.data<int32_t>()[0] = static_cast<int32_t>(SPARROW_CPU_FLOAT_DISPATCH(
+      logits.dtype(), "cross_entropy", [&] { return forward_impl<T>(logits, targets, ignore_index, loss, lse); }));
 }
 
 void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int32_t ignore_index, const Tensor& lse,
-                            const Tensor& g, int64_t count, Tensor& dlogits) {
+                            const Tensor& g, const Tensor& count, Tensor& dlogits) {
   SPARROW_CPU_FLOAT_DISPATCH(logits.dtype(), "cross_entropy backward", [&] {
     backward_impl<T>(logits, targets, ignore_index, lse, g, count, dlogits);
   });

@@ -1,9 +1,10 @@
 // Fused softmax cross-entropy on the GPU (math in ops/cpu/cross_entropy.cpp).
 //   forward: one block per row streams the vocabulary once for the online (max, Σexp) pair →
 //     lse; thread 0 forms the row's loss. A one-block kernel then sums the rows' losses in a
-//     fixed order (deterministic) and counts the targets, and the host reads back the count and
-//     any bad target (one 12-byte copy) so it can throw and hand the count to the backward.
+//     fixed order (deterministic) and counts the targets into `count` (device memory, read by the
+//     backward); any bad target is reported through cuda::check_on_host.
 //   backward: one block per row writes (exp(x − lse) − onehot)·dL/count, or zeros if ignored.
+#include "framework/cuda/graph.h"
 #include "framework/cuda/runtime.h"
 #include "framework/ops/cuda/cross_entropy.h"
 #include "framework/ops/cuda/fused_reduce.cuh"
@@ -13,7 +14,7 @@ namespace sparrow::cuda {
 
 namespace {
 
-// info[0]: 1 if a bad target was seen, info[1]: one such target, info[2]: counted targets.
+// info[0]: 1 if a bad target was seen, info[1]: one such target.
 template <class T>
 __global__ void ce_rows_kernel(const T* __restrict__ x, const int32_t* __restrict__ targets, int32_t ignore,
                                typename Acc<T>::type* lse, typename Acc<T>::type* row_loss, int32_t* info,
@@ -45,7 +46,7 @@ __global__ void ce_rows_kernel(const T* __restrict__ x, const int32_t* __restric
 
 template <class A>
 __global__ void ce_reduce_kernel(const A* row_loss, const int32_t* __restrict__ targets, int32_t ignore, int64_t V,
-                                 A* loss, int32_t* info, int64_t rows) {
+                                 A* loss, int32_t* count, int64_t rows) {
   __shared__ double scratch[32];
   double s = 0, c = 0;
   for (int64_t i = threadIdx.x; i < rows; i += blockDim.x) {
@@ -59,16 +60,17 @@ __global__ void ce_reduce_kernel(const A* row_loss, const int32_t* __restrict__ 
   c = block_sum(c, scratch);
   if (threadIdx.x == 0) {
     loss[0] = static_cast<A>(c > 0 ? s / c : 0.0);
-    info[2] = static_cast<int32_t>(c);
+    count[0] = static_cast<int32_t>(c);
   }
 }
 
 template <class T>
 __global__ void ce_backward_kernel(const T* __restrict__ x, const int32_t* __restrict__ targets, int32_t ignore,
-                                   const typename Acc<T>::type* lse, const typename Acc<T>::type* g, double inv_count,
-                                   T* __restrict__ dx, int64_t rows, int64_t V) {
+                                   const typename Acc<T>::type* lse, const typename Acc<T>::type* g,
+                                   const int32_t* count, T* __restrict__ dx, int64_t rows, int64_t V) {
   using A = typename Acc<T>::type;
-  const A scale = g[0] * static_cast<A>(inv_count);
+  const int32_t c = count[0];
+  const A scale = g[0] * static_cast<A>(c > 0 ? 1.0 / static_cast<double>(c) : 0.0);
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const T* xr = x + row * V;
     T* dr = dx + row * V;
@@ -86,12 +88,13 @@ __global__ void ce_backward_kernel(const T* __restrict__ x, const int32_t* __res
 }
 
 template <class T>
-int64_t forward_impl(const Tensor& logits, const Tensor& targets, int32_t ignore, Tensor& loss, Tensor& lse) {
+void forward_impl(const Tensor& logits, const Tensor& targets, int32_t ignore, Tensor& loss, Tensor& lse,
+                  Tensor& count) {
   using A = typename Acc<T>::type;
   const int64_t N = logits.size(0), V = logits.size(1);
   const DType sd = logits.dtype() == DType::F64 ? DType::F64 : DType::F32;
   Tensor row_loss = empty({N}, sd, logits.device());
-  Tensor info = zeros({3}, DType::I32, logits.device());
+  Tensor info = zeros({2}, DType::I32, logits.device());
   const int32_t* tp = static_cast<const int32_t*>(targets.data_ptr());
   int32_t* ip = static_cast<int32_t*>(info.data_ptr());
   ce_rows_kernel<T><<<row_blocks(N), row_threads(V), 0, stream()>>>(
@@ -99,39 +102,38 @@ int64_t forward_impl(const Tensor& logits, const Tensor& targets, int32_t ignore
       static_cast<A*>(row_loss.data_ptr()), ip, N, V);
   SPARROW_CUDA_LAUNCH_CHECK();
   ce_reduce_kernel<A><<<1, 1024, 0, stream()>>>(static_cast<const A*>(row_loss.data_ptr()), tp, ignore, V,
-                                               static_cast<A*>(loss.data_ptr()), ip, N);
+                                               static_cast<A*>(loss.data_ptr()), count.data<int32_t>(), N);
   SPARROW_CUDA_LAUNCH_CHECK();
-  int32_t host[3];
-  SPARROW_CUDA_CHECK(cudaMemcpyAsync(host, ip, sizeof(host), cudaMemcpyDeviceToHost, stream()));
-  SPARROW_CUDA_CHECK(cudaStreamSynchronize(stream()));
-  SPARROW_CHECK(host[0] == 0, "cross_entropy: target ", host[1], " is outside [0, ", V,
-                ") and is not ignore_index (", ignore, ")");
-  return host[2];
+  check_on_host(ip, 2, [V, ignore](const int32_t* r) {
+    if (!r[0]) return std::string();
+    return "cross_entropy: target " + std::to_string(r[1]) + " is outside [0, " + std::to_string(V) +
+           ") and is not ignore_index (" + std::to_string(ignore) + ")";
+  });
 }
 
 template <class T>
 void backward_impl(const Tensor& logits, const Tensor& targets, int32_t ignore, const Tensor& lse, const Tensor& g,
-                   int64_t count, Tensor& dx) {
+                   const Tensor& count, Tensor& dx) {
   using A = typename Acc<T>::type;
   const int64_t N = logits.size(0), V = logits.size(1);
   ce_backward_kernel<T><<<row_blocks(N), row_threads(V), 0, stream()>>>(
       static_cast<const T*>(logits.data_ptr()), static_cast<const int32_t*>(targets.data_ptr()), ignore,
-      static_cast<const A*>(lse.data_ptr()), static_cast<const A*>(g.data_ptr()),
-      count > 0 ? 1.0 / static_cast<double>(count) : 0.0, static_cast<T*>(dx.data_ptr()), N, V);
+      static_cast<const A*>(lse.data_ptr()), static_cast<const A*>(g.data_ptr()), count.data<int32_t>(),
+      static_cast<T*>(dx.data_ptr()), N, V);
   SPARROW_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace
 
-int64_t cross_entropy_forward(const Tensor& logits, const Tensor& targets, int32_t ignore_index, Tensor& loss,
-                              Tensor& lse) {
-  return SPARROW_CUDA_FLOAT_DISPATCH(logits.dtype(), "cross_entropy", [&] {
-    return forward_impl<T>(logits, targets, ignore_index, loss, lse);
+void cross_entropy_forward(const Tensor& logits, const Tensor& targets, int32_t ignore_index, Tensor& loss,
+                           Tensor& lse, Tensor& count) {
+  SPARROW_CUDA_FLOAT_DISPATCH(logits.dtype(), "cross_entropy", [&] {
+    forward_impl<T>(logits, targets, ignore_index, loss, lse, count);
   });
 }
 
 void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int32_t ignore_index, const Tensor& lse,
-                            const Tensor& g, int64_t count, Tensor& dlogits) {
+                            const Tensor& g, const Tensor& count, Tensor& dlogits) {
   SPARROW_CUDA_FLOAT_DISPATCH(logits.dtype(), "cross_entropy backward", [&] {
     backward_impl<T>(logits, targets, ignore_index, lse, g, count, dlogits);
   });

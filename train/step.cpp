@@ -1,0 +1,137 @@
+#include "train/step.h"
+
+#include <cmath>
+
+#include "framework/autograd/node.h"
+#include "framework/core/profile.h"
+#include "framework/nn/parameter_buffer.h"
+#include "framework/ops/ops.h"
+#include "framework/optim/adamw.h"
+#include "framework/optim/clip.h"
+#include "models/transformer.h"
+#include "train/trainer.h"
+#ifdef SPARROW_WITH_CUDA
+#include "framework/cuda/graph.h"
+#endif
+
+namespace sparrow::train {
+
+TrainStep::TrainStep(const Config& cfg, models::TransformerLM& model, nn::ParameterBuffer& params,
+                     optim::AdamW& opt, Device device, DType compute, bool profiling)
+    : cfg_(cfg), model_(model), params_(params), opt_(opt), device_(device), compute_(compute) {
+  const int64_t A = cfg.train.grad_accum, B = cfg.train.batch_size, T = cfg.train.seq_len;
+  inputs_ = empty({A, B, T}, DType::I32, device);
+  targets_ = empty({A, B, T}, DType::I32, device);
+  stats_ = zeros({2}, DType::F32, device);
+
+  graph_policy_ = cfg.train.cuda_graph;
+  std::string why_not;
+  if (device.is_cpu()) why_not = "the run is on the CPU";
+  else if (profiling) why_not = "--profile times each op from the host";
+  else if (cfg.model.dropout > 0)
+    why_not = "model.dropout > 0 draws new masks each step, which a captured graph would freeze";
+  if (!why_not.empty() && graph_policy_ == "on" && !profiling)
+    throw TrainError("train.cuda_graph is 'on' but " + why_not + "; use train.cuda_graph: auto or off");
+  if (!why_not.empty()) graph_policy_ = "off";
+#ifndef SPARROW_WITH_CUDA
+  graph_policy_ = "off";
+#endif
+}
+
+TrainStep::~TrainStep() = default;
+
+void TrainStep::body(int64_t step) {
+  const int64_t accum = cfg_.train.grad_accum;
+  Tensor loss_sum = stats_.slice(0, 0, 1), norm = stats_.slice(0, 1, 2);
+  {
+    profile::Phase ph("zero_grad");
+    opt_.zero_grad();
+    fill_(loss_sum, 0.0);
+  }
+  for (int64_t micro = 0; micro < accum; ++micro) {
+    const Tensor inputs = inputs_.slice(0, micro, micro + 1).reshape({cfg_.train.batch_size, cfg_.train.seq_len});
+    const Tensor targets =
+        targets_.slice(0, micro, micro + 1).reshape({cfg_.train.batch_size, cfg_.train.seq_len});
+    Tensor loss;
+    {
+      profile::Phase ph("forward");
+      loss = model_.loss(inputs, targets, step, compute_);
+    }
+    profile::Phase ph("backward");
+    // Average over micro-batches: each backward adds its share into the flat gradient buffer.
+    Tensor scaled = mul_scalar(loss, 1.0 / static_cast<double>(accum));
+    scaled.backward();
+    NoGradGuard no_grad;
+    add_(loss_sum, scaled.detach());
+  }
+  {
+    profile::Phase ph("gradient norm");
+    optim::grad_norm_to(params_.grad(), norm);
+  }
+  profile::Phase ph("optimizer (guarded: skip, clip)");
+  opt_.launch(loss_sum, norm);
+}
+
+StepResult TrainStep::run(const std::vector<Batch>& batches, int64_t step, const std::vector<double>& sparsity,
+                          const std::function<void(const std::string&)>& log) {
+  {
+    profile::Phase ph("data (host sample + copy)");
+    for (size_t i = 0; i < batches.size(); ++i) {
+      const int64_t m = static_cast<int64_t>(i);
+      Tensor in = inputs_.slice(0, m, m + 1), tg = targets_.slice(0, m, m + 1);
+      copy_(in, batches[i].inputs.reshape(in.shape()));
+      copy_(tg, batches[i].targets.reshape(tg.shape()));
+    }
+  }
+  opt_.stage(cfg_.optim.grad_clip);
+  StepResult r;
+
+#ifdef SPARROW_WITH_CUDA
+  if (graph_policy_ != "off") {
+    if (sparsity != graph_key_) {
+      graph_.reset();
+      graph_key_ = sparsity;
+      eager_steps_with_key_ = 0;
+    }
+    if (!graph_ && eager_steps_with_key_ >= kEagerStepsBeforeCapture) {
+      auto g = std::make_unique<cuda::Graph>();
+      try {
+        g->capture([&] { body(step); });
+        graph_ = std::move(g);
+        log("cuda graph: step " + std::to_string(step + 1) + " captured (" + std::to_string(graph_->nodes()) +
+            " nodes, " + std::to_string(graph_->pool_bytes() >> 20) + " MiB pool); later steps replay it");
+      } catch (const cuda::CaptureError& e) {
+        if (graph_policy_ == "on")
+          throw TrainError(std::string("train.cuda_graph is 'on' but the step cannot be captured: ") + e.what());
+        graph_policy_ = "off";
+        log(std::string("cuda graph: not used, running eagerly (the step cannot be captured: ") + e.what() + ")");
+      }
+    }
+  }
+  if (graph_) {
+    profile::Phase ph("graph replay");
+    graph_->replay();
+    r.replayed = true;
+  } else {
+    body(step);
+    ++eager_steps_with_key_;
+  }
+#else
+  body(step);
+#endif
+
+  {
+    profile::Phase ph("step results to host");
+    const Tensor host = stats_.to(Device::cpu());
+    r.loss = host.data<float>()[0];
+    r.grad_norm = host.data<float>()[1];
+  }
+#ifdef SPARROW_WITH_CUDA
+  if (graph_) graph_->raise_deferred_checks();
+#endif
+  r.applied = std::isfinite(r.loss) && std::isfinite(r.grad_norm);
+  opt_.commit(r.applied);
+  return r;
+}
+
+}  // namespace sparrow::train
