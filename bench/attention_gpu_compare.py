@@ -35,6 +35,7 @@ import sys
 import random
 
 import torch
+import torch._dynamo
 
 
 def bigbird_layout(n, block, density, causal, window=3, n_global=1, seed=0):
@@ -192,6 +193,11 @@ def main():
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.nn.attention.flex_attention import flex_attention
 
+    # One compiled graph per (shape, block-mask size, grad mode): 12 for the default cases, past
+    # dynamo's default limit of 8, after which it silently runs flex_attention's eager reference,
+    # which materialises the [B, H, N, N] scores (256 GiB at 64K: the OOMs of earlier runs).
+    torch._dynamo.config.cache_size_limit = 64
+    torch._dynamo.config.accumulated_cache_size_limit = 256
     flex = torch.compile(flex_attention, dynamic=False)
     dev = torch.device("cuda")
     name = torch.cuda.get_device_name(dev)

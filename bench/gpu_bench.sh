@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU benchmarks, ours and PyTorch's in the same run on the same card. Called by
 # scripts/gpu-check.sh with GPU_CHECK_BENCH=1 after the build; writes JSON lines to $1/.
-#   BENCH_PARTS="attn train flex profile" (default: attn train flex)
+#   BENCH_PARTS="attn train flex profile graph" (default: attn train flex); ATTN_SEQS="4096 16384 65536"
 #   profile: `train --profile` per TRAIN_CASES entry (op and phase shares of a step)
 #   graph: step time with train.cuda_graph off and on (GRAPH_CASES), against torch.compile with
 #          and without mode="reduce-overhead" (its CUDA graphs) on the same models
@@ -10,10 +10,11 @@ out=${1:-gpu-out}; mkdir -p "$out"
 bin=build-gpu/bin
 parts=${BENCH_PARTS:-attn train flex}
 corpus=${SPARROW_CORPUS:-$PWD/.corpus/gcide.dict.dz}
+attn_seqs=${ATTN_SEQS:-4096 16384 65536}
 
 if [[ $parts == *attn* ]]; then
   echo "== attention fwd+bwd, bf16, B=1, H=16, non-causal: Sparrow"
-  for N in 4096 16384 65536; do for D in 64 128; do
+  for N in $attn_seqs; do for D in 64 128; do
     $bin/bench_attention --device cuda --backend dense --seq $N --heads 16 --head-dim $D --block 128 --dtype bf16 --repeat 10 --json
     [[ $parts == *dense-only* ]] && continue
     for s in 0.9 0.95 0.99; do
@@ -22,11 +23,11 @@ if [[ $parts == *attn* ]]; then
     done
   done; done 2>&1 | tee "$out/sparrow_attention.jsonl"
   echo "== PyTorch SDPA (cuDNN) dense, same shapes"
-  timeout 300 python3 bench/attention_gpu_compare.py --densities 1.0 2>&1 | tee "$out/torch_sdpa.jsonl"
+  timeout 300 python3 bench/attention_gpu_compare.py --densities 1.0 --seqs "${attn_seqs// /,}" 2>&1 | tee "$out/torch_sdpa.jsonl"
 fi
 if [[ $parts == *flex* ]]; then
   echo "== PyTorch FlexAttention at 10/5/1% (band + global + random, block 128)"
-  timeout 400 python3 bench/attention_gpu_compare.py --densities 0.10,0.05,0.01 2>&1 | tee "$out/torch_flex.jsonl"
+  timeout 400 python3 bench/attention_gpu_compare.py --densities 0.10,0.05,0.01 --seqs "${attn_seqs// /,}" 2>&1 | tee "$out/torch_flex.jsonl"
 fi
 if [[ $parts == *train* ]]; then
   echo "== training tokens/s: Sparrow (bench/gpt12.yaml)"

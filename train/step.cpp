@@ -28,8 +28,6 @@ TrainStep::TrainStep(const Config& cfg, models::TransformerLM& model, nn::Parame
   std::string why_not;
   if (device.is_cpu()) why_not = "the run is on the CPU";
   else if (profiling) why_not = "--profile times each op from the host";
-  else if (cfg.model.dropout > 0)
-    why_not = "model.dropout > 0 draws new masks each step, which a captured graph would freeze";
   if (!why_not.empty() && graph_policy_ == "on" && !profiling)
     throw TrainError("train.cuda_graph is 'on' but " + why_not + "; use train.cuda_graph: auto or off");
   if (!why_not.empty()) graph_policy_ = "off";
@@ -95,12 +93,19 @@ StepResult TrainStep::run(const std::vector<Batch>& batches, int64_t step, const
     }
     if (!graph_ && eager_steps_with_key_ >= kEagerStepsBeforeCapture) {
       auto g = std::make_unique<cuda::Graph>();
+      Generator& rng = model_.dropout_generator();
+      const uint64_t seed = rng.seed(), before = rng.offset();
       try {
         g->capture([&] { body(step); });
+        // Nothing ran: the replays draw from here on.
+        rng_at_capture_ = before;
+        rng_per_step_ = rng.offset() - before;
+        rng.set_state(seed, before);
         graph_ = std::move(g);
         log("cuda graph: step " + std::to_string(step + 1) + " captured (" + std::to_string(graph_->nodes()) +
             " nodes, " + std::to_string(graph_->pool_bytes() >> 20) + " MiB pool); later steps replay it");
       } catch (const cuda::CaptureError& e) {
+        rng.set_state(seed, before);
         if (graph_policy_ == "on")
           throw TrainError(std::string("train.cuda_graph is 'on' but the step cannot be captured: ") + e.what());
         graph_policy_ = "off";
@@ -110,7 +115,9 @@ StepResult TrainStep::run(const std::vector<Batch>& batches, int64_t step, const
   }
   if (graph_) {
     profile::Phase ph("graph replay");
-    graph_->replay();
+    Generator& rng = model_.dropout_generator();
+    graph_->replay(rng.offset() - rng_at_capture_);
+    rng.set_state(rng.seed(), rng.offset() + rng_per_step_);
     r.replayed = true;
   } else {
     body(step);

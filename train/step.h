@@ -10,14 +10,16 @@
 // launching them; a CUDA graph records the body once and replays it with one launch. What keeps
 // the replay equal to an eager step: the batch is copied into fixed device buffers before each
 // launch; AdamW's lr and bias corrections are read from pinned memory by a recorded copy; token
-// checks are deferred to the graph (cuda/graph.h); allocations come from the graph's private pool.
+// checks are deferred to the graph (cuda/graph.h); allocations come from the graph's private pool;
+// dropout's Philox counters are shifted to where the generator stands at each replay, and the
+// generator then moves on by what the step consumes, so the masks are the eager step's.
 // The only host-side value that changes the recorded work is the layers' sparsity (the schedule):
 // when it changes the graph is dropped, and recaptured after kEagerStepsBeforeCapture steps.
 //
 // train.cuda_graph: auto | on | off. A graph is not used on the CPU, with --profile (per-op times
-// need the host between ops), with dropout (its Philox offsets are kernel arguments, which a
-// capture freezes), or when the capture fails (a backend that reads device values on the host,
-// such as adaptive attention's layout selection): auto then says why and runs eagerly; on stops.
+// need the host between ops), or when the capture fails (a backend that reads device values on
+// the host, such as adaptive attention's layout selection): auto then says why and runs eagerly;
+// on stops.
 #pragma once
 #include <functional>
 #include <memory>
@@ -81,6 +83,8 @@ class TrainStep {
   std::unique_ptr<cuda::Graph> graph_;
   std::vector<double> graph_key_;  // the sparsities the graph (or the eager run-up) is for
   int eager_steps_with_key_ = 0;
+  uint64_t rng_at_capture_ = 0;  // the dropout generator's offset when the graph was captured
+  uint64_t rng_per_step_ = 0;    // counters one step reserves
 };
 
 }  // namespace sparrow::train

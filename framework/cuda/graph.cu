@@ -1,6 +1,8 @@
 #include "framework/cuda/graph.h"
 
+#include <cstring>
 #include <exception>
+#include <mutex>
 #include <utility>
 
 #include "framework/cuda/allocator.h"
@@ -13,7 +15,9 @@ namespace {
 // Deferred checks: each takes n ints of a mapped pinned arena (kernels write it through its
 // device alias, the host reads it after waiting). A step registers one per embedding and per
 // cross-entropy call, so a few hundred ints is ample.
+// Ints [0, 2) of the arena hold the replay's rng shift (a uint64 the graph copies to the device).
 constexpr int kArenaInts = 4096;
+constexpr int kShiftInts = 2;
 
 __global__ void publish_kernel(const int32_t* src, int n, int32_t* dst) {
   for (int i = threadIdx.x; i < n; i += blockDim.x) dst[i] = src[i];
@@ -34,7 +38,9 @@ struct Graph::State {
   size_t nodes = 0;
   std::vector<std::shared_ptr<const void>> keep;
   int32_t* arena = nullptr;  // mapped pinned host memory (same address on the device under UVA)
-  int arena_used = 0;
+  int arena_used = kShiftInts;
+  cudaEvent_t launched = nullptr;  // after the last replay's launch: its shift copy may still be pending
+  uint64_t shift = 0;              // the value in the arena
   std::vector<DeferredCheck> checks;
 
   void release() {
@@ -49,7 +55,7 @@ struct Graph::State {
     nodes = 0;
     keep.clear();
     checks.clear();
-    arena_used = 0;
+    arena_used = kShiftInts;
   }
 };
 
@@ -61,7 +67,22 @@ Graph::Graph() : s_(std::make_unique<State>()) {}
 
 Graph::~Graph() {
   s_->release();
+  if (s_->launched) cudaEventDestroy(s_->launched);
   if (s_->arena) cudaFreeHost(s_->arena);
+}
+
+const uint64_t* rng_shift(int device) {
+  static std::mutex mu;
+  static void* shifts[64] = {};
+  SPARROW_CHECK(device >= 0 && device < 64, "cuda::rng_shift: device ", device, " out of range");
+  std::lock_guard<std::mutex> lock(mu);
+  if (!shifts[device]) {
+    // Outside any capture (Graph::capture creates it first), so the zeroing really runs.
+    void* p = allocate(sizeof(uint64_t), device);
+    SPARROW_CUDA_CHECK(cudaMemsetAsync(p, 0, sizeof(uint64_t), stream()));
+    shifts[device] = p;
+  }
+  return static_cast<const uint64_t*>(shifts[device]);
 }
 
 void Graph::reset() { s_->release(); }
@@ -74,12 +95,16 @@ void Graph::capture(const std::function<void()>& body) {
   State& s = *s_;
   s.release();
   s.device = current_device();
+  uint64_t* shift_dev = const_cast<uint64_t*>(rng_shift(s.device));
   // Earlier work finishes (and reports its errors) before recording starts.
   synchronize();
   if (!s.arena) {
     SPARROW_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&s.arena), kArenaInts * sizeof(int32_t),
                                      cudaHostAllocMapped));
+    SPARROW_CUDA_CHECK(cudaEventCreateWithFlags(&s.launched, cudaEventDisableTiming));
   }
+  s.shift = 0;
+  std::memset(s.arena, 0, sizeof(uint64_t));
   s.pool = create_private_pool(s.device);
   begin_pool_routing(s.device, s.pool);
   t_capture = &s;
@@ -92,7 +117,10 @@ void Graph::capture(const std::function<void()>& body) {
     err = std::string("cudaStreamBeginCapture: ") + cudaGetErrorString(e);
   } else {
     try {
+      // Replays first copy their shift in, and set it back to 0 for the eager work after them.
+      SPARROW_CUDA_CHECK(cudaMemcpyAsync(shift_dev, s.arena, sizeof(uint64_t), cudaMemcpyHostToDevice, stream()));
       body();
+      SPARROW_CUDA_CHECK(cudaMemsetAsync(shift_dev, 0, sizeof(uint64_t), stream()));
     } catch (const std::exception& x) {
       err = x.what();
     }
@@ -120,9 +148,16 @@ void Graph::capture(const std::function<void()>& body) {
   }
 }
 
-void Graph::replay() {
+void Graph::replay(uint64_t rng_shift) {
+  State& s = *s_;
   SPARROW_CHECK(captured(), "cuda::Graph::replay: nothing captured");
-  SPARROW_CUDA_CHECK(cudaGraphLaunch(s_->exec, stream()));
+  if (rng_shift != s.shift) {
+    SPARROW_CUDA_CHECK(cudaEventSynchronize(s.launched));  // the last replay has read the old value
+    std::memcpy(s.arena, &rng_shift, sizeof(uint64_t));
+    s.shift = rng_shift;
+  }
+  SPARROW_CUDA_CHECK(cudaGraphLaunch(s.exec, stream()));
+  SPARROW_CUDA_CHECK(cudaEventRecord(s.launched, stream()));
 }
 
 void Graph::raise_deferred_checks() const {

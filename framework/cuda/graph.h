@@ -14,6 +14,9 @@
 //    kernel arguments, which are frozen at capture.
 //  - Device objects a captured kernel reads (cached layouts) are kept alive by the graph:
 //    keep_alive_while_capturing().
+//  - Random numbers: a capture freezes the Philox counters its kernels reserved. Random kernels
+//    add rng_shift() to their counters; a replay sets it (replay(shift)) so the replay draws what
+//    an eager run at the generator's current position would, and it is 0 outside replays.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -41,8 +44,9 @@ class Graph {
   // Records the work `body` issues on the current device's stream; nothing runs. Replaces any
   // earlier capture. Throws CaptureError (and holds nothing) when body fails or syncs.
   void capture(const std::function<void()>& body);
-  // Launches the recorded work on the stream; the host does not wait.
-  void replay();
+  // Launches the recorded work on the stream; the host does not wait. Random kernels in it draw
+  // from their captured counters + rng_shift (see above).
+  void replay(uint64_t rng_shift = 0);
   // After the host has waited for a replay: throws the first failed deferred check's message.
   void raise_deferred_checks() const;
   void reset();
@@ -64,6 +68,9 @@ bool capturing();
 // fault(values) returns "" when they are fine, else the error message. Outside a capture this
 // waits for the stream and throws at once; inside one it is deferred to the graph (see above).
 void check_on_host(const int32_t* device_values, int n, std::function<std::string(const int32_t*)> fault);
+
+// The device's counter shift for random kernels (a device uint64; see above).
+const uint64_t* rng_shift(int device);
 
 // Keeps `p` alive as long as the graph being captured (no-op outside a capture).
 void keep_alive_while_capturing(std::shared_ptr<const void> p);

@@ -1,6 +1,9 @@
 // Dropout on the GPU: one thread per group of 4 elements, one Philox-4x32-10 call per group —
 // the same generator as framework/core/rng.cpp (Philox::generate), so the mask equals the CPU's
-// bit for bit: element i keeps when Philox(seed, first + i/4)[i % 4] ≥ threshold.
+// bit for bit: element i keeps when Philox(seed, first + i/4)[i % 4] ≥ threshold. The counter
+// also adds cuda::rng_shift(), 0 except in a CUDA-graph replay (cuda/graph.h), where it moves the
+// captured counters to where the generator stands at that replay.
+#include "framework/cuda/graph.h"
 #include "framework/cuda/runtime.h"
 #include "framework/ops/cuda/dropout.h"
 #include "framework/ops/cuda/strided.cuh"
@@ -33,9 +36,10 @@ __device__ __forceinline__ void philox4x32_10(uint64_t seed, uint64_t counter, u
 
 template <class T>
 __global__ void dropout_kernel(const T* __restrict__ in, T* __restrict__ out, int64_t n, uint64_t seed, uint64_t first,
-                               uint32_t threshold, double scale) {
+                               const uint64_t* __restrict__ shift, uint32_t threshold, double scale) {
   using A = typename Acc<T>::type;
   const A s = static_cast<A>(scale);
+  first += *shift;
   const int64_t groups = (n + 3) / 4;
   for (int64_t g = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; g < groups; g += int64_t(gridDim.x) * blockDim.x) {
     uint32_t r[4];
@@ -56,7 +60,7 @@ void dropout_apply(const Tensor& in, Tensor& out, uint64_t seed, uint64_t first,
   SPARROW_CUDA_FLOAT_DISPATCH(in.dtype(), "dropout", [&] {
     dropout_kernel<T><<<grid_for((n + 3) / 4), 256, 0, stream()>>>(static_cast<const T*>(in.data_ptr()),
                                                                    static_cast<T*>(out.data_ptr()), n, seed, first,
-                                                                   threshold, scale);
+                                                                   rng_shift(in.device().index), threshold, scale);
     SPARROW_CUDA_LAUNCH_CHECK();
   });
 }
