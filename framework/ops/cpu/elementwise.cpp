@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "framework/ops/cpu/gelu_f32.h"
+
 namespace sparrow::cpu {
 
 namespace {
@@ -34,6 +36,9 @@ void tanh_backward(const Tensor& g, const Tensor& y, Tensor& out) {
 // gelu(x) = ½x(1 + t), t = tanh(u), u = k(x + c·x³), k = √(2/π), c = 0.044715, so
 // gelu'(x) = ½(1 + t) + ½x(1 − t²)·k(1 + 3c·x²).
 void gelu_backward(const Tensor& g, const Tensor& x, Tensor& out) {
+  if (g.dtype() == DType::F32 && x.dtype() == DType::F32 && out.dtype() == DType::F32 && g.shape() == out.shape() &&
+      x.shape() == out.shape() && g.is_contiguous() && x.is_contiguous() && out.is_contiguous())
+    return gelu_backward_f32(g.data<float>(), x.data<float>(), out.data<float>(), out.numel());
   run_binary("gelu backward", g, x, out, [](auto gv, auto xv) {
     using C = decltype(xv);
     const C k = C(0.7978845608028654), c = C(0.044715), half = C(0.5), one = C(1);

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "framework/ops/cpu/elementwise.h"
+#include "framework/ops/cpu/gelu_f32.h"
 
 namespace sparrow::cpu {
 
@@ -47,6 +48,8 @@ void sqrt(const Tensor& a, Tensor& out) {
 }
 // ½x(1 + tanh(√(2/π)(x + 0.044715x³)))  (GPT-2's approximation)
 void gelu(const Tensor& a, Tensor& out) {
+  if (a.dtype() == DType::F32 && out.dtype() == DType::F32 && a.is_contiguous() && out.is_contiguous())
+    return gelu_f32(a.data<float>(), out.data<float>(), out.numel());
   run_unary("gelu", a, out, [](auto x) {
     using C = decltype(x);
     return C(0.5) * x * (C(1) + std::tanh(C(0.7978845608028654) * (x + C(0.044715) * x * x * x)));
