@@ -4,6 +4,8 @@
 // error and leaves the stream usable, and training with the graph gives eager training's curve.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -119,7 +121,10 @@ std::vector<nlohmann::json> train_rows(const std::string& config, const std::vec
   for (const std::string& d : sparrow::testing::data_overrides()) o.push_back(d);
   for (const std::string& e : extra) o.push_back(e);
   train::Config c = train::load_config(sparrow::testing::source_dir() + "/configs/" + config, o);
-  fs::path dir = fs::temp_directory_path() / "sparrow_gpu_graph_train";
+  // One folder per run: ctest -j runs this binary's tests in parallel processes.
+  static int runs = 0;
+  fs::path dir = fs::temp_directory_path() /
+                 ("sparrow_gpu_graph_train_" + std::to_string(::getpid()) + "_" + std::to_string(runs++));
   fs::remove_all(dir);
   train::RunOptions r;
   r.out_dir = dir.string();
@@ -229,7 +234,7 @@ TEST(TrainGpu, NonFiniteStepsAreSkippedUnderTheGraph) {
                              "optim.grad_clip=0"};
   for (const std::string& d : sparrow::testing::data_overrides()) o.push_back(d);
   train::Config c = train::load_config(sparrow::testing::source_dir() + "/configs/tiny.yaml", o);
-  fs::path dir = fs::temp_directory_path() / "sparrow_gpu_graph_nan";
+  fs::path dir = fs::temp_directory_path() / ("sparrow_gpu_graph_nan_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   train::RunOptions r;
   r.out_dir = dir.string();

@@ -3,6 +3,8 @@
 // f32, and a steady training step makes no cudaMalloc calls.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -29,7 +31,8 @@ std::vector<double> losses(const std::string& device, const std::string& dtype, 
                              "eval.every=0", "checkpoint.every=0"};
   for (const std::string& d : sparrow::testing::data_overrides()) o.push_back(d);
   train::Config c = train::load_config(sparrow::testing::source_dir() + "/configs/tiny.yaml", o);
-  fs::path dir = fs::temp_directory_path() / ("sparrow_gpu_train_" + device + dtype);
+  // Per process: ctest -j runs this binary's tests in parallel.
+  fs::path dir = fs::temp_directory_path() / ("sparrow_gpu_train_" + device + dtype + "_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   train::RunOptions r;
   r.out_dir = dir.string();
