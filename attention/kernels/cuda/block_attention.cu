@@ -102,6 +102,11 @@ void allow_smem(Kernel kernel, int bytes) {
   std::lock_guard<std::mutex> lock(mu);
   if (done.count(key)) return;
   SPARROW_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  // Left to itself the driver sized the SM's shared memory for one CTA of the forward (a 64 KiB
+  // carveout for 55 KiB; Nsight Compute: 12.5% occupancy). Ask for the largest carveout, so as
+  // many CTAs fit as the registers allow.
+  SPARROW_CUDA_CHECK(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
   done.insert(key);
 }
 

@@ -47,8 +47,11 @@ __device__ __forceinline__ float quad_sum(float x) {
 
 // ---------------------------------------------------------------------------------------------
 // Forward. Grid: (query tiles, B·H). Block: 32·NW threads.
+// At least 16 warps per SM (2 CTAs of 8 warps, 4 of 4): the registers are held to 128 a thread.
+// At 130 the SM held one 8-warp CTA, and the forward ran at 39% issue utilisation (Nsight
+// Compute, 64K tokens, D 64).
 template <int D, int NW>
-__global__ void __launch_bounds__(32 * NW) attn_fwd_mma(const bf16_t* __restrict__ q, const bf16_t* __restrict__ k,
+__global__ void __launch_bounds__(32 * NW, 16 / NW) attn_fwd_mma(const bf16_t* __restrict__ q, const bf16_t* __restrict__ k,
                                                         const bf16_t* __restrict__ v, bf16_t* __restrict__ out,
                                                         float* __restrict__ lse, LayoutView L, AttnGeometry g) {
   constexpr int BM = 16 * NW, LD = D + 8, THREADS = 32 * NW;
