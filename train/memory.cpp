@@ -6,12 +6,8 @@
 #include <string>
 
 #include "train/progress.h"
+#include "framework/core/storage.h"
 #include "train/trainer.h"
-#ifdef SPARROW_WITH_CUDA
-#include <cuda_runtime.h>
-
-#include "framework/cuda/allocator.h"
-#endif
 
 namespace sparrow::train {
 
@@ -45,14 +41,11 @@ double estimate_step_bytes(const Config& cfg) {
 }
 
 double available_memory_bytes(Device dev) {
-#ifdef SPARROW_WITH_CUDA
   if (dev.is_cuda()) {
-    size_t free_b = 0, total_b = 0;
-    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) return 0;
-    return double(free_b) + double(cuda::allocator_stats(dev.index).reserved - cuda::allocator_stats(dev.index).allocated);
+    // What the driver can still give plus what the allocator holds unused.
+    const device_memory::Stats s = device_memory::stats(dev);
+    return double(s.driver_free) + double(s.reserved - s.allocated);
   }
-#endif
-  (void)dev;
   return proc_kb_field("/proc/meminfo", "MemAvailable");
 }
 
@@ -66,18 +59,12 @@ void check_memory_fits(const Config& cfg, Device dev) {
 }
 
 double current_memory_bytes(Device dev) {
-#ifdef SPARROW_WITH_CUDA
-  if (dev.is_cuda()) return double(cuda::allocator_stats(dev.index).allocated);
-#endif
-  (void)dev;
+  if (dev.is_cuda()) return double(device_memory::stats(dev).allocated);
   return proc_kb_field("/proc/self/status", "VmRSS");
 }
 
 double peak_memory_bytes(Device dev) {
-#ifdef SPARROW_WITH_CUDA
-  if (dev.is_cuda()) return double(cuda::allocator_stats(dev.index).peak_allocated);
-#endif
-  (void)dev;
+  if (dev.is_cuda()) return double(device_memory::stats(dev).peak_allocated);
   return proc_kb_field("/proc/self/status", "VmHWM");
 }
 

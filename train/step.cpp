@@ -9,10 +9,8 @@
 #include "framework/optim/adamw.h"
 #include "framework/optim/clip.h"
 #include "models/transformer.h"
-#include "train/trainer.h"
-#ifdef SPARROW_WITH_CUDA
 #include "framework/cuda/graph.h"
-#endif
+#include "train/trainer.h"
 
 namespace sparrow::train {
 
@@ -31,9 +29,6 @@ TrainStep::TrainStep(const Config& cfg, models::TransformerLM& model, nn::Parame
   if (!why_not.empty() && graph_policy_ == "on" && !profiling)
     throw TrainError("train.cuda_graph is 'on' but " + why_not + "; use train.cuda_graph: auto or off");
   if (!why_not.empty()) graph_policy_ = "off";
-#ifndef SPARROW_WITH_CUDA
-  graph_policy_ = "off";
-#endif
 }
 
 TrainStep::~TrainStep() = default;
@@ -84,7 +79,6 @@ StepResult TrainStep::run(const std::vector<Batch>& batches, int64_t step, const
   opt_.stage(cfg_.optim.grad_clip);
   StepResult r;
 
-#ifdef SPARROW_WITH_CUDA
   if (graph_policy_ != "off") {
     if (sparsity != graph_key_) {
       graph_.reset();
@@ -123,9 +117,6 @@ StepResult TrainStep::run(const std::vector<Batch>& batches, int64_t step, const
     body(step);
     ++eager_steps_with_key_;
   }
-#else
-  body(step);
-#endif
 
   {
     profile::Phase ph("step results to host");
@@ -133,9 +124,7 @@ StepResult TrainStep::run(const std::vector<Batch>& batches, int64_t step, const
     r.loss = host.data<float>()[0];
     r.grad_norm = host.data<float>()[1];
   }
-#ifdef SPARROW_WITH_CUDA
   if (graph_) graph_->raise_deferred_checks();
-#endif
   r.applied = std::isfinite(r.loss) && std::isfinite(r.grad_norm);
   opt_.commit(r.applied);
   return r;

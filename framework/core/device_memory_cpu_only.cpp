@@ -28,6 +28,13 @@ void fill_zero(void* p, size_t n, Device d) {
   if (!d.is_cpu()) no_cuda(d);
   std::memset(p, 0, n);
 }
+void synchronize(Device d) {
+  if (!d.is_cpu()) no_cuda(d);
+}
+Stats stats(Device d) {
+  if (!d.is_cpu()) no_cuda(d);
+  return {};
+}
 }  // namespace device_memory
 }  // namespace sparrow
 #endif

@@ -28,6 +28,18 @@ void release(void* p, size_t nbytes, Device d);
 // Copies nbytes between any two devices (host↔device, device↔device); synchronous w.r.t. host.
 void copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t nbytes);
 void fill_zero(void* p, size_t nbytes, Device d);
+// Waits for all work queued on the device and throws any pending asynchronous error (CPU: no-op).
+void synchronize(Device d);
+// The caching allocator's counters for a CUDA device and the driver's free memory; zero for the CPU
+// (host memory is read from /proc by its users).
+struct Stats {
+  size_t allocated = 0;       // bytes handed out now
+  size_t reserved = 0;        // bytes held from the driver (allocated + cached)
+  size_t peak_allocated = 0;  // since the last reset
+  size_t mallocs = 0;         // driver allocations so far (none in a steady training step)
+  size_t driver_free = 0;     // bytes the driver can still hand out
+};
+Stats stats(Device d);
 }  // namespace device_memory
 
 }  // namespace sparrow

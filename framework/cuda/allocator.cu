@@ -236,5 +236,20 @@ void fill_zero(void* p, size_t n, Device d) {
   SPARROW_CUDA_CHECK(cudaMemsetAsync(p, 0, n, cuda::stream()));
 }
 
+void synchronize(Device d) {
+  if (d.is_cpu()) return;
+  check_device(d);
+  cuda::synchronize();
+}
+
+Stats stats(Device d) {
+  if (d.is_cpu()) return {};
+  check_device(d);
+  const cuda::AllocatorStats a = cuda::allocator_stats(d.index);
+  size_t free_b = 0, total_b = 0;
+  SPARROW_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+  return {a.allocated, a.reserved, a.peak_allocated, a.cuda_mallocs, free_b};
+}
+
 }  // namespace device_memory
 }  // namespace sparrow

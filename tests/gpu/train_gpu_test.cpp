@@ -13,8 +13,7 @@
 
 #include "common/gradcheck.h"
 #include "common/paths.h"
-#include "framework/cuda/allocator.h"
-#include "framework/cuda/runtime.h"
+#include "framework/core/storage.h"
 #include "framework/nn/parameter_buffer.h"
 #include "framework/optim/adamw.h"
 #include "models/transformer.h"
@@ -96,9 +95,9 @@ TEST(TrainGpu, NoCudaMallocInASteadyStep) {
     opt.step();
   };
   for (int64_t i = 0; i < 3; ++i) step(i);
-  cuda::synchronize();
-  const size_t before = cuda::allocator_stats(0).cuda_mallocs;
+  device_memory::synchronize(dev);
+  const size_t before = device_memory::stats(dev).mallocs;
   for (int64_t i = 3; i < 8; ++i) step(i);
-  cuda::synchronize();
-  EXPECT_EQ(cuda::allocator_stats(0).cuda_mallocs, before);
+  device_memory::synchronize(dev);
+  EXPECT_EQ(device_memory::stats(dev).mallocs, before);
 }
