@@ -91,13 +91,34 @@ BlockAttentionGrads run_backward(const Tensor& q, const Tensor& k, const Tensor&
   return cpu::block_attention_backward(q, k, v, out, lse, dout, a);
 }
 
+// The args with block size and scale resolved.
+BlockAttentionArgs resolved(const BlockAttentionArgs& args, int64_t D) {
+  BlockAttentionArgs a = args;
+  if (a.layout) a.block_size = a.layout->block_size;
+  if (a.scale == 0) a.scale = 1.0 / std::sqrt(static_cast<double>(D));
+  return a;
+}
+
 }  // namespace
+
+BlockAttentionForward block_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v,
+                                              const BlockAttentionArgs& args) {
+  check_inputs(q, k, v, args);
+  return run_forward(dense_rows(q), dense_rows(k), dense_rows(v), resolved(args, q.size(3)));
+}
+
+BlockAttentionGrads block_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                                             const Tensor& lse, const Tensor& dout, const BlockAttentionArgs& args) {
+  check_inputs(q, k, v, args);
+  SPARROW_CHECK(out.shape() == q.shape() && dout.shape() == q.shape(), "block_attention backward: O ",
+                shape_str(out.shape()), " and dO ", shape_str(dout.shape()), " for q ", shape_str(q.shape()));
+  return run_backward(dense_rows(q), dense_rows(k), dense_rows(v), dense_rows(out), dense_rows(lse), dense_rows(dout),
+                      resolved(args, q.size(3)));
+}
 
 Tensor block_attention(const Tensor& q, const Tensor& k, const Tensor& v, const BlockAttentionArgs& args) {
   check_inputs(q, k, v, args);
-  BlockAttentionArgs a = args;
-  if (a.layout) a.block_size = a.layout->block_size;
-  if (a.scale == 0) a.scale = 1.0 / std::sqrt(static_cast<double>(q.size(3)));
+  const BlockAttentionArgs a = resolved(args, q.size(3));
   const Tensor qc = dense_rows(q), kc = dense_rows(k), vc = dense_rows(v);
   BlockAttentionForward f = run_forward(qc, kc, vc, a);
   Tensor out = f.out;

@@ -13,6 +13,7 @@
 #include <memory>
 #include <vector>
 
+#include "attention/kernels/block_attention_outputs.h"
 #include "attention/layout/block_layout.h"
 #include "framework/core/tensor.h"
 
@@ -36,5 +37,14 @@ struct BlockAttentionArgs {
 // node; dispatches to kernels/cpu/block_attention.cpp or kernels/cuda/block_attention.cu.
 // A query row that sees no key at all gets O = 0 (and LSE = −inf; it passes no gradient).
 Tensor block_attention(const Tensor& q, const Tensor& k, const Tensor& v, const BlockAttentionArgs& args);
+
+// The same kernels without the autograd node, for callers that combine partial results: ring
+// attention merges the forwards of several key shards by their LSE, and sums the backwards
+// given the merged O and LSE (P = exp(S − LSE) is then each shard's share of the one softmax).
+// Inputs are checked as above; the forward's O is f32 for bf16 on the CPU (see the outputs).
+BlockAttentionForward block_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v,
+                                              const BlockAttentionArgs& args);
+BlockAttentionGrads block_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                                             const Tensor& lse, const Tensor& dout, const BlockAttentionArgs& args);
 
 }  // namespace sparrow::attn

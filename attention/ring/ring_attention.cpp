@@ -1,0 +1,270 @@
+#include "attention/ring/ring_attention.h"
+
+#include <cmath>
+#include <limits>
+#include <map>
+
+#include "attention/kernels/block_attention.h"
+#include "attention/kernels/lse_merge.h"
+#include "framework/autograd/node.h"
+#include "framework/ops/ops.h"
+
+namespace sparrow::attn {
+
+namespace {
+
+using dist::Work;
+
+// A contiguous copy of x's tokens [begin, end) along dim 2, with no history.
+Tensor token_rows(const Tensor& x, int64_t begin, int64_t end) {
+  Tensor s = x.detach().slice(2, begin, end);
+  Tensor c = empty(s.shape(), s.dtype(), s.device());
+  copy_(c, s);
+  return c;
+}
+
+// x's shape with dim 2 set to n.
+Shape with_len(const Shape& s, int64_t n) {
+  Shape r = s;
+  r[2] = n;
+  return r;
+}
+
+// One rank's two chunks of some tensor, split at the plan's chunk lengths.
+using Pair = std::array<Tensor, 2>;
+
+Pair split_local(const Tensor& x, const RingPlan& plan, int rank) {
+  const auto c = plan.chunks_of(rank);
+  const int64_t n0 = plan.chunk_range(c[0]).size(), n1 = plan.chunk_range(c[1]).size();
+  return {token_rows(x, 0, n0), token_rows(x, n0, n0 + n1)};
+}
+
+Pair alloc_pair(const Tensor& like, const RingPlan& plan, int origin, DType dtype) {
+  const auto c = plan.chunks_of(origin);
+  return {empty(with_len(like.shape(), plan.chunk_range(c[0]).size()), dtype, like.device()),
+          empty(with_len(like.shape(), plan.chunk_range(c[1]).size()), dtype, like.device())};
+}
+
+Pair zeros_like_pair(const Pair& p, DType dtype) {
+  return {zeros(p[0].shape(), dtype, p[0].device()), zeros(p[1].shape(), dtype, p[1].device())};
+}
+
+Tensor join(const Pair& p, DType dtype) {
+  Tensor out = empty(with_len(p[0].shape(), p[0].size(2) + p[1].size(2)), dtype, p[0].device());
+  Tensor a = out.slice(2, 0, p[0].size(2)), b = out.slice(2, p[0].size(2), out.size(2));
+  copy_(a, p[0]);
+  copy_(b, p[1]);
+  return out;
+}
+
+// The tensors that travel together, posted as one group of sends or receives (empty chunks skip).
+struct Exchange {
+  std::vector<std::unique_ptr<Work>> works;
+  int64_t bytes = 0;
+  void send(dist::Communicator& c, const std::vector<const Pair*>& parts, int peer) {
+    for (const Pair* p : parts)
+      for (const Tensor& t : *p)
+        if (t.numel()) {
+          works.push_back(c.send(t, peer));
+          bytes += static_cast<int64_t>(t.nbytes());
+        }
+  }
+  void recv(dist::Communicator& c, const std::vector<Pair*>& parts, int peer) {
+    for (Pair* p : parts)
+      for (Tensor& t : *p)
+        if (t.numel()) works.push_back(c.recv(t, peer));
+  }
+  void wait() {
+    for (auto& w : works) w->wait();
+    works.clear();
+  }
+};
+
+// What forward and backward share: the plan, the per-(query chunk, key chunk) arguments.
+struct RingContext {
+  RingAttentionArgs args;
+  int rank = 0, P = 1;
+  double scale = 0;
+  std::map<std::pair<int64_t, int64_t>, std::shared_ptr<const BlockLayout>> layouts;
+
+  const RingPlan& plan() const { return *args.plan; }
+  // The block-attention arguments of query chunk cq against key chunk ck; false: nothing to do.
+  bool pair_args(int64_t cq, int64_t ck, BlockAttentionArgs& a) {
+    const RingPlan& p = plan();
+    if (p.chunk_range(cq).size() == 0 || p.chunk_range(ck).size() == 0 || !p.causally_visible(cq, ck)) return false;
+    a = BlockAttentionArgs{};
+    a.block_size = p.block_size;
+    a.causal = p.causal && cq == ck;  // an earlier chunk's keys are all visible: no element mask
+    a.scale = scale;
+    if (args.layout) {
+      auto it = layouts.find({cq, ck});
+      if (it == layouts.end()) it = layouts.emplace(std::make_pair(cq, ck), chunk_layout(*args.layout, p, cq, ck)).first;
+      if (!it->second) return false;
+      a.layout = it->second.get();
+      a.layout_owner = it->second;
+    }
+    return true;
+  }
+};
+
+}  // namespace
+
+Tensor ring_attention(const Tensor& q, const Tensor& k, const Tensor& v, const RingAttentionArgs& args,
+                      RingStats* stats) {
+  SPARROW_CHECK(args.comm && args.plan, "ring_attention: needs a communicator and a plan");
+  auto ctx = std::make_shared<RingContext>();
+  ctx->args = args;
+  ctx->rank = args.comm->rank();
+  ctx->P = args.comm->size();
+  const RingPlan& plan = *args.plan;
+  const int r = ctx->rank, P = ctx->P;
+  SPARROW_CHECK(plan.ranks == P, "ring_attention: the plan is for ", plan.ranks, " ranks, the communicator has ", P);
+  check_dim("ring_attention", q, 4);
+  SPARROW_CHECK(q.shape() == k.shape() && k.shape() == v.shape() && q.size(2) == plan.local_len(r),
+                "ring_attention: rank ", r, " holds ", plan.local_len(r), " of ", plan.seq_len,
+                " tokens; q/k/v are ", shape_str(q.shape()), " / ", shape_str(k.shape()), " / ", shape_str(v.shape()));
+  ctx->scale = args.scale > 0 ? args.scale : 1.0 / std::sqrt(static_cast<double>(q.size(3)));
+  const DType acc = q.dtype() == DType::F64 ? DType::F64 : DType::F32;
+  const auto mine = plan.chunks_of(r);
+
+  const Pair qc = split_local(q, plan, r);
+  Pair held_k = split_local(k, plan, r), held_v = split_local(v, plan, r);
+  const Pair own_k = held_k, own_v = held_v;  // kept for the backward
+  Pair out = zeros_like_pair(qc, acc);
+  Pair lse{full(Shape(qc[0].shape().begin(), qc[0].shape().end() - 1), -INFINITY, acc, q.device()),
+           full(Shape(qc[1].shape().begin(), qc[1].shape().end() - 1), -INFINITY, acc, q.device())};
+  DType kernel_out = acc;  // the dtype the forward kernel hands O back in (its backward reads that)
+  RingStats st;
+
+  for (int h = 0; h < P; ++h) {
+    const int origin = (r - h + P) % P, next_origin = (r - h - 1 + P) % P;
+    Exchange x;
+    Pair next_k, next_v;
+    if (h + 1 < P) {
+      if (h + 1 <= plan.last_hop[origin]) x.send(*args.comm, {&held_k, &held_v}, (r + 1) % P);
+      if (h + 1 <= plan.last_hop[next_origin]) {
+        next_k = alloc_pair(q, plan, next_origin, k.dtype());
+        next_v = alloc_pair(q, plan, next_origin, v.dtype());
+        x.recv(*args.comm, {&next_k, &next_v}, (r - 1 + P) % P);
+      }
+    }
+    if (plan.need[r][origin]) {
+      if (h > 0) ++st.hops_computed;
+      const auto theirs = plan.chunks_of(origin);
+      for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 2; ++j) {
+          BlockAttentionArgs a;
+          if (!ctx->pair_args(mine[i], theirs[j], a)) continue;
+          BlockAttentionForward f = block_attention_forward(qc[i], held_k[j], held_v[j], a);
+          kernel_out = f.out.dtype();
+          merge_by_lse(out[i], lse[i], f.out, f.lse);
+        }
+    } else if (h > 0) {
+      ++st.hops_idle;
+    }
+    st.bytes_sent += x.bytes;
+    x.wait();
+    if (h + 1 < P) {
+      held_k = next_k;
+      held_v = next_v;
+    }
+  }
+  // Bytes a full ring would have sent from this rank and this plan did not.
+  for (int h = 0; h + 1 < P; ++h) {
+    const int origin = (r - h + P) % P;
+    if (h + 1 > plan.last_hop[origin]) st.bytes_not_sent += 2 * (k.numel() / k.size(2)) * plan.local_len(origin) *
+                                                            static_cast<int64_t>(dtype_size(k.dtype()));
+  }
+  if (stats) *stats = st;
+
+  Tensor result = join(out, q.dtype());
+  if (!needs_grad({&q, &k, &v})) return result;
+
+  // Saved for backward: O in the dtype the kernels return it, and the merged LSE.
+  const Pair o_saved{out[0].to(kernel_out), out[1].to(kernel_out)};
+  const DType kd = k.dtype(), vd = v.dtype(), qd = q.dtype();
+  return record(result, "ring_attention", {q, k, v}, [ctx, qc, own_k, own_v, o_saved, lse, acc, kd, vd, qd](const Tensor& g) {
+    const RingPlan& plan = ctx->plan();
+    dist::Communicator& comm = *ctx->args.comm;
+    const int r = ctx->rank, P = ctx->P;
+    const auto mine = plan.chunks_of(r);
+    const Pair dout = split_local(g.to(qc[0].device()), plan, r);
+    Pair dq = zeros_like_pair(qc, acc);
+    Pair held_k = own_k, held_v = own_v, held_dk = zeros_like_pair(own_k, acc), held_dv = zeros_like_pair(own_v, acc);
+    Pair own_dk = held_dk, own_dv = held_dv;
+    Exchange returns;  // accumulators sent home; waited for last (see below)
+    for (int h = 0; h < P; ++h) {
+      const int origin = (r - h + P) % P, next_origin = (r - h - 1 + P) % P;
+      Exchange in, out;
+      Pair next_k, next_v, next_dk, next_dv;
+      if (h + 1 < P && h + 1 <= plan.last_hop[next_origin]) {
+        next_k = alloc_pair(qc[0], plan, next_origin, kd);
+        next_v = alloc_pair(qc[0], plan, next_origin, vd);
+        next_dk = alloc_pair(qc[0], plan, next_origin, acc);
+        next_dv = alloc_pair(qc[0], plan, next_origin, acc);
+        in.recv(comm, {&next_k, &next_v, &next_dk, &next_dv}, (r - 1 + P) % P);
+      }
+      if (plan.need[r][origin]) {
+        const auto theirs = plan.chunks_of(origin);
+        for (int i = 0; i < 2; ++i)
+          for (int j = 0; j < 2; ++j) {
+            BlockAttentionArgs a;
+            if (!ctx->pair_args(mine[i], theirs[j], a)) continue;
+            BlockAttentionGrads gr =
+                block_attention_backward(qc[i], held_k[j], held_v[j], o_saved[i], lse[i], dout[i], a);
+            accumulate_(dq[i], gr.dq);
+            accumulate_(held_dk[j], gr.dk);
+            accumulate_(held_dv[j], gr.dv);
+          }
+      }
+      if (h + 1 <= plan.last_hop[origin]) {
+        out.send(comm, {&held_k, &held_v, &held_dk, &held_dv}, (r + 1) % P);
+      } else if (h > 0 && h == plan.last_hop[origin]) {
+        // The end of this shard's path: its gradients go straight home. Not waited for here: the
+        // origin receives them after its own ring steps, which may still need this rank.
+        returns.send(comm, {&held_dk, &held_dv}, origin);
+      }
+      in.wait();
+      out.wait();
+      if (h + 1 < P && h + 1 <= plan.last_hop[next_origin]) {
+        held_k = next_k;
+        held_v = next_v;
+        held_dk = next_dk;
+        held_dv = next_dv;
+      }
+    }
+    if (plan.last_hop[r] > 0) {  // this rank's keys travelled: their summed gradients come back
+      Exchange home;
+      home.recv(comm, {&own_dk, &own_dv}, (r + plan.last_hop[r]) % P);
+      home.wait();
+    }
+    returns.wait();
+    return std::vector<Tensor>{join(dq, qd), join(own_dk, kd), join(own_dv, vd)};
+  });
+}
+
+Tensor zigzag_shard(const Tensor& x, const RingPlan& plan, int rank) {
+  SPARROW_CHECK(x.dim() >= 3 && x.size(2) == plan.seq_len, "zigzag_shard: ", describe(x), " for a plan of ",
+                plan.seq_len, " tokens");
+  const auto c = plan.chunks_of(rank);
+  const TokenRange a = plan.chunk_range(c[0]), b = plan.chunk_range(c[1]);
+  return join({token_rows(x, a.begin, a.end), token_rows(x, b.begin, b.end)}, x.dtype());
+}
+
+Tensor zigzag_unshard(const std::vector<Tensor>& shards, const RingPlan& plan) {
+  SPARROW_CHECK(static_cast<int>(shards.size()) == plan.ranks, "zigzag_unshard: ", shards.size(), " shards for ",
+                plan.ranks, " ranks");
+  Tensor out = empty(with_len(shards[0].shape(), plan.seq_len), shards[0].dtype(), shards[0].device());
+  for (int r = 0; r < plan.ranks; ++r) {
+    int64_t off = 0;
+    for (int64_t c : plan.chunks_of(r)) {
+      const TokenRange t = plan.chunk_range(c);
+      Tensor dst = out.slice(2, t.begin, t.end);
+      copy_(dst, shards[r].slice(2, off, off + t.size()));
+      off += t.size();
+    }
+  }
+  return out;
+}
+
+}  // namespace sparrow::attn

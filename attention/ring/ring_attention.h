@@ -1,0 +1,45 @@
+// Ring attention: exact block attention over a sequence split across ranks (attention/ring/
+// ring_plan.h), with key/value shards travelling the ring while each rank computes on the shard
+// it holds.
+//
+// Forward, on rank r: its query chunks stay; at hop h it holds the keys/values of rank r−h,
+// computes the partial attention of each (query chunk, key chunk) pair the layout leaves
+// non-empty, and merges it into its running (O, LSE) by log-sum-exp (kernels/lse_merge.h) — one
+// softmax over every key the query sees. The send of the next shard is posted before the compute,
+// so the exchange overlaps it.
+// Backward: the shards travel again with f32 dK/dV accumulators; each rank adds its share
+// (P = exp(S − LSE) with the merged LSE, Di from the merged O) and passes them on; the last rank
+// on a shard's path sends the accumulators straight back to its origin. dQ stays local.
+// Every rank must call it with the same plan, in the same order (it is a collective).
+#pragma once
+#include <memory>
+
+#include "attention/ring/ring_plan.h"
+#include "framework/core/tensor.h"
+#include "framework/dist/communicator.h"
+
+namespace sparrow::attn {
+
+struct RingAttentionArgs {
+  dist::Communicator* comm = nullptr;
+  std::shared_ptr<const RingPlan> plan;
+  std::shared_ptr<const BlockLayout> layout;  // the whole sequence's layout; null: dense
+  double scale = 0.0;                         // 0: 1/sqrt(D)
+};
+
+// What one call exchanged and computed on this rank (for logs and the cost model).
+struct RingStats {
+  int64_t hops_computed = 0, hops_idle = 0;  // of the P−1 visiting shards, per pass
+  int64_t bytes_sent = 0, bytes_not_sent = 0;
+};
+
+// q, k, v: this rank's shard [B, H, plan.local_len(rank), D] (chunks in plan order: zigzag_shard).
+// Returns this rank's O, recorded for autograd (the backward is collective too).
+Tensor ring_attention(const Tensor& q, const Tensor& k, const Tensor& v, const RingAttentionArgs& args,
+                      RingStats* stats = nullptr);
+
+// x [B, H, N, ...] → rank's shard [B, H, local_len, ...] (a copy), and back from all ranks' shards.
+Tensor zigzag_shard(const Tensor& x, const RingPlan& plan, int rank);
+Tensor zigzag_unshard(const std::vector<Tensor>& shards, const RingPlan& plan);
+
+}  // namespace sparrow::attn

@@ -1,0 +1,96 @@
+#include "attention/ring/ring_plan.h"
+
+#include <algorithm>
+
+#include "framework/core/error.h"
+
+namespace sparrow::attn {
+
+TokenRange RingPlan::chunk_range(int64_t c) const {
+  const int64_t b = std::min(c * chunk, seq_len), e = std::min((c + 1) * chunk, seq_len);
+  return {b, e};
+}
+
+int64_t RingPlan::local_len(int rank) const {
+  int64_t n = 0;
+  for (int64_t c : chunks_of(rank)) n += chunk_range(c).size();
+  return n;
+}
+
+int64_t RingPlan::hops_sent() const {
+  int64_t n = 0;
+  for (int h : last_hop) n += h;
+  return n;
+}
+
+int64_t RingPlan::hops_skipped() const { return int64_t(ranks) * (ranks - 1) - hops_sent(); }
+
+std::shared_ptr<const BlockLayout> chunk_layout(const BlockLayout& L, const RingPlan& plan, int64_t cq, int64_t ck) {
+  const TokenRange q = plan.chunk_range(cq), k = plan.chunk_range(ck);
+  if (q.size() == 0 || k.size() == 0) return nullptr;
+  const int64_t b = L.block_size;
+  const int64_t qb0 = q.begin / b, qb1 = (q.end + b - 1) / b, kb0 = k.begin / b, kb1 = (k.end + b - 1) / b;
+  auto sub = std::make_shared<BlockLayout>();
+  sub->seq_len = q.size();
+  sub->key_len = k.size();
+  sub->block_size = b;
+  sub->num_q_blocks = qb1 - qb0;
+  sub->num_k_blocks = kb1 - kb0;
+  sub->causal = L.causal && cq == ck;
+  sub->description = L.description + " [ring chunk " + std::to_string(cq) + "×" + std::to_string(ck) + "]";
+  bool any = false;
+  for (const BlockCSR& c : L.heads) {
+    BlockCSR s;
+    s.row_ptr.assign(1, 0);
+    for (int64_t r = qb0; r < qb1; ++r) {
+      // col_idx is ascending within a row: the chunk's key blocks are one contiguous run.
+      const auto first = c.col_idx.begin() + c.row_ptr[r], last = c.col_idx.begin() + c.row_ptr[r + 1];
+      for (auto it = std::lower_bound(first, last, int32_t(kb0)); it != last && *it < kb1; ++it)
+        s.col_idx.push_back(static_cast<int32_t>(*it - kb0));
+      s.row_ptr.push_back(static_cast<int64_t>(s.col_idx.size()));
+    }
+    any = any || s.nnz() > 0;
+    s.build_transpose(sub->num_k_blocks);
+    sub->heads.push_back(std::move(s));
+  }
+  if (!any) return nullptr;
+  return sub;
+}
+
+RingPlan make_ring_plan(int64_t seq_len, int ranks, int64_t block_size, bool causal, const BlockLayout* layout) {
+  SPARROW_CHECK(ranks >= 1, "ring attention: ", ranks, " ranks");
+  SPARROW_CHECK(block_size > 0, "ring attention: block size ", block_size);
+  SPARROW_CHECK(seq_len >= 1, "ring attention: sequence length ", seq_len);
+  if (layout)
+    SPARROW_CHECK(layout->seq_len == seq_len && (layout->key_len == 0 || layout->key_len == seq_len) &&
+                      layout->block_size == block_size,
+                  "ring attention: the layout is for ", layout->seq_len, " tokens at block ", layout->block_size,
+                  " (keys ", layout->key_len, "), the sequence has ", seq_len, " at block ", block_size,
+                  "; ring attention splits plain keys only");
+  RingPlan p;
+  p.seq_len = seq_len;
+  p.block_size = block_size;
+  p.ranks = ranks;
+  p.causal = causal;
+  const int64_t chunks = 2 * int64_t(ranks), blocks = (seq_len + block_size - 1) / block_size;
+  p.chunk = (blocks + chunks - 1) / chunks * block_size;
+  SPARROW_CHECK(p.local_len(0) > 0 && p.chunk_range(ranks - 1).size() > 0, "ring attention: ", seq_len,
+                " tokens in blocks of ", block_size, " are too few for ", ranks, " ranks (each needs a block)");
+
+  p.need.assign(ranks, std::vector<char>(ranks, 0));
+  for (int r = 0; r < ranks; ++r)
+    for (int o = 0; o < ranks; ++o)
+      for (int64_t cq : p.chunks_of(r))
+        for (int64_t ck : p.chunks_of(o)) {
+          if (p.need[r][o] || !p.causally_visible(cq, ck)) continue;
+          if (p.chunk_range(cq).size() == 0 || p.chunk_range(ck).size() == 0) continue;
+          p.need[r][o] = !layout || chunk_layout(*layout, p, cq, ck) != nullptr;
+        }
+  p.last_hop.assign(ranks, 0);
+  for (int o = 0; o < ranks; ++o)
+    for (int h = 1; h < ranks; ++h)
+      if (p.need[(o + h) % ranks][o]) p.last_hop[o] = h;
+  return p;
+}
+
+}  // namespace sparrow::attn
