@@ -48,6 +48,9 @@ class Communicator {
   virtual std::unique_ptr<Work> send(Tensor t, int peer) = 0;
   virtual std::unique_ptr<Work> recv(Tensor t, int peer) = 0;
   virtual void barrier() = 0;
+  // The ranks that pass the same color, ordered by key, as a communicator of their own (data
+  // and context parallel groups). Collective: every rank calls it.
+  virtual std::unique_ptr<Communicator> split(int color, int key) = 0;
 };
 
 // "single": one process, every collective is the identity (what a run without a launcher uses).

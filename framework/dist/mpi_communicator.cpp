@@ -113,9 +113,14 @@ class MpiWork final : public Work {
 
 class MpiCommunicator final : public Communicator {
  public:
-  MpiCommunicator() {
+  MpiCommunicator() : MpiCommunicator(MPI_COMM_WORLD, true) {}
+  // Takes `comm` (dup: a private copy of it) as its own.
+  MpiCommunicator(MPI_Comm comm, bool dup) {
     runtime();
-    check_mpi(MPI_Comm_dup(MPI_COMM_WORLD, &comm_), "comm_dup");
+    if (dup)
+      check_mpi(MPI_Comm_dup(comm, &comm_), "comm_dup");
+    else
+      comm_ = comm;
     MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
@@ -187,6 +192,11 @@ class MpiCommunicator final : public Communicator {
     return w;
   }
   void barrier() override { check_mpi(MPI_Barrier(comm_), "barrier"); }
+  std::unique_ptr<Communicator> split(int color, int key) override {
+    MPI_Comm sub = MPI_COMM_NULL;
+    check_mpi(MPI_Comm_split(comm_, color, key, &sub), "split");
+    return std::make_unique<MpiCommunicator>(sub, false);
+  }
 
  private:
   void check_peer(const char* what, int peer) const {

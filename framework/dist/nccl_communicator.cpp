@@ -58,6 +58,12 @@ class NcclWork final : public Work {
 
 class NcclCommunicator final : public Communicator {
  public:
+  // A communicator over `comm` (rank and size read from it), on the current device.
+  NcclCommunicator(ncclComm_t comm) : comm_(comm) {
+    check_nccl(ncclCommUserRank(comm_, &rank_), "comm_user_rank");
+    check_nccl(ncclCommCount(comm_, &size_), "comm_count");
+    SPARROW_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  }
   NcclCommunicator() {
     rank_ = launched_rank();
     size_ = launched_world_size();
@@ -127,6 +133,11 @@ class NcclCommunicator final : public Communicator {
     return run({t}, "recv", [&] {
       return ncclRecv(t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t.dtype()), peer, comm_, stream_);
     });
+  }
+  std::unique_ptr<Communicator> split(int color, int key) override {
+    ncclComm_t sub = nullptr;
+    check_nccl(ncclCommSplit(comm_, color, key, &sub, nullptr), "comm_split");
+    return std::make_unique<NcclCommunicator>(sub);
   }
   void barrier() override {
     // An all-reduce of one int on the device, waited for by the host.

@@ -111,5 +111,18 @@ TEST(Communicator, BadTensorsAreRefusedBeforeAnyExchange) {
   world().barrier();
 }
 
+TEST(Communicator, SplitMakesGroupsThatReduceAmongThemselves) {
+  // Even and odd ranks: each group sums only its own members' ranks.
+  const int P = world().size(), r = world().rank();
+  auto group = world().split(r % 2, r);
+  EXPECT_EQ(group->size(), (P + 1 - r % 2) / 2);
+  EXPECT_EQ(group->rank(), r / 2);
+  Tensor t = from_vector(std::vector<double>{double(r)}, {1}, DType::F64);
+  group->all_reduce(t)->wait();
+  double want = 0;
+  for (int q = r % 2; q < P; q += 2) want += q;
+  EXPECT_EQ(t.item(), want);
+}
+
 }  // namespace
 }  // namespace sparrow::dist
