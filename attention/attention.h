@@ -13,10 +13,13 @@
 
 namespace sparrow::attn {
 
+struct ContextParallel;  // ring/context_parallel.h
+
 struct AttentionCall {
-  Tensor q, k, v;      // [B, H, N, D]
+  Tensor q, k, v;      // [B, H, N, D]; under context parallelism N is this rank's shard
   bool causal = true;
   int64_t step = 0;    // training step (the sparsity schedule and adaptive refresh read it)
+  const ContextParallel* context = nullptr;  // null: the whole sequence is here
 };
 
 // Throws (naming op) unless q, k, v are 4-D and of one shape [B, H, N, D].
@@ -31,6 +34,10 @@ struct AttentionStats {
   double density = 1.0;       // active / dense
   double target_sparsity = 0; // what was asked for (0 for dense)
   double flops = 0;           // forward matmul FLOPs: 4·b²·D per active block pair, per batch·head
+  // Context parallelism (ring attention), this rank's last forward: visiting shards computed on
+  // and passed by idle, and key/value bytes sent and not sent thanks to the layout.
+  int64_t ring_hops_computed = 0, ring_hops_idle = 0;
+  int64_t ring_bytes_sent = 0, ring_bytes_skipped = 0;
 };
 
 class Attention {

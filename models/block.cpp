@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "framework/nn/norm.h"
+#include "attention/ring/context_parallel.h"
 #include "framework/ops/ops.h"
 #include "models/transformer.h"
 
@@ -45,13 +46,27 @@ Tensor Block::attention_sublayer(const Tensor& h, int64_t step) const {
   const int64_t B = h.size(0), T = h.size(1), Dh = d_model_ / n_heads_;
   // qkv [B, T, 3d] → [3, B, H, T, Dh] with RoPE on q and k, in one pass; each of q, k, v is then a
   // contiguous slice in the [B, H, T, Dh] layout the attention kernels read.
-  Tensor heads = rope_heads(qkv_->forward(h), n_heads_, 0, rope_base_);
+  Tensor qkv = qkv_->forward(h), heads;
+  if (context_) {
+    // This rank's shard is two runs of the sequence's positions (zigzag): RoPE per run.
+    std::vector<Tensor> runs;
+    int64_t at = 0;
+    for (const attn::TokenRange& r : context_->local_ranges()) {
+      runs.push_back(rope_heads(slice(qkv, 1, at, at + r.size()), n_heads_, r.begin, rope_base_));
+      at += r.size();
+    }
+    SPARROW_CHECK(at == T, "context parallel: this rank holds ", at, " tokens, the batch has ", T);
+    heads = runs.size() == 1 ? runs[0] : concat(runs, 3);
+  } else {
+    heads = rope_heads(qkv, n_heads_, 0, rope_base_);
+  }
   attn::AttentionCall call;
   call.q = reshape(slice(heads, 0, 0, 1), {B, n_heads_, T, Dh});
   call.k = reshape(slice(heads, 0, 1, 2), {B, n_heads_, T, Dh});
   call.v = reshape(slice(heads, 0, 2, 3), {B, n_heads_, T, Dh});
   call.causal = true;
   call.step = step;
+  call.context = context_;
   Tensor o = attn_->forward(call);  // [B, H, T, Dh]
   Tensor merged = reshape(permute(o, {0, 2, 1, 3}).contiguous(), {B, T, d_model_});
   Tensor y = proj_->forward(merged);

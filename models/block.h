@@ -19,6 +19,8 @@ class Block : public nn::Module {
   // x [B, T, d] → [B, T, d]
   Tensor forward(const Tensor& x, int64_t step) const;
   attn::Attention& attention() const { return *attn_; }
+  // Under context parallelism x holds this rank's shard of each sequence (null: the whole).
+  void set_context(const attn::ContextParallel* context) { context_ = context; }
 
  private:
   Tensor norm(const nn::Module& m, const Tensor& x) const;
@@ -32,10 +34,7 @@ class Block : public nn::Module {
   std::shared_ptr<nn::Linear> qkv_, proj_;
   std::shared_ptr<nn::MLP> mlp_;
   std::unique_ptr<attn::Attention> attn_;
+  const attn::ContextParallel* context_ = nullptr;
 };
-
-
-
-
 
 }  // namespace sparrow::models

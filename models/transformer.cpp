@@ -52,6 +52,10 @@ TransformerLM::TransformerLM(const TransformerOptions& opt, Generator& init_gen,
 
 TransformerLM::~TransformerLM() = default;
 
+void TransformerLM::set_context_parallel(const attn::ContextParallel* context) {
+  for (auto& b : blocks_) b->set_context(context);
+}
+
 attn::Attention& TransformerLM::attention(int64_t layer) { return blocks_.at(static_cast<size_t>(layer))->attention(); }
 
 std::vector<attn::AttentionStats> TransformerLM::attention_stats() const {

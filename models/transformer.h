@@ -53,6 +53,9 @@ class TransformerLM : public nn::Module {
   const TransformerOptions& options() const { return opt_; }
   int64_t num_layers() const { return static_cast<int64_t>(blocks_.size()); }
   attn::Attention& attention(int64_t layer);
+  // Context parallelism: ids/targets then hold this rank's zigzag shard of each sequence
+  // (attn::zigzag_shard), and every attention layer runs as ring attention. Null: off.
+  void set_context_parallel(const attn::ContextParallel* context);
   std::vector<attn::AttentionStats> attention_stats() const;
   Generator& dropout_generator() { return dropout_gen_; }
   // Forward FLOPs per token of the matrix products (6× this ≈ a training step's), excluding

@@ -7,6 +7,7 @@
 
 #include "attention/backends/block_flops.h"
 #include "attention/kernels/block_attention.h"
+#include "attention/ring/context_parallel.h"
 #include "framework/autograd/node.h"
 #include "framework/core/profile.h"
 #include "framework/ops/ops.h"
@@ -127,6 +128,7 @@ Tensor AdaptiveAttention::forward(const AttentionCall& call) {
   SPARROW_PROFILE_OP("attention adaptive");
   const char* op = "adaptive attention";
   check_qkv(op, call);
+  require_whole_sequence(call, "adaptive");
   check_float(op, call.q);
   const int64_t B = call.q.size(0), H = call.q.size(1), N = call.q.size(2), D = call.q.size(3);
   layout_ = std::make_shared<const BlockLayout>(

@@ -1,5 +1,7 @@
 #include "attention/backends/auto_select.h"
 
+#include "attention/ring/context_parallel.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -37,7 +39,8 @@ Attention* AutoAttention::instance(const std::string& backend) const {
 Tensor AutoAttention::forward(const AttentionCall& call) {
   SPARROW_PROFILE_OP("attention auto_select");
   check_dim("auto attention", call.q, 4);
-  const AutoChoice choice = auto_choice(cfg_.autocfg, call.q.size(2));
+  // By the whole sequence's length, also when this rank holds a shard of it.
+  const AutoChoice choice = auto_choice(cfg_.autocfg, call.context ? call.context->seq_len : call.q.size(2));
   std::unique_ptr<Attention>& backend = instances_[choice.backend];
   if (!backend) {
     AttentionConfig c = cfg_;

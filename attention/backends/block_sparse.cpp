@@ -4,6 +4,7 @@
 
 #include "attention/backends/block_flops.h"
 #include "attention/kernels/block_attention.h"
+#include "attention/ring/context_parallel.h"
 #include "framework/core/profile.h"
 
 namespace sparrow::attn {
@@ -25,7 +26,9 @@ void BlockSparseAttention::set_sparsity(double s) {
 Tensor BlockSparseAttention::forward(const AttentionCall& call) {
   SPARROW_PROFILE_OP("attention block_sparse");
   check_dim("block_sparse attention", call.q, 4);
-  const int64_t B = call.q.size(0), H = call.q.size(1), N = call.q.size(2), D = call.q.size(3);
+  // Under context parallelism the layout is the whole sequence's, and ring attention runs it.
+  const int64_t B = call.q.size(0), H = call.q.size(1), D = call.q.size(3);
+  const int64_t N = call.context ? call.context->seq_len : call.q.size(2);
   layout_ = get_layout(cfg_, N, H, call.causal);
   BlockAttentionArgs args;
   args.layout = layout_.get();
@@ -33,7 +36,7 @@ Tensor BlockSparseAttention::forward(const AttentionCall& call) {
   args.block_size = layout_->block_size;
   args.causal = call.causal;
   args.scale = cfg_.softmax_scale;
-  Tensor out = block_attention(call.q, call.k, call.v, args);
+  Tensor out = call.context ? ring_.run(call, layout_, cfg_.softmax_scale) : block_attention(call.q, call.k, call.v, args);
 
   // Counts summed over all H heads (a shared layout counts once per head).
   const BlockLayout& L = *layout_;
@@ -50,6 +53,7 @@ Tensor BlockSparseAttention::forward(const AttentionCall& call) {
   stats_.density = stats_.dense_blocks ? static_cast<double>(stats_.active_blocks) / stats_.dense_blocks : 0.0;
   stats_.target_sparsity = cfg_.sparsity;
   stats_.flops = head_flops * static_cast<double>(B);
+  if (call.context) ring_.add_to(stats_);
   return out;
 }
 

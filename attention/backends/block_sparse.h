@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "attention/attention.h"
+#include "attention/ring/context_parallel.h"
 #include "attention/layout/block_layout.h"
 
 namespace sparrow::attn {
@@ -22,6 +23,7 @@ class BlockSparseAttention : public Attention {
  private:
   AttentionConfig cfg_;
   AttentionStats stats_;
+  RingRunner ring_;  // context parallelism
   std::shared_ptr<const BlockLayout> layout_;
 };
 

@@ -4,6 +4,7 @@
 #include "attention/kernels/block_attention.h"
 #include "attention/kernels/cuda/cudnn_sdpa.h"
 #include "attention/kernels/cudnn_attention.h"
+#include "attention/ring/context_parallel.h"
 #include "framework/core/profile.h"
 
 namespace sparrow::attn {
@@ -23,12 +24,16 @@ Tensor DenseAttention::forward(const AttentionCall& call) {
   args.scale = cfg_.softmax_scale;
   // On the GPU, bf16 dense attention goes through cuDNN's fused SDPA (the fastest dense kernel
   // on the card); every other case (CPU, f32/f64, shapes cuDNN refuses) through our kernel.
-  const bool use_cudnn = call.q.is_cuda() && call.q.dtype() == DType::BF16 && cuda::cudnn_sdpa_supported(call.q, call.causal);
-  Tensor out = use_cudnn ? cudnn_attention(call.q, call.k, call.v, call.causal, cfg_.softmax_scale)
-                         : block_attention(call.q, call.k, call.v, args);
-  stats_.backend = use_cudnn ? "dense(cudnn)" : "dense";
+  // Under context parallelism: ring attention over every block of the whole sequence.
+  const bool use_cudnn = !call.context && call.q.is_cuda() && call.q.dtype() == DType::BF16 &&
+                         cuda::cudnn_sdpa_supported(call.q, call.causal);
+  Tensor out = call.context ? ring_.run(call, nullptr, cfg_.softmax_scale)
+               : use_cudnn  ? cudnn_attention(call.q, call.k, call.v, call.causal, cfg_.softmax_scale)
+                            : block_attention(call.q, call.k, call.v, args);
+  stats_.backend = call.context ? "dense(ring)" : use_cudnn ? "dense(cudnn)" : "dense";
 
-  const int64_t B = call.q.size(0), H = call.q.size(1), N = call.q.size(2), D = call.q.size(3);
+  const int64_t B = call.q.size(0), H = call.q.size(1), D = call.q.size(3);
+  const int64_t N = call.context ? call.context->seq_len : call.q.size(2);
   const int64_t nb = (N + cfg_.block_size - 1) / cfg_.block_size;
   const std::string backend = stats_.backend;
   stats_ = AttentionStats{};
@@ -39,6 +44,7 @@ Tensor DenseAttention::forward(const AttentionCall& call) {
   stats_.density = 1.0;
   stats_.target_sparsity = 0.0;
   stats_.flops = dense_head_flops(N, cfg_.block_size, D, call.causal) * static_cast<double>(B * H);
+  if (call.context) ring_.add_to(stats_);
   return out;
 }
 

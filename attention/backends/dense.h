@@ -2,6 +2,7 @@
 // the block kernel with no layout — O(N·D) memory, never the N×N matrix.
 #pragma once
 #include "attention/attention.h"
+#include "attention/ring/context_parallel.h"
 
 namespace sparrow::attn {
 
@@ -15,6 +16,7 @@ class DenseAttention : public Attention {
  private:
   AttentionConfig cfg_;
   AttentionStats stats_;
+  RingRunner ring_;  // context parallelism
 };
 
 }  // namespace sparrow::attn

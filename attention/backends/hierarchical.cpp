@@ -6,6 +6,7 @@
 
 #include "attention/backends/block_flops.h"
 #include "attention/kernels/block_attention.h"
+#include "attention/ring/context_parallel.h"
 #include "framework/core/profile.h"
 #include "framework/ops/ops.h"
 
@@ -132,6 +133,7 @@ Tensor HierarchicalAttention::forward(const AttentionCall& call) {
   SPARROW_PROFILE_OP("attention hierarchical");
   const char* op = "hierarchical attention";
   check_qkv(op, call);
+  require_whole_sequence(call, "hierarchical");
   const int64_t B = call.q.size(0), H = call.q.size(1), N = call.q.size(2), D = call.q.size(3);
   if (!layout_ || geo_.seq_len != N || layout_causal_ != call.causal) {
     geo_ = hierarchical_geometry(cfg_.hierarchical, N, cfg_.block_size);

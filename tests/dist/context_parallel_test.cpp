@@ -1,0 +1,119 @@
+// Context parallelism through the whole model, under mpirun: a transformer whose ranks each hold
+// a zigzag shard of every sequence gives the one-process loss and, after the gradient
+// all-reduce, the one-process gradients (f32, to reduction order), with dense and block-sparse
+// layers, and refuses a backend that cannot run on a shard.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "attention/ring/context_parallel.h"
+#include "framework/nn/parameter_buffer.h"
+#include "framework/ops/ops.h"
+#include "models/transformer.h"
+
+namespace sparrow {
+namespace {
+
+dist::Communicator& world() {
+  static std::unique_ptr<dist::Communicator> c = dist::make_communicator("mpi");
+  return *c;
+}
+
+models::TransformerOptions tiny_model(const std::vector<std::string>& backends) {
+  models::TransformerOptions o;
+  o.n_layers = static_cast<int64_t>(backends.size());
+  o.d_model = 32;
+  o.n_heads = 2;
+  for (const std::string& b : backends) {
+    attn::AttentionConfig a;
+    a.backend = b;
+    a.block_size = 16;
+    a.pattern.names = {"local", "global"};
+    a.pattern.window = 1;
+    o.attention.push_back(a);
+  }
+  return o;
+}
+
+// ids [B, T] → this rank's zigzag shard [B, n].
+Tensor shard_tokens(const Tensor& ids, const attn::RingPlan& plan, int rank) {
+  const int64_t B = ids.size(0);
+  Tensor s = attn::zigzag_shard(ids.reshape({B, 1, ids.size(1)}), plan, rank);
+  return s.reshape({B, s.size(2)});
+}
+
+void check_context_parallel_equals_one_process(const std::vector<std::string>& backends, int64_t T) {
+  const int r = world().rank();
+  const int64_t B = 2;
+  Generator data(3);
+  std::vector<int32_t> tok(static_cast<size_t>(B * (T + 1)));
+  for (auto& t : tok) t = static_cast<int32_t>(data.below(256));
+  std::vector<int32_t> in, tg;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) {
+      in.push_back(tok[static_cast<size_t>(b * (T + 1) + t)]);
+      tg.push_back(tok[static_cast<size_t>(b * (T + 1) + t + 1)]);
+    }
+  const Tensor ids = from_ints(in, {B, T}), targets = from_ints(tg, {B, T});
+
+  Generator init_a(1), init_b(1);
+  models::TransformerLM whole(tiny_model(backends), init_a);
+  nn::ParameterBuffer whole_params = nn::ParameterBuffer::pack(whole);
+  const Tensor whole_loss = whole.loss(ids, targets, 0);
+  whole_loss.backward();
+
+  models::TransformerLM sharded(tiny_model(backends), init_b);
+  nn::ParameterBuffer params = nn::ParameterBuffer::pack(sharded);
+  attn::ContextParallel cp;
+  cp.comm = &world();
+  cp.seq_len = T;
+  cp.block_size = 16;
+  sharded.set_context_parallel(&cp);
+  const attn::RingPlan plan = cp.dense_plan(true);
+  const Tensor my_ids = shard_tokens(ids, plan, r), my_targets = shard_tokens(targets, plan, r);
+  // The mean over the whole sequence = Σ over ranks of (local tokens / all tokens) · local mean.
+  Tensor loss = mul_scalar(sharded.loss(my_ids, my_targets, 0),
+                           static_cast<double>(my_ids.size(1)) / static_cast<double>(T));
+  loss.backward();
+  Tensor g = params.grad();
+  world().all_reduce(g)->wait();
+  Tensor total = loss.detach().clone();
+  world().all_reduce(total)->wait();
+
+  EXPECT_NEAR(total.item(), whole_loss.item(), 1e-5);
+  const std::vector<double> a = g.to_vector(), b = whole_params.grad().to_vector();
+  double err = 0, norm = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    err = std::max(err, std::abs(a[i] - b[i]));
+    norm = std::max(norm, std::abs(b[i]));
+  }
+  EXPECT_LT(err, 1e-5 * std::max(1.0, norm)) << "largest gradient difference " << err << " of " << norm;
+  for (const auto& s : sharded.attention_stats()) EXPECT_EQ(s.ring_hops_computed + s.ring_hops_idle, world().size() - 1);
+}
+
+TEST(ContextParallel, DenseModelEqualsOneProcess) { check_context_parallel_equals_one_process({"dense", "dense"}, 256); }
+
+TEST(ContextParallel, MixedDenseAndBlockSparseRaggedEqualsOneProcess) {
+  check_context_parallel_equals_one_process({"block_sparse", "dense"}, 200);
+}
+
+TEST(ContextParallel, BackendsThatNeedTheWholeSequenceSaySo) {
+  Generator init(1);
+  models::TransformerLM m(tiny_model({"hierarchical"}), init);
+  attn::ContextParallel cp;
+  cp.comm = &world();
+  cp.seq_len = 128;
+  cp.block_size = 16;
+  m.set_context_parallel(&cp);
+  const int64_t n = cp.dense_plan(true).local_len(world().rank());
+  Tensor ids = from_ints(std::vector<int32_t>(static_cast<size_t>(n), 1), {1, n});
+  try {
+    m.loss(ids, ids, 0);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("context parallelism"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace sparrow
