@@ -10,22 +10,28 @@
 #include "framework/optim/clip.h"
 #include "models/transformer.h"
 #include "framework/cuda/graph.h"
+#include "train/parallel.h"
 #include "train/trainer.h"
 
 namespace sparrow::train {
 
 TrainStep::TrainStep(const Config& cfg, models::TransformerLM& model, nn::ParameterBuffer& params,
-                     optim::AdamW& opt, Device device, DType compute, bool profiling)
-    : cfg_(cfg), model_(model), params_(params), opt_(opt), device_(device), compute_(compute) {
+                     optim::AdamW& opt, const Parallel& parallel, Device device, DType compute, bool profiling)
+    : cfg_(cfg), model_(model), params_(params), opt_(opt), parallel_(parallel), device_(device), compute_(compute) {
   const int64_t A = cfg.train.grad_accum, B = cfg.train.batch_size, T = cfg.train.seq_len;
-  inputs_ = empty({A, B, T}, DType::I32, device);
-  targets_ = empty({A, B, T}, DType::I32, device);
+  // This rank's part of each batch: its replica's rows, its context shard's tokens.
+  Batch probe{zeros({B, T}, DType::I32), zeros({B, T}, DType::I32)};
+  const Batch local = parallel.local(probe);
+  inputs_ = empty({A, local.inputs.size(0), local.inputs.size(1)}, DType::I32, device);
+  targets_ = empty({A, local.inputs.size(0), local.inputs.size(1)}, DType::I32, device);
+  weights_ = empty({A}, DType::F32, device);
   stats_ = zeros({2}, DType::F32, device);
 
   graph_policy_ = cfg.train.cuda_graph;
   std::string why_not;
   if (device.is_cpu()) why_not = "the run is on the CPU";
   else if (profiling) why_not = "--profile times each op from the host";
+  else if (parallel.distributed()) why_not = "the step exchanges gradients with other ranks";
   if (!why_not.empty() && graph_policy_ == "on" && !profiling)
     throw TrainError("train.cuda_graph is 'on' but " + why_not + "; use train.cuda_graph: auto or off");
   if (!why_not.empty()) graph_policy_ = "off";
@@ -41,21 +47,28 @@ void TrainStep::body(int64_t step) {
     opt_.zero_grad();
     fill_(loss_sum, 0.0);
   }
+  const Shape local_shape{inputs_.size(1), inputs_.size(2)};
   for (int64_t micro = 0; micro < accum; ++micro) {
-    const Tensor inputs = inputs_.slice(0, micro, micro + 1).reshape({cfg_.train.batch_size, cfg_.train.seq_len});
-    const Tensor targets =
-        targets_.slice(0, micro, micro + 1).reshape({cfg_.train.batch_size, cfg_.train.seq_len});
+    const Tensor inputs = inputs_.slice(0, micro, micro + 1).reshape(local_shape);
+    const Tensor targets = targets_.slice(0, micro, micro + 1).reshape(local_shape);
     Tensor loss;
     {
       profile::Phase ph("forward");
       loss = model_.loss(inputs, targets, step, compute_);
     }
     profile::Phase ph("backward");
-    // Average over micro-batches: each backward adds its share into the flat gradient buffer.
-    Tensor scaled = mul_scalar(loss, 1.0 / static_cast<double>(accum));
+    // Each backward adds its weighted share into the flat gradient buffer: weight/accum, where
+    // the weight is this rank's share of the global batch's scored tokens (1 on one process).
+    Tensor scaled = mul(loss, weights_.slice(0, micro, micro + 1).reshape(loss.shape()));
     scaled.backward();
     NoGradGuard no_grad;
     add_(loss_sum, scaled.detach());
+  }
+  if (parallel_.distributed()) {
+    profile::Phase ph("gradient all-reduce");
+    Tensor grad = params_.grad();
+    parallel_.sum(grad);
+    parallel_.sum(loss_sum);
   }
   {
     profile::Phase ph("gradient norm");
@@ -65,10 +78,15 @@ void TrainStep::body(int64_t step) {
   opt_.launch(loss_sum, norm);
 }
 
-StepResult TrainStep::run(const std::vector<Batch>& batches, int64_t step, const std::vector<double>& sparsity,
-                          const std::function<void(const std::string&)>& log) {
+StepResult TrainStep::run(const std::vector<Batch>& batches, const std::vector<double>& weights, int64_t step,
+                          const std::vector<double>& sparsity, const std::function<void(const std::string&)>& log) {
+  SPARROW_CHECK(weights.size() == batches.size(), "TrainStep: ", weights.size(), " weights for ", batches.size(),
+                " batches");
   {
     profile::Phase ph("data (host sample + copy)");
+    std::vector<double> w;
+    for (double x : weights) w.push_back(x / static_cast<double>(batches.size()));
+    copy_(weights_, from_vector(w, {static_cast<int64_t>(w.size())}));
     for (size_t i = 0; i < batches.size(); ++i) {
       const int64_t m = static_cast<int64_t>(i);
       Tensor in = inputs_.slice(0, m, m + 1), tg = targets_.slice(0, m, m + 1);

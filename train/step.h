@@ -43,6 +43,9 @@ class AdamW;
 namespace cuda {
 class Graph;
 }
+namespace train {
+class Parallel;
+}
 }  // namespace sparrow
 
 namespace sparrow::train {
@@ -60,13 +63,16 @@ class TrainStep {
   static constexpr int kEagerStepsBeforeCapture = 2;
 
   TrainStep(const Config& cfg, models::TransformerLM& model, nn::ParameterBuffer& params, optim::AdamW& opt,
-            Device device, DType compute, bool profiling);
+            const Parallel& parallel, Device device, DType compute, bool profiling);
   ~TrainStep();
 
-  // batches: train.grad_accum host batches; sparsity: each layer's target this step. `log`
-  // receives one line when a graph is captured or given up.
-  StepResult run(const std::vector<Batch>& batches, int64_t step, const std::vector<double>& sparsity,
-                 const std::function<void(const std::string&)>& log);
+  // batches: train.grad_accum host batches, this rank's part of each (Parallel::local);
+  // weights: each one's loss weight (Parallel::loss_weight; 1 on one process). The step's loss
+  // is Σ_micro weight·loss / grad_accum, summed over ranks, and so are the gradients.
+  // sparsity: each layer's target this step. `log` receives one line when a graph is captured
+  // or given up.
+  StepResult run(const std::vector<Batch>& batches, const std::vector<double>& weights, int64_t step,
+                 const std::vector<double>& sparsity, const std::function<void(const std::string&)>& log);
 
  private:
   void body(int64_t step);
@@ -75,9 +81,11 @@ class TrainStep {
   models::TransformerLM& model_;
   nn::ParameterBuffer& params_;
   optim::AdamW& opt_;
+  const Parallel& parallel_;
   Device device_;
   DType compute_;
   Tensor inputs_, targets_;  // [accum, B, T] on the device: the batches, at fixed addresses
+  Tensor weights_;           // f32 [accum] on the device: each micro-batch's loss weight / accum
   Tensor stats_;             // f32 [2] on the device: loss, ‖g‖
   std::string graph_policy_;  // auto | on | off (off also where a graph cannot apply)
   std::unique_ptr<cuda::Graph> graph_;

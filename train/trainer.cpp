@@ -18,6 +18,7 @@
 #include "train/checkpoint.h"
 #include "train/memory.h"
 #include "train/metrics.h"
+#include "train/parallel.h"
 #include "train/progress.h"
 #include "train/signals.h"
 #include "train/step.h"
@@ -119,6 +120,7 @@ double evaluate(models::TransformerLM& model, Sampler& val, int64_t batches, int
 RunResult run_training(const Config& cfg, const RunOptions& run) {
   const std::string out = run.out_dir.empty() ? cfg.checkpoint.dir : run.out_dir;
   const Device dev = resolve_device(cfg.train.device);
+  const Parallel parallel(cfg, dev);
   const DType compute = cfg.train.dtype == "bf16" ? DType::BF16 : DType::F32;
   const int64_t B = cfg.train.batch_size, T = cfg.train.seq_len;
 
@@ -138,6 +140,7 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
 
   Generator init_gen(cfg.train.seed);
   models::TransformerLM model(model_options(cfg), init_gen, dev);
+  model.set_context_parallel(parallel.context());
   nn::ParameterBuffer params = nn::ParameterBuffer::pack(model, DType::F32, dev);
   optim::AdamWOptions ao;
   ao.lr = cfg.optim.lr;
@@ -185,7 +188,7 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
     return save_checkpoint(out, st, params, opt, cfg.checkpoint.keep_last);
   };
 
-  TrainStep train_step(cfg, model, params, opt, dev, compute, run.profile);
+  TrainStep train_step(cfg, model, params, opt, parallel, dev, compute, run.profile);
 
   RunResult result;
   int non_finite_in_a_row = 0;
@@ -206,9 +209,16 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
 
     // --profile: the first steps build plans and warm caches; the table covers the steps after.
     if (run.profile) profile::set_enabled(step >= start_step + kProfileWarmupSteps);
+    // Every rank draws the same global batches and keeps its part of each.
     std::vector<Batch> batches;
-    for (int64_t micro = 0; micro < cfg.train.grad_accum; ++micro) batches.push_back(data.train.next());
-    const StepResult r = train_step.run(batches, step, sparsity, [&](const std::string& m) { progress.message(m); });
+    std::vector<double> weights;
+    for (int64_t micro = 0; micro < cfg.train.grad_accum; ++micro) {
+      const Batch global = data.train.next();
+      batches.push_back(parallel.local(global));
+      weights.push_back(parallel.loss_weight(global, batches.back()));
+    }
+    const StepResult r =
+        train_step.run(batches, weights, step, sparsity, [&](const std::string& m) { progress.message(m); });
     const double loss_v = r.loss, gnorm = r.grad_norm;
     ++step;
     tokens_seen += static_cast<double>(B * T * cfg.train.grad_accum);

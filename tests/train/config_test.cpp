@@ -50,7 +50,7 @@ TEST(Config, DefaultsWithoutAFile) {
   EXPECT_EQ(c.train.device, "auto");
   EXPECT_EQ(c.train.dtype, "f32");
   EXPECT_EQ(c.schedule.decay, "cosine");
-  EXPECT_EQ(c.dist.backend, "none");
+  EXPECT_EQ(c.dist.backend, "auto");
   EXPECT_TRUE(c.attention.layers.empty());
   // An empty document and empty sections keep every default too.
   EXPECT_EQ(load_config_text("", "empty.yaml"), Config{});

@@ -144,8 +144,9 @@ struct LogConfig {
 };
 
 struct DistConfig {
-  int64_t ranks = 0;             // expected world size; 0: whatever the launcher starts
-  std::string backend = "none";  // none | mpi | nccl
+  int64_t ranks = 0;              // expected world size; 0: whatever the launcher starts
+  std::string backend = "auto";   // auto (mpi on the CPU, nccl on GPUs, when launched as several) | none | mpi | nccl
+  int64_t context_parallel = 1;   // ranks that share one sequence (ring attention); the rest is data parallel
   bool operator==(const DistConfig&) const = default;
 };
 

@@ -167,7 +167,10 @@ void visit_fields(V& v, LogConfig& l) {
 template <class V>
 void visit_fields(V& v, DistConfig& d) {
   v.field("ranks", d.ranks, "expected number of ranks; 0: as launched");
-  v.choice("backend", d.backend, {"none", "mpi", "nccl"}, "communicator");
+  v.choice("backend", d.backend, {"auto", "none", "mpi", "nccl"},
+           "communicator: auto (mpi on the CPU, nccl on GPUs when launched as several ranks), none (one process only)");
+  v.field("context_parallel", d.context_parallel,
+          "ranks that split each sequence (ring attention); ranks / context_parallel groups are data parallel");
 }
 
 template <class V>

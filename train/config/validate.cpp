@@ -151,6 +151,7 @@ void validate_config(const Config& c, const Origin& origin) {
   k.not_empty("checkpoint.dir", c.checkpoint.dir);
   k.greater<int64_t>("log.every", c.log.every, 0);
   k.at_least<int64_t>("dist.ranks", c.dist.ranks, 0);
+  k.at_least<int64_t>("dist.context_parallel", c.dist.context_parallel, 1);
 }
 
 }  // namespace sparrow::train::detail
