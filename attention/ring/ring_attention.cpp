@@ -109,6 +109,10 @@ struct RingContext {
 
 }  // namespace
 
+// The two ways round the ring, and the rank a shard moving that way comes from and goes to.
+constexpr int kDirections[2] = {+1, -1};
+int ahead(int r, int d, int P) { return ((r + d) % P + P) % P; }
+
 Tensor ring_attention(const Tensor& q, const Tensor& k, const Tensor& v, const RingAttentionArgs& args,
                       RingStats* stats) {
   SPARROW_CHECK(args.comm && args.plan, "ring_attention: needs a communicator and a plan");
@@ -126,55 +130,70 @@ Tensor ring_attention(const Tensor& q, const Tensor& k, const Tensor& v, const R
   ctx->scale = args.scale > 0 ? args.scale : 1.0 / std::sqrt(static_cast<double>(q.size(3)));
   const DType acc = q.dtype() == DType::F64 ? DType::F64 : DType::F32;
   const auto mine = plan.chunks_of(r);
+  auto reach = [&plan](int d, int origin) { return d > 0 ? plan.reach_fwd[origin] : plan.reach_bwd[origin]; };
 
   const Pair qc = split_local(q, plan, r);
-  Pair held_k = split_local(k, plan, r), held_v = split_local(v, plan, r);
-  const Pair own_k = held_k, own_v = held_v;  // kept for the backward
+  const Pair own_k = split_local(k, plan, r), own_v = split_local(v, plan, r);
   Pair out = zeros_like_pair(qc, acc);
   Pair lse{full(Shape(qc[0].shape().begin(), qc[0].shape().end() - 1), -INFINITY, acc, q.device()),
            full(Shape(qc[1].shape().begin(), qc[1].shape().end() - 1), -INFINITY, acc, q.device())};
   DType kernel_out = acc;  // the dtype the forward kernel hands O back in (its backward reads that)
   RingStats st;
 
+  // Adds the attention of this rank's queries to origin's keys into (out, lse).
+  auto attend = [&](int origin, const Pair& ks, const Pair& vs) {
+    const auto theirs = plan.chunks_of(origin);
+    for (int i = 0; i < 2; ++i)
+      for (int j = 0; j < 2; ++j) {
+        BlockAttentionArgs a;
+        if (!ctx->pair_args(mine[i], theirs[j], a)) continue;
+        BlockAttentionForward f = block_attention_forward(qc[i], ks[j], vs[j], a);
+        kernel_out = f.out.dtype();
+        merge_by_lse(out[i], lse[i], f.out, f.lse);
+      }
+  };
+
+  // held[d]: the shard that reached this rank moving in direction d (its own at step 0).
+  Pair held_k[2] = {own_k, own_k}, held_v[2] = {own_v, own_v};
   for (int h = 0; h < P; ++h) {
-    const int origin = (r - h + P) % P, next_origin = (r - h - 1 + P) % P;
+    // Post the next hop's exchanges first, so they run while this step computes.
     Exchange x;
-    Pair next_k, next_v;
-    if (h + 1 < P) {
-      if (h + 1 <= plan.last_hop[origin]) x.send(*args.comm, {&held_k, &held_v}, (r + 1) % P);
-      if (h + 1 <= plan.last_hop[next_origin]) {
-        next_k = alloc_pair(q, plan, next_origin, k.dtype());
-        next_v = alloc_pair(q, plan, next_origin, v.dtype());
-        x.recv(*args.comm, {&next_k, &next_v}, (r - 1 + P) % P);
+    Pair next_k[2], next_v[2];
+    for (int di = 0; di < 2 && h + 1 < P; ++di) {
+      const int d = kDirections[di];
+      const int origin = ahead(r, -d * h, P), incoming = ahead(r, -d * (h + 1), P);
+      if (h + 1 <= reach(d, origin)) x.send(*args.comm, {&held_k[di], &held_v[di]}, ahead(r, d, P));
+      if (h + 1 <= reach(d, incoming)) {
+        next_k[di] = alloc_pair(q, plan, incoming, k.dtype());
+        next_v[di] = alloc_pair(q, plan, incoming, v.dtype());
+        x.recv(*args.comm, {&next_k[di], &next_v[di]}, ahead(r, -d, P));
       }
     }
-    if (plan.need[r][origin]) {
-      if (h > 0) ++st.hops_computed;
-      const auto theirs = plan.chunks_of(origin);
-      for (int i = 0; i < 2; ++i)
-        for (int j = 0; j < 2; ++j) {
-          BlockAttentionArgs a;
-          if (!ctx->pair_args(mine[i], theirs[j], a)) continue;
-          BlockAttentionForward f = block_attention_forward(qc[i], held_k[j], held_v[j], a);
-          kernel_out = f.out.dtype();
-          merge_by_lse(out[i], lse[i], f.out, f.lse);
+    if (h == 0) {
+      if (plan.need[r][r]) attend(r, own_k, own_v);
+    } else {
+      for (int di = 0; di < 2; ++di) {
+        const int d = kDirections[di], origin = ahead(r, -d * h, P);
+        if (h > reach(d, origin)) continue;  // nothing travelled here this way
+        if (plan.need[r][origin]) {
+          ++st.hops_computed;
+          attend(origin, held_k[di], held_v[di]);
+        } else {
+          ++st.hops_idle;  // passing through to a rank further on
         }
-    } else if (h > 0) {
-      ++st.hops_idle;
+      }
     }
     st.bytes_sent += x.bytes;
     x.wait();
-    if (h + 1 < P) {
-      held_k = next_k;
-      held_v = next_v;
+    for (int di = 0; di < 2; ++di) {
+      held_k[di] = next_k[di];
+      held_v[di] = next_v[di];
     }
   }
-  // Bytes a full ring would have sent from this rank and this plan did not.
-  for (int h = 0; h + 1 < P; ++h) {
-    const int origin = (r - h + P) % P;
-    if (h + 1 > plan.last_hop[origin]) st.bytes_not_sent += 2 * (k.numel() / k.size(2)) * plan.local_len(origin) *
-                                                            static_cast<int64_t>(dtype_size(k.dtype()));
-  }
+  // Bytes a one-way full ring would have sent from this rank and this plan did not.
+  const int64_t row_bytes = (k.numel() / std::max<int64_t>(k.size(2), 1)) * static_cast<int64_t>(dtype_size(k.dtype()));
+  for (int h = 0; h + 1 < P; ++h) st.bytes_not_sent += 2 * row_bytes * plan.local_len(ahead(r, -h, P));
+  st.bytes_not_sent -= st.bytes_sent;
   if (stats) *stats = st;
 
   Tensor result = join(out, q.dtype());
@@ -188,57 +207,90 @@ Tensor ring_attention(const Tensor& q, const Tensor& k, const Tensor& v, const R
     dist::Communicator& comm = *ctx->args.comm;
     const int r = ctx->rank, P = ctx->P;
     const auto mine = plan.chunks_of(r);
+    auto reach = [&plan](int d, int origin) { return d > 0 ? plan.reach_fwd[origin] : plan.reach_bwd[origin]; };
     const Pair dout = split_local(g.to(qc[0].device()), plan, r);
     Pair dq = zeros_like_pair(qc, acc);
-    Pair held_k = own_k, held_v = own_v, held_dk = zeros_like_pair(own_k, acc), held_dv = zeros_like_pair(own_v, acc);
-    Pair own_dk = held_dk, own_dv = held_dv;
-    Exchange returns;  // accumulators sent home; waited for last (see below)
+
+    // Adds this rank's share of origin's dK, dV into (dk, dv), and of its own dQ.
+    auto backprop = [&](int origin, const Pair& ks, const Pair& vs, Pair& dk, Pair& dv) {
+      const auto theirs = plan.chunks_of(origin);
+      for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 2; ++j) {
+          BlockAttentionArgs a;
+          if (!ctx->pair_args(mine[i], theirs[j], a)) continue;
+          BlockAttentionGrads gr = block_attention_backward(qc[i], ks[j], vs[j], o_saved[i], lse[i], dout[i], a);
+          accumulate_(dq[i], gr.dq);
+          accumulate_(dk[j], gr.dk);
+          accumulate_(dv[j], gr.dv);
+        }
+    };
+
+    // This rank's own share stays here; each direction's travelling accumulators start at zero
+    // and come home from the end of their path.
+    Pair own_dk = zeros_like_pair(own_k, acc), own_dv = zeros_like_pair(own_v, acc);
+    if (plan.need[r][r]) backprop(r, own_k, own_v, own_dk, own_dv);
+    Pair held_k[2] = {own_k, own_k}, held_v[2] = {own_v, own_v};
+    Pair held_dk[2] = {zeros_like_pair(own_k, acc), zeros_like_pair(own_k, acc)};
+    Pair held_dv[2] = {zeros_like_pair(own_v, acc), zeros_like_pair(own_v, acc)};
+    // Accumulators whose path ended here, sent home after the ring steps: sent during them, a
+    // return could reach its origin ahead of ring messages this rank sends it later, and MPI and
+    // NCCL match one peer's messages in the order they were sent.
+    struct Return {
+      int origin;
+      Pair dk, dv;
+    };
+    std::vector<Return> returns;
     for (int h = 0; h < P; ++h) {
-      const int origin = (r - h + P) % P, next_origin = (r - h - 1 + P) % P;
       Exchange in, out;
-      Pair next_k, next_v, next_dk, next_dv;
-      if (h + 1 < P && h + 1 <= plan.last_hop[next_origin]) {
-        next_k = alloc_pair(qc[0], plan, next_origin, kd);
-        next_v = alloc_pair(qc[0], plan, next_origin, vd);
-        next_dk = alloc_pair(qc[0], plan, next_origin, acc);
-        next_dv = alloc_pair(qc[0], plan, next_origin, acc);
-        in.recv(comm, {&next_k, &next_v, &next_dk, &next_dv}, (r - 1 + P) % P);
+      Pair next_k[2], next_v[2], next_dk[2], next_dv[2];
+      for (int di = 0; di < 2 && h + 1 < P; ++di) {
+        const int d = kDirections[di], incoming = ahead(r, -d * (h + 1), P);
+        if (h + 1 <= reach(d, incoming)) {
+          next_k[di] = alloc_pair(qc[0], plan, incoming, kd);
+          next_v[di] = alloc_pair(qc[0], plan, incoming, vd);
+          next_dk[di] = alloc_pair(qc[0], plan, incoming, acc);
+          next_dv[di] = alloc_pair(qc[0], plan, incoming, acc);
+          in.recv(comm, {&next_k[di], &next_v[di], &next_dk[di], &next_dv[di]}, ahead(r, -d, P));
+        }
       }
-      if (plan.need[r][origin]) {
-        const auto theirs = plan.chunks_of(origin);
-        for (int i = 0; i < 2; ++i)
-          for (int j = 0; j < 2; ++j) {
-            BlockAttentionArgs a;
-            if (!ctx->pair_args(mine[i], theirs[j], a)) continue;
-            BlockAttentionGrads gr =
-                block_attention_backward(qc[i], held_k[j], held_v[j], o_saved[i], lse[i], dout[i], a);
-            accumulate_(dq[i], gr.dq);
-            accumulate_(held_dk[j], gr.dk);
-            accumulate_(held_dv[j], gr.dv);
-          }
-      }
-      if (h + 1 <= plan.last_hop[origin]) {
-        out.send(comm, {&held_k, &held_v, &held_dk, &held_dv}, (r + 1) % P);
-      } else if (h > 0 && h == plan.last_hop[origin]) {
-        // The end of this shard's path: its gradients go straight home. Not waited for here: the
-        // origin receives them after its own ring steps, which may still need this rank.
-        returns.send(comm, {&held_dk, &held_dv}, origin);
+      for (int di = 0; di < 2; ++di) {
+        const int d = kDirections[di], origin = ahead(r, -d * h, P);
+        if (h > 0 && h > reach(d, origin)) continue;  // nothing travelled here this way
+        if (h > 0 && plan.need[r][origin]) backprop(origin, held_k[di], held_v[di], held_dk[di], held_dv[di]);
+        if (h + 1 <= reach(d, origin)) {
+          out.send(comm, {&held_k[di], &held_v[di], &held_dk[di], &held_dv[di]}, ahead(r, d, P));
+        } else if (h > 0 && h == reach(d, origin)) {
+          returns.push_back({origin, held_dk[di], held_dv[di]});  // the end of this shard's path
+        }
       }
       in.wait();
       out.wait();
-      if (h + 1 < P && h + 1 <= plan.last_hop[next_origin]) {
-        held_k = next_k;
-        held_v = next_v;
-        held_dk = next_dk;
-        held_dv = next_dv;
+      for (int di = 0; di < 2; ++di) {
+        held_k[di] = next_k[di];
+        held_v[di] = next_v[di];
+        held_dk[di] = next_dk[di];
+        held_dv[di] = next_dv[di];
       }
     }
-    if (plan.last_hop[r] > 0) {  // this rank's keys travelled: their summed gradients come back
-      Exchange home;
-      home.recv(comm, {&own_dk, &own_dv}, (r + plan.last_hop[r]) % P);
-      home.wait();
+    // Going home: this rank's keys' summed gradients come back, one group from each way they
+    // travelled (from different ranks, since reach_fwd + reach_bwd < P). Receives first.
+    Exchange home;
+    Pair back_dk[2], back_dv[2];
+    for (int di = 0; di < 2; ++di) {
+      const int d = kDirections[di], hops = reach(d, r);
+      if (hops == 0) continue;
+      back_dk[di] = zeros_like_pair(own_k, acc);
+      back_dv[di] = zeros_like_pair(own_v, acc);
+      home.recv(comm, {&back_dk[di], &back_dv[di]}, ahead(r, d * hops, P));
     }
-    returns.wait();
+    for (Return& ret : returns) home.send(comm, {&ret.dk, &ret.dv}, ret.origin);
+    home.wait();
+    for (int di = 0; di < 2; ++di)
+      if (back_dk[di][0].defined())
+        for (int j = 0; j < 2; ++j) {
+          accumulate_(own_dk[j], back_dk[di][j]);
+          accumulate_(own_dv[j], back_dv[di][j]);
+        }
     return std::vector<Tensor>{join(dq, qd), join(own_dk, kd), join(own_dv, vd)};
   });
 }

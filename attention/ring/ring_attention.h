@@ -2,14 +2,15 @@
 // ring_plan.h), with key/value shards travelling the ring while each rank computes on the shard
 // it holds.
 //
-// Forward, on rank r: its query chunks stay; at hop h it holds the keys/values of rank r−h,
+// Forward, on rank r: its query chunks stay; at step h it holds the keys/values of rank r−h
+// (travelling forward) and r+h (travelling backward) where the plan sends them that far,
 // computes the partial attention of each (query chunk, key chunk) pair the layout leaves
 // non-empty, and merges it into its running (O, LSE) by log-sum-exp (kernels/lse_merge.h) — one
-// softmax over every key the query sees. The send of the next shard is posted before the compute,
-// so the exchange overlaps it.
-// Backward: the shards travel again with f32 dK/dV accumulators; each rank adds its share
-// (P = exp(S − LSE) with the merged LSE, Di from the merged O) and passes them on; the last rank
-// on a shard's path sends the accumulators straight back to its origin. dQ stays local.
+// softmax over every key the query sees. The next step's exchange is posted before the compute,
+// so it overlaps it.
+// Backward: the shards travel the same paths again with f32 dK/dV accumulators; each rank adds
+// its share (P = exp(S − LSE) with the merged LSE, Di from the merged O) and passes them on; the
+// last rank on a path sends the accumulators straight back to the origin. dQ stays local.
 // Every rank must call it with the same plan, in the same order (it is a collective).
 #pragma once
 #include <memory>

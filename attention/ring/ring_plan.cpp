@@ -19,8 +19,16 @@ int64_t RingPlan::local_len(int rank) const {
 
 int64_t RingPlan::hops_sent() const {
   int64_t n = 0;
-  for (int h : last_hop) n += h;
+  for (int o = 0; o < ranks; ++o) n += reach_fwd[o] + reach_bwd[o];
   return n;
+}
+
+int RingPlan::direction(int rank, int origin) const {
+  const int fwd = (rank - origin + ranks) % ranks;  // hops forward from origin to rank
+  if (fwd == 0) return 0;
+  if (fwd <= reach_fwd[origin]) return 1;
+  if (ranks - fwd <= reach_bwd[origin]) return -1;
+  return 0;
 }
 
 int64_t RingPlan::hops_skipped() const { return int64_t(ranks) * (ranks - 1) - hops_sent(); }
@@ -86,10 +94,27 @@ RingPlan make_ring_plan(int64_t seq_len, int ranks, int64_t block_size, bool cau
           if (p.chunk_range(cq).size() == 0 || p.chunk_range(ck).size() == 0) continue;
           p.need[r][o] = !layout || chunk_layout(*layout, p, cq, ck) != nullptr;
         }
-  p.last_hop.assign(ranks, 0);
-  for (int o = 0; o < ranks; ++o)
-    for (int h = 1; h < ranks; ++h)
-      if (p.need[(o + h) % ranks][o]) p.last_hop[o] = h;
+  // For each origin: the split k (forward covers distances 1..k, backward k+1..P−1) that needs
+  // the fewest hops, and of those the one whose longer path is shortest (a local pattern then
+  // talks to its neighbours; a dense layout goes half way round each way, using both
+  // directions of every link).
+  p.reach_fwd.assign(ranks, 0);
+  p.reach_bwd.assign(ranks, 0);
+  for (int o = 0; o < ranks; ++o) {
+    std::pair<int, int> best{ranks, ranks};  // (hops, longer path): more than any split costs
+    for (int k = ranks - 1; k >= 0; --k) {
+      int f = 0, b = 0;
+      for (int h = 1; h <= k; ++h)
+        if (p.need[(o + h) % ranks][o]) f = h;
+      for (int h = k + 1; h < ranks; ++h)
+        if (p.need[(o + h) % ranks][o]) b = std::max(b, ranks - h);
+      if (std::make_pair(f + b, std::max(f, b)) < best) {
+        best = {f + b, std::max(f, b)};
+        p.reach_fwd[o] = f;
+        p.reach_bwd[o] = b;
+      }
+    }
+  }
   return p;
 }
 

@@ -77,7 +77,9 @@ void check_ring_equals_one_process(const Case& c) {
   EXPECT_LT(max_abs_diff(sq.grad(), zigzag_shard(rq.grad(), *plan, r)), 1e-12) << "dQ";
   EXPECT_LT(max_abs_diff(sk.grad(), zigzag_shard(rk.grad(), *plan, r)), 1e-12) << "dK";
   EXPECT_LT(max_abs_diff(sv.grad(), zigzag_shard(rv.grad(), *plan, r)), 1e-12) << "dV";
-  EXPECT_EQ(st.hops_computed + st.hops_idle, P - 1);
+  int needed = 0;
+  for (int o = 0; o < P; ++o) needed += o != r && plan->need[r][o];
+  EXPECT_EQ(st.hops_computed, needed) << "each needed shard computed on once";
 }
 
 TEST(RingAttention, DenseEqualsOneProcess) {
@@ -111,11 +113,23 @@ TEST(RingAttention, LocalPatternSkipsTheRingStepsItDoesNotNeed) {
   const RingPlan local = make_ring_plan(N, P, 16, true, layout.get());
   const RingPlan dense = make_ring_plan(N, P, 16, true, nullptr);
   EXPECT_EQ(dense.hops_skipped(), 0);
-  if (P > 2) EXPECT_GT(local.hops_skipped(), 0) << "a window of one block needs only neighbouring chunks";
-  // Every needed pair lies on a shard's path (no rank needs keys that stop before reaching it).
+  for (int o = 0; o < P; ++o) {
+    EXPECT_EQ(dense.reach_fwd[o] + dense.reach_bwd[o], P - 1) << "dense: every other rank, once";
+    EXPECT_LE(std::abs(dense.reach_fwd[o] - dense.reach_bwd[o]), 1) << "dense: half way round each way";
+  }
+  // Every needed pair lies on exactly one of the shard's two paths.
   for (int r = 0; r < P; ++r)
-    for (int o = 0; o < P; ++o)
-      if (local.need[r][o] && r != o) EXPECT_LE((r - o + P) % P, local.last_hop[o]);
+    for (int o = 0; o < P; ++o) {
+      if (r == o) continue;
+      if (local.need[r][o]) EXPECT_NE(local.direction(r, o), 0) << r << " needs " << o;
+      EXPECT_LE(local.reach_fwd[o] + local.reach_bwd[o], P - 1);
+    }
+  // A window of one block: with the zigzag split each rank's chunks touch its neighbours' only,
+  // so each shard goes one hop each way (at most): neighbours only.
+  for (int o = 0; o < P; ++o) {
+    EXPECT_LE(local.reach_fwd[o], 1) << o;
+    EXPECT_LE(local.reach_bwd[o], 1) << o;
+  }
 }
 
 TEST(RingPlan, RefusesASequenceTooShortForTheRanks) {
