@@ -5,6 +5,10 @@
 // ranks: the ring hops a full ring would make (P·(P−1)), those whose shards travelled and were
 // computed on, the key/value bytes the forward sent and did not send, and the time of one
 // forward+backward. The cost model (bench/ring_cost_model.py) reads these lines.
+//
+// --plan-only --ranks 8,64,1024: no launcher and no compute; for each pattern, sparsity and rank
+// count, the hops the ring plan sends for a sequence of --seq tokens (what the cost model uses
+// past the rank counts that can be run here).
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
@@ -13,6 +17,7 @@
 #include <sstream>
 
 #include "attention/attention.h"
+#include "attention/layout/block_layout.h"
 #include "attention/ring/context_parallel.h"
 #include "framework/core/rng.h"
 #include "framework/ops/ops.h"
@@ -43,14 +48,38 @@ std::vector<Case> cases() {
 int main(int argc, char** argv) {
   CLI::App app{"Ring attention exchange volume and skipped ring steps per pattern (run under mpirun)", "ring_volume"};
   int64_t seq = 8192, heads = 2, head_dim = 32, block = 64;
-  bool json = false;
+  bool json = false, plan_only = false;
+  std::string ranks_list = "8,16,64,256,1024";
   app.add_option("--seq", seq, "sequence length N (whole sequence)")->check(CLI::PositiveNumber);
   app.add_option("--heads", heads, "heads H")->check(CLI::PositiveNumber);
   app.add_option("--head-dim", head_dim, "head dim D")->check(CLI::PositiveNumber);
   app.add_option("--block", block, "block size")->check(CLI::PositiveNumber);
   app.add_flag("--json", json, "one JSON line per case");
+  app.add_flag("--plan-only", plan_only, "print the ring plans' hops for --ranks, without running");
+  app.add_option("--ranks", ranks_list, "with --plan-only: rank counts, comma-separated");
   CLI11_PARSE(app, argc, argv);
   try {
+    if (plan_only) {
+      std::stringstream ss(ranks_list);
+      std::string item;
+      while (std::getline(ss, item, ',')) {
+        const int P = std::stoi(item);
+        for (const Case& c : cases()) {
+          attn::AttentionConfig cfg;
+          cfg.block_size = block;
+          cfg.sparsity = c.sparsity;
+          if (!c.patterns.empty()) cfg.pattern.names = c.patterns;
+          auto layout = c.patterns.empty() ? nullptr : attn::get_layout(cfg, seq, 1, true);
+          const attn::RingPlan plan = attn::make_ring_plan(seq, P, block, true, layout.get());
+          std::cout << nlohmann::json{{"pattern", c.name}, {"target_sparsity", c.sparsity},
+                                      {"density", layout ? layout->density() : 1.0}, {"ranks", P}, {"seq", seq},
+                                      {"block", block}, {"hops_full_ring", P * (P - 1)}, {"hops_sent", plan.hops_sent()}}
+                           .dump()
+                    << "\n";
+        }
+      }
+      return 0;
+    }
     auto world = dist::make_communicator("auto");
     const int P = world->size(), r = world->rank();
     if (P < 2) {

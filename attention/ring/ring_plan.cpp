@@ -85,15 +85,23 @@ RingPlan make_ring_plan(int64_t seq_len, int ranks, int64_t block_size, bool cau
   SPARROW_CHECK(p.local_len(0) > 0 && p.chunk_range(ranks - 1).size() > 0, "ring attention: ", seq_len,
                 " tokens in blocks of ", block_size, " are too few for ", ranks, " ranks (each needs a block)");
 
+  // need[r][o]: from every active block pair of every head (O(active blocks)); dense: every pair
+  // of chunks the causal rule leaves visible.
   p.need.assign(ranks, std::vector<char>(ranks, 0));
-  for (int r = 0; r < ranks; ++r)
-    for (int o = 0; o < ranks; ++o)
-      for (int64_t cq : p.chunks_of(r))
-        for (int64_t ck : p.chunks_of(o)) {
-          if (p.need[r][o] || !p.causally_visible(cq, ck)) continue;
-          if (p.chunk_range(cq).size() == 0 || p.chunk_range(ck).size() == 0) continue;
-          p.need[r][o] = !layout || chunk_layout(*layout, p, cq, ck) != nullptr;
-        }
+  const int64_t chunk_blocks = p.chunk / block_size;
+  auto rank_of_chunk = [ranks](int64_t c) { return static_cast<int>(c < ranks ? c : 2 * int64_t(ranks) - 1 - c); };
+  if (!layout) {
+    for (int64_t cq = 0; cq < chunks; ++cq)
+      for (int64_t ck = 0; ck < chunks; ++ck)
+        if (p.causally_visible(cq, ck) && p.chunk_range(cq).size() > 0 && p.chunk_range(ck).size() > 0)
+          p.need[rank_of_chunk(cq)][rank_of_chunk(ck)] = 1;
+  } else {
+    for (const BlockCSR& c : layout->heads)
+      for (int64_t qb = 0; qb + 1 < static_cast<int64_t>(c.row_ptr.size()); ++qb) {
+        const int r = rank_of_chunk(qb / chunk_blocks);
+        for (int64_t i = c.row_ptr[qb]; i < c.row_ptr[qb + 1]; ++i) p.need[r][rank_of_chunk(c.col_idx[i] / chunk_blocks)] = 1;
+      }
+  }
   // For each origin: the split k (forward covers distances 1..k, backward k+1..P−1) that needs
   // the fewest hops, and of those the one whose longer path is shortest (a local pattern then
   // talks to its neighbours; a dense layout goes half way round each way, using both
