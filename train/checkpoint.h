@@ -5,10 +5,17 @@
 // Written atomically: everything goes into step-N.tmp/, each file is fsynced, then the folder is
 // renamed to step-N and the parent fsynced. A crash mid-write leaves only a .tmp folder, which
 // is ignored and cleaned up; the previous checkpoint is never touched until the new one is whole.
+//
+// Checkpoints verify themselves: each tensor's CRC-32 sits in its file's metadata, state.json
+// carries the CRC-32 of its own content ("crc32": the checksum of the object without that key,
+// dumped compact), and the state's step must match the folder name and the weights' metadata.
+// A checkpoint that fails any check is refused with CheckpointError naming the file (and tensor).
 #pragma once
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "framework/nn/parameter_buffer.h"
 #include "framework/optim/adamw.h"
@@ -26,19 +33,47 @@ struct TrainState {
   nlohmann::json sampler;           // the data sampler's state
   nlohmann::json schedule;          // per-layer current sparsity
   double tokens_seen = 0;
-  nlohmann::json extra;             // anything else (e.g. config digest)
+  nlohmann::json extra;             // anything else (the trainer: {"config": resolved YAML})
+  bool verified = false;            // read back with checksums (false: a checkpoint from before them)
 };
 
-// Saves step-<state.step>; then deletes the oldest complete checkpoints beyond keep_last
-// (0: keep all). Returns the folder written.
+// Saves step-<state.step>; then retires the oldest complete checkpoints beyond keep_last (0: keep
+// all), never one named in `protect` (the trainer's resume source) nor the one just written.
+// Returns the folder written.
 std::string save_checkpoint(const std::string& run_dir, const TrainState& state, const nn::ParameterBuffer& params,
-                            const optim::AdamW& opt, int64_t keep_last);
+                            const optim::AdamW& opt, int64_t keep_last, const std::vector<std::string>& protect = {});
 
-// The newest complete checkpoint folder in run_dir, if any.
+// The complete checkpoint folders in run_dir (those with a state.json), by step, oldest first.
+std::vector<std::string> list_checkpoints(const std::string& run_dir);
+// The newest complete checkpoint folder in run_dir, if any (not verified: see load_latest_checkpoint).
 std::optional<std::string> latest_checkpoint(const std::string& run_dir);
 
-// Loads a checkpoint folder into params and opt (names, shapes and dtypes checked) and returns
-// its TrainState. Throws CheckpointError naming the file on anything missing or malformed.
-TrainState load_checkpoint(const std::string& ckpt_dir, const nn::ParameterBuffer& params, optim::AdamW& opt);
+// Reads every file of a checkpoint and checks it (checksums, format, step against folder name
+// and weights); returns its state. Throws CheckpointError naming the file on the first failure.
+TrainState verify_checkpoint(const std::string& ckpt_dir);
+
+// Loads a checkpoint folder into params and opt (names, shapes, dtypes and checksums checked
+// before anything is written) and returns its TrainState. `check_state`, when given, sees the
+// folder and its state before the weights are touched and may throw to refuse it (e.g. another model's
+// configuration). Throws CheckpointError naming the file on anything missing, malformed or corrupt.
+TrainState load_checkpoint(const std::string& ckpt_dir, const nn::ParameterBuffer& params, optim::AdamW& opt,
+                           const std::function<void(const std::string&, const TrainState&)>& check_state = {});
+
+struct LoadedCheckpoint {
+  std::string dir;
+  TrainState state;
+};
+
+// `--resume auto`: loads the newest checkpoint in run_dir that verifies. Each newer one refused
+// is reported through `warn` as one line naming it, its fault and the checkpoint taken instead.
+// nullopt: the run folder has no checkpoint. Throws CheckpointError when it has some but none
+// loads (never silently starts over); errors from check_state are not fallen back from.
+std::optional<LoadedCheckpoint> load_latest_checkpoint(const std::string& run_dir, const nn::ParameterBuffer& params,
+                                                       optim::AdamW& opt,
+                                                       const std::function<void(const std::string&)>& warn,
+                                                       const std::function<void(const std::string&, const TrainState&)>& check_state = {});
+
+// Checkpoint folders of run_dir whose step is past `step` (complete or not), by step.
+std::vector<std::string> checkpoints_after(const std::string& run_dir, int64_t step);
 
 }  // namespace sparrow::train

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "framework/autograd/node.h"
+#include "framework/core/atomic_file.h"
 #include "framework/core/profile.h"
 #include "framework/nn/parameter_buffer.h"
 #include "framework/ops/ops.h"
@@ -20,6 +21,8 @@
 #include "train/metrics.h"
 #include "train/parallel.h"
 #include "train/progress.h"
+#include "train/resume_check.h"
+#include "train/run_folder.h"
 #include "train/signals.h"
 #include "train/step.h"
 
@@ -130,11 +133,13 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
   std::error_code ec;
   fs::create_directories(out, ec);
   if (ec) throw TrainError("cannot create run folder " + out + ": " + ec.message());
-  {
-    std::ofstream f(out + "/config.yaml");
-    f << "# resolved configuration" << (run.config_path.empty() ? "" : " of " + run.config_path) << "\n" << to_yaml(cfg);
-    if (!f) throw TrainError("cannot write " + out + "/config.yaml");
-  }
+  // One trainer per run folder, for the whole run: a second one would tear metrics.jsonl and
+  // race the checkpoints. Held from before anything is written here.
+  RunFolderLock lock(out);
+  remove_stale_temp_files(out);  // left by a killed run's atomic writes
+  write_file_atomically(out + "/config.yaml", "# resolved configuration" +
+                                                  (run.config_path.empty() ? "" : " of " + run.config_path) + "\n" +
+                                                  to_yaml(cfg));
 
   DataPipeline data = open_data(cfg);
 
@@ -155,13 +160,23 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
   int64_t start_step = 0;
   double tokens_seen = 0;
   std::string resume_from;
+  std::vector<std::string> notes;  // printed once the progress display exists
+  const auto same_run = [&](const std::string& dir, const TrainState& st) { check_resumable(cfg, st, dir); };
+  std::optional<TrainState> resumed;
   if (run.resume == "auto") {
-    if (auto c = latest_checkpoint(out)) resume_from = *c;
+    // The newest checkpoint that verifies; a corrupt newer one is refused with a warning.
+    if (auto c = load_latest_checkpoint(out, params, opt, [&](const std::string& w) { notes.push_back(w); },
+                                        same_run)) {
+      resume_from = c->dir;
+      resumed = c->state;
+    }
   } else if (!run.resume.empty()) {
     resume_from = run.resume;
+    resumed = load_checkpoint(resume_from, params, opt, same_run);
   }
-  if (!resume_from.empty()) {
-    TrainState st = load_checkpoint(resume_from, params, opt);
+  if (resumed) {
+    const TrainState& st = *resumed;
+    if (!st.verified) notes.push_back("warning: " + resume_from + " predates checkpoint checksums; loaded unverified");
     start_step = st.step;
     tokens_seen = st.tokens_seen;
     data.train.set_state(st.sampler.at("train").get<uint64_t>());
@@ -169,12 +184,19 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
     auto d = st.rng.at("dropout");
     model.dropout_generator().set_state(d.at(0).get<uint64_t>(), d.at(1).get<uint64_t>());
   }
+  // From here the run's history is steps 1..start_step: checkpoints past it (a newer trajectory
+  // this run abandons, or ones refused as corrupt) are moved aside, never deleted, and never seen
+  // by --resume auto again; their metrics records go with them.
+  const std::string abandoned = move_aside(out, checkpoints_after(out, start_step));
+  if (!abandoned.empty())
+    notes.push_back("checkpoints past step " + std::to_string(start_step) + " moved aside to " + abandoned);
 
   install_stop_handlers();
-  MetricsLog metrics(out, start_step);
+  MetricsLog metrics(out, start_step, abandoned);
   Progress progress(cfg.train.steps, cfg.log.plain);
   progress.message("sparrow: " + std::to_string(model.num_parameters()) + " parameters on " + dev.str() + " (" +
                    dtype_name(compute) + "), " + data.describe());
+  for (const std::string& n : notes) progress.message(n);
   if (!resume_from.empty()) progress.message("resumed from " + resume_from + " at step " + std::to_string(start_step));
 
   auto save = [&](int64_t step) {
@@ -185,14 +207,23 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
     st.sampler["val"] = data.val.state();
     st.schedule["sparsity"] = layer_sparsity(cfg, step);
     st.tokens_seen = tokens_seen;
-    return save_checkpoint(out, st, params, opt, cfg.checkpoint.keep_last);
+    st.extra = run_record(cfg);
+    metrics.sync();  // the log is at least as durable as the checkpoint that matches it
+    // Retention never takes the checkpoint this run resumed from (nor, inside, the new one).
+    return save_checkpoint(out, st, params, opt, cfg.checkpoint.keep_last,
+                           resume_from.empty() ? std::vector<std::string>{} : std::vector<std::string>{resume_from});
   };
 
   TrainStep train_step(cfg, model, params, opt, parallel, dev, compute, run.profile);
 
   RunResult result;
   int non_finite_in_a_row = 0;
-  int64_t last_saved = start_step;
+  // The resume step needs no new checkpoint when it is already one of this run folder's.
+  int64_t last_saved = -1;
+  if (!resume_from.empty())
+    for (const std::string& c : list_checkpoints(out))
+      if (fs::equivalent(c, resume_from)) last_saved = start_step;
+  if (start_step == 0) last_saved = 0;  // nothing done yet: nothing to save
   double last_loss = NAN;
   const auto t_run = std::chrono::steady_clock::now();
   int64_t step = start_step;
@@ -287,12 +318,11 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
       last_saved = step;
     }
   }
-  if (step != last_saved || result.stopped_early) {
-    std::string where = save(step);
-    progress.finish();
-    progress.message((result.stopped_early ? "stopped early; checkpoint " : "checkpoint ") + where);
-  }
+  std::string where = step == last_saved ? latest_checkpoint(out).value_or("") : "";
+  if (step != last_saved) where = save(step);
   progress.finish();
+  if (step != last_saved || result.stopped_early)
+    progress.message((result.stopped_early ? "stopped early; checkpoint " : "checkpoint ") + where);
   if (run.profile) write_profile(out, step - start_step - kProfileWarmupSteps);
   result.steps_done = step;
   result.final_loss = last_loss;

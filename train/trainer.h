@@ -11,7 +11,11 @@ namespace sparrow::train {
 
 struct RunOptions {
   std::string out_dir;   // run folder; empty: checkpoint.dir from the config
-  std::string resume;    // "", "auto" (the newest checkpoint in the run folder, if any) or a checkpoint folder
+  // "", "auto" (the newest checkpoint in the run folder that verifies, if any; a corrupt newer one
+  // is refused with a warning) or a checkpoint folder. Checkpoints past the resume step (an
+  // abandoned trajectory) are moved to <run>/abandoned/<timestamp>/. The run folder is locked
+  // (<run>/.lock) for the whole run.
+  std::string resume;
   std::string config_path;  // for the record in the run folder
   // Stop (checkpointing) once this step is done, as a signal would: resuming later continues the
   // same run. 0: run to train.steps.

@@ -1,8 +1,5 @@
 #include "framework/nn/safetensors.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <bit>
@@ -13,6 +10,9 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "framework/core/atomic_file.h"
+#include "framework/core/crc32.h"
+
 namespace sparrow::nn {
 
 static_assert(std::endian::native == std::endian::little, "safetensors I/O assumes a little-endian host");
@@ -21,6 +21,8 @@ namespace {
 
 using json = nlohmann::ordered_json;
 constexpr const char* kMetadataKey = "__metadata__";
+// Metadata key prefix of the per-tensor checksums: "crc32.<tensor name>" -> 8 hex digits.
+constexpr const char* kChecksumPrefix = "crc32.";
 // The reference implementation refuses headers above 100 MB; so do we (a corrupt length would
 // otherwise ask for an absurd allocation).
 constexpr uint64_t kMaxHeader = 100'000'000;
@@ -129,18 +131,61 @@ void read_into(const std::string& path, std::ifstream& in, const Header& h, cons
   SPARROW_CHECK(in, "safetensors ", path, ": read of tensor '", e.name, "' failed");
 }
 
-void write_all(int fd, const void* p, size_t n, const std::string& tmp) {
-  const char* c = static_cast<const char*>(p);
-  while (n > 0) {
-    ssize_t w = ::write(fd, c, n);
-    if (w < 0 && errno == EINTR) continue;
-    SPARROW_CHECK(w > 0, "safetensors ", tmp, ": write failed (", std::strerror(errno), ")");
-    c += w;
-    n -= static_cast<size_t>(w);
+// The checksum key of a tensor in __metadata__.
+std::string checksum_key(const std::string& name) { return std::string(kChecksumPrefix) + name; }
+
+// Files written by Sparrow carry a checksum per tensor; files from elsewhere carry none and are
+// read unverified. Once any checksum is present, every tensor needs one and every checksum a
+// tensor (a renamed or dropped tensor is caught here).
+bool has_checksums(const std::map<std::string, std::string>& metadata) {
+  auto it = metadata.lower_bound(kChecksumPrefix);
+  return it != metadata.end() && it->first.rfind(kChecksumPrefix, 0) == 0;
+}
+
+void check_checksum_entries(const std::string& path, const Header& h) {
+  if (!has_checksums(h.metadata)) return;
+  std::set<std::string> names;
+  for (const Entry& e : h.entries) {
+    names.insert(e.name);
+    SPARROW_CHECK(h.metadata.count(checksum_key(e.name)), "safetensors ", path, ": tensor '", e.name,
+                  "' has no checksum although the file's other tensors do (corrupt header?)");
+  }
+  for (auto it = h.metadata.lower_bound(kChecksumPrefix);
+       it != h.metadata.end() && it->first.rfind(kChecksumPrefix, 0) == 0; ++it)
+    SPARROW_CHECK(names.count(it->first.substr(std::strlen(kChecksumPrefix))), "safetensors ", path,
+                  ": a checksum names tensor '", it->first.substr(std::strlen(kChecksumPrefix)),
+                  "' that the file does not hold (corrupt header?)");
+}
+
+void check_crc(const std::string& path, const Header& h, const Entry& e, uint32_t crc) {
+  if (!has_checksums(h.metadata)) return;
+  const std::string& want = h.metadata.at(checksum_key(e.name));
+  SPARROW_CHECK(want == crc32_hex(crc), "safetensors ", path, ": tensor '", e.name,
+                "' fails its checksum (stored crc32 ", want, ", data has ", crc32_hex(crc),
+                "): the file is corrupt");
+}
+
+// Streams every tensor's bytes through its checksum before any destination is written.
+void verify_all(const std::string& path, std::ifstream& in, const Header& h) {
+  if (!has_checksums(h.metadata)) return;
+  std::vector<char> buf(1 << 20);
+  for (const Entry& e : h.entries) {
+    in.seekg(static_cast<std::streamoff>(h.data_start + e.begin));
+    uint32_t crc = 0;
+    for (uint64_t left = e.end - e.begin; left > 0;) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(left, buf.size()));
+      in.read(buf.data(), static_cast<std::streamsize>(n));
+      SPARROW_CHECK(in, "safetensors ", path, ": read of tensor '", e.name, "' failed");
+      crc = crc32(buf.data(), n, crc);
+      left -= n;
+    }
+    check_crc(path, h, e, crc);
   }
 }
 
 }  // namespace
+
+bool safetensors_has_checksums(const std::map<std::string, std::string>& metadata) { return has_checksums(metadata); }
 
 const char* safetensors_dtype_name(DType t) {
   switch (t) {
@@ -154,18 +199,30 @@ const char* safetensors_dtype_name(DType t) {
 
 void save_safetensors(const std::string& path, const NamedTensors& tensors,
                       const std::map<std::string, std::string>& metadata) {
-  json h = json::object();
-  if (!metadata.empty()) {
-    json m = json::object();
-    for (auto& [k, v] : metadata) m[k] = v;
-    h[kMetadataKey] = m;
-  }
+  // The bytes as written (CPU, contiguous), so each checksum is of exactly what lands in the file.
+  NamedTensors host;
   std::set<std::string> seen;
-  uint64_t offset = 0;
   for (auto& [name, t] : tensors) {
     SPARROW_CHECK(!name.empty() && name != kMetadataKey, "save_safetensors ", path, ": bad tensor name '", name, "'");
     SPARROW_CHECK(seen.insert(name).second, "save_safetensors ", path, ": tensor '", name, "' given twice");
     SPARROW_CHECK(t.defined(), "save_safetensors ", path, ": tensor '", name, "' is undefined");
+    if (t.device().is_cpu() && t.is_contiguous()) {
+      host.emplace_back(name, t);
+    } else {
+      Tensor h = empty(t.shape(), t.dtype(), Device::cpu());
+      copy_(h, t);
+      host.emplace_back(name, h);
+    }
+  }
+  std::map<std::string, std::string> meta = metadata;
+  for (auto& [name, t] : host) meta[checksum_key(name)] = crc32_hex(crc32(t.data_ptr(), t.nbytes()));
+
+  json h = json::object();
+  json m = json::object();
+  for (auto& [k, v] : meta) m[k] = v;
+  h[kMetadataKey] = m;
+  uint64_t offset = 0;
+  for (auto& [name, t] : host) {
     const uint64_t nb = t.nbytes();
     h[name] = {{"dtype", safetensors_dtype_name(t.dtype())}, {"shape", t.shape()}, {"data_offsets", {offset, offset + nb}}};
     offset += nb;
@@ -175,59 +232,33 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
   unsigned char len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(static_cast<uint64_t>(text.size()) >> (8 * i));
 
-  const std::filesystem::path final_path(path);
-  std::filesystem::path dir = final_path.parent_path();
-  if (dir.empty()) dir = ".";
-  // Built by appends: GCC 12 warns falsely (-Wrestrict) on "." + std::string.
-  std::string tmp_name(1, '.');
-  tmp_name.append(final_path.filename().string()).append(".tmp.").append(std::to_string(::getpid()));
-  const std::string tmp = (dir / tmp_name).string();
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  SPARROW_CHECK(fd >= 0, "save_safetensors ", path, ": cannot create ", tmp, " (", std::strerror(errno), ")");
-  try {
-    write_all(fd, len, 8, tmp);
-    write_all(fd, text.data(), text.size(), tmp);
-    for (auto& [name, t] : tensors) {
-      if (t.numel() == 0) continue;
-      if (t.device().is_cpu() && t.is_contiguous()) {
-        write_all(fd, t.data_ptr(), t.nbytes(), tmp);
-      } else {
-        Tensor host = empty(t.shape(), t.dtype(), Device::cpu());
-        copy_(host, t);
-        write_all(fd, host.data_ptr(), host.nbytes(), tmp);
-      }
-    }
-    SPARROW_CHECK(::fsync(fd) == 0, "save_safetensors ", tmp, ": fsync failed (", std::strerror(errno), ")");
-  } catch (...) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    fail("save_safetensors ", path, ": rename from ", tmp, " failed (", std::strerror(err), ")");
-  }
-  // Make the rename itself durable.
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  AtomicFile f(path);
+  f.write(len, 8);
+  f.write(text);
+  for (auto& [name, t] : host)
+    if (t.numel() > 0) f.write(t.data_ptr(), t.nbytes());
+  f.commit();
 }
 
 SafetensorsContents read_safetensors(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   Header h = read_header(path, in);
+  check_checksum_entries(path, h);
   SafetensorsContents out;
   out.metadata = h.metadata;
+  out.verified = has_checksums(h.metadata);
   for (const Entry& e : h.entries) {
     Tensor t = empty(e.shape, e.dtype, Device::cpu());
     read_into(path, in, h, e, t);
+    check_crc(path, h, e, crc32(t.data_ptr(), t.nbytes()));
     out.tensors.emplace_back(e.name, t);
   }
   return out;
+}
+
+std::map<std::string, std::string> read_safetensors_metadata(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return read_header(path, in).metadata;
 }
 
 std::map<std::string, std::string> load_safetensors_into(const std::string& path, const NamedTensors& dest) {
@@ -252,6 +283,8 @@ std::map<std::string, std::string> load_safetensors_into(const std::string& path
   for (const Entry& e : h.entries)
     SPARROW_CHECK(wanted.count(e.name), "safetensors ", path, ": file holds tensor '", e.name,
                   "' that the model does not have");
+  check_checksum_entries(path, h);
+  verify_all(path, in, h);
   for (size_t i = 0; i < dest.size(); ++i) {
     Tensor t = dest[i].second;
     if (t.numel() == 0) continue;
