@@ -45,7 +45,7 @@ Tensor token_shard(const Tensor& x, const attn::RingPlan& plan, int rank) {
 
 }  // namespace
 
-Parallel::Parallel(const Config& cfg, Device device) {
+Parallel::Parallel(const Config& cfg, Device device) : device_(device) {
   world_ = dist::make_communicator(backend_for(cfg, device));
   const int P = world_->size();
   if (cfg.dist.ranks > 0 && cfg.dist.ranks != P)
@@ -101,5 +101,25 @@ double Parallel::loss_weight(const Batch& global, const Batch& local) const {
 void Parallel::sum(Tensor& t) const {
   if (distributed()) world_->all_reduce(t, dist::ReduceOp::Sum)->wait();
 }
+
+}  // namespace sparrow::train
+
+namespace sparrow::train {
+
+double Parallel::sum(double x) const {
+  if (!distributed()) return x;
+  Tensor t = from_vector(std::vector<double>{x}, {1}, DType::F64, device_);
+  world_->all_reduce(t, dist::ReduceOp::Sum)->wait();
+  return t.item();
+}
+
+bool Parallel::any(bool x) const {
+  if (!distributed()) return x;
+  Tensor t = from_ints({x ? 1 : 0}, {1}, device_);
+  world_->all_reduce(t, dist::ReduceOp::Max)->wait();
+  return t.item() != 0;
+}
+
+void Parallel::barrier() const { world_->barrier(); }
 
 }  // namespace sparrow::train

@@ -48,9 +48,14 @@ class Parallel {
 
   // Sums over all ranks, in place (no-op on one rank).
   void sum(Tensor& t) const;
+  double sum(double x) const;
+  // True on every rank when it is true on any (stop requests: every rank stops at one step).
+  bool any(bool x) const;
+  void barrier() const;
 
  private:
   std::unique_ptr<dist::Communicator> world_, context_group_;
+  Device device_;  // where the communicators' tensors live (NCCL: the GPU)
   int dp_ = 1, cp_ = 1, dp_rank_ = 0;
   attn::ContextParallel context_;
 };

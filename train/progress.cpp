@@ -29,9 +29,11 @@ std::string human_duration(double s) {
   return buf;
 }
 
-Progress::Progress(int64_t total, bool force_plain) : total_(total), tty_(!force_plain && isatty(STDOUT_FILENO)) {}
+Progress::Progress(int64_t total, bool force_plain, bool quiet)
+    : total_(total), tty_(!force_plain && isatty(STDOUT_FILENO)), quiet_(quiet) {}
 
 void Progress::update(int64_t step, double loss, double tps, double sec_per_step, double mem, const std::string& extra) {
+  if (quiet_) return;
   char buf[256];
   double eta = sec_per_step * static_cast<double>(total_ - step);
   std::snprintf(buf, sizeof buf, "step %lld/%lld  loss %.4f  %.0f tok/s  ETA %s  mem %s", static_cast<long long>(step),
@@ -48,6 +50,7 @@ void Progress::update(int64_t step, double loss, double tps, double sec_per_step
 }
 
 void Progress::message(const std::string& line) {
+  if (quiet_) return;
   if (tty_ && line_open_) std::printf("\r\033[2K");
   std::printf("%s\n", line.c_str());
   line_open_ = false;
@@ -55,6 +58,7 @@ void Progress::message(const std::string& line) {
 }
 
 void Progress::finish() {
+  if (quiet_) return;
   if (tty_ && line_open_) std::printf("\n");
   line_open_ = false;
   std::fflush(stdout);

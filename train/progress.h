@@ -8,7 +8,8 @@ namespace sparrow::train {
 
 class Progress {
  public:
-  Progress(int64_t total_steps, bool force_plain);
+  // quiet: print nothing (the ranks other than 0 of a distributed run).
+  Progress(int64_t total_steps, bool force_plain, bool quiet = false);
   void update(int64_t step, double loss, double tokens_per_s, double sec_per_step, double mem_bytes,
               const std::string& extra = "");
   // Prints a full line (eval results, warnings) without garbling the redrawn line.
@@ -18,6 +19,7 @@ class Progress {
  private:
   int64_t total_;
   bool tty_;
+  bool quiet_;
   bool line_open_ = false;
 };
 

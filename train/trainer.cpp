@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "framework/autograd/node.h"
 #include "framework/core/atomic_file.h"
@@ -102,20 +103,22 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-// Mean loss over `batches` validation batches, without recording; in nats per byte.
+// Mean loss over `batches` validation batches, without recording; in nats per byte. Each rank
+// scores its part of every batch, weighted as in training, and the ranks' sums are added.
 double evaluate(models::TransformerLM& model, Sampler& val, int64_t batches, int64_t step, Device dev,
-                DType compute) {
+                DType compute, const Parallel& parallel) {
   NoGradGuard no_grad;
   model.eval();
   // The same validation batches every time, so evaluations compare across steps and runs.
   val.set_state(0);
   double sum = 0;
   for (int64_t i = 0; i < batches; ++i) {
-    Batch b = val.next();
-    sum += model.loss(b.inputs.to(dev), b.targets.to(dev), step, compute).item();
+    const Batch global = val.next();
+    const Batch b = parallel.local(global);
+    sum += parallel.loss_weight(global, b) * model.loss(b.inputs.to(dev), b.targets.to(dev), step, compute).item();
   }
   model.train();
-  return sum / static_cast<double>(batches);
+  return parallel.sum(sum) / static_cast<double>(batches);
 }
 
 }  // namespace
@@ -130,16 +133,21 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
   // Refuse sizes the memory cannot hold before allocating anything large.
   check_memory_fits(cfg, dev);
 
-  std::error_code ec;
-  fs::create_directories(out, ec);
-  if (ec) throw TrainError("cannot create run folder " + out + ": " + ec.message());
-  // One trainer per run folder, for the whole run: a second one would tear metrics.jsonl and
-  // race the checkpoints. Held from before anything is written here.
-  RunFolderLock lock(out);
-  remove_stale_temp_files(out);  // left by a killed run's atomic writes
-  write_file_atomically(out + "/config.yaml", "# resolved configuration" +
-                                                  (run.config_path.empty() ? "" : " of " + run.config_path) + "\n" +
-                                                  to_yaml(cfg));
+  // Rank 0 alone writes the run folder (the others read checkpoints from it to resume).
+  const bool writer = parallel.writes();
+  std::optional<RunFolderLock> lock;
+  if (writer) {
+    std::error_code ec;
+    fs::create_directories(out, ec);
+    if (ec) throw TrainError("cannot create run folder " + out + ": " + ec.message());
+    // One trainer per run folder, for the whole run: a second one would tear metrics.jsonl and
+    // race the checkpoints. Held from before anything is written here.
+    lock.emplace(out);
+    remove_stale_temp_files(out);  // left by a killed run's atomic writes
+    write_file_atomically(out + "/config.yaml", "# resolved configuration" +
+                                                    (run.config_path.empty() ? "" : " of " + run.config_path) + "\n" +
+                                                    to_yaml(cfg));
+  }
 
   DataPipeline data = open_data(cfg);
 
@@ -187,19 +195,23 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
   // From here the run's history is steps 1..start_step: checkpoints past it (a newer trajectory
   // this run abandons, or ones refused as corrupt) are moved aside, never deleted, and never seen
   // by --resume auto again; their metrics records go with them.
-  const std::string abandoned = move_aside(out, checkpoints_after(out, start_step));
+  parallel.barrier();  // every rank has read its checkpoint before rank 0 moves any aside
+  std::string abandoned;
+  if (writer) abandoned = move_aside(out, checkpoints_after(out, start_step));
   if (!abandoned.empty())
     notes.push_back("checkpoints past step " + std::to_string(start_step) + " moved aside to " + abandoned);
 
   install_stop_handlers();
-  MetricsLog metrics(out, start_step, abandoned);
-  Progress progress(cfg.train.steps, cfg.log.plain);
+  std::optional<MetricsLog> metrics;
+  if (writer) metrics.emplace(out, start_step, abandoned);
+  Progress progress(cfg.train.steps, cfg.log.plain, /*quiet=*/!writer);
   progress.message("sparrow: " + std::to_string(model.num_parameters()) + " parameters on " + dev.str() + " (" +
-                   dtype_name(compute) + "), " + data.describe());
+                   dtype_name(compute) + "), " + data.describe() + ", " + parallel.describe());
   for (const std::string& n : notes) progress.message(n);
   if (!resume_from.empty()) progress.message("resumed from " + resume_from + " at step " + std::to_string(start_step));
 
-  auto save = [&](int64_t step) {
+  auto save = [&](int64_t step) -> std::string {
+    if (!writer) return "";
     TrainState st;
     st.step = step;
     st.rng["dropout"] = {model.dropout_generator().seed(), model.dropout_generator().offset()};
@@ -208,7 +220,7 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
     st.schedule["sparsity"] = layer_sparsity(cfg, step);
     st.tokens_seen = tokens_seen;
     st.extra = run_record(cfg);
-    metrics.sync();  // the log is at least as durable as the checkpoint that matches it
+    metrics->sync();  // the log is at least as durable as the checkpoint that matches it
     // Retention never takes the checkpoint this run resumed from (nor, inside, the new one).
     return save_checkpoint(out, st, params, opt, cfg.checkpoint.keep_last,
                            resume_from.empty() ? std::vector<std::string>{} : std::vector<std::string>{resume_from});
@@ -228,7 +240,8 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
   const auto t_run = std::chrono::steady_clock::now();
   int64_t step = start_step;
   while (step < cfg.train.steps) {
-    if (stop_requested() || (run.stop_after > 0 && step >= run.stop_after)) {
+    // A signal may reach the ranks at different steps: they agree to stop at the same one.
+    if (parallel.any(stop_requested()) || (run.stop_after > 0 && step >= run.stop_after)) {
       result.stopped_early = true;
       break;
     }
@@ -291,13 +304,32 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
     }
     rec["density"] = density;
     rec["attention"] = backends;
+    if (parallel.context()) {
+      // Ring attention, per layer, summed over the ranks: visiting shards computed on, and the
+      // key/value bytes the layouts let the forward not send.
+      std::vector<double> ring;
+      for (auto& s : model.attention_stats()) {
+        ring.push_back(static_cast<double>(s.ring_hops_computed));
+        ring.push_back(static_cast<double>(s.ring_bytes_skipped));
+      }
+      Tensor t = from_vector(ring, {static_cast<int64_t>(ring.size())}, DType::F64, dev);
+      parallel.sum(t);
+      const std::vector<double> total = t.to_vector();
+      std::vector<double> hops, skipped;
+      for (size_t i = 0; i < total.size(); i += 2) {
+        hops.push_back(total[i]);
+        skipped.push_back(total[i + 1]);
+      }
+      rec["ring_hops_computed"] = hops;
+      rec["ring_bytes_skipped"] = skipped;
+    }
     rec["target_sparsity"] = sparsity;
     rec["memory_bytes"] = current_memory_bytes(dev);
     rec["peak_memory_bytes"] = peak_memory_bytes(dev);
 
     const bool do_eval = data.val.valid() && cfg.eval.every > 0 && (step % cfg.eval.every == 0 || step == cfg.train.steps);
     if (do_eval) {
-      double vl = evaluate(model, data.val, cfg.eval.batches, step, dev, compute);
+      double vl = evaluate(model, data.val, cfg.eval.batches, step, dev, compute, parallel);
       rec["val_loss"] = vl;
       rec["val_bpb"] = vl / std::log(2.0);
       result.final_val_bpb = vl / std::log(2.0);
@@ -306,7 +338,7 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
                     vl, vl / std::log(2.0));
       progress.message(buf);
     }
-    metrics.write(rec);
+    if (metrics) metrics->write(rec);
     if (step % cfg.log.every == 0 || step == cfg.train.steps || step == start_step + 1) {
       const double per_step = seconds_since(t_run) / static_cast<double>(step - start_step);
       char extra[64];
@@ -318,12 +350,12 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
       last_saved = step;
     }
   }
-  std::string where = step == last_saved ? latest_checkpoint(out).value_or("") : "";
+  std::string where = step == last_saved && writer ? latest_checkpoint(out).value_or("") : "";
   if (step != last_saved) where = save(step);
   progress.finish();
   if (step != last_saved || result.stopped_early)
     progress.message((result.stopped_early ? "stopped early; checkpoint " : "checkpoint ") + where);
-  if (run.profile) write_profile(out, step - start_step - kProfileWarmupSteps);
+  if (run.profile && writer) write_profile(out, step - start_step - kProfileWarmupSteps);
   result.steps_done = step;
   result.final_loss = last_loss;
   return result;
