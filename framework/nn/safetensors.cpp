@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -94,7 +95,8 @@ Header read_header(const std::string& path, std::ifstream& in) {
     const json& sh = v["shape"];
     SPARROW_CHECK(sh.is_array(), "safetensors ", path, ": tensor '", name, "': shape is not an array");
     for (const json& d : sh) {
-      SPARROW_CHECK(d.is_number_unsigned(), "safetensors ", path, ": tensor '", name, "': bad dimension ", d.dump());
+      SPARROW_CHECK(d.is_number_unsigned() && d.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX), "safetensors ",
+                    path, ": tensor '", name, "': bad dimension ", d.dump());
       e.shape.push_back(d.get<int64_t>());
     }
     const json& off = v["data_offsets"];
@@ -102,7 +104,13 @@ Header read_header(const std::string& path, std::ifstream& in) {
                   "safetensors ", path, ": tensor '", name, "': data_offsets is not [begin, end]");
     e.begin = off[0].get<uint64_t>();
     e.end = off[1].get<uint64_t>();
-    const uint64_t want = static_cast<uint64_t>(shape_numel(e.shape)) * dtype_size(e.dtype);
+    // Checked: a wrapped size (e.g. [2^32, 2^32] -> 0 elements) would match empty data_offsets.
+    uint64_t want = 0;
+    try {
+      want = static_cast<uint64_t>(shape_nbytes(e.shape, dtype_size(e.dtype)));
+    } catch (const Error& err) {
+      fail("safetensors ", path, ": tensor '", name, "': ", err.what());
+    }
     SPARROW_CHECK(e.begin <= e.end && e.end - e.begin == want, "safetensors ", path, ": tensor '", name,
                   "': data_offsets [", e.begin, ", ", e.end, ") hold ", e.end - e.begin, " bytes but ",
                   safetensors_dtype_name(e.dtype), shape_str(e.shape), " needs ", want);
