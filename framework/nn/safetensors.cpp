@@ -50,12 +50,18 @@ struct Header {
 
 Header read_header(const std::string& path, std::ifstream& in) {
   SPARROW_CHECK(in, "safetensors ", path, ": cannot open for reading (", std::strerror(errno), ")");
+  // A directory or a device opens fine and then has no size: refuse it before trusting tellg.
+  std::error_code ec;
+  SPARROW_CHECK(std::filesystem::is_regular_file(path, ec), "safetensors ", path, ": is not a regular file");
   in.seekg(0, std::ios::end);
-  const uint64_t file_size = static_cast<uint64_t>(in.tellg());
+  const std::streamoff end = in.tellg();
+  SPARROW_CHECK(in && end >= 0, "safetensors ", path, ": cannot read its size");
+  const uint64_t file_size = static_cast<uint64_t>(end);
   in.seekg(0);
   SPARROW_CHECK(file_size >= 8, "safetensors ", path, ": truncated: ", file_size, " bytes, no header length");
   unsigned char len_bytes[8];
   in.read(reinterpret_cast<char*>(len_bytes), 8);
+  SPARROW_CHECK(in, "safetensors ", path, ": read of the header length failed");
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | len_bytes[i];
   SPARROW_CHECK(n <= kMaxHeader, "safetensors ", path, ": header length ", n, " is implausible (corrupt file?)");
@@ -63,6 +69,7 @@ Header read_header(const std::string& path, std::ifstream& in) {
                 file_size, " bytes");
   std::string text(n, '\0');
   in.read(text.data(), static_cast<std::streamsize>(n));
+  SPARROW_CHECK(in, "safetensors ", path, ": read of the header failed");
   SPARROW_CHECK(!text.empty() && text[0] == '{', "safetensors ", path, ": header does not start with '{'");
   json h;
   try {

@@ -96,3 +96,9 @@ TEST(SafetensorsHeader, SpanMustEqualTheByteSizeAndLieInTheFile) {
             "safetensors " + past_end + ": truncated: tensor 'w' needs bytes [0, 24) but the data section holds 8");
   fs::remove(past_end);
 }
+
+TEST(SafetensorsHeader, NotARegularFileIsRefused) {
+  EXPECT_EQ(error_of([] { nn::read_safetensors("/dev/zero"); }), "safetensors /dev/zero: is not a regular file");
+  const std::string dir = fs::temp_directory_path().string();
+  EXPECT_EQ(error_of([&] { nn::read_safetensors(dir); }), "safetensors " + dir + ": is not a regular file");
+}
