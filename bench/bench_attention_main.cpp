@@ -20,7 +20,9 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <exception>
 #include <iostream>
+#include <new>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -137,9 +139,7 @@ std::vector<std::string> split_names(const std::string& s) {
   return out;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run_cli(int argc, char** argv) {
   CLI::App app{"Time one attention backend: forward and forward+backward on random inputs", "bench_attention"};
   std::string device = "cpu", backend = "dense", pattern, dtype = "f32";
   double sparsity = 0;
@@ -260,4 +260,22 @@ int main(int argc, char** argv) {
     std::cerr << "bench_attention: " << e.what() << "\n";
     return 1;
   }
+}
+
+}  // namespace
+
+// Whatever escapes run_cli() (an allocation failing while the command line is read, an
+// exception type nobody expected) ends as one line and a non-zero status, never as
+// std::terminate's abort.
+int main(int argc, char** argv) {
+  try {
+    return run_cli(argc, argv);
+  } catch (const std::bad_alloc&) {
+    std::cerr << "bench_attention: out of memory\n";
+  } catch (const std::exception& e) {
+    std::cerr << "bench_attention: " << e.what() << "\n";
+  } catch (...) {
+    std::cerr << "bench_attention: unexpected error\n";
+  }
+  return 1;
 }

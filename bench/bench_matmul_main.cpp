@@ -9,7 +9,10 @@
 #include <benchmark/benchmark.h>
 
 #include <chrono>
+#include <exception>
 #include <fstream>
+#include <iostream>
+#include <new>
 #include <set>
 #include <sstream>
 #include <string>
@@ -92,9 +95,7 @@ BENCHMARK(BM_MatmulF32)
     ->UseRealTime()
     ->MinTime(2.0);
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run_cli(int argc, char** argv) {
   const CpuPeak& p = peak();
   std::ostringstream ctx;
   ctx << p.cores << " cores x " << p.ghz << " GHz x " << p.flops_per_cycle << " FLOPs/cycle (" << p.isa
@@ -105,4 +106,22 @@ int main(int argc, char** argv) {
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;
+}
+
+}  // namespace
+
+// Whatever escapes run_cli() (an allocation failing while the command line is read, an
+// exception type nobody expected) ends as one line and a non-zero status, never as
+// std::terminate's abort.
+int main(int argc, char** argv) {
+  try {
+    return run_cli(argc, argv);
+  } catch (const std::bad_alloc&) {
+    std::cerr << "bench_matmul: out of memory\n";
+  } catch (const std::exception& e) {
+    std::cerr << "bench_matmul: " << e.what() << "\n";
+  } catch (...) {
+    std::cerr << "bench_matmul: unexpected error\n";
+  }
+  return 1;
 }

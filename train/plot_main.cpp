@@ -4,12 +4,15 @@
 
 #include <cstdio>
 #include <exception>
+#include <new>
 #include <string>
 #include <vector>
 
 #include "train/plot/figure.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+int run_cli(int argc, char** argv) {
   CLI::App app{"Sparrow plot: training loss, validation bits per byte and tokens/s of runs, as one PNG"};
   std::vector<std::string> runs;
   sparrow::plot::PlotOptions opt;
@@ -28,9 +31,27 @@ int main(int argc, char** argv) {
   try {
     const std::string out = sparrow::plot::plot_runs(runs, opt);
     std::printf("wrote %s\n", out.c_str());
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "plot: out of memory\n");
+    return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;
   }
   return 0;
+}
+
+}  // namespace
+
+// Whatever escapes (an allocation failing while the command line is read) ends as one line
+// and a non-zero status, never as std::terminate's abort.
+int main(int argc, char** argv) {
+  try {
+    return run_cli(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "plot: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "plot: unexpected error\n");
+  }
+  return 1;
 }

@@ -14,7 +14,9 @@
 
 using namespace sparrow;
 
-int main(int argc, char** argv) {
+namespace {
+
+int run_cli(int argc, char** argv) {
   CLI::App app{"Sparrow: train a byte-level transformer LM with pluggable attention"};
   std::string config_path, out_dir, resume;
   std::vector<std::string> overrides;
@@ -51,6 +53,9 @@ int main(int argc, char** argv) {
   } catch (const train::ConfigError& e) {
     std::cerr << "train: " << e.what() << "\n";
     return 2;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "train: " << (config_path.empty() ? "--set" : config_path) << ": out of memory reading the config\n";
+    return 2;
   }
   try {
     train::RunOptions run;
@@ -71,4 +76,22 @@ int main(int argc, char** argv) {
     std::cerr << "train: " << e.what() << "\n";
     return 1;
   }
+}
+
+}  // namespace
+
+// The last line of defence: whatever escapes run_cli() (an allocation failing while the command
+// line or the config is read, an exception type nobody expected) ends as one line and a
+// non-zero status, never as std::terminate's abort.
+int main(int argc, char** argv) {
+  try {
+    return run_cli(argc, argv);
+  } catch (const std::bad_alloc&) {
+    std::cerr << "train: out of memory\n";
+  } catch (const std::exception& e) {
+    std::cerr << "train: " << e.what() << "\n";
+  } catch (...) {
+    std::cerr << "train: unexpected error\n";
+  }
+  return 1;
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "framework/core/error.h"
+#include "framework/core/file_io.h"
 
 // Static linkage: other libraries of the program may carry their own copy of stb_image_write.
 #define STB_IMAGE_WRITE_STATIC
@@ -20,6 +21,15 @@
 #pragma GCC diagnostic pop
 
 namespace sparrow::attn {
+
+namespace {
+
+// stb_image_write's output callback: appends to the std::string in `context`.
+void append_bytes(void* context, void* data, int size) {
+  static_cast<std::string*>(context)->append(static_cast<const char*>(data), static_cast<size_t>(size));
+}
+
+}  // namespace
 
 RowStats layout_row_stats(const BlockLayout& layout) {
   RowStats s;
@@ -81,8 +91,13 @@ int64_t write_layout_png(const BlockLayout& L, int64_t head, const std::string& 
     }
   for (int64_t r = 0; r < nq; ++r)
     for (int64_t i = csr.row_ptr[r]; i < csr.row_ptr[r + 1]; ++i) img[(r / f) * w + csr.col_idx[i] / f] = kActive;
-  const int ok = stbi_write_png(path.c_str(), static_cast<int>(w), static_cast<int>(h), 1, img.data(), static_cast<int>(w));
-  SPARROW_CHECK(ok, "write_layout_png: could not write ", path);
+  // Encoded in memory, then written with every write, flush and close checked (stb's own file
+  // writer ignores them: a PNG "written" to a full disk would be reported as success).
+  std::string png;
+  const int ok = stbi_write_png_to_func(append_bytes, &png, static_cast<int>(w), static_cast<int>(h), 1, img.data(),
+                                        static_cast<int>(w));
+  SPARROW_CHECK(ok, "write_layout_png: could not encode the picture for ", path);
+  write_whole_file(path, png);
   return std::max(h, w);
 }
 

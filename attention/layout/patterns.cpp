@@ -167,24 +167,31 @@ std::vector<std::unique_ptr<CandidateStream>> make_streams(const PatternSet& set
                                                            const RowGeometry& g, int64_t head) {
   std::vector<std::unique_ptr<CandidateStream>> out;
   const int64_t r = g.row, hi = g.range() - 1;
-  if (set.local) out.push_back(nearest(g, r - p.window, r + p.window));
+  // A window, rate or stride of nb + 1 blocks or more acts exactly as nb + 1 does (the window
+  // covers every block; the rate's or stride's multiples all fall outside the layout), so they
+  // are clamped there. With nb < 2^31 that keeps r ± window, window · rate and every ladder
+  // step far from int64 overflow (a window near 2^63 used to wrap into a wrong layout).
+  const auto clamp = [&](int64_t v) { return std::min(v, g.nb + 1); };
+  const int64_t window = clamp(p.window);
+  if (set.local) out.push_back(nearest(g, r - window, r + window));
   if (set.dilated) {
     std::vector<std::unique_ptr<CandidateStream>> parts;
-    for (int64_t rate : p.dilation_rates) {
-      const int64_t reach = p.window * rate;  // k·rate for k ≤ window
+    for (int64_t rate_in : p.dilation_rates) {
+      const int64_t rate = clamp(rate_in);
+      const int64_t reach = window * rate;  // k·rate for k ≤ window
       parts.push_back(std::make_unique<Ladder>(r, r - rate, r + rate, rate, 0, hi, r - reach, r + reach));
     }
     out.push_back(std::make_unique<Interleave>(std::move(parts)));
   }
   if (set.strided) {
-    const int64_t l = p.stride;
+    const int64_t l = clamp(p.stride);
     std::vector<std::unique_ptr<CandidateStream>> parts;
     parts.push_back(nearest(g, r - (l - 1), r + (l - 1)));  // |d| < l; growth widens it
     parts.push_back(std::make_unique<Ladder>(r, r - l, r + l, l, 0, hi, -kNoLimit, kNoLimit));  // d ≡ 0 (mod l)
     out.push_back(std::make_unique<Interleave>(std::move(parts)));
   }
   if (set.fixed) {
-    const int64_t l = p.stride;
+    const int64_t l = clamp(p.stride);
     const int64_t chunk_lo = (r / l) * l, chunk_hi = chunk_lo + l - 1;
     std::vector<std::unique_ptr<CandidateStream>> parts;
     parts.push_back(nearest(g, chunk_lo, chunk_hi));  // the row's own chunk; growth spills past it
@@ -306,6 +313,31 @@ std::string describe_layout(const AttentionConfig& cfg, bool causal) {
   return os.str();
 }
 
+int64_t layout_blocks(int64_t seq_len, int64_t block_size) {
+  return seq_len / block_size + (seq_len % block_size != 0 ? 1 : 0);
+}
+
+double estimate_active_blocks(const AttentionConfig& cfg, int64_t seq_len, int64_t num_heads, bool causal) {
+  const PatternSet set = expand_patterns(cfg.pattern);
+  const PatternConfig& p = cfg.pattern;
+  const double nb = static_cast<double>(layout_blocks(seq_len, cfg.block_size));
+  const double dense = causal ? nb * (nb + 1) / 2 : nb * nb;
+  // Per row: the diagonal, the sinks and what each configured pattern adds at most; every
+  // parameter is taken as a double so nothing wraps whatever its size.
+  const double w = static_cast<double>(p.window), l = static_cast<double>(p.stride);
+  const double g = set.global ? std::min(static_cast<double>(p.global_blocks), nb) : 0.0;
+  double row = 1 + g;
+  if (set.local) row += 2 * w + 1;
+  if (set.dilated) row += 2 * w * static_cast<double>(p.dilation_rates.size());
+  if (set.strided) row += 2 * l + 2 * nb / l;
+  if (set.fixed) row += l + 2 * nb / l;
+  if (set.random) row += static_cast<double>(p.random_blocks);
+  double active = std::min(dense, nb * std::min(row, nb) + g * nb);  // g global rows are dense
+  if (cfg.sparsity > 0) active = std::min(dense, (1.0 - cfg.sparsity) * dense + nb * (1 + g) + g * nb);
+  const double stored = (p.per_head && set.random) ? static_cast<double>(num_heads) : 1.0;
+  return active * stored;
+}
+
 BlockLayout build_layout(const AttentionConfig& cfg, int64_t seq_len, int64_t num_heads, bool causal) {
   SPARROW_CHECK(seq_len > 0, "attention layout: sequence length must be > 0, got ", seq_len);
   SPARROW_CHECK(num_heads >= 1, "attention layout: heads must be >= 1, got ", num_heads);
@@ -313,7 +345,7 @@ BlockLayout build_layout(const AttentionConfig& cfg, int64_t seq_len, int64_t nu
   SPARROW_CHECK(std::isfinite(cfg.sparsity) && cfg.sparsity >= 0.0 && cfg.sparsity < 1.0,
                 "attention layout: sparsity must be in [0, 1), got ", cfg.sparsity);
   const PatternSet set = expand_patterns(cfg.pattern);
-  const int64_t nb = (seq_len + cfg.block_size - 1) / cfg.block_size;
+  const int64_t nb = layout_blocks(seq_len, cfg.block_size);
   SPARROW_CHECK(nb <= std::numeric_limits<int32_t>::max(), "attention layout: ", nb, " blocks exceed int32 indices");
 
   BlockLayout L;

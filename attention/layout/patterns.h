@@ -101,6 +101,14 @@ std::vector<int32_t> build_row(const PatternSet& set, const PatternConfig& p, co
 // "bigbird(window=3, global=1, random=2, seed=0) @ sparsity 0.95" and the like.
 std::string describe_layout(const AttentionConfig& cfg, bool causal);
 
+// ceil(seq_len / block_size) without the overflow of (seq_len + block_size − 1) / block_size.
+int64_t layout_blocks(int64_t seq_len, int64_t block_size);
+
+// An upper bound on the (query block, key block) pairs build_layout would store over all its
+// stored heads, computed in O(rates) before anything is built, so a caller can refuse a layout
+// too large to hold. A double: the bound may exceed int64 for absurd inputs.
+double estimate_active_blocks(const AttentionConfig& cfg, int64_t seq_len, int64_t num_heads, bool causal);
+
 // Builds the layout (uncached; get_layout caches it). One shared CSR unless pattern.per_head
 // and the random pattern is in play (the only part that differs by head).
 BlockLayout build_layout(const AttentionConfig& cfg, int64_t seq_len, int64_t num_heads, bool causal);

@@ -1,19 +1,45 @@
 // attention_layout: builds a block-sparse layout from flags, prints its statistics, and
 // optionally draws it.
 //   attention_layout --pattern bigbird --seq 16384 --sparsity 0.95 --png out.png
-// Bad flags or an invalid configuration: one line on stderr, exit status 2.
+// Bad flags, an invalid configuration or a layout too large to build: one line on stderr, exit
+// status 2. A failure to write the PNG or any other error: one line, exit status 1.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <exception>
 #include <iostream>
+#include <new>
 
 #include "attention/attention_config.h"
 #include "attention/layout/block_layout.h"
 #include "attention/layout/layout_png.h"
+#include "attention/layout/patterns.h"
 #include "framework/core/error.h"
 
 using namespace sparrow::attn;
 
-int main(int argc, char** argv) {
+namespace {
+
+// What the tool builds at most, checked before building: a layout is O(nb + active blocks) in
+// memory (about 8 bytes an active block with its transpose, 40 a block row), so these hold it
+// to a few GiB. Training never gets near them (64K tokens at block 64 is 1024 blocks).
+constexpr int64_t kMaxBlocks = int64_t(1) << 22;
+constexpr double kMaxActiveBlocks = double(int64_t(1) << 28);
+
+// Throws sparrow::Error when the layout these flags describe would be too large to build.
+void check_layout_size(const AttentionConfig& cfg, int64_t seq, int64_t heads, bool causal) {
+  SPARROW_CHECK(seq > 0, "--seq must be > 0, got ", seq);
+  SPARROW_CHECK(cfg.block_size > 0, "--block must be > 0, got ", cfg.block_size);
+  SPARROW_CHECK(heads >= 1, "--heads must be >= 1, got ", heads);
+  const int64_t nb = layout_blocks(seq, cfg.block_size);
+  SPARROW_CHECK(nb <= kMaxBlocks, "--seq ", seq, " at --block ", cfg.block_size, " gives ", nb,
+                " blocks a side, over this tool's limit of ", kMaxBlocks, " (raise --block or lower --seq)");
+  const double active = estimate_active_blocks(cfg, seq, heads, causal);
+  SPARROW_CHECK(active <= kMaxActiveBlocks, "the layout would hold up to ", active,
+                " active blocks, over this tool's limit of ", kMaxActiveBlocks,
+                " (raise --sparsity or --block, narrow the patterns, or drop --per-head)");
+}
+
+int run_cli(int argc, char** argv) {
   AttentionConfig cfg;
   cfg.backend = "block_sparse";
   PatternConfig& p = cfg.pattern;
@@ -40,7 +66,9 @@ int main(int argc, char** argv) {
   app.add_option("--seed", p.seed, "random: seed")->capture_default_str();
   app.add_option("--png", png, "draw the layout to this PNG file");
   app.add_option("--png-head", png_head, "which head to draw")->capture_default_str();
-  app.add_option("--png-max", png_max, "largest image side in pixels; larger layouts are max-pooled")->capture_default_str();
+  app.add_option("--png-max", png_max, "largest image side in pixels; larger layouts are max-pooled")
+      ->check(CLI::Range(int64_t(1), int64_t(16384)))
+      ->capture_default_str();
 
   try {
     app.parse(argc, argv);
@@ -53,17 +81,51 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  std::shared_ptr<const BlockLayout> layout;
   try {
-    SPARROW_CHECK(png_head >= 0 && png_head < heads, "attention_layout: --png-head ", png_head, " outside [0, ", heads, ")");
-    auto layout = get_layout(cfg, seq, heads, causal);
+    SPARROW_CHECK(png_head >= 0 && png_head < heads, "--png-head ", png_head, " outside [0, ", heads, ")");
+    check_layout_size(cfg, seq, heads, causal);
+    layout = get_layout(cfg, seq, heads, causal);
+  } catch (const sparrow::Error& e) {
+    std::cerr << "attention_layout: " << e.what() << "\n";
+    return 2;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "attention_layout: out of memory building the layout (raise --block or --sparsity)\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "attention_layout: " << e.what() << "\n";
+    return 1;
+  }
+  try {
     std::cout << layout_summary(*layout);
     if (!png.empty()) {
       const int64_t side = write_layout_png(*layout, png_head, png, png_max);
       std::cout << "png: " << png << " (" << side << " px side, head " << png_head << ")\n";
     }
-  } catch (const sparrow::Error& e) {
+  } catch (const std::bad_alloc&) {
+    std::cerr << "attention_layout: out of memory drawing the layout (lower --png-max)\n";
+    return 1;
+  } catch (const std::exception& e) {
     std::cerr << "attention_layout: " << e.what() << "\n";
-    return 2;
+    return 1;
   }
   return 0;
+}
+
+}  // namespace
+
+// Whatever escapes run_cli() (an allocation failing while the command line is read, an
+// exception type nobody expected) ends as one line and a non-zero status, never as
+// std::terminate's abort.
+int main(int argc, char** argv) {
+  try {
+    return run_cli(argc, argv);
+  } catch (const std::bad_alloc&) {
+    std::cerr << "attention_layout: out of memory\n";
+  } catch (const std::exception& e) {
+    std::cerr << "attention_layout: " << e.what() << "\n";
+  } catch (...) {
+    std::cerr << "attention_layout: unexpected error\n";
+  }
+  return 1;
 }

@@ -1,13 +1,24 @@
 #include "framework/core/shape.h"
 
+#include "framework/core/checked_math.h"
 #include "framework/core/error.h"
 
 namespace sparrow {
 
 int64_t shape_numel(const Shape& s) {
   int64_t n = 1;
-  for (int64_t d : s) n *= d;
+  for (int64_t d : s) {
+    const std::optional<int64_t> m = checked_mul(n, d);
+    SPARROW_CHECK(m, "shape ", shape_str(s), ": element count overflows 64 bits");
+    n = *m;
+  }
   return n;
+}
+
+int64_t shape_nbytes(const Shape& s, size_t elem_size) {
+  const std::optional<int64_t> b = checked_mul(shape_numel(s), static_cast<int64_t>(elem_size));
+  SPARROW_CHECK(b, "shape ", shape_str(s), ": byte size (", elem_size, "-byte elements) overflows 64 bits");
+  return *b;
 }
 
 Shape contiguous_strides(const Shape& s) {

@@ -119,7 +119,7 @@ double Tensor::item() const {
 Tensor empty(const Shape& shape, DType dtype, Device device) {
   for (int64_t d : shape) SPARROW_CHECK(d >= 0, "empty: negative dimension in ", shape_str(shape));
   auto p = std::make_shared<TensorImpl>();
-  p->storage = std::make_shared<Storage>(static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype), device);
+  p->storage = std::make_shared<Storage>(static_cast<size_t>(shape_nbytes(shape, dtype_size(dtype))), device);
   p->shape = shape;
   p->strides = contiguous_strides(shape);
   p->dtype = dtype;

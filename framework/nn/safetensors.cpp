@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -51,12 +52,18 @@ struct Header {
 
 Header read_header(const std::string& path, std::ifstream& in) {
   SPARROW_CHECK(in, "safetensors ", path, ": cannot open for reading (", std::strerror(errno), ")");
+  // A directory or a device opens fine and then has no size: refuse it before trusting tellg.
+  std::error_code ec;
+  SPARROW_CHECK(std::filesystem::is_regular_file(path, ec), "safetensors ", path, ": is not a regular file");
   in.seekg(0, std::ios::end);
-  const uint64_t file_size = static_cast<uint64_t>(in.tellg());
+  const std::streamoff end = in.tellg();
+  SPARROW_CHECK(in && end >= 0, "safetensors ", path, ": cannot read its size");
+  const uint64_t file_size = static_cast<uint64_t>(end);
   in.seekg(0);
   SPARROW_CHECK(file_size >= 8, "safetensors ", path, ": truncated: ", file_size, " bytes, no header length");
   unsigned char len_bytes[8];
   in.read(reinterpret_cast<char*>(len_bytes), 8);
+  SPARROW_CHECK(in, "safetensors ", path, ": read of the header length failed");
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | len_bytes[i];
   SPARROW_CHECK(n <= kMaxHeader, "safetensors ", path, ": header length ", n, " is implausible (corrupt file?)");
@@ -64,6 +71,7 @@ Header read_header(const std::string& path, std::ifstream& in) {
                 file_size, " bytes");
   std::string text(n, '\0');
   in.read(text.data(), static_cast<std::streamsize>(n));
+  SPARROW_CHECK(in, "safetensors ", path, ": read of the header failed");
   SPARROW_CHECK(!text.empty() && text[0] == '{', "safetensors ", path, ": header does not start with '{'");
   json h;
   try {
@@ -96,7 +104,8 @@ Header read_header(const std::string& path, std::ifstream& in) {
     const json& sh = v["shape"];
     SPARROW_CHECK(sh.is_array(), "safetensors ", path, ": tensor '", name, "': shape is not an array");
     for (const json& d : sh) {
-      SPARROW_CHECK(d.is_number_unsigned(), "safetensors ", path, ": tensor '", name, "': bad dimension ", d.dump());
+      SPARROW_CHECK(d.is_number_unsigned() && d.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX), "safetensors ",
+                    path, ": tensor '", name, "': bad dimension ", d.dump());
       e.shape.push_back(d.get<int64_t>());
     }
     const json& off = v["data_offsets"];
@@ -104,7 +113,13 @@ Header read_header(const std::string& path, std::ifstream& in) {
                   "safetensors ", path, ": tensor '", name, "': data_offsets is not [begin, end]");
     e.begin = off[0].get<uint64_t>();
     e.end = off[1].get<uint64_t>();
-    const uint64_t want = static_cast<uint64_t>(shape_numel(e.shape)) * dtype_size(e.dtype);
+    // Checked: a wrapped size (e.g. [2^32, 2^32] -> 0 elements) would match empty data_offsets.
+    uint64_t want = 0;
+    try {
+      want = static_cast<uint64_t>(shape_nbytes(e.shape, dtype_size(e.dtype)));
+    } catch (const Error& err) {
+      fail("safetensors ", path, ": tensor '", name, "': ", err.what());
+    }
     SPARROW_CHECK(e.begin <= e.end && e.end - e.begin == want, "safetensors ", path, ": tensor '", name,
                   "': data_offsets [", e.begin, ", ", e.end, ") hold ", e.end - e.begin, " bytes but ",
                   safetensors_dtype_name(e.dtype), shape_str(e.shape), " needs ", want);

@@ -294,4 +294,11 @@ TEST(PlotCanvas, RectanglesLinesAndTextLandWhereAsked) {
   EXPECT_EQ(outside, 0);
   EXPECT_THROW(Canvas(0, 10), sparrow::Error);
   EXPECT_THROW(c.save_png((fs::path("/nonexistent_dir_for_plot_test") / "x.png").string()), sparrow::Error);
+  // A full device fails only at flush/close: that must be an error too, naming the path.
+  try {
+    c.save_png("/dev/full");
+    ADD_FAILURE() << "save_png to /dev/full succeeded";
+  } catch (const sparrow::Error& e) {
+    EXPECT_EQ(std::string(e.what()), "/dev/full: write failed (No space left on device)");
+  }
 }

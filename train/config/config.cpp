@@ -1,10 +1,11 @@
 // load_config: file -> YAML tree, `--set` overrides written into the tree (so a per-layer
 // override sees an overridden default), then read (reader.cpp) and validated (validate.cpp).
 #include <algorithm>
-#include <fstream>
 #include <sstream>
 
 #include "attention/attention.h"
+#include "framework/core/error.h"
+#include "framework/core/file_io.h"
 #include "train/config/config_io.h"
 #include "train/config/schema.h"
 
@@ -22,6 +23,10 @@ const std::vector<std::string>& attention_pattern_choices() {
 }
 
 namespace {
+
+// Real configs are a few KiB; the cap keeps a hostile or mistaken file (a corpus passed as the
+// config, a 50 MB generated list) from exhausting memory in the YAML parser.
+constexpr uint64_t kMaxConfigBytes = uint64_t(16) << 20;
 
 std::string trim(const std::string& s) {
   size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
@@ -73,6 +78,10 @@ void apply_override(YAML::Node& root, const std::string& spec, detail::Origin& o
 
 Config load(YAML::Node root, const std::string& source_name, const std::vector<std::string>& overrides) {
   detail::Origin origin(source_name.empty() ? "<defaults>" : source_name);
+  // No file (train --set ... alone) means the defaults; a file with nothing in it is more
+  // likely a mistake (a truncated copy, the wrong path) than a request for every default.
+  if (!source_name.empty() && (!root.IsDefined() || root.IsNull()))
+    throw ConfigError(source_name + ": the config is empty (an empty file is not a run description: give at least one section)");
   if (!root.IsDefined() || root.IsNull()) root.reset(YAML::Node(YAML::NodeType::Map));
   if (!root.IsMap())
     throw ConfigError(origin.where("", root.Mark()) + ": the config must be a mapping of sections");
@@ -84,7 +93,16 @@ Config load(YAML::Node root, const std::string& source_name, const std::vector<s
 
 YAML::Node parse(const std::string& text, const std::string& source_name) {
   try {
-    return YAML::Load(text);
+    // All documents, so a second one (after `---`) is refused rather than silently ignored.
+    std::vector<YAML::Node> docs = YAML::LoadAll(text);
+    if (docs.size() > 1) {
+      const YAML::Mark m = docs[1].Mark();
+      const std::string at =
+          m.line < 0 ? "" : ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+      throw ConfigError(source_name + at + ": holds " + std::to_string(docs.size()) +
+                        " YAML documents (separated by ---); a config is one document");
+    }
+    return docs.empty() ? YAML::Node() : docs[0];
   } catch (const YAML::Exception& e) {
     throw ConfigError(source_name + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
                       ": not valid YAML: " + yaml_message(e));
@@ -100,11 +118,13 @@ Config load_config_text(const std::string& yaml_text, const std::string& source_
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
   if (path.empty()) return load(YAML::Node(YAML::NodeType::Map), "", overrides);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError(path + ": cannot open the config file");
-  std::stringstream text;
-  text << in.rdbuf();
-  return load(parse(text.str(), path), path, overrides);
+  std::string text;
+  try {
+    text = read_small_file(path, kMaxConfigBytes, "config file");
+  } catch (const Error& e) {
+    throw ConfigError(e.what());
+  }
+  return load(parse(text, path), path, overrides);
 }
 
 }  // namespace sparrow::train

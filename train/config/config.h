@@ -10,6 +10,10 @@
 //   configs/x.yaml:4:3: unknown key 'model.n_layer': allowed keys are vocab_size, n_layers, ...
 //   configs/x.yaml:7:12: key 'train.seq_len' expected an integer, got 'abc'
 //   --set train.seq_len=0: key 'train.seq_len' must be > 0, got 0
+// Also refused, never run as the defaults or half-read: a config that is not a regular file or
+// is over 16 MiB, an empty one, a second YAML document, a key given twice, a number that is not
+// finite (YAML's .inf/.nan are read as numbers, then refused), an integer over 2^31 − 1, and
+// degenerate values (lr outside (0, 10], eps outside (0, 1], rope_base ≤ 1, lr·weight_decay ≥ 1, ...).
 #pragma once
 #include <cstdint>
 #include <map>

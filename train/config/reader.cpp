@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstdlib>
+#include <limits>
+#include <map>
 #include <set>
 
 #include "train/config/config_io.h"
@@ -59,6 +62,7 @@ class Reader {
   // Reads every schema key of `target` present in the node, then rejects the others.
   template <class S>
   void read(S& target) {
+    reject_duplicate_keys();
     visit_fields(*this, target);
     if (!node_.IsMap()) return;
     for (const auto& kv : node_) {
@@ -155,6 +159,21 @@ class Reader {
   }
 
  private:
+  // yaml-cpp keeps every copy of a repeated key and lookups find the first, so a later
+  // `lr: 0.1` would be ignored without a word: refuse it, pointing at the repeat.
+  void reject_duplicate_keys() const {
+    if (!node_.IsMap()) return;
+    std::map<std::string, YAML::Mark> first;
+    for (const auto& kv : node_) {
+      const std::string key = kv.first.Scalar();
+      auto [it, fresh] = first.emplace(key, kv.first.Mark());
+      if (fresh) continue;
+      const std::string path = prefix_ + key;
+      throw ConfigError(origin_.where(path, kv.first.Mark()) + ": key '" + path + "' is given twice (first at line " +
+                        std::to_string(it->second.line + 1) + ")");
+    }
+  }
+
   [[noreturn]] void bad(const YAML::Node& n, const std::string& path, const std::string& expected) const {
     // A null's own mark is where the next token starts; the key (the path's last part) is clearer.
     YAML::Mark mark = n.Mark();
@@ -183,11 +202,28 @@ class Reader {
       bad(n, path, "expected a non-negative integer");
   }
 
+  // Decimal and scientific numbers, and YAML's spellings of the non-finite ones (.inf, -.inf,
+  // .nan, any case) as well as inf/nan: read as the numbers they are, so that validation can
+  // say "must be a finite number" rather than "not a number".
   void convert(const YAML::Node& n, const std::string& path, double& out) const {
     const std::string& s = scalar(n, path, "expected a number");
-    const char* b = s.data() + (!s.empty() && s[0] == '+');
-    auto [end, ec] = std::from_chars(b, s.data() + s.size(), out);
-    if (ec != std::errc() || end != s.data() + s.size() || s.empty()) bad(n, path, "expected a number");
+    std::string lower = s;
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    constexpr double inf = std::numeric_limits<double>::infinity();
+    if (lower == ".inf" || lower == "+.inf") {
+      out = inf;
+    } else if (lower == "-.inf") {
+      out = -inf;
+    } else if (lower == ".nan") {
+      out = std::numeric_limits<double>::quiet_NaN();
+    } else {
+      const char* b = s.data() + (!s.empty() && s[0] == '+');
+      auto [end, ec] = std::from_chars(b, s.data() + s.size(), out);
+      if ((ec != std::errc() && ec != std::errc::result_out_of_range) || end != s.data() + s.size() || s.empty())
+        bad(n, path, "expected a number");
+      // 1e999 or 1e-999: strtod rounds to the infinity or zero that validation then judges.
+      if (ec == std::errc::result_out_of_range) out = std::strtod(s.c_str(), nullptr);
+    }
   }
 
   void convert(const YAML::Node& n, const std::string& path, bool& out) const {

@@ -1,11 +1,18 @@
 // Range and consistency checks on a parsed Config. Each failure is one line naming the key and
 // where its value was set (file:line:column, or the --set override, or the file for a default).
+#include <cmath>
 #include <string>
 
 #include "train/config/config_io.h"
+#include "train/config/schema.h"
 
 namespace sparrow::train::detail {
 namespace {
+
+// The largest value any integer key takes: counts and sizes (blocks, tokens, steps, layers)
+// index int32 block tables and multiply with each other, so values near 2^63 would overflow
+// into a wrong layout or shape long before they could mean anything.
+constexpr int64_t kMaxInt = (int64_t(1) << 31) - 1;
 
 class Checker {
  public:
@@ -28,6 +35,10 @@ class Checker {
   template <class T>
   void greater(const std::string& path, T v, T lo) const {
     if (!(v > lo)) fail(path, "must be > " + text(lo) + ", got " + text(v));
+  }
+  template <class T>
+  void at_most(const std::string& path, T v, T hi) const {
+    if (v > hi) fail(path, "must be <= " + text(hi) + ", got " + text(v));
   }
   // lo <= v < hi
   void half_open(const std::string& path, double v, double lo, double hi) const {
@@ -72,10 +83,62 @@ class Checker {
   const Origin& origin_;
 };
 
+// Walks every key of the schema (schema.h), per-layer overrides included, with the limits
+// every number shares whatever its key: a double is finite, an integer at most kMaxInt. The
+// key-specific ranges follow in validate_config; this walk means a key added to the schema is
+// covered without an edit here.
+class NumberLimits {
+ public:
+  NumberLimits(const Checker& k, std::string prefix) : k_(k), prefix_(std::move(prefix)) {}
+
+  template <class T>
+  void field(const char* key, const T& value, const char*) {
+    check(prefix_ + key, value);
+  }
+  void choice(const char*, const std::string&, const std::vector<std::string>&, const char*) {}
+  void choice_list(const char*, const std::vector<std::string>&, const std::vector<std::string>&, const char*) {}
+  template <class S>
+  void section(const char* key, S& sub, const char*) {
+    NumberLimits inner(k_, prefix_ + key + ".");
+    visit_fields(inner, sub);
+  }
+  void layer_overrides(const char* key, AttentionSection& a, const char*) {
+    for (auto& [i, layer] : a.layers) {
+      NumberLimits inner(k_, prefix_ + key + "." + std::to_string(i) + ".");
+      visit_fields(inner, layer);
+    }
+  }
+
+ private:
+  void check(const std::string& path, double v) const {
+    if (!std::isfinite(v)) k_.fail(path, "must be a finite number, got " + format_double(v));
+  }
+  void check(const std::string& path, int64_t v) const {
+    if (v > kMaxInt)
+      k_.fail(path, "must be <= " + std::to_string(kMaxInt) + " (2^31 - 1, the largest integer a key takes), got " +
+                        std::to_string(v));
+  }
+  void check(const std::string&, uint64_t) const {}  // seeds: every value is a seed
+  void check(const std::string&, bool) const {}
+  void check(const std::string&, const std::string&) const {}
+  template <class T>
+  void check(const std::string& path, const std::vector<T>& values) const {
+    for (const T& v : values) check(path, v);
+  }
+
+  const Checker& k_;
+  std::string prefix_;
+};
+
 }  // namespace
 
 void validate_config(const Config& c, const Origin& origin) {
   Checker k(origin);
+  {
+    Config walked = c;  // visit_fields takes mutable references; the walk only reads
+    NumberLimits limits(k, "");
+    visit_fields(limits, walked);
+  }
   const ModelConfig& m = c.model;
   if (m.vocab_size != 256) k.fail("model.vocab_size", "must be 256 (byte-level tokens), got " + std::to_string(m.vocab_size));
   k.at_least<int64_t>("model.n_layers", m.n_layers, 1);
@@ -94,8 +157,14 @@ void validate_config(const Config& c, const Origin& origin) {
     k.fail(blame_heads ? "model.n_heads" : "model.d_model",
            "gives an odd head dim d_model/n_heads = " + std::to_string(m.d_model / m.n_heads) + " (RoPE needs it even)");
   k.greater("model.mlp_ratio", m.mlp_ratio, 0.0);
+  // The MLP's hidden width round(mlp_ratio · d_model) must be a real width.
+  const double hidden = std::round(m.mlp_ratio * static_cast<double>(m.d_model));
+  if (!(hidden >= 1 && hidden <= static_cast<double>(kMaxInt)))
+    k.fail("model.mlp_ratio", "gives an MLP hidden width round(mlp_ratio * d_model) = " + format_double(hidden) +
+                                  ", outside [1, " + std::to_string(kMaxInt) + "]");
   k.half_open("model.dropout", m.dropout, 0.0, 1.0);
-  k.greater("model.rope_base", m.rope_base, 0.0);
+  // Base 1 makes every RoPE frequency 1 (no position signal); below 1 inverts the spectrum.
+  k.greater("model.rope_base", m.rope_base, 1.0);
 
   k.layer("attention.", c.attention.base);
   for (const auto& [i, layer] : c.attention.layers) {
@@ -122,12 +191,22 @@ void validate_config(const Config& c, const Origin& origin) {
 
   const OptimConfig& o = c.optim;
   k.greater("optim.lr", o.lr, 0.0);
+  // Adam's step is about lr per weight whatever the gradient's scale: past 10 every step
+  // overshoots any sensible weight, and the run is noise from the first step.
+  k.at_most("optim.lr", o.lr, 10.0);
   k.at_least("optim.min_lr", o.min_lr, 0.0);
   if (o.min_lr > o.lr) k.fail("optim.min_lr", "must be <= optim.lr (" + format_double(o.lr) + "), got " + format_double(o.min_lr));
   k.at_least("optim.weight_decay", o.weight_decay, 0.0);
+  // Decoupled decay multiplies each weight by 1 - lr·weight_decay a step: at 1 or more that
+  // zeroes or flips every weight.
+  if (!(o.lr * o.weight_decay < 1.0))
+    k.fail("optim.weight_decay", "times optim.lr (" + format_double(o.lr) + ") must be < 1 (each step scales weights by 1 - lr * weight_decay), got " +
+                                     format_double(o.weight_decay));
   k.half_open("optim.beta1", o.beta1, 0.0, 1.0);
   k.half_open("optim.beta2", o.beta2, 0.0, 1.0);
   k.greater("optim.eps", o.eps, 0.0);
+  // eps is a guard against dividing by ~0; at 1 and above it dwarfs the gradient's scale.
+  k.at_most("optim.eps", o.eps, 1.0);
   k.at_least("optim.grad_clip", o.grad_clip, 0.0);
 
   k.at_least<int64_t>("schedule.warmup_steps", c.schedule.warmup_steps, 0);

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "framework/core/error.h"
+#include "framework/core/file_io.h"
 
 // Both stb headers are compiled here only. stb_image_write is static because
 // attention/layout/layout_png.cpp carries its own copy in another library of the same programs;
@@ -145,8 +146,15 @@ void Canvas::text(double x, double y, const std::string& s, Rgb c, double scale,
 }
 
 void Canvas::save_png(const std::string& path) const {
-  const int ok = stbi_write_png(path.c_str(), w_, h_, 3, px_.data(), w_ * 3);
-  SPARROW_CHECK(ok != 0, "plot: cannot write ", path);
+  // Encoded in memory, then written with every write, flush and close checked (stb's own file
+  // writer ignores them: a full disk would be reported as success).
+  std::string png;
+  auto append = [](void* context, void* data, int size) {
+    static_cast<std::string*>(context)->append(static_cast<const char*>(data), static_cast<size_t>(size));
+  };
+  const int ok = stbi_write_png_to_func(append, &png, w_, h_, 3, px_.data(), w_ * 3);
+  SPARROW_CHECK(ok != 0, "plot: cannot encode the picture for ", path);
+  write_whole_file(path, png);
 }
 
 }  // namespace sparrow::plot
