@@ -7,29 +7,39 @@ namespace sparrow::train {
 
 namespace {
 
-// The keys of `cfg` that a resume must keep: the model and what the data is.
-Config resume_relevant(const Config& base, const Config& from) {
-  Config c = base;
-  c.model = from.model;
-  c.data.source = from.data.source;
-  c.data.val_fraction = from.data.val_fraction;
-  c.data.doc_bytes = from.data.doc_bytes;
-  c.data.synthetic = from.data.synthetic;
-  return c;
+// What a resume must keep: the model and what the data is (section-qualified key prefixes).
+const char* const kResumeKeys[] = {"model.", "data.source:", "data.val_fraction:", "data.doc_bytes:", "data.synthetic."};
+
+bool resume_relevant(const std::string& flat) {
+  for (const char* k : kResumeKeys)
+    if (flat.rfind(k, 0) == 0) return true;
+  return false;
 }
 
-// "section.key: value" lines of a config's YAML (nested keys joined by their section's name).
-std::vector<std::string> flat_lines(const Config& c) {
+// The resume-relevant "section.key: value" lines of a resolved config's YAML (to_yaml's layout:
+// sections at column 0, their keys indented, nested sections named on their own line). Read as
+// text, not loaded: a checkpoint written under looser validation (an older Sparrow) must still
+// be compared, not refused because its values no longer pass today's ranges.
+std::vector<std::string> resume_lines(const std::string& yaml) {
   std::vector<std::string> out;
-  std::istringstream in(to_yaml(c));
-  std::string line, section;
+  std::istringstream in(yaml);
+  std::string line;
+  std::vector<std::pair<size_t, std::string>> path;  // (indent, name) of the open sections
   while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    if (line[0] != ' ') {
-      section = line.substr(0, line.find(':'));
+    const size_t indent = line.find_first_not_of(' ');
+    if (indent == std::string::npos || line[indent] == '#') continue;
+    while (!path.empty() && path.back().first >= indent) path.pop_back();
+    const std::string body = line.substr(indent);
+    const size_t colon = body.find(':');
+    if (colon == std::string::npos) continue;
+    std::string prefix;
+    for (const auto& p : path) prefix += p.second + ".";
+    if (colon + 1 == body.size()) {  // "name:" opens a section
+      path.emplace_back(indent, body.substr(0, colon));
       continue;
     }
-    out.push_back(section + "." + line.substr(line.find_first_not_of(' ')));
+    const std::string flat = prefix + body;
+    if (resume_relevant(flat)) out.push_back(flat);
   }
   return out;
 }
@@ -40,21 +50,17 @@ nlohmann::json run_record(const Config& cfg) { return {{"config", to_yaml(cfg)}}
 
 void check_resumable(const Config& cfg, const TrainState& state, const std::string& ckpt_dir) {
   if (!state.extra.is_object() || !state.extra.contains("config") || !state.extra["config"].is_string()) return;
-  Config recorded;
-  try {
-    recorded = load_config_text(state.extra["config"].get<std::string>(), ckpt_dir + "/state.json");
-  } catch (const ConfigError& e) {
-    throw ConfigError("checkpoint " + ckpt_dir + ": its recorded configuration does not load (" + e.what() + ")");
-  }
-  const Config theirs = resume_relevant(cfg, recorded);
-  if (theirs == cfg) return;
-  const std::vector<std::string> a = flat_lines(theirs), b = flat_lines(cfg);
+  const std::vector<std::string> theirs = resume_lines(state.extra["config"].get<std::string>()),
+                                 ours = resume_lines(to_yaml(cfg));
+  if (theirs == ours) return;
   std::string diff = "model or data";
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i)
-    if (a[i] != b[i]) {
-      diff = a[i] + " there but " + b[i] + " here";
+  for (size_t i = 0; i < std::max(theirs.size(), ours.size()); ++i) {
+    const std::string a = i < theirs.size() ? theirs[i] : "(nothing)", b = i < ours.size() ? ours[i] : "(nothing)";
+    if (a != b) {
+      diff = a + " there but " + b + " here";
       break;
     }
+  }
   throw ConfigError("checkpoint " + ckpt_dir + " belongs to another run (" + diff +
                     "); resuming needs the same model and data: use a new --out to start over");
 }
