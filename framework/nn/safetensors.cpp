@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -93,16 +94,26 @@ Header read_header(const std::string& path, std::ifstream& in) {
     e.dtype = parse_st_dtype(path, name, v["dtype"].get<std::string>());
     const json& sh = v["shape"];
     SPARROW_CHECK(sh.is_array(), "safetensors ", path, ": tensor '", name, "': shape is not an array");
+    // Element and byte counts are checked as they grow: a crafted shape (a dimension above
+    // 2^63, or a product past 2^64 that wraps to what data_offsets claim) would otherwise pass
+    // the size check below and make a tensor larger than its storage.
+    uint64_t numel = 1;
     for (const json& d : sh) {
       SPARROW_CHECK(d.is_number_unsigned(), "safetensors ", path, ": tensor '", name, "': bad dimension ", d.dump());
-      e.shape.push_back(d.get<int64_t>());
+      const uint64_t dim = d.get<uint64_t>();
+      SPARROW_CHECK(dim <= static_cast<uint64_t>(INT64_MAX) && !__builtin_mul_overflow(numel, dim, &numel) &&
+                        numel <= static_cast<uint64_t>(INT64_MAX),
+                    "safetensors ", path, ": tensor '", name, "': shape ", sh.dump(), " is too large");
+      e.shape.push_back(static_cast<int64_t>(dim));
     }
     const json& off = v["data_offsets"];
     SPARROW_CHECK(off.is_array() && off.size() == 2 && off[0].is_number_unsigned() && off[1].is_number_unsigned(),
                   "safetensors ", path, ": tensor '", name, "': data_offsets is not [begin, end]");
     e.begin = off[0].get<uint64_t>();
     e.end = off[1].get<uint64_t>();
-    const uint64_t want = static_cast<uint64_t>(shape_numel(e.shape)) * dtype_size(e.dtype);
+    uint64_t want = 0;
+    SPARROW_CHECK(!__builtin_mul_overflow(numel, static_cast<uint64_t>(dtype_size(e.dtype)), &want), "safetensors ",
+                  path, ": tensor '", name, "': shape ", sh.dump(), " is too large");
     SPARROW_CHECK(e.begin <= e.end && e.end - e.begin == want, "safetensors ", path, ": tensor '", name,
                   "': data_offsets [", e.begin, ", ", e.end, ") hold ", e.end - e.begin, " bytes but ",
                   safetensors_dtype_name(e.dtype), shape_str(e.shape), " needs ", want);
