@@ -116,6 +116,8 @@ TrainState load_checkpoint(const std::string& ckpt_dir, const nn::ParameterBuffe
   } catch (const std::exception& e) {
     throw CheckpointError(state_path.string() + ": not valid JSON (" + e.what() + ")");
   }
+  // value() and at() below throw json::type_error on anything but an object.
+  if (!j.is_object()) throw CheckpointError(state_path.string() + ": not a JSON object");
   if (j.value("format", "") != kFormat)
     throw CheckpointError(state_path.string() + ": unknown checkpoint format '" + j.value("format", "") + "'");
   TrainState s;
