@@ -20,7 +20,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     nn::SafetensorsContents c = nn::read_safetensors(path);
     size_t total = 0;
     for (auto& [name, t] : c.tensors) {
-      if (t.numel() < 0 || t.nbytes() > size) fuzz::finding("tensor '" + name + "' is larger than the file");
+      for (int64_t d : t.shape())
+        if (d < 0) fuzz::finding("tensor '" + name + "' has a negative dimension");
+      // numel too: a wrapped byte count would hide a tensor larger than its storage.
+      if (static_cast<uint64_t>(t.numel()) > size || t.nbytes() > size)
+        fuzz::finding("tensor '" + name + "' is larger than the file");
       total += t.nbytes();
     }
     if (total > size) fuzz::finding("tensors hold more bytes than the file");
