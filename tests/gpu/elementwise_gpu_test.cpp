@@ -87,12 +87,12 @@ TEST(ElementwiseGpu, BinaryOpsMatchCpu) {
       for (const auto& [sa, sb] : shapes) {
         Tensor a = randn(sa, gen, dt), b = rand_uniform(sb, gen, 0.5, 2.0, dt);
         compare(std::string(name) + " " + dtype_name(dt) + " " + shape_str(sa) + " " + shape_str(sb),
-                [&op](const std::vector<Tensor>& x) { return op(x[0], x[1]); }, {a, b});
+                [&op = op](const std::vector<Tensor>& x) { return op(x[0], x[1]); }, {a, b});
       }
   // A transposed operand.
   for (const auto& [name, op] : kBinary) {
     Tensor a = randn({40, 30}, gen), b = rand_uniform({30, 40}, gen, 0.5, 2.0);
-    compare(std::string(name) + " transposed", [&op](const std::vector<Tensor>& x) { return op(x[0].transpose(0, 1), x[1]); },
+    compare(std::string(name) + " transposed", [&op = op](const std::vector<Tensor>& x) { return op(x[0].transpose(0, 1), x[1]); },
             {a, b});
   }
 }
@@ -103,9 +103,9 @@ TEST(ElementwiseGpu, UnaryOpsMatchCpu) {
   for (DType dt : {DType::F32, DType::BF16})
     for (const auto& [name, op, positive] : kUnary) {
       Tensor a = positive ? rand_uniform({257, 129}, gen, 0.2, 3.0, dt) : randn({257, 129}, gen, dt);
-      compare(std::string(name) + " " + dtype_name(dt), [&op](const std::vector<Tensor>& x) { return op(x[0]); }, {a});
+      compare(std::string(name) + " " + dtype_name(dt), [&op = op](const std::vector<Tensor>& x) { return op(x[0]); }, {a});
       compare(std::string(name) + " transposed " + dtype_name(dt),
-              [&op](const std::vector<Tensor>& x) { return op(x[0].transpose(0, 1)); }, {a});
+              [&op = op](const std::vector<Tensor>& x) { return op(x[0].transpose(0, 1)); }, {a});
     }
 }
 

@@ -93,7 +93,7 @@ TEST(FusedGpu, SoftmaxAndLogSoftmaxOverAnyDim) {
       for (auto [s, d] : {std::pair{Shape{33, 1000}, int64_t(-1)}, std::pair{Shape{4, 50257}, int64_t(1)},
                           std::pair{Shape{300, 17}, int64_t(1)}, std::pair{Shape{6, 50, 7}, int64_t(1)},
                           std::pair{Shape{6, 50, 7}, int64_t(0)}}) {
-        Fn f = [log, d](const std::vector<Tensor>& in) { return log ? log_softmax(in[0], d) : softmax(in[0], d); };
+        Fn f = [log, d = d](const std::vector<Tensor>& in) { return log ? log_softmax(in[0], d) : softmax(in[0], d); };
         expect_close_on_both(name + " " + shape_str(s) + " dim " + std::to_string(d), f,
                              {randn(s, g, DType::F64, Device::cpu(), 3.0)}, {true}, dt);
       }

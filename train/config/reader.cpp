@@ -54,6 +54,27 @@ std::string describe(const YAML::Node& n) {
   }
 }
 
+// Well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF). YAML text is
+// Unicode; yaml-cpp passes other bytes through, but its emitter writes them back as U+FFFD, so
+// the run folder's config.yaml would name another path than the one used.
+bool valid_utf8(const std::string& s) {
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    uint32_t cp = n == 1 ? c : c & (0x7F >> n);
+    for (size_t k = 1; k < n; ++k) {
+      const unsigned char t = static_cast<unsigned char>(s[i + k]);
+      if ((t >> 6) != 0x2) return false;
+      cp = (cp << 6) | (t & 0x3F);
+    }
+    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n;
+  }
+  return true;
+}
+
 class Reader {
  public:
   Reader(const YAML::Node& node, std::string prefix, Origin& origin)
@@ -236,6 +257,7 @@ class Reader {
 
   void convert(const YAML::Node& n, const std::string& path, std::string& out) const {
     out = scalar(n, path, "expected a string");
+    if (!valid_utf8(out)) bad(n, path, "expected UTF-8 text");
   }
 
   template <class T>
