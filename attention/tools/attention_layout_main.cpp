@@ -4,6 +4,7 @@
 // Bad flags or an invalid configuration: one line on stderr, exit status 2.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 
 #include "attention/attention_config.h"
@@ -13,13 +14,38 @@
 
 using namespace sparrow::attn;
 
+namespace {
+
+// The layout's per-head CSR as JSON, for tools that must run the identical block pairs
+// (bench/attention_gpu_compare.py --layout-dir):
+//   {"seq_len", "key_len", "block_size", "causal", "heads": [{"row_ptr": [...], "col_idx": [...]}, ...]}
+// One head entry when the layout is shared by all heads.
+void dump_csr_json(const BlockLayout& L, const std::string& path) {
+  std::ofstream f(path);
+  SPARROW_CHECK(f.good(), "attention_layout: cannot write ", path);
+  f << "{\"seq_len\": " << L.seq_len << ", \"key_len\": " << (L.key_len ? L.key_len : L.seq_len)
+    << ", \"block_size\": " << L.block_size << ", \"causal\": " << (L.causal ? "true" : "false") << ", \"heads\": [";
+  for (size_t h = 0; h < L.heads.size(); ++h) {
+    const BlockCSR& c = L.heads[h];
+    f << (h ? ", " : "") << "{\"row_ptr\": [";
+    for (size_t i = 0; i < c.row_ptr.size(); ++i) f << (i ? "," : "") << c.row_ptr[i];
+    f << "], \"col_idx\": [";
+    for (size_t i = 0; i < c.col_idx.size(); ++i) f << (i ? "," : "") << c.col_idx[i];
+    f << "]}";
+  }
+  f << "]}\n";
+  SPARROW_CHECK(f.good(), "attention_layout: write to ", path, " failed");
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   AttentionConfig cfg;
   cfg.backend = "block_sparse";
   PatternConfig& p = cfg.pattern;
   int64_t seq = 16384, heads = 1, png_head = 0, png_max = 2048;
   bool causal = false;
-  std::string png;
+  std::string png, dump_csr;
 
   CLI::App app{"Build a block-sparse attention layout and print its statistics", "attention_layout"};
   app.add_option("--pattern", p.names, "pattern names, comma separated: local, dilated, strided, fixed, global, random, bigbird")
@@ -40,6 +66,7 @@ int main(int argc, char** argv) {
   app.add_option("--seed", p.seed, "random: seed")->capture_default_str();
   app.add_option("--png", png, "draw the layout to this PNG file");
   app.add_option("--png-head", png_head, "which head to draw")->capture_default_str();
+  app.add_option("--dump-csr", dump_csr, "write the per-head CSR to this JSON file");
   app.add_option("--png-max", png_max, "largest image side in pixels; larger layouts are max-pooled")->capture_default_str();
 
   try {
@@ -57,6 +84,7 @@ int main(int argc, char** argv) {
     SPARROW_CHECK(png_head >= 0 && png_head < heads, "attention_layout: --png-head ", png_head, " outside [0, ", heads, ")");
     auto layout = get_layout(cfg, seq, heads, causal);
     std::cout << layout_summary(*layout);
+    if (!dump_csr.empty()) dump_csr_json(*layout, dump_csr);
     if (!png.empty()) {
       const int64_t side = write_layout_png(*layout, png_head, png, png_max);
       std::cout << "png: " << png << " (" << side << " px side, head " << png_head << ")\n";
