@@ -10,6 +10,7 @@
 #   HOPPER_SEQS="16384 65536"  HOPPER_DIMS="64 128"  HOPPER_DENS="0.90 0.95 0.99" (sparsities)
 #   HOPPER_SM90_ONLY=1   build only sm_90a code (halves nvcc time; edits this copy's CMakeLists)
 #   HOPPER_DEADLINE=s    skip the remaining parts after this many seconds (default 280)
+#   HOPPER_STB_DIR=dir   a folder holding stb/*.h (the GPU host has no libstb-dev; .deps/usr neither)
 set -uo pipefail
 out=${OUT:-$PWD/gpu-out}; mkdir -p "$out"
 t0=$(date +%s)
@@ -21,6 +22,7 @@ export LD_LIBRARY_PATH=$L:${LD_LIBRARY_PATH:-}
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$out/card.txt"
 [[ -d .deps/usr ]] || echo "WARNING: .deps/usr missing (run /work/shared/device/make-deps.sh)"
 ls -d .deps/cutlass-*/include >/dev/null 2>&1 || echo "WARNING: no .deps/cutlass-*: the sm_90a kernel is not built"
+[[ -n ${HOPPER_STB_DIR:-} ]] && export CMAKE_INCLUDE_PATH=$HOPPER_STB_DIR
 if [[ ${HOPPER_SM90_ONLY:-0} == 1 ]]; then
   sed -i 's/-gencode=arch=compute_80,code=sm_80 //' CMakeLists.txt
 fi
@@ -50,7 +52,7 @@ if [[ $parts == *sass* ]]; then
   obj=$(find build-gpu -name 'block_attention_sm90.cu.o' | head -1)
   if [[ -n $obj ]] && command -v cuobjdump >/dev/null; then
     cuobjdump --dump-sass "$obj" > "$out/sm90.sass" 2>&1
-    echo "SASS: HGMMA $(grep -c HGMMA "$out/sm90.sass"), local LDL/STL $(grep -cE 'LDL|STL' "$out/sm90.sass"), UTMALDG $(grep -c UTMALDG "$out/sm90.sass"), SETMAXNREG $(grep -c SETMAXNREG "$out/sm90.sass")"
+    echo "SASS: HGMMA $(grep -c HGMMA "$out/sm90.sass"), local LDL/STL $(grep -cE 'LDL|STL' "$out/sm90.sass"), UTMALDG $(grep -c UTMALDG "$out/sm90.sass"), USETMAXREG $(grep -c USETMAXREG "$out/sm90.sass")"
   fi
 fi
 seqs=${HOPPER_SEQS:-16384 65536}; dims=${HOPPER_DIMS:-64 128}; dens=${HOPPER_DENS:-0.90 0.95 0.99}
