@@ -9,7 +9,16 @@ and prints one JSON line per (implementation, case):
   {"impl", "N", "D", "H", "B", "block", "causal", "density_target", "density", "active_blocks",
    "ms_fwd", "ms_fwd_bwd", "tflops_fwd_bwd", "device", "torch"}
 TFLOP/s counts the FLOPs the layout asks for: forward 4·b²·D per active block pair per head (the
-ragged tail counted as whole blocks, as bench_attention does), backward 2.5× forward.
+ragged tail counted as whole blocks, as bench_attention does), backward 2.5× forward
+("tflops_fwd" and "tflops_fwd_bwd").
+
+Fairness: the BlockMask is built with full_kv_num_blocks/full_kv_indices for every block pair
+that needs no element mask (everything but the causal diagonal), so Flex runs mask_mod only on
+the partial blocks, as our kernels do; BlockMask.from_kv_blocks derives the transposed
+full_q_*/q_* lists its backward walks. N must be a multiple of the block (no ragged tail here).
+Sparrow's own layouts: `build/bin/attention_layout --pattern bigbird --seq N --block 128
+--sparsity 0.9 --heads 16 [--causal] --dump-csr DIR/layout_N{N}_b128_d10[_causal].json`, then
+--layout-dir DIR (scripts/gpu-hopper-check.sh does this).
 
 The layout. With --layout-dir DIR, the layout of each case is read from
 DIR/layout_N{N}_b{block}_d{density%}{_causal}.json, a file of the shape
@@ -104,6 +113,7 @@ def block_mask_from_layout(layout, heads, causal, device):
     from torch.nn.attention.flex_attention import BlockMask
 
     n, block = layout["seq_len"], layout["block_size"]
+    assert n % block == 0, "the Flex comparison needs N to be a multiple of the block"
     nb = (n + block - 1) // block
     lh = layout["heads"]
     H = heads if len(lh) > 1 else 1
@@ -183,6 +193,8 @@ def main():
     ap.add_argument("--global-blocks", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--layout-dir", default="", help="read each case's CSR from here (see the module doc)")
+    ap.add_argument("--layout-tag", default="", help="name of the layouts in --layout-dir (bigbird, local, ...), printed")
+    ap.add_argument("--no-dense", action="store_true", help="skip the cuDNN SDPA dense rows")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--quick", action="store_true", help="N = 4K and 16K only")
@@ -223,12 +235,17 @@ def main():
                     return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=args.causal)
 
             try:
+                if args.no_dense:
+                    raise StopIteration
                 f_ms, fb_ms = run_case("sdpa_cudnn", sdpa, q, k, v, args.warmup, args.iters)
                 print(json.dumps({"impl": "sdpa_cudnn", **base, "density_target": 1.0, "density": 1.0,
                                   "active_blocks": dense_pairs(nb, args.causal) * H, "ms_fwd": round(f_ms, 4),
                                   "ms_fwd_bwd": round(fb_ms, 4),
+                                  "tflops_fwd": round(flops_dense / (f_ms * 1e-3) / 1e12, 1),
                                   "tflops_fwd_bwd": round(3.5 * flops_dense / (fb_ms * 1e-3) / 1e12, 1)}),
                       flush=True)
+            except StopIteration:
+                pass
             except Exception as e:  # a shape the backend refuses: say so, keep going
                 print(json.dumps({"impl": "sdpa_cudnn", **base, "error": str(e).splitlines()[0]}), flush=True)
 
@@ -247,8 +264,10 @@ def main():
                     fl = flops_dense * density
                     print(json.dumps({"impl": "flex", **base, "density_target": rho, "density": round(density, 5),
                                       "active_blocks": active, "ms_fwd": round(f_ms, 4), "ms_fwd_bwd": round(fb_ms, 4),
+                                      "tflops_fwd": round(fl / (f_ms * 1e-3) / 1e12, 1),
                                       "tflops_fwd_bwd": round(3.5 * fl / (fb_ms * 1e-3) / 1e12, 1),
-                                      "layout": "file" if args.layout_dir else "python-bigbird"}), flush=True)
+                                      "layout": args.layout_tag or ("file" if args.layout_dir else "python-bigbird")}),
+                          flush=True)
                 except Exception as e:
                     print(json.dumps({"impl": "flex", **base, "density_target": rho,
                                       "error": str(e).splitlines()[0] if str(e) else type(e).__name__}), flush=True)

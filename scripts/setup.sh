@@ -62,6 +62,33 @@ PY
   fi
 fi
 
+# --- CUTLASS/CuTe headers (only where a CUDA toolkit exists) -----------------------------
+# Header-only (BSD-3), for the sm_90a attention kernels; PyPI's nvidia-cutlass wheel carries the
+# C++ headers under cutlass_library/source/include/.
+CUTLASS_VERSION=4.2.0.0
+cutlass_dir="$root/.deps/cutlass-$CUTLASS_VERSION"
+if command -v nvcc >/dev/null 2>&1 || [[ -x /usr/local/cuda/bin/nvcc ]]; then
+  if [[ ! -f "$cutlass_dir/include/cute/tensor.hpp" ]]; then
+    log "fetching CUTLASS $CUTLASS_VERSION headers"
+    tmp=$(mktemp -d)
+    python3 -m pip download -q --no-deps --only-binary=:all: nvidia-cutlass==$CUTLASS_VERSION -d "$tmp"
+    mkdir -p "$cutlass_dir/include"
+    python3 - "$tmp" "$cutlass_dir/include" <<'PY'
+import sys, zipfile, glob, os
+whl = glob.glob(os.path.join(sys.argv[1], "*.whl"))[0]
+pre = "cutlass_library/source/include/"
+with zipfile.ZipFile(whl) as z:
+    for n in z.namelist():
+        if n.startswith(pre) and not n.endswith("/"):
+            dst = os.path.join(sys.argv[2], n[len(pre):])
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            with z.open(n) as src, open(dst, "wb") as out:
+                out.write(src.read())
+PY
+    rm -rf "$tmp"
+  fi
+fi
+
 [[ "${SPARROW_SKIP_BUILD:-0}" == 1 ]] && exit 0
 
 # --- configure and build -----------------------------------------------------------------

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
+#include <sstream>
 #include <iostream>
 #include <new>
 
@@ -14,8 +15,33 @@
 #include "attention/layout/layout_png.h"
 #include "attention/layout/patterns.h"
 #include "framework/core/error.h"
+#include "framework/core/file_io.h"
 
 using namespace sparrow::attn;
+
+namespace {
+
+// The layout's per-head CSR as JSON, for tools that must run the identical block pairs
+// (bench/attention_gpu_compare.py --layout-dir):
+//   {"seq_len", "key_len", "block_size", "causal", "heads": [{"row_ptr": [...], "col_idx": [...]}, ...]}
+// One head entry when the layout is shared by all heads.
+void dump_csr_json(const BlockLayout& L, const std::string& path) {
+  std::ostringstream f;
+  f << "{\"seq_len\": " << L.seq_len << ", \"key_len\": " << (L.key_len ? L.key_len : L.seq_len)
+    << ", \"block_size\": " << L.block_size << ", \"causal\": " << (L.causal ? "true" : "false") << ", \"heads\": [";
+  for (size_t h = 0; h < L.heads.size(); ++h) {
+    const BlockCSR& c = L.heads[h];
+    f << (h ? ", " : "") << "{\"row_ptr\": [";
+    for (size_t i = 0; i < c.row_ptr.size(); ++i) f << (i ? "," : "") << c.row_ptr[i];
+    f << "], \"col_idx\": [";
+    for (size_t i = 0; i < c.col_idx.size(); ++i) f << (i ? "," : "") << c.col_idx[i];
+    f << "]}";
+  }
+  f << "]}\n";
+  sparrow::write_whole_file(path, f.str());
+}
+
+}  // namespace
 
 namespace {
 
@@ -45,7 +71,7 @@ int run_cli(int argc, char** argv) {
   PatternConfig& p = cfg.pattern;
   int64_t seq = 16384, heads = 1, png_head = 0, png_max = 2048;
   bool causal = false;
-  std::string png;
+  std::string png, dump_csr;
 
   CLI::App app{"Build a block-sparse attention layout and print its statistics", "attention_layout"};
   app.add_option("--pattern", p.names, "pattern names, comma separated: local, dilated, strided, fixed, global, random, bigbird")
@@ -66,6 +92,7 @@ int run_cli(int argc, char** argv) {
   app.add_option("--seed", p.seed, "random: seed")->capture_default_str();
   app.add_option("--png", png, "draw the layout to this PNG file");
   app.add_option("--png-head", png_head, "which head to draw")->capture_default_str();
+  app.add_option("--dump-csr", dump_csr, "write the per-head CSR to this JSON file");
   app.add_option("--png-max", png_max, "largest image side in pixels; larger layouts are max-pooled")
       ->check(CLI::Range(int64_t(1), int64_t(16384)))
       ->capture_default_str();
@@ -98,6 +125,7 @@ int run_cli(int argc, char** argv) {
   }
   try {
     std::cout << layout_summary(*layout);
+    if (!dump_csr.empty()) dump_csr_json(*layout, dump_csr);
     if (!png.empty()) {
       const int64_t side = write_layout_png(*layout, png_head, png, png_max);
       std::cout << "png: " << png << " (" << side << " px side, head " << png_head << ")\n";

@@ -4,13 +4,17 @@
 // sparrow::cuda::stream(). Scratch (LSE₂, Di) comes from the caching allocator via empty().
 #include "attention/kernels/cuda/block_attention.h"
 
+#include <climits>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <set>
 #include <utility>
 
 #include "attention/kernels/cuda/block_attention_mma.cuh"
+#include "attention/kernels/cuda/block_attention_sm90.h"
 #include "attention/kernels/cuda/block_attention_simple.cuh"
 #include "attention/kernels/cuda/device_layout.cuh"
 #include "framework/cuda/runtime.h"
@@ -29,8 +33,36 @@ struct Problem {
   std::shared_ptr<const DeviceLayout> layout_hold;  // keeps the device CSR alive for the call
   std::shared_ptr<const DeviceBuffer> key_last_hold;
   bool fast = false;  // tensor-core kernels
+  bool sm90 = false;  // the sm_90a forward (block_attention_sm90.cu)
+  int64_t layout_entries = 0;  // Σ nnz over the layout's stored heads
   int fwd_warps = 4;  // forward CTA: 16 query rows per warp
 };
+
+// The sm_90a forward serves compute capability 9.0 (sm_90a code runs on nothing else) for bf16,
+// head dim 64 / 128, layout block 128 (or no layout), plain key positions. SPARROW_BLOCK_ATTN_KERNEL
+// picks: "mma" forces the mma.sync kernels, "sm90" the sm_90a one where it applies; unset, the
+// default below.
+constexpr bool kSm90ByDefault = true;  // verified on an H100: tests/gpu/attention_sm90_gpu_test.cpp, memcheck
+
+bool device_is_sm90() {
+  static std::mutex mu;
+  static int cached[64];
+  static bool filled[64] = {};
+  const int dev = sparrow::cuda::current_device();
+  if (dev < 0 || dev >= 64) return false;
+  std::lock_guard<std::mutex> lock(mu);
+  if (!filled[dev]) {
+    int major = 0, minor = 0;
+    SPARROW_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    SPARROW_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+    cached[dev] = major == 9 && minor == 0;
+    filled[dev] = true;
+  }
+  return cached[dev] != 0;
+}
+
+struct Problem;
+bool use_sm90(const Problem& p, const BlockAttentionArgs& args);
 
 Problem prepare(const Tensor& q, const Tensor& k, const Tensor& v, const BlockAttentionArgs& args) {
   SPARROW_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, kOp, ": q, k, v must be [B, H, N, D], got ",
@@ -89,7 +121,49 @@ Problem prepare(const Tensor& q, const Tensor& k, const Tensor& v, const BlockAt
   p.fast = q.dtype() == DType::BF16 && d_ok && (args.layout == nullptr || block % kTile == 0) && aligned16(q) &&
            aligned16(k) && aligned16(v);
   p.fwd_warps = (args.layout == nullptr || block % 128 == 0) ? 8 : 4;
+  if (args.layout)
+    for (const BlockCSR& c : args.layout->heads) p.layout_entries += c.nnz();
+  p.sm90 = use_sm90(p, args);
   return p;
+}
+
+bool use_sm90(const Problem& p, const BlockAttentionArgs& args) {
+  bool want = kSm90ByDefault;
+  if (const char* e = std::getenv("SPARROW_BLOCK_ATTN_KERNEL")) {
+    if (std::strcmp(e, "mma") == 0) want = false;
+    if (std::strcmp(e, "sm90") == 0) want = true;
+  }
+  if (!want || !p.fast || !sm90_built() || p.geo.key_last != nullptr || (p.d != 64 && p.d != 128)) return false;
+  if (args.layout != nullptr && args.layout->block_size != kSm90Block) return false;
+  if (p.nq >= INT_MAX / 2 || p.nk >= INT_MAX / 2 || p.nq == 0 || (p.nq + kSm90Block - 1) / kSm90Block > 65535) return false;
+  return device_is_sm90();
+}
+
+void launch_fwd_sm90(const Problem& p, const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, Tensor& lse) {
+  Sm90Forward f;
+  f.q = q.data_ptr();
+  f.k = k.data_ptr();
+  f.v = v.data_ptr();
+  f.out = out.data_ptr();
+  f.lse = lse.data<float>();
+  f.bh = p.b * p.h;
+  f.heads = p.h;
+  f.nq = p.nq;
+  f.nk = p.nk;
+  f.d = static_cast<int>(p.d);
+  f.scale_log2 = p.geo.scale_log2;
+  f.causal = p.geo.causal;
+  Tensor lists, counts;
+  if (p.layout_hold) {
+    f.view = p.view;
+    lists = empty({std::max<int64_t>(p.layout_entries, 1)}, DType::I32, q.device());
+    counts = empty({static_cast<int64_t>(p.view.nh) * p.view.nqb * 2}, DType::I32, q.device());
+    sm90_build_lists(p.view, p.nq, p.nk, p.geo.causal, lists.data<int32_t>(), counts.data<int32_t>(),
+                     sparrow::cuda::stream());
+    f.lists = lists.data<int32_t>();
+    f.counts = counts.data<int32_t>();
+  }
+  sm90_forward(f, sparrow::cuda::stream());
 }
 
 // Raises a kernel's dynamic shared-memory limit (once per kernel and device; kernels of one
@@ -206,6 +280,8 @@ Tensor as_input(const Tensor& t, const Tensor& q, const char* what) {
 
 }  // namespace
 
+bool block_attention_sm90_available() { return sm90_built() && device_is_sm90(); }
+
 BlockAttentionForward block_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v,
                                               const BlockAttentionArgs& args) {
   Problem p = prepare(q, k, v, args);
@@ -213,6 +289,10 @@ BlockAttentionForward block_attention_forward(const Tensor& q, const Tensor& k, 
   r.out = empty(q.shape(), q.dtype(), q.device());
   r.lse = empty({p.b, p.h, p.nq}, lse_dtype(q.dtype()), q.device());
   if (p.b * p.h == 0 || p.nq == 0) return r;
+  if (p.sm90) {
+    launch_fwd_sm90(p, q, k, v, r.out, r.lse);
+    return r;
+  }
   if (p.fast) {
     switch (p.d) {
       case 32: launch_fwd_d<32>(p, q, k, v, r.out, r.lse); break;

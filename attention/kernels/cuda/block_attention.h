@@ -14,4 +14,9 @@ BlockAttentionForward block_attention_forward(const Tensor& q, const Tensor& k, 
 BlockAttentionGrads block_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                                              const Tensor& lse, const Tensor& dout, const BlockAttentionArgs& args);
 
+// Whether the sm_90a forward can serve the current device (built with CUTLASS and a compute
+// capability 9.0 device); which kernel a call takes also depends on SPARROW_BLOCK_ATTN_KERNEL
+// and the shape (block_attention.cu).
+bool block_attention_sm90_available();
+
 }  // namespace sparrow::attn::cuda

@@ -1,0 +1,70 @@
+// Per query block-row key lists for the sm_90a block-attention forward: the row's key blocks
+// split into PARTIAL blocks (some element masked: the causal diagonal, the ragged key tail),
+// walked first with the mask applied, and FULL blocks (every element visible), walked after with
+// no mask work. Blocks no element of the row can see (under causality: starting after the row's
+// last query; past the keys' end) are dropped.
+//
+// Plain C++ (no CUDA types) with __host__ __device__ where compiled by nvcc, so the host tests
+// check the very code the device list builder runs.
+#pragma once
+#include <cstdint>
+
+#ifdef __CUDACC__
+#define SPARROW_HD __host__ __device__ __forceinline__
+#else
+#define SPARROW_HD inline
+#endif
+
+namespace sparrow::attn::cuda {
+
+enum class BlockKind : int { kSkip = 0, kPartial = 1, kFull = 2 };
+
+// Key block kb (keys [kb·block, kb·block + block)) seen from query block qb, positions plain
+// (key j visible to query i iff j ≤ i under causality).
+SPARROW_HD BlockKind classify_key_block(int64_t qb, int64_t kb, int64_t block, int64_t nq, int64_t nk, bool causal) {
+  const int64_t q0 = qb * block, k0 = kb * block;
+  const int64_t q_last = (q0 + block < nq ? q0 + block : nq) - 1;
+  if (k0 >= nk) return BlockKind::kSkip;
+  if (causal && k0 > q_last) return BlockKind::kSkip;
+  if (k0 + block > nk || (causal && k0 + block - 1 > q0)) return BlockKind::kPartial;
+  return BlockKind::kFull;
+}
+
+// Writes the row's partial blocks, then its full blocks, into out (room for n entries);
+// counts[0] = number of partial blocks, counts[1] = number written in all.
+SPARROW_HD void build_row_lists(const int32_t* cols, int64_t n, int64_t qb, int64_t block, int64_t nq, int64_t nk,
+                                bool causal, int32_t* out, int32_t* counts) {
+  int32_t w = 0;
+  for (int64_t t = 0; t < n; ++t)
+    if (classify_key_block(qb, cols[t], block, nq, nk, causal) == BlockKind::kPartial) out[w++] = cols[t];
+  const int32_t np = w;
+  for (int64_t t = 0; t < n; ++t)
+    if (classify_key_block(qb, cols[t], block, nq, nk, causal) == BlockKind::kFull) out[w++] = cols[t];
+  counts[0] = np;
+  counts[1] = w;
+}
+
+// The same lists for the dense layout (every key block), computed arithmetically: the partial
+// blocks form a suffix [p0, nv) of the visible range [0, nv). Entry i of the walk is block
+// i < np ? p0 + i : i − np.
+struct DenseRowLists {
+  int64_t nv = 0, np = 0, p0 = 0;
+  SPARROW_HD DenseRowLists(int64_t qb, int64_t block, int64_t nq, int64_t nk, bool causal) {
+    const int64_t nkb = (nk + block - 1) / block;
+    const int64_t q0 = qb * block;
+    const int64_t q_last = (q0 + block < nq ? q0 + block : nq) - 1;
+    nv = causal ? (q_last / block + 1 < nkb ? q_last / block + 1 : nkb) : nkb;
+    p0 = nv;
+    if (causal) {
+      // k0 + block − 1 > q0  ⟺  kb > (q0 − block + 1) / block
+      const int64_t first = q0 - block + 1 >= 0 ? (q0 - block + 1) / block + 1 : 0;
+      if (first < p0) p0 = first;
+    }
+    if (nv == nkb && nk % block != 0 && nkb - 1 < p0) p0 = nkb - 1;
+    if (p0 < 0) p0 = 0;
+    np = nv - p0;
+  }
+  SPARROW_HD int64_t block_at(int64_t i) const { return i < np ? p0 + i : i - np; }
+};
+
+}  // namespace sparrow::attn::cuda

@@ -1,0 +1,427 @@
+// sm_90a block-attention forward, FlashAttention-3 style, on CUTLASS CuTe (atoms, swizzled smem
+// layouts, TMA); the main loop is ours.
+//
+// CTA = 128 query rows of one (batch, head) × 384 threads in three warpgroups:
+//   warpgroup 0  producer: setmaxnreg down to 40; one thread issues TMA loads — Q once, then K and
+//                V tiles (128 keys) into a kStages-deep ring of shared-memory stages, each with
+//                its own "K full", "V full" (transaction-counted) and "empty" mbarriers — walking
+//                the row's key-block list: partial blocks first, then full blocks.
+//   warpgroups 1, 2  consumers (64 query rows each): setmaxnreg up to 232; per key tile
+//                S = Q Kᵀ (wgmma 64×128×16, both operands from swizzled smem), the mask only on
+//                partial tiles, online softmax in base 2, P converted in registers to bf16
+//                A-fragments, O += P V (wgmma register-A, V read MN-major straight from its
+//                row-major tile), then the stage is released.
+// Output: O (bf16) and LSE (natural log, −∞ for a row that sees nothing; O = 0 there), the same
+// semantics as the mma.sync forward, so its backward consumes them.
+//
+// Ragged lengths: TMA fills out-of-range rows with zeros; keys past nk are masked (their tile is
+// in the partial list) and query rows past nq are computed but not stored.
+#include "attention/kernels/cuda/block_attention_sm90.h"
+
+#include <cuda_bf16.h>
+
+#include <atomic>
+
+#include "attention/kernels/cuda/block_attention_lists.h"
+#include "framework/cuda/runtime.h"
+
+namespace sparrow::attn::cuda {
+
+// ---------------------------------------------------------------------------------------------
+// Lists: one thread per (stored head, query block).
+__global__ void sm90_lists_kernel(LayoutView L, int64_t nq, int64_t nk, bool causal, int32_t* lists,
+                                  int32_t* counts) {
+  const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= L.nh * L.nqb) return;
+  const int64_t lh = idx / L.nqb, qb = idx % L.nqb;
+  const int64_t* rp = L.row_ptr + lh * (L.nqb + 1);
+  const int64_t beg = rp[qb], end = rp[qb + 1];
+  build_row_lists(L.col_idx + beg, end - beg, qb, L.block, nq, nk, causal, lists + beg, counts + 2 * idx);
+}
+
+void sm90_build_lists(const LayoutView& view, int64_t nq, int64_t nk, bool causal, int32_t* lists, int32_t* counts,
+                      cudaStream_t stream) {
+  const int64_t rows = static_cast<int64_t>(view.nh) * view.nqb;
+  if (rows == 0) return;
+  sm90_lists_kernel<<<static_cast<unsigned>((rows + 127) / 128), 128, 0, stream>>>(view, nq, nk, causal, lists,
+                                                                                   counts);
+  SPARROW_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace sparrow::attn::cuda
+
+#ifndef SPARROW_WITH_CUTLASS
+
+namespace sparrow::attn::cuda {
+bool sm90_built() { return false; }
+void sm90_forward(const Sm90Forward&, cudaStream_t) { fail("block_attention: built without CUTLASS (no sm_90a kernel)"); }
+}  // namespace sparrow::attn::cuda
+
+#else
+
+#include <cute/tensor.hpp>
+#include <cutlass/arch/barrier.h>
+#include <cutlass/arch/reg_reconfig.h>
+#include <cutlass/cutlass.h>
+#include <cutlass/numeric_types.h>
+
+namespace sparrow::attn::cuda {
+namespace sm90 {
+
+using namespace cute;
+using Elt = cutlass::bfloat16_t;
+using Bar = cutlass::arch::ClusterBarrier;
+using TxBar = cutlass::arch::ClusterTransactionBarrier;
+
+constexpr int kM = kSm90Block, kN = kSm90Block;
+constexpr int kThreads = 384;  // producer warpgroup + 2 consumer warpgroups
+constexpr int kConsumerWarps = 8;
+
+template <int D>
+struct Cfg {
+  static constexpr int kStages = D == 64 ? 4 : 2;
+  using SmemLayoutQ = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<Elt>{}, Shape<Int<kM>, Int<D>>{}));
+  using SmemLayoutK =
+      decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<Elt>{}, Shape<Int<kN>, Int<D>, Int<kStages>>{}));
+  // Vᵀ (D × keys × stages) viewed on V's row-major (K-major for QKᵀ) tiles: MN-major for P·V.
+  using SmemLayoutVt = decltype(composition(
+      SmemLayoutK{}, make_ordered_layout(Shape<Int<D>, Int<kN>, Int<kStages>>{}, Step<_2, _1, _3>{})));
+  using MmaQK = decltype(make_tiled_mma(GMMA::ss_op_selector<Elt, Elt, float, Shape<Int<kM>, Int<kN>, Int<D>>>(),
+                                        Layout<Shape<_2, _1, _1>>{}));
+  using MmaPV = decltype(make_tiled_mma(
+      GMMA::rs_op_selector<Elt, Elt, float, Shape<Int<kM>, Int<D>, Int<kN>>, GMMA::Major::K, GMMA::Major::MN>(),
+      Layout<Shape<_2, _1, _1>>{}));
+  static constexpr int kTileBytes = kN * D * 2;
+
+  struct Smem {
+    array_aligned<Elt, cosize_v<SmemLayoutQ>, 1024> q;
+    array_aligned<Elt, cosize_v<SmemLayoutK>, 1024> k;
+    array_aligned<Elt, cosize_v<SmemLayoutK>, 1024> v;
+    alignas(8) uint64_t bar_q;
+    uint64_t full_k[kStages];
+    uint64_t full_v[kStages];
+    uint64_t empty[kStages];
+  };
+};
+
+template <int D>
+auto gmem_tensor(const Elt* p, int n, int bh) {
+  return make_tensor(make_gmem_ptr(p), make_shape(n, Int<D>{}, bh),
+                     make_stride(static_cast<int64_t>(D), _1{}, static_cast<int64_t>(n) * D));
+}
+template <int D>
+auto make_tma_q(const Elt* p, int n, int bh) {
+  return make_tma_copy(SM90_TMA_LOAD{}, gmem_tensor<D>(p, n, bh), typename Cfg<D>::SmemLayoutQ{},
+                       Shape<Int<kM>, Int<D>>{}, _1{});
+}
+template <int D>
+auto make_tma_kv(const Elt* p, int n, int bh) {
+  return make_tma_copy(SM90_TMA_LOAD{}, gmem_tensor<D>(p, n, bh), take<0, 2>(typename Cfg<D>::SmemLayoutK{}),
+                       Shape<Int<kN>, Int<D>>{}, _1{});
+}
+
+template <int D>
+struct Params {
+  decltype(make_tma_q<D>(nullptr, 1, 1)) tma_q;
+  decltype(make_tma_kv<D>(nullptr, 1, 1)) tma_k;
+  decltype(make_tma_kv<D>(nullptr, 1, 1)) tma_v;
+  Elt* out;
+  float* lse;
+  int nq, nk, bh, heads;
+  float scale_log2;
+  bool causal;
+  LayoutView view;
+  const int32_t* lists;
+  const int32_t* counts;
+};
+
+// The key blocks of one query block-row, in walk order (partial first).
+struct Walk {
+  const int32_t* list = nullptr;  // null: dense
+  int np = 0, nv = 0, p0 = 0;
+  __device__ int block(int i) const { return list != nullptr ? list[i] : (i < np ? p0 + i : i - np); }
+};
+
+template <int D>
+__device__ Walk make_walk(const Params<D>& p, int h, int m_block) {
+  Walk w;
+  if (p.view.row_ptr == nullptr) {
+    DenseRowLists d(m_block, kN, p.nq, p.nk, p.causal);
+    w.np = static_cast<int>(d.np);
+    w.nv = static_cast<int>(d.nv);
+    w.p0 = static_cast<int>(d.p0);
+  } else {
+    const int lh = p.view.nh == 1 ? 0 : h;
+    const int64_t row = static_cast<int64_t>(lh) * p.view.nqb + m_block;
+    w.list = p.lists + p.view.row_ptr[lh * (p.view.nqb + 1) + m_block];
+    w.np = p.counts[2 * row];
+    w.nv = p.counts[2 * row + 1];
+  }
+  return w;
+}
+
+// ((2, 2, V), MMA_M, MMA_N) accumulator layout → ((2, MMA_M), (2, V, MMA_N)): rows × columns.
+template <class L>
+__device__ auto rowcol(L l) {
+  auto l0 = get<0>(l);
+  return make_layout(make_layout(get<1>(l0), get<1>(l)), make_layout(get<0>(l0), get<2>(l0), get<2>(l)));
+}
+
+__device__ __forceinline__ float quad_max(float x) {
+  x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+  return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+}
+__device__ __forceinline__ float quad_sum(float x) {
+  x += __shfl_xor_sync(0xffffffffu, x, 1);
+  return x + __shfl_xor_sync(0xffffffffu, x, 2);
+}
+
+template <int D>
+__global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT const Params<D> p) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using C = Cfg<D>;
+  constexpr int S = C::kStages;
+  extern __shared__ __align__(1024) unsigned char smem_raw[];
+  auto& ss = *reinterpret_cast<typename C::Smem*>(smem_raw);
+
+  const int tid = threadIdx.x;
+  const int wg = cutlass::canonical_warp_group_idx();
+  // Grid (B·H, query blocks), heads fastest, so the CTAs of one row index run together. Heavier
+  // rows first where that is known: under causality the later rows; otherwise the first ones
+  // (global/sink rows see every key block).
+  const int m_block = p.causal ? static_cast<int>(gridDim.y) - 1 - static_cast<int>(blockIdx.y)
+                               : static_cast<int>(blockIdx.y);
+  const int bh = blockIdx.x, h = bh % p.heads;
+  const Walk w = make_walk(p, h, m_block);
+
+  if (tid == 0) {
+    Bar::init(&ss.bar_q, 1);
+#pragma unroll
+    for (int s = 0; s < S; ++s) {
+      Bar::init(&ss.full_k[s], 1);
+      Bar::init(&ss.full_v[s], 1);
+      Bar::init(&ss.empty[s], kConsumerWarps);
+    }
+    cutlass::arch::fence_barrier_init();
+  }
+  __syncthreads();
+
+  Tensor sQ = make_tensor(make_smem_ptr(ss.q.data()), typename C::SmemLayoutQ{});
+  Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename C::SmemLayoutK{});
+  Tensor sV = make_tensor(make_smem_ptr(ss.v.data()), typename C::SmemLayoutK{});
+
+  if (wg == 0) {
+    // ------------------------------------------------------------------ producer
+    cutlass::arch::warpgroup_reg_dealloc<40>();
+    if (tid == 0) {
+      Tensor mQ = p.tma_q.get_tma_tensor(make_shape(p.nq, Int<D>{}, p.bh));
+      Tensor mK = p.tma_k.get_tma_tensor(make_shape(p.nk, Int<D>{}, p.bh));
+      Tensor mV = p.tma_v.get_tma_tensor(make_shape(p.nk, Int<D>{}, p.bh));
+      Tensor gQ = local_tile(mQ(_, _, bh), Shape<Int<kM>, Int<D>>{}, make_coord(m_block, _0{}));
+      Tensor gK = local_tile(mK(_, _, bh), Shape<Int<kN>, Int<D>>{}, make_coord(_, _0{}));  // (kN, D, blocks)
+      Tensor gV = local_tile(mV(_, _, bh), Shape<Int<kN>, Int<D>>{}, make_coord(_, _0{}));
+      auto [tQg, tQs] = tma_partition(p.tma_q, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sQ), group_modes<0, 2>(gQ));
+      auto [tKg, tKs] = tma_partition(p.tma_k, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sK), group_modes<0, 2>(gK));
+      auto [tVg, tVs] = tma_partition(p.tma_v, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sV), group_modes<0, 2>(gV));
+
+      TxBar::arrive_and_expect_tx(&ss.bar_q, kM * D * 2);
+      copy(p.tma_q.with(ss.bar_q), tQg, tQs);
+      int stage = 0;
+      uint32_t phase = 0;
+      for (int i = 0; i < w.nv; ++i) {
+        const int kb = w.block(i);
+        Bar::wait(&ss.empty[stage], phase ^ 1);
+        TxBar::arrive_and_expect_tx(&ss.full_k[stage], C::kTileBytes);
+        copy(p.tma_k.with(ss.full_k[stage]), tKg(_, kb), tKs(_, stage));
+        TxBar::arrive_and_expect_tx(&ss.full_v[stage], C::kTileBytes);
+        copy(p.tma_v.with(ss.full_v[stage]), tVg(_, kb), tVs(_, stage));
+        if (++stage == S) {
+          stage = 0;
+          phase ^= 1;
+        }
+      }
+    }
+  } else {
+    // ------------------------------------------------------------------ consumers
+    cutlass::arch::warpgroup_reg_alloc<232>();
+    const int ctid = tid - 128;  // 0..255 over both consumer warpgroups
+    const int lane = tid & 31;
+    typename C::MmaQK mma_qk;
+    typename C::MmaPV mma_pv;
+    auto thr_qk = mma_qk.get_thread_slice(ctid);
+    auto thr_pv = mma_pv.get_thread_slice(ctid);
+    Tensor sVt = make_tensor(make_smem_ptr(ss.v.data()), typename C::SmemLayoutVt{});
+
+    Tensor tSrQ = thr_qk.partition_fragment_A(sQ);   // (MMA, MMA_M, MMA_K)
+    Tensor tSrK = thr_qk.partition_fragment_B(sK);   // (MMA, MMA_N, MMA_K, S)
+    Tensor tOrV = thr_pv.partition_fragment_B(sVt);  // (MMA, MMA_N, MMA_K, S)
+    Tensor tSrS = partition_fragment_C(mma_qk, Shape<Int<kM>, Int<kN>>{});
+    Tensor tOrO = partition_fragment_C(mma_pv, Shape<Int<kM>, Int<D>>{});
+    static_assert(decltype(size<1>(tSrS))::value == 1 && decltype(size<2>(tSrS))::value == 1);
+    static_assert(decltype(size(tSrS))::value == kN / 2);
+
+    // Coordinates (row, col) within the tile of each accumulator element.
+    Tensor cS = make_identity_tensor(Shape<Int<kM>, Int<kN>>{});
+    Tensor tScS = thr_qk.partition_C(cS);
+    Tensor cO = make_identity_tensor(Shape<Int<kM>, Int<D>>{});
+    Tensor tOcO = thr_pv.partition_C(cO);
+    Tensor Srs = make_tensor(tSrS.data(), rowcol(tSrS.layout()));
+    Tensor Crs = make_tensor(tScS.data(), rowcol(tScS.layout()));
+    Tensor Ors = make_tensor(tOrO.data(), rowcol(tOrO.layout()));
+    Tensor COrs = make_tensor(tOcO.data(), rowcol(tOcO.layout()));
+    static_assert(decltype(size<0>(Srs))::value == 2);
+
+    // P as register A-fragments: ((2, 2, 2), 1, kN/16); element order equals the accumulator's.
+    Tensor tOrP = make_tensor<Elt>(Layout<Shape<Shape<_2, _2, _2>, _1, Int<kN / 16>>>{});
+
+    clear(tOrO);
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+    const int q0 = m_block * kM;
+
+    Bar::wait(&ss.bar_q, 0);
+    int stage = 0;
+    uint32_t phase = 0;
+    for (int i = 0; i < w.nv; ++i) {
+      const int kb = w.block(i);
+      TxBar::wait(&ss.full_k[stage], phase);
+      warpgroup_fence_operand(tSrS);
+      warpgroup_arrive();
+      mma_qk.accumulate_ = GMMA::ScaleOut::Zero;
+      CUTLASS_PRAGMA_UNROLL
+      for (int kk = 0; kk < size<2>(tSrQ); ++kk) {
+        cute::gemm(mma_qk, tSrQ(_, _, kk), tSrK(_, _, kk, stage), tSrS);
+        mma_qk.accumulate_ = GMMA::ScaleOut::One;
+      }
+      warpgroup_commit_batch();
+      warpgroup_wait<0>();
+      warpgroup_fence_operand(tSrS);
+
+      // Scale into base-2 logits; the mask only on partial tiles.
+      if (i < w.np) {
+        const int k0 = kb * kN;
+        CUTLASS_PRAGMA_UNROLL
+        for (int r = 0; r < size<0>(Srs); ++r)
+          CUTLASS_PRAGMA_UNROLL
+          for (int c = 0; c < size<1>(Srs); ++c) {
+            const int row = q0 + get<0>(Crs(r, c)), col = k0 + get<1>(Crs(r, c));
+            const bool ok = col < p.nk && (!p.causal || col <= row);
+            Srs(r, c) = ok ? Srs(r, c) * p.scale_log2 : -INFINITY;
+          }
+      } else {
+        CUTLASS_PRAGMA_UNROLL
+        for (int e = 0; e < size(tSrS); ++e) tSrS(e) *= p.scale_log2;
+      }
+
+      // Online softmax: rows r = 0, 1 of this thread (its quad holds the rest of each row).
+      CUTLASS_PRAGMA_UNROLL
+      for (int r = 0; r < 2; ++r) {
+        float mx = -INFINITY;
+        CUTLASS_PRAGMA_UNROLL
+        for (int c = 0; c < size<1>(Srs); ++c) mx = fmaxf(mx, Srs(r, c));
+        mx = quad_max(mx);
+        const float m_new = fmaxf(m[r], mx);
+        const float m_use = m_new == -INFINITY ? 0.f : m_new;  // nothing visible yet
+        const float alpha = exp2f(m[r] - m_use);
+        float sum = 0.f;
+        CUTLASS_PRAGMA_UNROLL
+        for (int c = 0; c < size<1>(Srs); ++c) {
+          const float e = exp2f(Srs(r, c) - m_use);
+          Srs(r, c) = e;
+          sum += e;
+        }
+        l[r] = l[r] * alpha + sum;  // per-thread partial; the quad's are summed at the end
+        m[r] = m_new;
+        CUTLASS_PRAGMA_UNROLL
+        for (int c = 0; c < size<1>(Ors); ++c) Ors(r, c) *= alpha;
+      }
+      CUTLASS_PRAGMA_UNROLL
+      for (int e = 0; e < size(tSrS); e += 2) {
+        const __nv_bfloat162 b2 = __float22bfloat162_rn(make_float2(tSrS(e), tSrS(e + 1)));
+        tOrP(e) = Elt::bitcast(reinterpret_cast<const uint16_t*>(&b2)[0]);
+        tOrP(e + 1) = Elt::bitcast(reinterpret_cast<const uint16_t*>(&b2)[1]);
+      }
+
+      TxBar::wait(&ss.full_v[stage], phase);
+      warpgroup_fence_operand(tOrO);
+      warpgroup_fence_operand(tOrP);
+      warpgroup_arrive();
+      CUTLASS_PRAGMA_UNROLL
+      for (int kk = 0; kk < kN / 16; ++kk) cute::gemm(mma_pv, tOrP(_, _, kk), tOrV(_, _, kk, stage), tOrO);
+      warpgroup_commit_batch();
+      warpgroup_wait<0>();
+      warpgroup_fence_operand(tOrO);
+      __syncwarp();
+      if (lane == 0) Bar::arrive(&ss.empty[stage]);
+      if (++stage == S) {
+        stage = 0;
+        phase ^= 1;
+      }
+    }
+
+    // Epilogue: O = acc / l, LSE = (m + log2 l)·ln 2.
+    Elt* og = p.out + static_cast<int64_t>(bh) * p.nq * D;
+    float* lg = p.lse + static_cast<int64_t>(bh) * p.nq;
+    CUTLASS_PRAGMA_UNROLL
+    for (int r = 0; r < 2; ++r) {
+      const float lsum = quad_sum(l[r]);
+      const float inv = lsum > 0.f ? 1.f / lsum : 0.f;
+      const int row = q0 + get<0>(COrs(r, 0));
+      if (row < p.nq) {
+        if ((lane & 3) == 0) lg[row] = lsum > 0.f ? (m[r] + log2f(lsum)) * 0.69314718055994531f : -INFINITY;
+        CUTLASS_PRAGMA_UNROLL
+        for (int c = 0; c < size<1>(Ors); c += 2) {
+          const int col = get<1>(COrs(r, c));
+          const __nv_bfloat162 b2 = __float22bfloat162_rn(make_float2(Ors(r, c) * inv, Ors(r, c + 1) * inv));
+          *reinterpret_cast<__nv_bfloat162*>(og + static_cast<int64_t>(row) * D + col) = b2;
+        }
+      }
+    }
+  }
+#endif
+}
+
+template <int D>
+void launch(const Sm90Forward& f, cudaStream_t stream) {
+  using C = Cfg<D>;
+  const int nq = static_cast<int>(f.nq), nk = static_cast<int>(f.nk), bh = static_cast<int>(f.bh);
+  Params<D> p{make_tma_q<D>(static_cast<const Elt*>(f.q), nq, bh),
+              make_tma_kv<D>(static_cast<const Elt*>(f.k), nk, bh),
+              make_tma_kv<D>(static_cast<const Elt*>(f.v), nk, bh),
+              static_cast<Elt*>(f.out),
+              f.lse,
+              nq,
+              nk,
+              bh,
+              static_cast<int>(f.heads),
+              f.scale_log2,
+              f.causal,
+              f.view,
+              f.lists,
+              f.counts};
+  constexpr int smem = static_cast<int>(sizeof(typename C::Smem));
+  static std::atomic<uint64_t> attr_done{0};  // bit per device: the dynamic shared-memory limit raised
+  const int dev = sparrow::cuda::current_device();
+  const uint64_t bit = dev >= 0 && dev < 64 ? uint64_t{1} << dev : 0;
+  if (bit == 0 || (attr_done.load() & bit) == 0) {
+    SPARROW_CUDA_CHECK(cudaFuncSetAttribute(fwd_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    attr_done.fetch_or(bit);
+  }
+  const dim3 grid(static_cast<unsigned>(f.bh), static_cast<unsigned>((f.nq + kM - 1) / kM));
+  fwd_kernel<D><<<grid, kThreads, smem, stream>>>(p);
+  SPARROW_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace sm90
+
+bool sm90_built() { return true; }
+
+void sm90_forward(const Sm90Forward& f, cudaStream_t stream) {
+  if (f.d == 64)
+    sm90::launch<64>(f, stream);
+  else
+    sm90::launch<128>(f, stream);
+}
+
+}  // namespace sparrow::attn::cuda
+
+#endif  // SPARROW_WITH_CUTLASS

@@ -1,0 +1,37 @@
+// sm_90a (Hopper) block-attention forward: TMA + mbarrier pipeline + wgmma, warp-specialised
+// (block_attention_sm90.cu). Included only from .cu files.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "attention/kernels/cuda/block_attention_walk.cuh"
+
+namespace sparrow::attn::cuda {
+
+constexpr int kSm90Block = 128;  // query rows per CTA = keys per tile = the layout block it serves
+
+struct Sm90Forward {
+  const void* q = nullptr;  // bf16 [B·H, nq, d]
+  const void* k = nullptr;  // bf16 [B·H, nk, d]
+  const void* v = nullptr;
+  void* out = nullptr;      // bf16 [B·H, nq, d]
+  float* lse = nullptr;     // f32 [B·H, nq], natural log; −∞ for a row that sees nothing
+  int64_t bh = 0, heads = 1, nq = 0, nk = 0;
+  int d = 0;
+  float scale_log2 = 0;
+  bool causal = false;
+  LayoutView view;          // row_ptr == nullptr: dense; else block == kSm90Block
+  const int32_t* lists = nullptr;   // per row: partial blocks then full blocks (indexed like col_idx)
+  const int32_t* counts = nullptr;  // [nh][nqb][2]: partial count, total count
+};
+
+// Whether this build has the kernel (CUTLASS headers found at configure time).
+bool sm90_built();
+// Fills lists / counts for a layout (view.row_ptr != nullptr) on the stream.
+void sm90_build_lists(const LayoutView& view, int64_t nq, int64_t nk, bool causal, int32_t* lists, int32_t* counts,
+                      cudaStream_t stream);
+// Launches the forward (d 64 or 128, no key_last); the caller has checked the shape.
+void sm90_forward(const Sm90Forward& f, cudaStream_t stream);
+
+}  // namespace sparrow::attn::cuda

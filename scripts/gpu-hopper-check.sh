@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# One call on an H100/H200 host for the sm_90a block-attention forward: build (test_gpu,
+# bench_attention, attention_layout), the GPU attention tests (sm_90a vs CPU and vs mma.sync),
+# compute-sanitizer memcheck on a small case, SASS check for HGMMA, then timings of the sm_90a
+# forward vs the mma.sync forward (bench_attention, SPARROW_BLOCK_ATTN_KERNEL) and FlexAttention
+# on the identical layouts (attention_layout --dump-csr → bench/attention_gpu_compare.py).
+# Logs and JSON lines under $OUT (or ./gpu-out). Needs .deps (make-deps.sh: Eigen, yaml-cpp,
+# gtest under .deps/usr; cudnn_frontend-*; cutlass-*).
+#   HOPPER_PARTS="test memcheck sass bench flex"   (default: all)
+#   HOPPER_SEQS="16384 65536"  HOPPER_DIMS="64 128"  HOPPER_DENS="0.90 0.95 0.99" (sparsities)
+#   HOPPER_SM90_ONLY=1   build only sm_90a code (halves nvcc time; edits this copy's CMakeLists)
+#   HOPPER_DEADLINE=s    skip the remaining parts after this many seconds (default 280)
+#   HOPPER_STB_DIR=dir   a folder holding stb/*.h (the GPU host has no libstb-dev; .deps/usr neither)
+set -uo pipefail
+out=${OUT:-$PWD/gpu-out}; mkdir -p "$out"
+t0=$(date +%s)
+deadline=${HOPPER_DEADLINE:-280}
+left() { echo $(( deadline - ($(date +%s) - t0) )); }
+parts=${HOPPER_PARTS:-test memcheck sass bench flex}
+D=$PWD/.deps/usr; L=$D/lib/x86_64-linux-gnu
+export LD_LIBRARY_PATH=$L:${LD_LIBRARY_PATH:-}
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$out/card.txt"
+[[ -d .deps/usr ]] || echo "WARNING: .deps/usr missing (run /work/shared/device/make-deps.sh)"
+ls -d .deps/cutlass-*/include >/dev/null 2>&1 || echo "WARNING: no .deps/cutlass-*: the sm_90a kernel is not built"
+[[ -n ${HOPPER_STB_DIR:-} ]] && export CMAKE_INCLUDE_PATH=$HOPPER_STB_DIR
+if [[ ${HOPPER_SM90_ONLY:-0} == 1 ]]; then
+  sed -i 's/-gencode=arch=compute_80,code=sm_80 //' CMakeLists.txt
+fi
+cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH=$D -DCMAKE_LIBRARY_PATH=$L \
+  -DSPARROW_MPI=OFF > "$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
+grep -i cutlass "$out/configure.log"
+ninja -C build-gpu -j 16 -k 0 test_gpu bench_attention attention_layout > "$out/build.log" 2>&1 ||
+  { grep -E 'error|FAILED' "$out/build.log" | head -40; exit 1; }
+echo "build: $(( $(date +%s) - t0 )) s"
+grep -A2 "sm90.*fwd_kernel\|fwd_kernelILi" "$out/build.log" | head -20
+bin=build-gpu/bin
+rc=0
+
+if [[ $parts == *test* ]]; then
+  timeout $(( $(left) > 20 ? $(left) - 10 : 10 )) $bin/test_gpu --gtest_filter='AttentionSm90*:AttentionGpu.*' \
+    > "$out/test_sm90.log" 2>&1; rc=$?
+  grep -E '^\[  (PASSED|FAILED) |^\[  FAILED|NOTE|INFO|Failure|error|Expected|Which is|vs ' "$out/test_sm90.log" | head -40
+  echo "tests rc=$rc ($(( $(date +%s) - t0 )) s)"
+fi
+if [[ $parts == *memcheck* && $(left) -gt 60 ]]; then
+  SPARROW_BLOCK_ATTN_KERNEL=sm90 timeout 60 compute-sanitizer --tool memcheck --print-limit 10 \
+    $bin/bench_attention --device cuda --backend block_sparse --pattern bigbird --sparsity 0.5 --seq 1000 --heads 3 \
+    --batch 2 --head-dim 64 --block 128 --dtype bf16 --repeat 1 --causal --json > "$out/memcheck.log" 2>&1
+  echo "memcheck rc=$?: $(grep -E 'ERROR SUMMARY' "$out/memcheck.log")"
+fi
+if [[ $parts == *sass* ]]; then
+  obj=$(find build-gpu -name 'block_attention_sm90.cu.o' | head -1)
+  if [[ -n $obj ]] && command -v cuobjdump >/dev/null; then
+    cuobjdump --dump-sass "$obj" > "$out/sm90.sass" 2>&1
+    echo "SASS: HGMMA $(grep -c HGMMA "$out/sm90.sass"), local LDL/STL $(grep -cE 'LDL|STL' "$out/sm90.sass"), UTMALDG $(grep -c UTMALDG "$out/sm90.sass"), USETMAXREG $(grep -c USETMAXREG "$out/sm90.sass")"
+  fi
+fi
+seqs=${HOPPER_SEQS:-16384 65536}; dims=${HOPPER_DIMS:-64 128}; dens=${HOPPER_DENS:-0.90 0.95 0.99}
+if [[ $parts == *bench* ]]; then
+  for N in $seqs; do for Dh in $dims; do for s in $dens; do for causal in "" "--causal"; do
+    for kern in sm90 mma; do
+      [[ $(left) -lt 20 ]] && { echo "bench: out of time at N=$N D=$Dh s=$s"; break 5; }
+      SPARROW_BLOCK_ATTN_KERNEL=$kern timeout 60 $bin/bench_attention --device cuda --backend block_sparse \
+        --pattern bigbird --sparsity $s --seq $N --heads 16 --head-dim $Dh --block 128 --dtype bf16 --repeat 10 \
+        $causal --json | python3 -c "import json,sys
+for l in sys.stdin:
+  j=json.loads(l); j['kernel']='$kern'; print(json.dumps(j))" >> "$out/sparrow_attn.jsonl"
+    done
+  done; done; done; done
+  python3 - "$out/sparrow_attn.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+by = {}
+for r in rows:
+    by.setdefault((r["seq"], r["head_dim"], round(r["density"], 3), r["causal"]), {})[r["kernel"]] = r
+print(f"{'N':>6} {'D':>4} {'dens':>6} {'causal':>6} | {'sm90 fwd':>9} {'mma fwd':>9} {'x':>5} | {'sm90 f+b':>9} {'mma f+b':>9} | sm90 fwd TF/s")
+for k, v in sorted(by.items()):
+    s, m = v.get("sm90"), v.get("mma")
+    if not s or not m: continue
+    print(f"{k[0]:>6} {k[1]:>4} {k[2]:>6} {str(k[3]):>6} | {s['fwd_ms']:9.3f} {m['fwd_ms']:9.3f} {m['fwd_ms']/s['fwd_ms']:5.2f} | "
+          f"{s['fwdbwd_ms']:9.3f} {m['fwdbwd_ms']:9.3f} | {s['fwd_gflops']/1e3:6.1f}")
+PY
+fi
+if [[ $parts == *flex* && $(left) -gt 60 ]]; then
+  ld=$out/layouts; mkdir -p "$ld"
+  for N in $seqs; do for s in $dens; do for causal in "" "--causal"; do
+    pct=$(python3 -c "print(int(round((1-$s)*100)))")
+    $bin/attention_layout --pattern bigbird --seq $N --block 128 --sparsity $s --heads 16 $causal \
+      --dump-csr "$ld/layout_N${N}_b128_d${pct}${causal:+_causal}.json" > /dev/null
+  done; done; done
+  fl_dens=$(python3 -c "print(','.join(str(round(1-float(x),2)) for x in '$dens'.split()))")
+  for causal in "" "--causal"; do
+    timeout $(( $(left) > 30 ? $(left) - 10 : 20 )) python3 bench/attention_gpu_compare.py --layout-dir "$ld" \
+      --layout-tag bigbird --seqs "${seqs// /,}" --dims "${dims// /,}" --densities "$fl_dens" $causal --iters 10 \
+      2>> "$out/flex.err" | tee -a "$out/flex.jsonl"
+  done
+fi
+echo "total: $(( $(date +%s) - t0 )) s"
+exit $rc
