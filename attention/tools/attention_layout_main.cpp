@@ -41,10 +41,6 @@ void dump_csr_json(const BlockLayout& L, const std::string& path) {
   sparrow::write_whole_file(path, f.str());
 }
 
-}  // namespace
-
-namespace {
-
 // What the tool builds at most, checked before building: a layout is O(nb + active blocks) in
 // memory (about 8 bytes an active block with its transpose, 40 a block row), so these hold it
 // to a few GiB. Training never gets near them (64K tokens at block 64 is 1024 blocks).
