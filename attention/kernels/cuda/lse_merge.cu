@@ -10,7 +10,6 @@ namespace sparrow::attn::cuda {
 namespace {
 
 __device__ inline float to_acc(float x, float) { return x; }
-__device__ inline double to_acc(double x, double) { return x; }
 __device__ inline float to_acc(__nv_bfloat16 x, float) { return __bfloat162float(x); }
 __device__ inline double to_acc(__nv_bfloat16 x, double) { return static_cast<double>(__bfloat162float(x)); }
 __device__ inline double to_acc(float x, double) { return x; }
