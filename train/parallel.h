@@ -34,6 +34,7 @@ class Parallel {
   int data_parallel() const { return dp_; }
   int context_parallel() const { return cp_; }
   bool distributed() const { return world_->size() > 1; }
+  dist::Communicator& world() const { return *world_; }
   // Rank 0 writes the run folder; the others only compute.
   bool writes() const { return world_->rank() == 0; }
   std::string describe() const;

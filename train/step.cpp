@@ -4,6 +4,7 @@
 
 #include "framework/autograd/node.h"
 #include "framework/core/profile.h"
+#include "framework/dist/gradient_buckets.h"
 #include "framework/nn/parameter_buffer.h"
 #include "framework/ops/ops.h"
 #include "framework/optim/adamw.h"
@@ -26,6 +27,7 @@ TrainStep::TrainStep(const Config& cfg, models::TransformerLM& model, nn::Parame
   targets_ = empty({A, local.inputs.size(0), local.inputs.size(1)}, DType::I32, device);
   weights_ = empty({A}, DType::F32, device);
   stats_ = zeros({2}, DType::F32, device);
+  if (parallel.distributed()) buckets_ = std::make_unique<dist::GradientBuckets>(params, parallel.world());
 
   graph_policy_ = cfg.train.cuda_graph;
   std::string why_not;
@@ -60,14 +62,18 @@ void TrainStep::body(int64_t step) {
     // Each backward adds its weighted share into the flat gradient buffer: weight/accum, where
     // the weight is this rank's share of the global batch's scored tokens (1 on one process).
     Tensor scaled = mul(loss, weights_.slice(0, micro, micro + 1).reshape(loss.shape()));
+    // The last micro-batch's backward starts each gradient bucket's exchange as it completes.
+    // Not under recompute: a recomputed segment's backward runs nested, and a parameter reached
+    // both there and outside could be reported before its nested share arrived.
+    std::unique_ptr<LeafReadyGuard> overlap;
+    if (buckets_ && micro == accum - 1 && !cfg_.train.recompute) overlap = buckets_->arm();
     scaled.backward();
     NoGradGuard no_grad;
     add_(loss_sum, scaled.detach());
   }
-  if (parallel_.distributed()) {
-    profile::Phase ph("gradient all-reduce");
-    Tensor grad = params_.grad();
-    parallel_.sum(grad);
+  if (buckets_) {
+    profile::Phase ph("gradient all-reduce (what the backward did not hide)");
+    buckets_->finish();
     parallel_.sum(loss_sum);
   }
   {

@@ -46,6 +46,9 @@ class Graph;
 namespace train {
 class Parallel;
 }
+namespace dist {
+class GradientBuckets;
+}
 }  // namespace sparrow
 
 namespace sparrow::train {
@@ -87,6 +90,9 @@ class TrainStep {
   Tensor inputs_, targets_;  // [accum, B, T] on the device: the batches, at fixed addresses
   Tensor weights_;           // f32 [accum] on the device: each micro-batch's loss weight / accum
   Tensor stats_;             // f32 [2] on the device: loss, ‖g‖
+  // Data parallel: the gradient sum over ranks, bucketed and started during the last
+  // micro-batch's backward (null on one process).
+  std::unique_ptr<dist::GradientBuckets> buckets_;
   std::string graph_policy_;  // auto | on | off (off also where a graph cannot apply)
   std::unique_ptr<cuda::Graph> graph_;
   std::vector<double> graph_key_;  // the sparsities the graph (or the eager run-up) is for

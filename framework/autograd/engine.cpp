@@ -13,6 +13,8 @@ namespace sparrow {
 
 namespace {
 thread_local bool g_grad_enabled = true;
+thread_local LeafReadyGuard::Ready g_leaf_ready;  // empty: nobody listens
+thread_local int g_backward_depth = 0;            // nested backwards (recompute) run at depth > 1
 
 void accumulate_into_leaf(TensorImpl& leaf, const Tensor& g) {
   SPARROW_CHECK(g.shape() == leaf.shape, "backward: gradient of shape ", shape_str(g.shape()),
@@ -36,6 +38,8 @@ void accumulate_into_leaf(TensorImpl& leaf, const Tensor& g) {
 }  // namespace
 
 bool grad_enabled() { return g_grad_enabled; }
+LeafReadyGuard::LeafReadyGuard(Ready ready) : prev_(std::move(g_leaf_ready)) { g_leaf_ready = std::move(ready); }
+LeafReadyGuard::~LeafReadyGuard() { g_leaf_ready = std::move(prev_); }
 NoGradGuard::NoGradGuard() : prev_(g_grad_enabled) { g_grad_enabled = false; }
 NoGradGuard::~NoGradGuard() { g_grad_enabled = prev_; }
 EnableGradGuard::EnableGradGuard() : prev_(g_grad_enabled) { g_grad_enabled = true; }
@@ -86,8 +90,14 @@ Tensor record(Tensor out, const char* name, const std::vector<Tensor>& inputs, F
 void run_backward(const Tensor& root, const Tensor& grad_output) {
   SPARROW_CHECK(root.requires_grad(), "backward: the tensor does not require grad (no recorded op made it)");
   NoGradGuard no_grad;  // gradients are not themselves recorded
+  struct Depth {
+    Depth() { ++g_backward_depth; }
+    ~Depth() { --g_backward_depth; }
+  } depth;
+  const bool notify = g_leaf_ready && g_backward_depth == 1;
   if (root.is_leaf()) {
     accumulate_into_leaf(root.impl(), grad_output);
+    if (notify) g_leaf_ready(&root.impl());
     return;
   }
   // Iterative DFS post-order gives a topological order (inputs before consumers).
@@ -141,12 +151,26 @@ void run_backward(const Tensor& root, const Tensor& grad_output) {
     zero(at, slot.g.shape()[size_t(dim)]);
     slot.windows.clear();
   };
+  // Edges into each leaf not yet processed (only when someone listens for finished leaves).
+  std::unordered_map<const TensorImpl*, int> leaf_edges;
+  if (notify)
+    for (Node* n : order)
+      for (const Edge& e : n->next)
+        if (e.leaf) ++leaf_edges[e.leaf.get()];
+  auto edge_done = [&](const TensorImpl* leaf) {
+    if (notify && --leaf_edges[leaf] == 0) g_leaf_ready(leaf);
+  };
   std::unordered_map<Node*, Pending> pending;
   pending[root.grad_fn().get()] = Pending{grad_output, false, false, {}};
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node* n = *it;
     auto p = pending.find(n);
-    if (p == pending.end()) continue;
+    if (p == pending.end()) {  // nothing reached this node: its edges deliver nothing
+      if (notify)
+        for (const Edge& e : n->next)
+          if (e.leaf) edge_done(e.leaf.get());
+      continue;
+    }
     materialise(p->second);
     Tensor g = std::move(p->second.g);
     pending.erase(p);
@@ -187,7 +211,10 @@ void run_backward(const Tensor& root, const Tensor& grad_output) {
                   " gradients for ", n->next.size(), " inputs");
     for (size_t k = 0; k < grads.size(); ++k) {
       const Edge& e = n->next[k];
-      if (!e.active() || !grads[k].defined()) continue;
+      if (!e.active() || !grads[k].defined()) {
+        if (e.leaf) edge_done(e.leaf.get());
+        continue;
+      }
       if (e.fn) {
         auto q = pending.find(e.fn.get());
         if (q == pending.end()) {
@@ -202,6 +229,7 @@ void run_backward(const Tensor& root, const Tensor& grad_output) {
           slot = Pending{add(slot.g, grads[k]), true, false, {}};
       } else {
         accumulate_into_leaf(*e.leaf, grads[k]);
+        edge_done(e.leaf.get());
       }
     }
   }

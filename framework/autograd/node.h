@@ -108,4 +108,22 @@ Tensor record(Tensor out, const char* name, const std::vector<Tensor>& inputs, F
 // Runs backward from root with the given output gradient (engine.cpp).
 void run_backward(const Tensor& root, const Tensor& grad_output);
 
+// Gradient-ready notifications, for exchanging gradients while the backward still runs (data
+// parallelism: dist/gradient_buckets.h). While a guard is alive on this thread, the outermost
+// backward calls `ready(leaf)` once per leaf it reaches, as soon as every edge of the graph into
+// that leaf has been processed (its gradient is then final for this backward), and at the end for
+// leaves whose edges were never reached. Nested backwards (recomputed segments) do not notify:
+// their leaves are reported only if the outer graph reaches them.
+class LeafReadyGuard {
+ public:
+  using Ready = std::function<void(const TensorImpl* leaf)>;
+  explicit LeafReadyGuard(Ready ready);
+  ~LeafReadyGuard();
+  LeafReadyGuard(const LeafReadyGuard&) = delete;
+  LeafReadyGuard& operator=(const LeafReadyGuard&) = delete;
+
+ private:
+  Ready prev_;
+};
+
 }  // namespace sparrow
