@@ -11,6 +11,8 @@
 #   HOPPER_SM90_ONLY=1   build only sm_90a code (halves nvcc time; edits this copy's CMakeLists)
 #   HOPPER_DEADLINE=s    skip the remaining parts after this many seconds (default 280)
 #   HOPPER_STB_DIR=dir   a folder holding stb/*.h (the GPU host has no libstb-dev; .deps/usr neither)
+#   HOPPER_CAUSAL="no yes"  which masks to time (default both)
+#   HOPPER_SKIP_BUILD=1  reuse build-gpu as it is (built by scripts/gpu-check.sh in the same call)
 set -uo pipefail
 out=${OUT:-$PWD/gpu-out}; mkdir -p "$out"
 t0=$(date +%s)
@@ -26,10 +28,10 @@ ls -d .deps/cutlass-*/include >/dev/null 2>&1 || echo "WARNING: no .deps/cutlass
 if [[ ${HOPPER_SM90_ONLY:-0} == 1 ]]; then
   sed -i 's/-gencode=arch=compute_80,code=sm_80 //' CMakeLists.txt
 fi
-cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH=$D -DCMAKE_LIBRARY_PATH=$L \
+[[ ${HOPPER_SKIP_BUILD:-0} == 1 ]] || cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH=$D -DCMAKE_LIBRARY_PATH=$L \
   -DSPARROW_MPI=OFF > "$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
 grep -i cutlass "$out/configure.log"
-ninja -C build-gpu -j 16 -k 0 test_gpu bench_attention attention_layout > "$out/build.log" 2>&1 ||
+[[ ${HOPPER_SKIP_BUILD:-0} == 1 ]] || ninja -C build-gpu -j 16 -k 0 test_gpu bench_attention attention_layout > "$out/build.log" 2>&1 ||
   { grep -E 'error|FAILED' "$out/build.log" | head -40; exit 1; }
 echo "build: $(( $(date +%s) - t0 )) s"
 grep -A2 "sm90.*fwd_kernel\|fwd_kernelILi" "$out/build.log" | head -20
@@ -47,6 +49,13 @@ if [[ $parts == *memcheck* && $(left) -gt 60 ]]; then
     $bin/bench_attention --device cuda --backend block_sparse --pattern bigbird --sparsity 0.5 --seq 1000 --heads 3 \
     --batch 2 --head-dim 64 --block 128 --dtype bf16 --repeat 1 --causal --json > "$out/memcheck.log" 2>&1
   echo "memcheck rc=$?: $(grep -E 'ERROR SUMMARY' "$out/memcheck.log")"
+  for tool in racecheck synccheck; do
+    [[ $(left) -gt 90 ]] || break
+    SPARROW_BLOCK_ATTN_KERNEL=sm90 timeout 60 compute-sanitizer --tool $tool --print-limit 10 \
+      $bin/bench_attention --device cuda --backend block_sparse --pattern bigbird --sparsity 0.5 --seq 512 --heads 2 \
+      --batch 1 --head-dim 64 --block 128 --dtype bf16 --repeat 1 --causal --json > "$out/$tool.log" 2>&1
+    echo "$tool rc=$?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/$tool.log" | head -2)"
+  done
 fi
 if [[ $parts == *sass* ]]; then
   obj=$(find build-gpu -name 'block_attention_sm90.cu.o' | head -1)
@@ -56,13 +65,15 @@ if [[ $parts == *sass* ]]; then
   fi
 fi
 seqs=${HOPPER_SEQS:-16384 65536}; dims=${HOPPER_DIMS:-64 128}; dens=${HOPPER_DENS:-0.90 0.95 0.99}
+causal_flags=""
+for c in ${HOPPER_CAUSAL:-no yes}; do causal_flags+=" $([[ $c == yes ]] && echo --causal || echo _)"; done
 if [[ $parts == *bench* ]]; then
-  for N in $seqs; do for Dh in $dims; do for s in $dens; do for causal in "" "--causal"; do
+  for N in $seqs; do for Dh in $dims; do for s in $dens; do for causal in $causal_flags; do
     for kern in sm90 mma; do
       [[ $(left) -lt 20 ]] && { echo "bench: out of time at N=$N D=$Dh s=$s"; break 5; }
       SPARROW_BLOCK_ATTN_KERNEL=$kern timeout 60 $bin/bench_attention --device cuda --backend block_sparse \
         --pattern bigbird --sparsity $s --seq $N --heads 16 --head-dim $Dh --block 128 --dtype bf16 --repeat 10 \
-        $causal --json | python3 -c "import json,sys
+        ${causal#_} --json | python3 -c "import json,sys
 for l in sys.stdin:
   j=json.loads(l); j['kernel']='$kern'; print(json.dumps(j))" >> "$out/sparrow_attn.jsonl"
     done
@@ -83,15 +94,16 @@ PY
 fi
 if [[ $parts == *flex* && $(left) -gt 60 ]]; then
   ld=$out/layouts; mkdir -p "$ld"
-  for N in $seqs; do for s in $dens; do for causal in "" "--causal"; do
+  for N in $seqs; do for s in $dens; do for causal in $causal_flags; do
     pct=$(python3 -c "print(int(round((1-$s)*100)))")
-    $bin/attention_layout --pattern bigbird --seq $N --block 128 --sparsity $s --heads 16 $causal \
-      --dump-csr "$ld/layout_N${N}_b128_d${pct}${causal:+_causal}.json" > /dev/null
+    cf=${causal#_}
+    $bin/attention_layout --pattern bigbird --seq $N --block 128 --sparsity $s --heads 16 $cf \
+      --dump-csr "$ld/layout_N${N}_b128_d${pct}${cf:+_causal}.json" > /dev/null
   done; done; done
   fl_dens=$(python3 -c "print(','.join(str(round(1-float(x),2)) for x in '$dens'.split()))")
-  for causal in "" "--causal"; do
+  for causal in $causal_flags; do
     timeout $(( $(left) > 30 ? $(left) - 10 : 20 )) python3 bench/attention_gpu_compare.py --layout-dir "$ld" \
-      --layout-tag bigbird --seqs "${seqs// /,}" --dims "${dims// /,}" --densities "$fl_dens" $causal --iters 10 \
+      --layout-tag bigbird --seqs "${seqs// /,}" --dims "${dims// /,}" --densities "$fl_dens" ${causal#_} --iters 10 \
       2>> "$out/flex.err" | tee -a "$out/flex.jsonl"
   done
 fi
