@@ -28,7 +28,11 @@ build_dir=${SPARROW_BUILD_DIR:-build}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 # Sanitizer settings (read only by the sanitized binaries, including the `train` processes the
 # CLI tests start). Leaks are errors; UB already stops the program (-fno-sanitize-recover).
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1}
+# OpenMPI keeps allocations past MPI_Finalize by design; scripts/lsan-openmpi.supp suppresses
+# leaks whose stack passes through its libraries. Those libraries have no frame pointers, so
+# allocation stacks are taken with the full unwinder (fast_unwind_on_malloc=0) to reach them.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1:fast_unwind_on_malloc=0}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/scripts/lsan-openmpi.supp:print_suppressions=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 if [[ -z "${ASAN_SYMBOLIZER_PATH:-}" && -x /usr/lib/llvm-14/bin/llvm-symbolizer ]]; then
   export ASAN_SYMBOLIZER_PATH=/usr/lib/llvm-14/bin/llvm-symbolizer  # file:line in reports

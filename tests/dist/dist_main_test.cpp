@@ -9,7 +9,7 @@ int main(int argc, char** argv) {
   if (sparrow::dist::launched_rank() != 0) {
     auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
     // Keep failures visible from every rank, but not the per-test progress lines.
-    listeners.Release(listeners.default_result_printer());
+    delete listeners.Release(listeners.default_result_printer());
     struct FailurePrinter : ::testing::EmptyTestEventListener {
       void OnTestPartResult(const ::testing::TestPartResult& r) override {
         if (r.failed())
