@@ -105,8 +105,7 @@ TEST(Registry, ConcurrentRegistrationKeepsExactlyOneOfEachName) {
         try {
           register_attention("registry_test_race_" + std::to_string(i), renamed_dense());
           ++succeeded;
-        } catch (const Error&) {
-        }
+        } catch (const Error&) {}
         AttentionConfig cfg;
         cfg.backend = "dense";
         EXPECT_NE(make_attention(cfg), nullptr);

@@ -11,16 +11,18 @@
 using namespace sparrow;
 
 TEST(ConfigRegistry, RegisteredBackendIsAcceptedByName) {
-  const std::string yaml = "attention:\n  backend: config_test_custom\n  layers:\n    1: {backend: config_test_custom}\n";
+  const std::string yaml =
+      "attention:\n  backend: config_test_custom\n  layers:\n    1: {backend: config_test_custom}\n";
   try {
     train::load_config_text(yaml, "cfg.yaml");
     FAIL() << "an unregistered backend was accepted";
   } catch (const train::ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("got 'config_test_custom'"), std::string::npos) << e.what();
   }
-  attn::register_attention("config_test_custom", [](const attn::AttentionConfig& c) -> std::unique_ptr<attn::Attention> {
-    return std::make_unique<attn::DenseAttention>(c);
-  });
+  attn::register_attention("config_test_custom",
+                           [](const attn::AttentionConfig& c) -> std::unique_ptr<attn::Attention> {
+                             return std::make_unique<attn::DenseAttention>(c);
+                           });
   const train::Config c = train::load_config_text(yaml, "cfg.yaml");
   EXPECT_EQ(c.attention.base.attn.backend, "config_test_custom");
   EXPECT_EQ(c.attention.layer(1).attn.backend, "config_test_custom");
