@@ -53,9 +53,21 @@ class Attention {
 // Builds the backend named by cfg.backend; throws sparrow::Error listing the known names.
 std::unique_ptr<Attention> make_attention(const AttentionConfig& cfg);
 
-// The registry: one line per backend (in registry.cpp).
+// The registry: the built-in backends (one line each in registry.cpp), then any registered from
+// outside the library with register_attention().
 using AttentionFactory = std::function<std::unique_ptr<Attention>(const AttentionConfig&)>;
-const std::vector<std::pair<std::string, AttentionFactory>>& attention_registry();
+
+// Adds a backend under `name`, from then on built by make_attention() and accepted by the
+// trainer's config (`attention.backend: <name>`). Thread-safe. Throws sparrow::Error when the
+// name is empty or holds whitespace, when the factory is empty, or when the name is already
+// taken (built-in or registered before): a backend is never silently replaced.
+//   sparrow::attn::register_attention("my_attention", [](const sparrow::attn::AttentionConfig& c) {
+//     return std::make_unique<MyAttention>(c);
+//   });
+void register_attention(std::string name, AttentionFactory factory);
+
+// A snapshot of the registry, in registration order (built-ins first).
+std::vector<std::pair<std::string, AttentionFactory>> attention_registry();
 std::vector<std::string> attention_backend_names();
 
 }  // namespace sparrow::attn

@@ -1,6 +1,10 @@
-// The attention registry: one line per backend. A new backend is one file pair in backends/
-// plus one line here.
+// The attention registry: one line per built-in backend. A new built-in backend is one file pair
+// in backends/ plus one line here; code outside the library calls register_attention().
 #include "attention/attention.h"
+
+#include <algorithm>
+#include <cctype>
+#include <mutex>
 
 #include "attention/backends/adaptive.h"
 #include "attention/backends/auto_select.h"
@@ -26,29 +30,78 @@ AttentionFactory factory() {
 }
 }  // namespace
 
-const std::vector<std::pair<std::string, AttentionFactory>>& attention_registry() {
-  static const std::vector<std::pair<std::string, AttentionFactory>> registry = {
+namespace {
+
+using Registry = std::vector<std::pair<std::string, AttentionFactory>>;
+
+// The one registry, behind one mutex. Factories are copied out and called with the lock released:
+// a factory may itself build backends (auto builds its sparse backend through make_attention).
+struct RegistryState {
+  std::mutex mutex;
+  Registry entries = {
       {"dense", factory<DenseAttention>()},
       {"block_sparse", factory<BlockSparseAttention>()},
       {"hierarchical", factory<HierarchicalAttention>()},
       {"adaptive", factory<AdaptiveAttention>()},
       {"auto", factory<AutoAttention>()},
   };
-  return registry;
+};
+
+RegistryState& state() {
+  static RegistryState s;  // thread-safe initialisation (C++11 magic statics)
+  return s;
+}
+
+std::string joined_names(const Registry& r) {
+  std::string known;
+  for (const auto& [n, make] : r) known += (known.empty() ? "" : ", ") + n;
+  return known;
+}
+
+}  // namespace
+
+void register_attention(std::string name, AttentionFactory make) {
+  SPARROW_CHECK(!name.empty(), "register_attention: the backend name is empty");
+  SPARROW_CHECK(std::none_of(name.begin(), name.end(), [](unsigned char c) { return std::isspace(c) != 0; }),
+                "register_attention: backend name '", name, "' holds whitespace");
+  SPARROW_CHECK(static_cast<bool>(make), "register_attention: backend '", name, "' has an empty factory");
+  RegistryState& s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  for (const auto& [n, f] : s.entries)
+    SPARROW_CHECK(n != name, "register_attention: backend '", name, "' is already registered (known: ",
+                  joined_names(s.entries), ")");
+  s.entries.emplace_back(std::move(name), std::move(make));
+}
+
+std::vector<std::pair<std::string, AttentionFactory>> attention_registry() {
+  RegistryState& s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  return s.entries;
 }
 
 std::vector<std::string> attention_backend_names() {
+  RegistryState& s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
   std::vector<std::string> names;
-  for (const auto& [name, make] : attention_registry()) names.push_back(name);
+  names.reserve(s.entries.size());
+  for (const auto& [name, make] : s.entries) names.push_back(name);
   return names;
 }
 
 std::unique_ptr<Attention> make_attention(const AttentionConfig& cfg) {
-  for (const auto& [name, make] : attention_registry())
-    if (name == cfg.backend) return make(cfg);
+  AttentionFactory make;
   std::string known;
-  for (const std::string& n : attention_backend_names()) known += (known.empty() ? "" : ", ") + n;
-  fail("make_attention: unknown attention backend '", cfg.backend, "' (known: ", known, ")");
+  {
+    RegistryState& s = state();
+    std::lock_guard<std::mutex> lock(s.mutex);
+    for (const auto& [name, f] : s.entries)
+      if (name == cfg.backend) make = f;
+    if (!make) known = joined_names(s.entries);
+  }
+  if (!make) fail("make_attention: unknown attention backend '", cfg.backend, "' (known: ", known, ")");
+  std::unique_ptr<Attention> backend = make(cfg);
+  SPARROW_CHECK(backend != nullptr, "make_attention: the factory of backend '", cfg.backend, "' returned null");
+  return backend;
 }
 
 }  // namespace sparrow::attn

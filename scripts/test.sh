@@ -14,6 +14,9 @@
 #                  tests/fuzz/ (SPARROW_FUZZ, ctest label fuzz), each for a bounded time from its
 #                  seed corpus (docs/FUZZING.md)
 #
+# After the default configuration builds, scripts/examples.sh installs it into a temporary prefix
+# and builds and runs examples/ against that package (see run_examples below).
+#
 # The last line is the total over every configuration: "[test] total: N passed, N failed, N
 # skipped" (a configuration that fails to build counts as one failure).
 #
@@ -71,7 +74,26 @@ run_config() {
   summaries+=("$name: $((all - fail - skip)) passed, $fail failed, $skip skipped ($((SECONDS - start)) s with the build)")
 }
 
+# run_examples BUILD_DIR: the installed package and examples/ built and run against it
+# (scripts/examples.sh); each of its checks counts as one test in the total.
+run_examples() {
+  local dir=$1 log="$1/examples.log" start=$SECONDS p f
+  echo "[test] === installed package and examples/ ($dir) ==="
+  bash scripts/examples.sh "$dir" 2>&1 | tee "$log" || failed+=("examples")
+  p=$(sed -n 's/^\[examples\] total: \([0-9]*\) passed, [0-9]* failed$/\1/p' "$log")
+  f=$(sed -n 's/^\[examples\] total: [0-9]* passed, \([0-9]*\) failed$/\1/p' "$log")
+  if [[ -z $p || -z $f ]]; then  # no total line: the script itself failed
+    p=0 f=1
+  fi
+  total_passed=$((total_passed + p))
+  total_failed=$((total_failed + f))
+  summaries+=("examples: $p passed, $f failed ($((SECONDS - start)) s)")
+}
+
 run_config default "$build_dir"
+if [[ " ${failed[*]} " != *" default (build) "* ]]; then
+  run_examples "$build_dir"
+fi
 if grep -qx 'SPARROW_BUILT_WITH_CUDA:INTERNAL=ON' "$build_dir/CMakeCache.txt" 2>/dev/null; then
   run_config "cpu-only" build-nocuda -DSPARROW_CUDA=OFF
 fi

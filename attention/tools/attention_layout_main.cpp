@@ -1,6 +1,7 @@
 // attention_layout: builds a block-sparse layout from flags, prints its statistics, and
 // optionally draws it.
 //   attention_layout --pattern bigbird --seq 16384 --sparsity 0.95 --png out.png
+//   attention_layout --per-head --heads 4 --causal --png out.png --png-head all   (heads side by side)
 // Bad flags, an invalid configuration or a layout too large to build: one line on stderr, exit
 // status 2. A failure to write the PNG or any other error: one line, exit status 1.
 #include <CLI/CLI.hpp>
@@ -9,6 +10,8 @@
 #include <sstream>
 #include <iostream>
 #include <new>
+#include <string>
+#include <vector>
 
 #include "attention/attention_config.h"
 #include "attention/layout/block_layout.h"
@@ -65,7 +68,9 @@ int run_cli(int argc, char** argv) {
   AttentionConfig cfg;
   cfg.backend = "block_sparse";
   PatternConfig& p = cfg.pattern;
-  int64_t seq = 16384, heads = 1, png_head = 0, png_max = 2048;
+  int64_t seq = 16384, heads = 1, png_max = 2048;
+  std::string png_head = "0";
+  std::vector<int64_t> png_heads;
   bool causal = false;
   std::string png, dump_csr;
 
@@ -87,9 +92,14 @@ int run_cli(int argc, char** argv) {
   app.add_option("--rates", p.dilation_rates, "dilated: rates, comma separated")->delimiter(',')->capture_default_str();
   app.add_option("--seed", p.seed, "random: seed")->capture_default_str();
   app.add_option("--png", png, "draw the layout to this PNG file");
-  app.add_option("--png-head", png_head, "which head to draw")->capture_default_str();
+  auto* head_opt = app.add_option("--png-head", png_head, "which head to draw, or 'all' (side by side)")
+                       ->capture_default_str();
+  app.add_option("--png-heads", png_heads, "heads to draw side by side, comma separated")
+      ->delimiter(',')
+      ->excludes(head_opt);
   app.add_option("--dump-csr", dump_csr, "write the per-head CSR to this JSON file");
-  app.add_option("--png-max", png_max, "largest image side in pixels; larger layouts are max-pooled")
+  app.add_option("--png-max", png_max,
+                 "most blocks a side drawn one per pixel; larger layouts are max-pooled (then upscaled to >= 512 px)")
       ->check(CLI::Range(int64_t(1), int64_t(16384)))
       ->capture_default_str();
 
@@ -106,7 +116,24 @@ int run_cli(int argc, char** argv) {
 
   std::shared_ptr<const BlockLayout> layout;
   try {
-    SPARROW_CHECK(png_head >= 0 && png_head < heads, "--png-head ", png_head, " outside [0, ", heads, ")");
+    if (png_heads.empty()) {
+      if (png_head == "all") {
+        for (int64_t h = 0; h < heads; ++h) png_heads.push_back(h);
+      } else {
+        size_t used = 0;
+        int64_t h = -1;
+        try {
+          h = std::stoll(png_head, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        SPARROW_CHECK(used == png_head.size() && !png_head.empty(), "--png-head '", png_head,
+                      "' is neither a head index nor 'all'");
+        png_heads.push_back(h);
+      }
+    }
+    SPARROW_CHECK(png_heads.size() <= 64, "--png-head(s): at most 64 heads in one picture, got ", png_heads.size());
+    for (int64_t h : png_heads) SPARROW_CHECK(h >= 0 && h < heads, "--png-head ", h, " outside [0, ", heads, ")");
     check_layout_size(cfg, seq, heads, causal);
     layout = get_layout(cfg, seq, heads, causal);
   } catch (const sparrow::Error& e) {
@@ -123,8 +150,15 @@ int run_cli(int argc, char** argv) {
     std::cout << layout_summary(*layout);
     if (!dump_csr.empty()) dump_csr_json(*layout, dump_csr);
     if (!png.empty()) {
-      const int64_t side = write_layout_png(*layout, png_head, png, png_max);
-      std::cout << "png: " << png << " (" << side << " px side, head " << png_head << ")\n";
+      LayoutPngOptions opt;
+      opt.max_blocks = png_max;
+      const LayoutPngInfo info = write_layout_png(*layout, png_heads, png, opt);
+      std::string which;
+      for (int64_t h : png_heads) which += (which.empty() ? "" : ",") + std::to_string(h);
+      std::cout << "png: " << png << " (" << info.width << "x" << info.height << " px, " << info.tile_side
+                << " px side, head" << (png_heads.size() > 1 ? "s " : " ") << which << "; "
+                << info.blocks_per_pixel << " block(s) a pixel, " << info.pixels_per_block
+                << " px a block; blue full, orange partial, red the causal boundary)\n";
     }
   } catch (const std::bad_alloc&) {
     std::cerr << "attention_layout: out of memory drawing the layout (lower --png-max)\n";

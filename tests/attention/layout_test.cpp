@@ -449,12 +449,12 @@ TEST(LayoutPng, DrawsAndSummarises) {
   auto cfg = config({"bigbird"}, 0.95, 64);
   const BlockLayout L = build(cfg, 16384, true);
   const std::string path = ::testing::TempDir() + "/layout_test.png";
-  EXPECT_EQ(write_layout_png(L, 0, path, 2048), 256);
+  EXPECT_EQ(write_layout_png(L, 0, path, 2048), 512);  // 256 blocks, 2 px a block
   std::ifstream f(path, std::ios::binary);
   char sig[8] = {};
   f.read(sig, 8);
   EXPECT_EQ(std::string(sig + 1, 3), "PNG");
-  EXPECT_EQ(write_layout_png(L, 0, path, 100), 86);  // 256 blocks pooled 3 to a pixel
+  EXPECT_EQ(write_layout_png(L, 0, path, 100), 516);  // 256 blocks pooled 3 to a pixel (86), upscaled 6×
   EXPECT_THROW(write_layout_png(L, 0, "/nonexistent-dir/x.png"), Error);
   const std::string s = layout_summary(L);
   EXPECT_NE(s.find("nb 256"), std::string::npos) << s;

@@ -11,10 +11,11 @@
 
 namespace sparrow::train {
 
-const std::vector<std::string>& attention_backend_choices() {
-  // The registry is the one list of backends: a new backend needs no edit here.
-  static const std::vector<std::string> names = attn::attention_backend_names();
-  return names;
+std::vector<std::string> attention_backend_choices() {
+  // The registry is the one list of backends: a new backend needs no edit here. Read afresh each
+  // time, so that a backend registered from outside the library (attn::register_attention) after
+  // start-up is accepted too.
+  return attn::attention_backend_names();
 }
 
 const std::vector<std::string>& attention_pattern_choices() {

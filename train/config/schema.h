@@ -14,8 +14,9 @@
 
 namespace sparrow::train {
 
-// Names the attention registry knows, and the block patterns attention/layout composes.
-const std::vector<std::string>& attention_backend_choices();
+// Names the attention registry knows (at the time of the call: register_attention() adds to
+// them), and the block patterns attention/layout composes.
+std::vector<std::string> attention_backend_choices();
 const std::vector<std::string>& attention_pattern_choices();
 
 template <class V>
