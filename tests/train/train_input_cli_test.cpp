@@ -88,8 +88,8 @@ TEST(TrainInputCli, RepeatedKeyAndNonFiniteValueNameFileLineColumn) {
 
 TEST(TrainInputCli, ConfigTooLargeForMemoryIsOneLineNotAnAbort) {
 #ifdef SPARROW_TEST_UNDER_ASAN
-  GTEST_SKIP() << "AddressSanitizer reserves terabytes of shadow address space: a `ulimit -v` cap stops the "
-                  "sanitized program before it reads the config (the plain builds run this test)";
+  GTEST_SKIP() << "AddressSanitizer maps terabytes of shadow memory: a memory cap stops the sanitized "
+                  "program before it reads the config (the plain builds run this test)";
 #endif
   // 12 MB of YAML list (under the 16 MiB file cap) needs far more than 400 MB as a YAML tree:
   // the parser's std::bad_alloc used to end the program with SIGABRT.
@@ -99,7 +99,9 @@ TEST(TrainInputCli, ConfigTooLargeForMemoryIsOneLineNotAnAbort) {
     out << "model:\n  n_layers:\n";
     for (int i = 0; i < 1'500'000; ++i) out << "    - 1\n";
   }
-  Result r = sh("ulimit -v 400000; " + bin() + " --config " + path);
+  // The data limit (heap and private mappings), not the address-space one: a CUDA build maps
+  // gigabytes of library code (cuBLASLt, cuDNN) that `ulimit -v` would refuse before main.
+  Result r = sh("ulimit -d 400000; " + bin() + " --config " + path);
   fs::remove(path);
   EXPECT_EQ(r.status, 2) << r.out;
   EXPECT_EQ(r.out, "train: " + path + ": out of memory reading the config\n");
