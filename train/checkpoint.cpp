@@ -102,7 +102,8 @@ StateFile read_state(const fs::path& dir) {
     throw CheckpointError(state_path.string() + ": not valid JSON, the file is corrupt (" + e.what() + ")");
   }
   if (!j.is_object()) throw CheckpointError(state_path.string() + ": not a JSON object, the file is corrupt");
-  const std::string format = j.value("format", "");
+  // value() would throw json's type_error on a non-string "format": read it only when it is one.
+  const std::string format = j.contains("format") && j["format"].is_string() ? j["format"].get<std::string>() : "";
   if (format == kFormat) {
     if (!j.contains(kStateChecksumKey) || !j[kStateChecksumKey].is_string())
       throw CheckpointError(state_path.string() + ": no checksum, the file is corrupt");
