@@ -126,6 +126,16 @@ TEST(ConfigInput, SecondYamlDocumentIsAnError) {
             "cfg.yaml:3:1: holds 2 YAML documents (separated by ---); a config is one document");
 }
 
+TEST(ConfigInput, InputThatStallsTheYamlParserIsAnError) {
+  // A lone ',' makes yaml-cpp 0.7 report documents without reading on: LoadAll grew without bound
+  // (found by fuzz_config). It is refused at the place the parser stalls, in a file and in --set.
+  EXPECT_EQ(text_error(","), "cfg.yaml:1:1: not valid YAML: the parser cannot read past this point");
+  EXPECT_EQ(text_error("train: {steps: 3}\n---\n,\n"),
+            "cfg.yaml:3:1: not valid YAML: the parser cannot read past this point");
+  EXPECT_EQ(error_of([] { load_config_text("train: {steps: 3}\n", "cfg.yaml", {"train.steps=,"}); }),
+            "--set train.steps=,: key 'train.steps' value is not valid YAML: the parser cannot read past this point");
+}
+
 // ---- repeated keys ---------------------------------------------------------------------------
 
 TEST(ConfigInput, RepeatedKeyIsAnErrorAtTheRepeat) {

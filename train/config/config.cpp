@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <sstream>
 
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
+
 #include "attention/attention.h"
 #include "framework/core/error.h"
 #include "framework/core/file_io.h"
@@ -57,6 +60,78 @@ void set_path(YAML::Node node, const std::vector<std::string>& parts, size_t i, 
   set_path(child, parts, i + 1, value, label);
 }
 
+// Counts the documents of a YAML stream and where each one's first node starts. yaml-cpp 0.7
+// (Debian's) can report a document without consuming any input (a lone ',' does:
+// jbeder/yaml-cpp#1040; fixed upstream in 2024, after 0.8.0), and its LoadAll then appends null documents
+// until memory runs out; so the stream is walked here, and a document that does not start past the
+// previous one is refused as the malformed input it is.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> starts;  // first node of each document
+
+  void OnDocumentStart(const YAML::Mark&) override { first_ = true; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& m, YAML::anchor_t) override { node(m); }
+  void OnAlias(const YAML::Mark& m, YAML::anchor_t) override { node(m); }
+  void OnScalar(const YAML::Mark& m, const std::string&, YAML::anchor_t, const std::string&) override { node(m); }
+  void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    node(m);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    node(m);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void node(const YAML::Mark& m) {
+    if (first_) starts.push_back(m);
+    first_ = false;
+  }
+  bool first_ = false;
+};
+
+// Why a text is not one YAML document: where, and what (a phrase that follows "value " or a
+// file position).
+struct NotOneDocument {
+  YAML::Mark mark;
+  std::string what;
+};
+
+// The one document of `text` (a null node for an empty stream). More than one document is refused
+// rather than silently ignored.
+YAML::Node one_document(const std::string& text) {
+  try {
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    DocumentStarts docs;
+    for (size_t seen = 0; parser.HandleNextDocument(docs); seen = docs.starts.size()) {
+      const bool stuck = docs.starts.size() == seen ||
+                         (seen > 0 && docs.starts.back().pos <= docs.starts[seen - 1].pos);
+      if (stuck)
+        throw NotOneDocument{docs.starts.size() > seen ? docs.starts.back() : YAML::Mark::null_mark(),
+                             "is not valid YAML: the parser cannot read past this point"};
+    }
+    if (docs.starts.size() > 1)
+      throw NotOneDocument{docs.starts[1], "holds " + std::to_string(docs.starts.size()) +
+                                               " YAML documents (separated by ---); a config is one document"};
+    return docs.starts.empty() ? YAML::Node() : YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw NotOneDocument{e.mark, "is not valid YAML: " + yaml_message(e)};
+  }
+}
+
+YAML::Node parse(const std::string& text, const std::string& source_name) {
+  try {
+    return one_document(text);
+  } catch (const NotOneDocument& e) {
+    const YAML::Mark& m = e.mark;
+    const std::string at = m.line < 0 ? "" : ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+    // A file position reads "cfg.yaml:3:1: holds ..." / "cfg.yaml:1:1: not valid YAML: ...".
+    throw ConfigError(source_name + at + ": " + (e.what.rfind("is ", 0) == 0 ? e.what.substr(3) : e.what));
+  }
+}
+
 void apply_override(YAML::Node& root, const std::string& spec, detail::Origin& origin) {
   const std::string label = "--set " + spec;
   size_t eq = spec.find('=');
@@ -69,9 +144,9 @@ void apply_override(YAML::Node& root, const std::string& spec, detail::Origin& o
     throw ConfigError(label + ": key '" + path + "' has an empty part");
   YAML::Node value;
   try {
-    value = YAML::Load(spec.substr(eq + 1));
-  } catch (const YAML::Exception& e) {
-    throw ConfigError(label + ": key '" + path + "' value is not valid YAML: " + yaml_message(e));
+    value = one_document(spec.substr(eq + 1));
+  } catch (const NotOneDocument& e) {
+    throw ConfigError(label + ": key '" + path + "' value " + e.what);
   }
   origin.add_override(path, label);
   set_path(root, parts, 0, value, label);
@@ -90,24 +165,6 @@ Config load(YAML::Node root, const std::string& source_name, const std::vector<s
   Config c = detail::read_config(root, origin);
   detail::validate_config(c, origin);
   return c;
-}
-
-YAML::Node parse(const std::string& text, const std::string& source_name) {
-  try {
-    // All documents, so a second one (after `---`) is refused rather than silently ignored.
-    std::vector<YAML::Node> docs = YAML::LoadAll(text);
-    if (docs.size() > 1) {
-      const YAML::Mark m = docs[1].Mark();
-      const std::string at =
-          m.line < 0 ? "" : ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
-      throw ConfigError(source_name + at + ": holds " + std::to_string(docs.size()) +
-                        " YAML documents (separated by ---); a config is one document");
-    }
-    return docs.empty() ? YAML::Node() : docs[0];
-  } catch (const YAML::Exception& e) {
-    throw ConfigError(source_name + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
-                      ": not valid YAML: " + yaml_message(e));
-  }
 }
 
 }  // namespace
