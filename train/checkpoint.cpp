@@ -161,7 +161,11 @@ auto as_checkpoint_error(F&& f) -> decltype(f()) {
 }  // namespace
 
 std::string save_checkpoint(const std::string& run_dir, const TrainState& state, const nn::ParameterBuffer& params,
-                            const optim::AdamW& opt, int64_t keep_last, const std::vector<std::string>& protect) {
+                            const optim::AdamWState& opt, int64_t keep_last, const std::vector<std::string>& protect) {
+  for (const Tensor* t : {&opt.exp_avg, &opt.exp_avg_sq})
+    SPARROW_CHECK(t->defined() && t->numel() == params.numel(), "save_checkpoint: the optimizer state must cover the ",
+                  params.numel(), "-element buffer (gather the shards first), got ",
+                  t->defined() ? describe(*t) : std::string("none"));
   const fs::path root = fs::path(run_dir) / "checkpoints";
   fs::create_directories(root);
   const fs::path final_dir = root / step_name(state.step);
@@ -171,12 +175,12 @@ std::string save_checkpoint(const std::string& run_dir, const TrainState& state,
 
   as_checkpoint_error([&] {
     params.save((tmp / "weights.safetensors").string(), {{"format", kFormat}, {"step", std::to_string(state.step)}});
-    nn::save_safetensors((tmp / "optimizer.safetensors").string(), opt.state_tensors(),
+    nn::save_safetensors((tmp / "optimizer.safetensors").string(), {{"exp_avg", opt.exp_avg}, {"exp_avg_sq", opt.exp_avg_sq}},
                          {{"format", kFormat}, {"optimizer", "adamw"}, {"step", std::to_string(state.step)}});
     nlohmann::json j;
     j["format"] = kFormat;
     j["step"] = state.step;
-    j["optimizer_step"] = opt.step_count();
+    j["optimizer_step"] = opt.step;
     j["rng"] = state.rng;
     j["sampler"] = state.sampler;
     j["schedule"] = state.schedule;

@@ -37,11 +37,13 @@ struct TrainState {
   bool verified = false;            // read back with checksums (false: a checkpoint from before them)
 };
 
-// Saves step-<state.step>; then retires the oldest complete checkpoints beyond keep_last (0: keep
+// Saves step-<state.step> with the optimizer state `opt` of the whole buffer (AdamW::state() on one
+// process; gathered from the shards under ZeRO-1: dist::gather_optimizer_state); then retires the oldest complete checkpoints beyond keep_last (0: keep
 // all), never one named in `protect` (the trainer's resume source) nor the one just written.
 // Returns the folder written.
 std::string save_checkpoint(const std::string& run_dir, const TrainState& state, const nn::ParameterBuffer& params,
-                            const optim::AdamW& opt, int64_t keep_last, const std::vector<std::string>& protect = {});
+                            const optim::AdamWState& opt, int64_t keep_last,
+                            const std::vector<std::string>& protect = {});
 
 // The complete checkpoint folders in run_dir (those with a state.json), by step, oldest first.
 std::vector<std::string> list_checkpoints(const std::string& run_dir);

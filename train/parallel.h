@@ -5,9 +5,10 @@
 // position c (0 ≤ c < cp). Every rank draws the same global batch (train.batch_size rows, the
 // same sampler state everywhere); replica d takes rows [d·B/dp, (d+1)·B/dp), and within a replica
 // each rank takes its zigzag shard of every row's tokens (attention/ring). The model's weights
-// and optimizer state are the same on every rank: each rank's loss is weighted by its share of
-// the global batch's scored tokens, the weighted gradients are summed over all ranks, and every
-// rank applies the same update. So the loss curve is the one-process curve, to reduction order.
+// are the same on every rank: each rank's loss is weighted by its share of the global batch's
+// scored tokens, the weighted gradients are summed over all ranks, and every rank applies the same
+// update (or, with dist.shard_optimizer, its shard of it, then the shards are gathered:
+// dist/optimizer_shards.h). So the loss curve is the one-process curve, to reduction order.
 //
 // Rank 0 alone writes logs, metrics and checkpoints; a checkpoint holds the full (replicated)
 // state, so it resumes at any P.

@@ -5,6 +5,7 @@
 #include "framework/autograd/node.h"
 #include "framework/core/profile.h"
 #include "framework/dist/gradient_buckets.h"
+#include "framework/dist/optimizer_shards.h"
 #include "framework/nn/parameter_buffer.h"
 #include "framework/ops/ops.h"
 #include "framework/optim/adamw.h"
@@ -80,8 +81,15 @@ void TrainStep::body(int64_t step) {
     profile::Phase ph("gradient norm");
     optim::grad_norm_to(params_.grad(), norm);
   }
-  profile::Phase ph("optimizer (guarded: skip, clip)");
-  opt_.launch(loss_sum, norm);
+  {
+    profile::Phase ph("optimizer (guarded: skip, clip)");
+    opt_.launch(loss_sum, norm);
+  }
+  if (opt_.sharded()) {
+    // ZeRO-1: this rank updated its shard only; every rank's shard comes from its owner.
+    profile::Phase ph("weights all-gather (ZeRO-1)");
+    dist::gather_parameter_shards(params_, opt_.compute_copy(), parallel_.world());
+  }
 }
 
 StepResult TrainStep::run(const std::vector<Batch>& batches, const std::vector<double>& weights, int64_t step,

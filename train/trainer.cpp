@@ -11,6 +11,7 @@
 #include "framework/autograd/node.h"
 #include "framework/core/atomic_file.h"
 #include "framework/core/profile.h"
+#include "framework/dist/optimizer_shards.h"
 #include "framework/nn/parameter_buffer.h"
 #include "framework/ops/ops.h"
 #include "framework/optim/adamw.h"
@@ -161,7 +162,11 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
   ao.beta2 = cfg.optim.beta2;
   ao.eps = cfg.optim.eps;
   ao.weight_decay = cfg.optim.weight_decay;
-  optim::AdamW opt(params, ao);
+  // ZeRO-1: this rank's shard of the optimizer state (the whole buffer otherwise).
+  const optim::AdamWShard shard = cfg.dist.shard_optimizer
+                                      ? dist::optimizer_shard(params.numel(), parallel.rank(), parallel.world_size())
+                                      : optim::AdamWShard{};
+  optim::AdamW opt(params, ao, shard);
   const optim::LrSchedule lr_at = lr_schedule(cfg);
 
   // --- resume ---------------------------------------------------------------------------------
@@ -207,10 +212,19 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
   Progress progress(cfg.train.steps, cfg.log.plain, /*quiet=*/!writer);
   progress.message("sparrow: " + std::to_string(model.num_parameters()) + " parameters on " + dev.str() + " (" +
                    dtype_name(compute) + "), " + data.describe() + ", " + parallel.describe());
+  if (opt.sharded()) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "optimizer state sharded over %d ranks (ZeRO-1): %.2f MiB of AdamW state on this "
+                  "rank instead of %.2f", parallel.world_size(), double(opt.shard().end - opt.shard().begin) * 8 / (1 << 20),
+                  double(params.numel()) * 8 / (1 << 20));
+    progress.message(buf);
+  }
   for (const std::string& n : notes) progress.message(n);
   if (!resume_from.empty()) progress.message("resumed from " + resume_from + " at step " + std::to_string(start_step));
 
   auto save = [&](int64_t step) -> std::string {
+    // Every rank takes part: under ZeRO-1 the optimizer state is assembled on rank 0 from all.
+    const optim::AdamWState opt_state = dist::gather_optimizer_state(opt, parallel.world());
     if (!writer) return "";
     TrainState st;
     st.step = step;
@@ -222,7 +236,7 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
     st.extra = run_record(cfg);
     metrics->sync();  // the log is at least as durable as the checkpoint that matches it
     // Retention never takes the checkpoint this run resumed from (nor, inside, the new one).
-    return save_checkpoint(out, st, params, opt, cfg.checkpoint.keep_last,
+    return save_checkpoint(out, st, params, opt_state, cfg.checkpoint.keep_last,
                            resume_from.empty() ? std::vector<std::string>{} : std::vector<std::string>{resume_from});
   };
 

@@ -1,5 +1,6 @@
 #include "framework/optim/adamw.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "framework/optim/cpu/adamw.h"
@@ -19,13 +20,19 @@ void check_options(const AdamWOptions& o) {
 }
 }  // namespace
 
-AdamW::AdamW(nn::ParameterBuffer params, AdamWOptions opt) : params_(std::move(params)), opt_(opt) {
+AdamW::AdamW(nn::ParameterBuffer params, AdamWOptions opt, AdamWShard shard)
+    : params_(std::move(params)), opt_(opt), shard_(shard) {
   SPARROW_CHECK(params_.defined(), "AdamW: the parameter buffer was never packed");
   SPARROW_CHECK(params_.dtype() == DType::F32, "AdamW: master weights must be f32, got ",
                 dtype_name(params_.dtype()), " (pack the model in f32; use set_compute_copy for bf16)");
   check_options(opt_);
-  exp_avg_ = zeros({params_.numel()}, DType::F32, params_.device());
-  exp_avg_sq_ = zeros({params_.numel()}, DType::F32, params_.device());
+  if (shard_.end < 0) shard_.end = params_.numel();
+  SPARROW_CHECK(shard_.begin >= 0 && shard_.begin <= shard_.end && shard_.end <= params_.numel(),
+                "AdamW: shard [", shard_.begin, ", ", shard_.end, ") is not within the buffer's ", params_.numel(),
+                " elements");
+  const int64_t n = shard_.end - shard_.begin;
+  exp_avg_ = zeros({n}, DType::F32, params_.device());
+  exp_avg_sq_ = zeros({n}, DType::F32, params_.device());
 #ifdef SPARROW_WITH_CUDA
   if (params_.device().is_cuda())
     staged_ = std::make_shared<cuda::StagedBytes>(sizeof(AdamWStepScalars), params_.device().index);
@@ -72,17 +79,20 @@ void AdamW::launch(const Tensor& loss, const Tensor& norm) {
   a.beta2 = static_cast<float>(opt_.beta2);
   a.eps = static_cast<float>(opt_.eps);
   a.weight_decay = static_cast<float>(opt_.weight_decay);
-  a.n = params_.numel();
-  a.decay_end = params_.decay_numel();
+  // The kernels see the shard as a buffer of its own: pointers offset to its start, and the
+  // decaying prefix [0, decay_numel) cut to the part that falls inside it.
+  const int64_t b = shard_.begin;
+  a.n = shard_.end - b;
+  a.decay_end = std::clamp<int64_t>(params_.decay_numel() - b, 0, a.n);
   a.loss = loss.defined() ? loss.data<float>() : nullptr;
   a.norm = norm.defined() ? norm.data<float>() : nullptr;
   if (a.n == 0) return;
 
-  float* p = params_.data().data<float>();
-  const float* g = params_.grad().data<float>();
+  float* p = params_.data().data<float>() + b;
+  const float* g = params_.grad().data<float>() + b;
   float* m = exp_avg_.data<float>();
   float* v = exp_avg_sq_.data<float>();
-  bf16* copy = compute_copy_.defined() ? compute_copy_.data<bf16>() : nullptr;
+  bf16* copy = compute_copy_.defined() ? compute_copy_.data<bf16>() + b : nullptr;
   if (params_.device().is_cpu()) {
     a.s = &host_scalars_;
     cpu::adamw_step(p, g, m, v, copy, a);
@@ -98,12 +108,18 @@ void AdamW::launch(const Tensor& loss, const Tensor& norm) {
 
 void AdamW::load_state(const AdamWState& s) {
   SPARROW_CHECK(s.step >= 0, "AdamW::load_state: negative step ", s.step);
+  const int64_t whole = params_.numel(), mine = exp_avg_.numel();
   for (const Tensor* t : {&s.exp_avg, &s.exp_avg_sq})
-    SPARROW_CHECK(t->defined() && t->dtype() == DType::F32 && t->shape() == exp_avg_.shape(),
+    SPARROW_CHECK(t->defined() && t->dtype() == DType::F32 && t->dim() == 1 &&
+                      (t->numel() == whole || t->numel() == mine),
                   "AdamW::load_state: state tensor ", t->defined() ? describe(*t) : std::string("(undefined)"),
-                  " does not match f32", shape_str(exp_avg_.shape()));
-  if (!s.exp_avg.same(exp_avg_)) copy_(exp_avg_, s.exp_avg);
-  if (!s.exp_avg_sq.same(exp_avg_sq_)) copy_(exp_avg_sq_, s.exp_avg_sq);
+                  " is not f32[", whole, "] (the buffer) or f32[", mine, "] (this optimizer's shard)");
+  auto take = [&](Tensor& dst, const Tensor& src) {
+    const Tensor part = src.numel() == mine ? src : src.slice(0, shard_.begin, shard_.end);
+    if (!part.same(dst)) copy_(dst, part);
+  };
+  take(exp_avg_, s.exp_avg);
+  take(exp_avg_sq_, s.exp_avg_sq);
   step_ = s.step;
 }
 

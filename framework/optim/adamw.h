@@ -28,14 +28,25 @@ struct AdamWOptions {
 // What a checkpoint needs to resume the optimizer exactly.
 struct AdamWState {
   int64_t step = 0;  // updates taken so far
-  Tensor exp_avg;    // m, f32 [numel], the buffer's layout
-  Tensor exp_avg_sq; // v, f32 [numel]
+  Tensor exp_avg;    // m, f32: the buffer's layout [numel], or an optimizer's shard of it (state())
+  Tensor exp_avg_sq; // v, f32: likewise
+};
+
+// The part [begin, end) of the flat buffer an optimizer updates and keeps state for. The whole
+// buffer by default; ZeRO-1 gives each data-parallel rank one shard (dist/optimizer_shards.h):
+// AdamW is elementwise, so updating every shard separately gives the same values, bit for bit,
+// as one update of the whole buffer, with 1/P of the state per rank.
+struct AdamWShard {
+  int64_t begin = 0;
+  int64_t end = -1;  // -1: the end of the buffer
 };
 
 class AdamW {
  public:
   // params must hold f32 master weights (and gradients); the state lives on the same device.
-  explicit AdamW(nn::ParameterBuffer params, AdamWOptions opt = {});
+  // With a shard, launch() updates (and the state covers) that part of the buffer only: the
+  // caller then gathers the other ranks' shards (dist::gather_parameter_shards).
+  explicit AdamW(nn::ParameterBuffer params, AdamWOptions opt = {}, AdamWShard shard = {});
 
   // One update from the gradients in params.grad(), at the current lr.
   void step() {
@@ -67,19 +78,23 @@ class AdamW {
   // A bf16 flat tensor with the buffer's layout on its device; each step also writes bf16(p)
   // into it (the weights a bf16 forward pass reads). Pass an undefined tensor to stop.
   void set_compute_copy(Tensor flat_bf16);
+  const Tensor& compute_copy() const { return compute_copy_; }
 
-  // Checkpointing. state() returns the live tensors (copy or write them out before stepping
-  // again); load_state checks shapes and dtype and copies in.
+  // [begin, end) of the buffer this optimizer updates (end resolved).
+  const AdamWShard& shard() const { return shard_; }
+  bool sharded() const { return shard_.begin != 0 || shard_.end != params_.numel(); }
+
+  // Checkpointing. state() returns the live tensors of this optimizer's shard (the whole buffer
+  // unless sharded; copy or write them out before stepping again). load_state checks dtype and
+  // size and copies in: tensors of the whole layout (what a checkpoint holds, whatever the rank
+  // count that wrote it) give this optimizer their [begin, end), shard-sized ones are taken as is.
   AdamWState state() const { return {step_, exp_avg_, exp_avg_sq_}; }
   void load_state(const AdamWState& s);
-  // "exp_avg" and "exp_avg_sq" as flat tensors, for a safetensors file beside the weights.
-  std::vector<std::pair<std::string, Tensor>> state_tensors() const {
-    return {{"exp_avg", exp_avg_}, {"exp_avg_sq", exp_avg_sq_}};
-  }
 
  private:
   nn::ParameterBuffer params_;
   AdamWOptions opt_;
+  AdamWShard shard_;
   int64_t step_ = 0;
   Tensor exp_avg_, exp_avg_sq_, compute_copy_;
   AdamWStepScalars host_scalars_{};            // read in place by the CPU kernel

@@ -4,6 +4,9 @@
 #include <cmath>
 
 #include "common/gradcheck.h"
+#include "framework/core/rng.h"
+#include "framework/dist/optimizer_shards.h"
+#include "framework/nn/linear.h"
 #include "framework/nn/norm.h"
 #include "framework/nn/parameter_buffer.h"
 #include "framework/optim/adamw.h"
@@ -300,4 +303,60 @@ TEST(LrSchedule, RejectsInconsistentConfigs) {
   EXPECT_THROW(optim::LrSchedule({.kind = optim::ScheduleKind::Constant, .lr = 1, .min_lr = 2}), Error);
   EXPECT_EQ(optim::parse_schedule_kind("cosine"), optim::ScheduleKind::WarmupCosine);
   EXPECT_THROW(optim::parse_schedule_kind("exp"), Error);
+}
+
+TEST(AdamW, ShardsUpdateLikeTheWholeBufferBitForBit) {
+  // ZeRO-1's premise: AdamW is elementwise, so P optimizers over the shards of one buffer move it
+  // exactly as one optimizer over the whole buffer, decaying prefix and guard included.
+  Generator init(7);
+  nn::Linear whole_net(24, 20, true, init);
+  Generator init2(7);
+  nn::Linear shard_net(24, 20, true, init2);
+  nn::ParameterBuffer a = nn::ParameterBuffer::pack(whole_net), b = nn::ParameterBuffer::pack(shard_net);
+  const optim::AdamWOptions o{.lr = 0.05, .beta1 = 0.9, .beta2 = 0.99, .eps = 1e-8, .weight_decay = 0.1};
+  optim::AdamW whole(a, o);
+  std::vector<std::unique_ptr<optim::AdamW>> shards;
+  const int P = 3;
+  for (int r = 0; r < P; ++r) shards.push_back(std::make_unique<optim::AdamW>(b, o, dist::optimizer_shard(b.numel(), r, P)));
+  // The shards tile the buffer in order, on 64-byte lines, and one of them cuts the decaying prefix.
+  EXPECT_EQ(shards.front()->shard().begin, 0);
+  EXPECT_EQ(shards.back()->shard().end, b.numel());
+  bool cuts_decay = false;
+  for (int r = 0; r < P; ++r) {
+    const optim::AdamWShard s = shards[size_t(r)]->shard();
+    if (r > 0) {
+      EXPECT_EQ(s.begin, shards[size_t(r) - 1]->shard().end);
+    }
+    EXPECT_EQ(s.begin % 16, 0);
+    cuts_decay |= s.begin < b.decay_numel() && b.decay_numel() < s.end;
+  }
+  EXPECT_TRUE(cuts_decay) << "decay_numel " << b.decay_numel() << " of " << b.numel();
+  Generator g(3);
+  const Tensor loss = full({1}, 1.0), norm = full({1}, 100.0);  // the guard clips (max_norm 1)
+  for (int step = 0; step < 4; ++step) {
+    const Tensor grad = randn({a.numel()}, g);
+    Tensor ga = a.grad(), gb = b.grad();
+    copy_(ga, grad);
+    copy_(gb, grad);
+    whole.stage(1.0);
+    whole.launch(loss, norm);
+    whole.commit(true);
+    for (auto& s : shards) {
+      s->stage(1.0);
+      s->launch(loss, norm);
+      s->commit(true);
+    }
+  }
+  EXPECT_EQ(a.data().to_vector(), b.data().to_vector());
+  // Each shard's state is its slice of the whole state, and loading the whole state gives it back.
+  for (auto& s : shards) {
+    const optim::AdamWShard r = s->shard();
+    EXPECT_EQ(s->state().exp_avg.to_vector(), whole.state().exp_avg.slice(0, r.begin, r.end).to_vector());
+    optim::AdamW fresh(b, o, r);
+    fresh.load_state(whole.state());
+    EXPECT_EQ(fresh.state().exp_avg_sq.to_vector(), s->state().exp_avg_sq.to_vector());
+    EXPECT_EQ(fresh.step_count(), 4);
+  }
+  EXPECT_THROW(optim::AdamW(b, o, optim::AdamWShard{16, 8}), Error);
+  EXPECT_THROW(shards[0]->load_state({1, zeros({5}), zeros({5})}), Error);
 }

@@ -31,7 +31,7 @@ struct Fixture {
     st.rng["dropout"] = {1, 2};
     st.sampler["train"] = 3;
     st.schedule["sparsity"] = {0.5};
-    dir = train::save_checkpoint((fuzz::scratch_dir() / "run").string(), st, params, opt, 0);
+    dir = train::save_checkpoint((fuzz::scratch_dir() / "run").string(), st, params, opt.state(), 0);
   }
 };
 

@@ -151,6 +151,7 @@ struct DistConfig {
   int64_t ranks = 0;              // expected world size; 0: whatever the launcher starts
   std::string backend = "auto";   // auto (mpi on the CPU, nccl on GPUs, when launched as several) | none | mpi | nccl
   int64_t context_parallel = 1;   // ranks that share one sequence (ring attention); the rest is data parallel
+  bool shard_optimizer = false;   // ZeRO-1: each rank keeps AdamW's state for 1/P of the weights
   bool operator==(const DistConfig&) const = default;
 };
 

@@ -172,6 +172,8 @@ void visit_fields(V& v, DistConfig& d) {
            "communicator: auto (mpi on the CPU, nccl on GPUs when launched as several ranks), none (one process only)");
   v.field("context_parallel", d.context_parallel,
           "ranks that split each sequence (ring attention); ranks / context_parallel groups are data parallel");
+  v.field("shard_optimizer", d.shard_optimizer,
+          "ZeRO-1: each rank keeps AdamW's m and v for 1/ranks of the weights (same updates, less memory)");
 }
 
 template <class V>
