@@ -63,11 +63,11 @@ void TrainStep::body(int64_t step) {
     // Each backward adds its weighted share into the flat gradient buffer: weight/accum, where
     // the weight is this rank's share of the global batch's scored tokens (1 on one process).
     Tensor scaled = mul(loss, weights_.slice(0, micro, micro + 1).reshape(loss.shape()));
-    // The last micro-batch's backward starts each gradient bucket's exchange as it completes.
-    // Not under recompute: a recomputed segment's backward runs nested, and a parameter reached
-    // both there and outside could be reported before its nested share arrived.
+    // The last micro-batch's backward starts each gradient bucket's exchange as it completes
+    // (under recompute too: a block's parameters are reported when its recomputed segment's
+    // backward is done with them).
     std::unique_ptr<LeafReadyGuard> overlap;
-    if (buckets_ && micro == accum - 1 && !cfg_.train.recompute) overlap = buckets_->arm();
+    if (buckets_ && micro == accum - 1) overlap = buckets_->arm();
     scaled.backward();
     NoGradGuard no_grad;
     add_(loss_sum, scaled.detach());

@@ -16,9 +16,30 @@ thread_local bool g_grad_enabled = true;
 thread_local LeafReadyGuard::Ready g_leaf_ready;  // empty: nobody listens
 thread_local int g_backward_depth = 0;            // nested backwards (recompute) run at depth > 1
 
+// While the outermost backward notifies: the edges into each leaf its graph has not processed yet,
+// and the leaves reported so far (each once). A nested backward (a recomputed segment) reports a
+// leaf when its own edges into it are done and the outer graph has none left; a leaf that then
+// receives more gradient was reported too early (used in two segments, or in one and outside), and
+// the backward stops with an error rather than let a listener send a partial gradient.
+struct ReadyTracking {
+  bool active = false;
+  std::unordered_map<const TensorImpl*, int>* outer_edges = nullptr;
+  std::unordered_set<const TensorImpl*> reported;
+};
+thread_local ReadyTracking g_ready;
+
+void report_ready(const TensorImpl* leaf) {
+  if (g_ready.reported.insert(leaf).second) g_leaf_ready(leaf);
+}
+
 void accumulate_into_leaf(TensorImpl& leaf, const Tensor& g) {
   SPARROW_CHECK(g.shape() == leaf.shape, "backward: gradient of shape ", shape_str(g.shape()),
                 " for a leaf of shape ", shape_str(leaf.shape));
+  SPARROW_CHECK(!g_ready.active || !g_ready.reported.count(&leaf),
+                "backward: a parameter of shape ", shape_str(leaf.shape),
+                " received gradient after it was reported final to the gradient-ready listener (data-parallel "
+                "overlap): it is used inside a recomputed segment and also elsewhere (another segment, or outside); "
+                "train with train.recompute off, or without sharing that parameter");
   if (!leaf.grad) {
     // The leaf must own its gradient buffer. A gradient nothing else refers to (no other tensor
     // object, no other view of its storage) is adopted as is; one that may alias is copied.
@@ -94,10 +115,22 @@ void run_backward(const Tensor& root, const Tensor& grad_output) {
     Depth() { ++g_backward_depth; }
     ~Depth() { --g_backward_depth; }
   } depth;
-  const bool notify = g_leaf_ready && g_backward_depth == 1;
+  const bool outermost = g_backward_depth == 1;
+  const bool notify = g_leaf_ready && (outermost || g_ready.active);
+  struct Tracking {  // the outermost notifying backward owns g_ready for its duration
+    bool owner;
+    explicit Tracking(bool o) : owner(o) {
+      if (owner) g_ready = ReadyTracking{true, nullptr, {}};
+    }
+    ~Tracking() {
+      if (owner) g_ready = ReadyTracking{};
+    }
+  } tracking(notify && outermost);
   if (root.is_leaf()) {
     accumulate_into_leaf(root.impl(), grad_output);
-    if (notify) g_leaf_ready(&root.impl());
+    if (notify && !(g_ready.outer_edges && g_ready.outer_edges->count(&root.impl()) &&
+                    g_ready.outer_edges->at(&root.impl()) > 0))
+      report_ready(&root.impl());
     return;
   }
   // Iterative DFS post-order gives a topological order (inputs before consumers).
@@ -157,8 +190,14 @@ void run_backward(const Tensor& root, const Tensor& grad_output) {
     for (Node* n : order)
       for (const Edge& e : n->next)
         if (e.leaf) ++leaf_edges[e.leaf.get()];
+  if (notify && outermost) g_ready.outer_edges = &leaf_edges;
   auto edge_done = [&](const TensorImpl* leaf) {
-    if (notify && --leaf_edges[leaf] == 0) g_leaf_ready(leaf);
+    if (!notify || --leaf_edges[leaf] != 0) return;
+    if (!outermost) {  // a nested graph is done with it; the outer one may still owe gradient
+      const auto o = g_ready.outer_edges->find(leaf);
+      if (o != g_ready.outer_edges->end() && o->second > 0) return;
+    }
+    report_ready(leaf);
   };
   std::unordered_map<Node*, Pending> pending;
   pending[root.grad_fn().get()] = Pending{grad_output, false, false, {}};

@@ -112,8 +112,10 @@ void run_backward(const Tensor& root, const Tensor& grad_output);
 // parallelism: dist/gradient_buckets.h). While a guard is alive on this thread, the outermost
 // backward calls `ready(leaf)` once per leaf it reaches, as soon as every edge of the graph into
 // that leaf has been processed (its gradient is then final for this backward), and at the end for
-// leaves whose edges were never reached. Nested backwards (recomputed segments) do not notify:
-// their leaves are reported only if the outer graph reaches them.
+// leaves whose edges were never reached. Leaves reached only inside recomputed segments (nested
+// backwards, activation checkpointing) are reported when their segment's backward is done with
+// them; a leaf that receives gradient after being reported (a parameter shared by two segments,
+// or by a segment and the outer graph) stops the backward with an error, never a partial report.
 class LeafReadyGuard {
  public:
   using Ready = std::function<void(const TensorImpl* leaf)>;
