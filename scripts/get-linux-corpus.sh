@@ -45,12 +45,15 @@ trap 'rm -rf "$tmp"' EXIT
 log "downloading $pkg=$version (about 139 MB)"
 (cd "$tmp" && apt-get download -q "$pkg=$version" >/dev/null)
 deb=$(ls "$tmp"/*.deb)
-patterns=()
-for s in "${subtrees[@]}"; do for e in "${exts[@]}"; do patterns+=("$pkg/$s/*.$e"); done; done
-log "unpacking the files ending in ${exts[*]} under ${subtrees[*]}"
-dpkg-deb --fsys-tarfile "$deb" | tar -xO "./usr/src/$pkg.tar.xz" | tar -xJ -C "$tmp" --wildcards "${patterns[@]}"
+members=()
+for s in "${subtrees[@]}"; do members+=("$pkg/$s"); done
+log "unpacking ${subtrees[*]}"
+dpkg-deb --fsys-tarfile "$deb" | tar -xO "./usr/src/$pkg.tar.xz" | tar -xJ -C "$tmp" "${members[@]}"
 rm -f "$deb"
 
+# Only the sources and the prose (no Makefiles, Kconfig, scripts, images).
+find_exts=()
+for e in "${exts[@]}"; do find_exts+=(${find_exts[0]+-o} -name "*.$e"); done
 # Keep files in the reader's order (byte-wise path order) until the cap.
 rm -rf "$out.tmp" && mkdir -p "$out.tmp"
 cap=$((cap_mb * 1024 * 1024))
@@ -61,7 +64,7 @@ while IFS= read -r rel; do
   mkdir -p "$out.tmp/$(dirname "$rel")"
   mv "$tmp/$pkg/$rel" "$out.tmp/$rel"
   total=$((total + size)) files=$((files + 1))
-done < <(cd "$tmp/$pkg" && find . -type f -printf '%P\n' | LC_ALL=C sort)
+done < <(cd "$tmp/$pkg" && find . -type f \( "${find_exts[@]}" \) -printf '%P\n' | LC_ALL=C sort)
 rm -rf "$out" && mv "$out.tmp" "$out"
 {
   echo "$pkg $version: $files files, $total bytes (cap ${cap_mb} MiB)"
