@@ -5,6 +5,8 @@
 #   SPARROW_BUILD_DIR  build folder (default: build)
 #   SPARROW_JOBS       parallel build jobs (default: nproc)
 #   SPARROW_SKIP_BUILD=1  install only
+#   SPARROW_CORPUS=linux  also fetch the opt-in long-document corpus (scripts/get-linux-corpus.sh:
+#                         a 139 MB download; configs/linux_src.yaml reads it)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -88,6 +90,13 @@ PY
     rm -rf "$tmp"
   fi
 fi
+
+# --- opt-in data: the long-document corpus (never part of the main job's or CI's path) -------
+case "${SPARROW_CORPUS:-}" in
+  "") ;;
+  linux) bash scripts/get-linux-corpus.sh ;;
+  *) echo "[setup] SPARROW_CORPUS: expected linux (or unset), got '${SPARROW_CORPUS}'" >&2; exit 2 ;;
+esac
 
 [[ "${SPARROW_SKIP_BUILD:-0}" == 1 ]] && exit 0
 

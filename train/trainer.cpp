@@ -21,6 +21,7 @@
 #include "train/checkpoint.h"
 #include "train/memory.h"
 #include "train/metrics.h"
+#include "train/model_from_config.h"
 #include "train/parallel.h"
 #include "train/progress.h"
 #include "train/resume_check.h"
@@ -59,22 +60,6 @@ Device resolve_device(const std::string& d) {
   return cuda_available() ? Device::cuda(0) : Device::cpu();
 }
 
-models::TransformerOptions model_options(const Config& cfg) {
-  models::TransformerOptions o;
-  o.vocab_size = cfg.model.vocab_size;
-  o.n_layers = cfg.model.n_layers;
-  o.d_model = cfg.model.d_model;
-  o.n_heads = cfg.model.n_heads;
-  o.mlp_ratio = cfg.model.mlp_ratio;
-  o.dropout = cfg.model.dropout;
-  o.tied_embeddings = cfg.model.tied_embeddings;
-  o.rmsnorm = cfg.model.norm == "rmsnorm";
-  o.rope_base = cfg.model.rope_base;
-  o.recompute = cfg.train.recompute;
-  for (int64_t i = 0; i < cfg.model.n_layers; ++i) o.attention.push_back(cfg.attention.layer(i).attn);
-  return o;
-}
-
 optim::LrSchedule lr_schedule(const Config& cfg) {
   optim::LrScheduleConfig s;
   s.lr = cfg.optim.lr;
@@ -87,17 +72,6 @@ optim::LrSchedule lr_schedule(const Config& cfg) {
     s.decay_shape = optim::DecayShape::Linear;
   }
   return optim::LrSchedule(s);
-}
-
-// The sparsity every layer should have at `step` (the schedule where it is on, else the layer's
-// fixed target).
-std::vector<double> layer_sparsity(const Config& cfg, int64_t step) {
-  std::vector<double> s;
-  for (int64_t i = 0; i < cfg.model.n_layers; ++i) {
-    const LayerAttention& l = cfg.attention.layer(i);
-    s.push_back(l.schedule.active() ? l.schedule.at(step) : l.attn.sparsity);
-  }
-  return s;
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
