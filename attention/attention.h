@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "attention/attention_config.h"
+#include "attention/decode_call.h"
 #include "framework/core/tensor.h"
 
 namespace sparrow::attn {
@@ -48,6 +49,15 @@ class Attention {
   // The schedule sets a new target sparsity (no-op for backends without one).
   virtual void set_sparsity(double) {}
   virtual std::string name() const = 0;
+
+  // Incremental decode (attention/decode_call.h): O [B, H, T, D] for the new queries, no autograd,
+  // equal to the forward's rows at those positions. A backend without one refuses with an error
+  // naming it (the built-ins all have one, on the CPU).
+  virtual Tensor decode(const DecodeCall& call);
+  // The first position whose rows must be (re)computed when position pos is decoded: pos itself
+  // where a row depends only on earlier positions; the start of pos's query block where the
+  // backend pools over the query block (adaptive). Non-const: auto builds its chosen backend.
+  virtual int64_t decode_recompute_from(int64_t pos, int64_t /*seq_len*/) { return pos; }
 };
 
 // Builds the backend named by cfg.backend; throws sparrow::Error listing the known names.
