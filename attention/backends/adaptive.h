@@ -34,6 +34,11 @@ class AdaptiveAttention : public Attention {
   AttentionStats stats() const override { return stats_; }
   void set_sparsity(double s) override;
   std::string name() const override { return "adaptive"; }
+  // The selection pools the query block, so a new token changes its whole block's row: decode
+  // takes the block so far (from its start) and selects as the forward over that prefix does
+  // (adaptive_decode.cpp).
+  Tensor decode(const DecodeCall& call) override;
+  int64_t decode_recompute_from(int64_t pos, int64_t seq_len) override;
   // The layout of the last forward: B·H CSRs, head index b·H + h.
   std::shared_ptr<const BlockLayout> last_layout() const { return layout_; }
 

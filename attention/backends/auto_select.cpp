@@ -36,11 +36,7 @@ Attention* AutoAttention::instance(const std::string& backend) const {
   return it == instances_.end() ? nullptr : it->second.get();
 }
 
-Tensor AutoAttention::forward(const AttentionCall& call) {
-  SPARROW_PROFILE_OP("attention auto_select");
-  check_dim("auto attention", call.q, 4);
-  // By the whole sequence's length, also when this rank holds a shard of it.
-  const AutoChoice choice = auto_choice(cfg_.autocfg, call.context ? call.context->seq_len : call.q.size(2));
+Attention& AutoAttention::chosen(const AutoChoice& choice) {
   std::unique_ptr<Attention>& backend = instances_[choice.backend];
   if (!backend) {
     AttentionConfig c = cfg_;
@@ -49,8 +45,17 @@ Tensor AutoAttention::forward(const AttentionCall& call) {
     backend = make_attention(c);
   }
   if (choice.backend != "dense") backend->set_sparsity(choice.sparsity);
-  Tensor out = backend->forward(call);
-  stats_ = backend->stats();
+  return *backend;
+}
+
+Tensor AutoAttention::forward(const AttentionCall& call) {
+  SPARROW_PROFILE_OP("attention auto_select");
+  check_dim("auto attention", call.q, 4);
+  // By the whole sequence's length, also when this rank holds a shard of it.
+  const AutoChoice choice = auto_choice(cfg_.autocfg, call.context ? call.context->seq_len : call.q.size(2));
+  Attention& backend = chosen(choice);
+  Tensor out = backend.forward(call);
+  stats_ = backend.stats();
   stats_.target_sparsity = choice.sparsity;
   return out;
 }

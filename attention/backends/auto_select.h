@@ -28,10 +28,16 @@ class AutoAttention : public Attention {
   Tensor forward(const AttentionCall& call) override;
   AttentionStats stats() const override { return stats_; }
   std::string name() const override { return "auto"; }
+  // The backend chosen at seq_len decodes (auto_select_decode.cpp).
+  Tensor decode(const DecodeCall& call) override;
+  int64_t decode_recompute_from(int64_t pos, int64_t seq_len) override;
   // The instance kept for `backend` (null if it has not been chosen yet).
   Attention* instance(const std::string& backend) const;
 
  private:
+  // The instance for `choice`, built on first use, at the choice's sparsity.
+  Attention& chosen(const AutoChoice& choice);
+
   AttentionConfig cfg_;
   AttentionStats stats_;
   std::map<std::string, std::unique_ptr<Attention>> instances_;

@@ -17,6 +17,8 @@ class BlockSparseAttention : public Attention {
   // A new target: the next forward fetches (or builds once) the layout at this sparsity.
   void set_sparsity(double s) override;
   std::string name() const override { return "block_sparse"; }
+  // The query's row of the layout at seq_len and the current sparsity (block_sparse_decode.cpp).
+  Tensor decode(const DecodeCall& call) override;
   // The layout of the last forward (null before the first).
   std::shared_ptr<const BlockLayout> last_layout() const { return layout_; }
 

@@ -129,18 +129,21 @@ HierarchicalAttention::HierarchicalAttention(const AttentionConfig& cfg) : cfg_(
   stats_.backend = "hierarchical";
 }
 
+void HierarchicalAttention::prepare(int64_t N, bool causal) {
+  if (layout_ && geo_.seq_len == N && layout_causal_ == causal) return;
+  geo_ = hierarchical_geometry(cfg_.hierarchical, N, cfg_.block_size);
+  layout_ = std::make_shared<const BlockLayout>(build_hierarchical_layout(cfg_.hierarchical, geo_, causal));
+  key_last_ = hierarchical_key_last(geo_, causal);
+  layout_causal_ = causal;
+}
+
 Tensor HierarchicalAttention::forward(const AttentionCall& call) {
   SPARROW_PROFILE_OP("attention hierarchical");
   const char* op = "hierarchical attention";
   check_qkv(op, call);
   require_whole_sequence(call, "hierarchical");
   const int64_t B = call.q.size(0), H = call.q.size(1), N = call.q.size(2), D = call.q.size(3);
-  if (!layout_ || geo_.seq_len != N || layout_causal_ != call.causal) {
-    geo_ = hierarchical_geometry(cfg_.hierarchical, N, cfg_.block_size);
-    layout_ = std::make_shared<const BlockLayout>(build_hierarchical_layout(cfg_.hierarchical, geo_, call.causal));
-    key_last_ = hierarchical_key_last(geo_, call.causal);
-    layout_causal_ = call.causal;
-  }
+  prepare(N, call.causal);
   BlockAttentionArgs args;
   args.layout = layout_.get();
   args.layout_owner = layout_;

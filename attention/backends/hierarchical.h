@@ -68,7 +68,12 @@ class HierarchicalAttention : public Attention {
   Tensor forward(const AttentionCall& call) override;
   AttentionStats stats() const override { return stats_; }
   std::string name() const override { return "hierarchical"; }
+  // The query's row of the layout at seq_len over the fine keys of the cache and the summaries
+  // of its complete groups (hierarchical_decode.cpp).
+  Tensor decode(const DecodeCall& call) override;
   std::shared_ptr<const BlockLayout> last_layout() const { return layout_; }
+  // Builds geometry, layout and key_last for (N, causal) unless they are the ones held.
+  void prepare(int64_t N, bool causal);
   const HierarchicalGeometry& last_geometry() const { return geo_; }
 
  private:
