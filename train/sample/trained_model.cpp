@@ -1,0 +1,53 @@
+#include "train/sample/trained_model.h"
+
+#include <filesystem>
+
+#include "framework/nn/parameter_buffer.h"
+#include "framework/optim/adamw.h"
+#include "train/checkpoint.h"
+#include "train/model_options.h"
+#include "train/resume_check.h"
+
+namespace fs = std::filesystem;
+
+namespace sparrow::train {
+
+TrainedModel load_trained_model(const std::string& run_dir, const std::string& checkpoint_dir) {
+  std::error_code ec;
+  if (!fs::is_directory(run_dir, ec)) throw SampleError("run folder " + run_dir + " does not exist");
+  const std::string config_path = (fs::path(run_dir) / "config.yaml").string();
+  if (!fs::is_regular_file(config_path, ec))
+    throw SampleError(run_dir + " is not a run folder: it has no config.yaml");
+
+  TrainedModel t;
+  t.config = load_config(config_path);
+  if (checkpoint_dir.empty()) {
+    const std::optional<std::string> newest = latest_checkpoint(run_dir);
+    if (!newest) throw SampleError("run folder " + run_dir + " has no complete checkpoint");
+    t.checkpoint = *newest;
+  } else {
+    if (!fs::is_directory(checkpoint_dir, ec)) throw SampleError("checkpoint " + checkpoint_dir + " does not exist");
+    t.checkpoint = checkpoint_dir;
+  }
+
+  // The initial weights are overwritten by the checkpoint's; the optimizer exists only because
+  // load_checkpoint restores one (its moments are read, checked and then unused).
+  Generator init(t.config.train.seed);
+  t.model = std::make_unique<models::TransformerLM>(model_options(t.config), init, Device::cpu());
+  nn::ParameterBuffer params = nn::ParameterBuffer::pack(*t.model, DType::F32, Device::cpu());
+  optim::AdamW opt(params);
+  const TrainState st = load_checkpoint(t.checkpoint, params, opt, [&](const std::string& dir, const TrainState& s) {
+    check_resumable(t.config, s, dir);
+  });
+  t.step = st.step;
+  // Each layer at the sparsity the trainer gave it for this step (its schedule's value, or its
+  // fixed target): the layouts decode reads are the ones the weights were trained with.
+  for (int64_t i = 0; i < t.model->num_layers(); ++i) {
+    const LayerAttention& l = t.config.attention.layer(i);
+    t.model->attention(i).set_sparsity(l.schedule.active() ? l.schedule.at(t.step) : l.attn.sparsity);
+  }
+  t.model->eval();
+  return t;
+}
+
+}  // namespace sparrow::train
