@@ -1,6 +1,6 @@
 // A run read back for sampling: the checkpoint's weights, and every attention layer at the
-// sparsity its schedule gave at that checkpoint's step (so decode reads the layouts the weights
-// were trained with).
+// sparsity its schedule gave the last step those weights took (so decode reads the layouts the
+// weights were trained with).
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -42,18 +42,34 @@ double target_sparsity_of_a_forward(train::TrainedModel& t) {
 
 }  // namespace
 
-TEST(TrainedModel, LayersTakeTheScheduleAtTheCheckpointsStep) {
+TEST(TrainedModel, LayersTakeTheScheduleAtTheLastStepTaken) {
   const fs::path run = train_scheduled_run();
   train::TrainedModel newest = train::load_trained_model(run.string());
   EXPECT_EQ(newest.step, 4);
   EXPECT_EQ(fs::path(newest.checkpoint).filename(), "step-00000004");
   EXPECT_FALSE(newest.model->is_training());
-  EXPECT_DOUBLE_EQ(target_sparsity_of_a_forward(newest), newest.config.attention.layer(0).schedule.at(4));
-  EXPECT_NEAR(target_sparsity_of_a_forward(newest), 0.8, 1e-12);
+  // The sparsity of the last step the weights took: step 3 of 0 → 0.8 over steps 0..4.
+  EXPECT_DOUBLE_EQ(target_sparsity_of_a_forward(newest), newest.config.attention.layer(0).schedule.at(3));
+  EXPECT_NEAR(target_sparsity_of_a_forward(newest), 0.6, 1e-12);
 
   train::TrainedModel older = train::load_trained_model(run.string(), (run / "checkpoints" / "step-00000002").string());
   EXPECT_EQ(older.step, 2);
-  EXPECT_NEAR(target_sparsity_of_a_forward(older), 0.4, 1e-12);
+  EXPECT_NEAR(target_sparsity_of_a_forward(older), 0.2, 1e-12);
+
+  // Resumed at another sequence length, config.yaml says 32: the older checkpoints, trained at
+  // 64, would be decoded with layouts of the wrong length and are refused.
+  std::string c = "OMP_NUM_THREADS=1 " + sparrow::testing::bin_dir() + "/train --config " + (run / "config.yaml").string() +
+                  " --out " + run.string() + " --resume auto --set train.steps=6 --set train.seq_len=32";
+  for (const std::string& o : sparrow::testing::data_overrides()) c += " --set " + o;
+  const int st = std::system((c + " >/dev/null 2>&1").c_str());
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << c;
+  EXPECT_EQ(train::load_trained_model(run.string()).step, 6);
+  try {
+    train::load_trained_model(run.string(), (run / "checkpoints" / "step-00000004").string());
+    ADD_FAILURE() << "a checkpoint of another sequence length loaded";
+  } catch (const train::SampleError& e) {
+    EXPECT_NE(std::string(e.what()).find("train.seq_len 64"), std::string::npos) << e.what();
+  }
   fs::remove_all(run);
 }
 

@@ -1,16 +1,31 @@
 #include "train/sample/trained_model.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "framework/nn/parameter_buffer.h"
 #include "framework/optim/adamw.h"
 #include "train/checkpoint.h"
-#include "train/model_options.h"
+#include "train/model_from_config.h"
 #include "train/resume_check.h"
 
 namespace fs = std::filesystem;
 
 namespace sparrow::train {
+namespace {
+
+// Decode builds its layouts at train.seq_len: the checkpoint must have been trained at the length
+// config.yaml gives (a run resumed with another train.seq_len rewrites config.yaml, and its older
+// checkpoints were trained at the old one). A checkpoint recording no configuration passes.
+void check_trained_length(const Config& cfg, const TrainState& st, const std::string& dir) {
+  if (!st.extra.is_object() || !st.extra.contains("config") || !st.extra["config"].is_string()) return;
+  const Config theirs = load_config_text(st.extra["config"].get<std::string>(), dir + "/state.json");
+  if (theirs.train.seq_len != cfg.train.seq_len)
+    throw SampleError("checkpoint " + dir + " was trained at train.seq_len " + std::to_string(theirs.train.seq_len) +
+                      ", but the run's config.yaml has " + std::to_string(cfg.train.seq_len));
+}
+
+}  // namespace
 
 TrainedModel load_trained_model(const std::string& run_dir, const std::string& checkpoint_dir) {
   std::error_code ec;
@@ -38,14 +53,14 @@ TrainedModel load_trained_model(const std::string& run_dir, const std::string& c
   optim::AdamW opt(params);
   const TrainState st = load_checkpoint(t.checkpoint, params, opt, [&](const std::string& dir, const TrainState& s) {
     check_resumable(t.config, s, dir);
+    check_trained_length(t.config, s, dir);
   });
   t.step = st.step;
-  // Each layer at the sparsity the trainer gave it for this step (its schedule's value, or its
-  // fixed target): the layouts decode reads are the ones the weights were trained with.
-  for (int64_t i = 0; i < t.model->num_layers(); ++i) {
-    const LayerAttention& l = t.config.attention.layer(i);
-    t.model->attention(i).set_sparsity(l.schedule.active() ? l.schedule.at(t.step) : l.attn.sparsity);
-  }
+  // Each layer at the sparsity of the last step the weights took (S − 1 for checkpoint S: its
+  // schedule's value there, or its fixed target), as eval scores them: the layouts decode reads
+  // are the ones the weights were last trained with.
+  const std::vector<double> sparsity = layer_sparsity(t.config, std::max<int64_t>(t.step - 1, 0));
+  for (int64_t i = 0; i < t.model->num_layers(); ++i) t.model->attention(i).set_sparsity(sparsity[size_t(i)]);
   t.model->eval();
   return t;
 }

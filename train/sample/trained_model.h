@@ -1,6 +1,7 @@
 // A trained model read back from its run folder, ready to decode: the run's resolved
 // config.yaml, the weights of one checkpoint (verified: CRCs, step, and the config recorded in
-// it must describe this model), each attention layer at the sparsity it had at that step.
+// it must describe this model at this sequence length), each attention layer at the sparsity of
+// the last step those weights took.
 #pragma once
 #include <memory>
 #include <stdexcept>
