@@ -54,10 +54,6 @@ class Attention {
   // equal to the forward's rows at those positions. A backend without one refuses with an error
   // naming it (the built-ins all have one, on the CPU).
   virtual Tensor decode(const DecodeCall& call);
-  // The first position whose rows must be (re)computed when position pos is decoded: pos itself
-  // where a row depends only on earlier positions; the start of pos's query block where the
-  // backend pools over the query block (adaptive). Non-const: auto builds its chosen backend.
-  virtual int64_t decode_recompute_from(int64_t pos, int64_t /*seq_len*/) { return pos; }
 };
 
 // Builds the backend named by cfg.backend; throws sparrow::Error listing the known names.

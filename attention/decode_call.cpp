@@ -19,6 +19,9 @@ void check_decode_call(const char* op, const DecodeCall& call) {
   check_same_device(op, call.q, call.v);
   check_same_dtype(op, call.q, call.k);
   check_same_dtype(op, call.q, call.v);
+  if (call.q_cache.defined())
+    SPARROW_CHECK(call.q_cache.shape() == call.k.shape(), op, " decode: the query cache ",
+                  shape_str(call.q_cache.shape()), " is not shaped like the key cache ", shape_str(k));
 }
 
 Tensor Attention::decode(const DecodeCall&) {

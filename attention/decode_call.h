@@ -5,10 +5,9 @@
 // [first, first + T), of the forward over a sequence of the model's length seq_len that begins
 // with the cached positions — the layout, hierarchical geometry and auto's choice are those of
 // seq_len, the length the model was trained at, so decoding reproduces what each position saw in
-// training. Causal masking always (a decoder). The forward's rows at those positions depend only
-// on earlier positions, except where a backend pools over the query block (adaptive): there the
-// rows are those of the forward over exactly the prefix [0, first + T), and the caller must hand
-// in the whole of the query block so far (Attention::decode_recompute_from says where it starts).
+// training. Causal masking always (a decoder): the forward's rows at those positions depend only
+// on earlier positions, so the new rows are all a decode computes. Adaptive's selection reads
+// earlier positions' queries (the previous block's mean), so the cache holds queries too.
 #pragma once
 #include <cstdint>
 
@@ -19,6 +18,7 @@ namespace sparrow::attn {
 struct DecodeCall {
   Tensor q;            // [B, H, T, D]: queries at positions first .. first+T−1 (RoPE applied)
   Tensor k, v;         // [B, H, Nc, D], Nc ≥ first+T: the cache; rows at positions ≥ first+T are never read
+  Tensor q_cache;      // [B, H, Nc, D]: the queries of every position (rows [first, first+T) are q's)
   int64_t first = 0;   // position of q's first row
   int64_t seq_len = 0; // the model's sequence length (first + T ≤ seq_len)
   int64_t step = 0;    // the training step of the weights (what AttentionCall::step was in training)

@@ -22,7 +22,7 @@ class Block : public nn::Module {
   // at those positions. Writes this layer's keys/values of those positions into the cache
   // buffers k_cache, v_cache [B, H, seq_len, Dh], whose rows [0, first) hold earlier positions.
   // Inference only: no dropout, no autograd (block_decode.cpp).
-  Tensor decode(const Tensor& x, int64_t first, Tensor& k_cache, Tensor& v_cache, int64_t step) const;
+  Tensor decode(const Tensor& x, int64_t first, Tensor& k_cache, Tensor& v_cache, Tensor& q_cache, int64_t step) const;
   attn::Attention& attention() const { return *attn_; }
   // Under context parallelism x holds this rank's shard of each sequence (null: the whole).
   void set_context(const attn::ContextParallel* context) { context_ = context; }

@@ -7,12 +7,15 @@
 
 namespace sparrow::models {
 
-Tensor Block::decode(const Tensor& x, int64_t first, Tensor& k_cache, Tensor& v_cache, int64_t step) const {
+Tensor Block::decode(const Tensor& x, int64_t first, Tensor& k_cache, Tensor& v_cache, Tensor& q_cache,
+                     int64_t step) const {
   SPARROW_CHECK(context_ == nullptr, "Block::decode: not under context parallelism (decode holds the whole sequence)");
   const int64_t B = x.size(0), T = x.size(1), Dh = d_model_ / n_heads_, seq_len = k_cache.size(2);
   const Tensor heads = rope_heads(qkv_->forward(norm(*norm1_, x)), n_heads_, first, rope_base_);  // [3, B, H, T, Dh]
   const Tensor q = reshape(slice(heads, 0, 0, 1), {B, n_heads_, T, Dh});
-  Tensor k_rows = slice(k_cache, 2, first, first + T), v_rows = slice(v_cache, 2, first, first + T);
+  Tensor k_rows = slice(k_cache, 2, first, first + T), v_rows = slice(v_cache, 2, first, first + T),
+         q_rows = slice(q_cache, 2, first, first + T);
+  copy_(q_rows, q);
   copy_(k_rows, reshape(slice(heads, 0, 1, 2), {B, n_heads_, T, Dh}));
   copy_(v_rows, reshape(slice(heads, 0, 2, 3), {B, n_heads_, T, Dh}));
 
@@ -20,6 +23,7 @@ Tensor Block::decode(const Tensor& x, int64_t first, Tensor& k_cache, Tensor& v_
   call.q = q;
   call.k = slice(k_cache, 2, 0, first + T);
   call.v = slice(v_cache, 2, 0, first + T);
+  call.q_cache = slice(q_cache, 2, 0, first + T);
   call.first = first;
   call.seq_len = seq_len;
   call.step = step;

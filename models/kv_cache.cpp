@@ -12,6 +12,7 @@ KVCache::KVCache(const TransformerLM& model, int64_t batch, int64_t seq_len) : b
   for (int64_t l = 0; l < o.n_layers; ++l) {
     keys_.push_back(zeros(shape));
     values_.push_back(zeros(shape));
+    queries_.push_back(zeros(shape));
   }
 }
 

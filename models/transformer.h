@@ -53,15 +53,11 @@ class TransformerLM : public nn::Module {
 
   // Incremental decode with a KV cache (models/kv_cache.h; transformer_decode.cpp): ids I32
   // [B, T] at positions [first, first+T) → their logits [B, T, V] in f32, equal to the forward's
-  // at those positions (attention/decode_call.h says which forward, per backend). The cache must
+  // at those positions (the forward over any sequence beginning with them: attention/decode_call.h). The cache must
   // hold positions [0, first) (first ≤ cache.length()); rows from first on are (re)written and
   // the cache then holds [0, first+T). first + T ≤ cache.seq_len(). On the CPU, in eval mode
   // (no dropout), without autograd. `step`: the training step of the weights.
   Tensor decode(const Tensor& ids, int64_t first, KVCache& cache, int64_t step);
-  // Where the next decode must start to add position pos: pos, or earlier where an attention
-  // layer's rows depend on the whole query block so far (adaptive) — the earliest over all
-  // layers, taken until every layer's block boundary agrees.
-  int64_t decode_window_start(int64_t pos, int64_t seq_len);
 
   const TransformerOptions& options() const { return opt_; }
   int64_t num_layers() const { return static_cast<int64_t>(blocks_.size()); }

@@ -24,23 +24,13 @@ Tensor TransformerLM::decode(const Tensor& ids, int64_t first, KVCache& cache, i
   NoGradGuard no_grad;
   Tensor x = embed_->forward(ids);
   for (size_t l = 0; l < blocks_.size(); ++l)
-    x = blocks_[l]->decode(x, first, cache.keys(int64_t(l)), cache.values(int64_t(l)), step);
+    x = blocks_[l]->decode(x, first, cache.keys(int64_t(l)), cache.values(int64_t(l)), cache.queries(int64_t(l)), step);
   if (auto* ln = dynamic_cast<nn::LayerNorm*>(norm_f_.get()))
     x = ln->forward(x);
   else
     x = static_cast<nn::RMSNorm&>(*norm_f_).forward(x);
   cache.set_length(first + T);
   return head_ ? head_->forward(x) : matmul(x, embed_->weight, false, true);
-}
-
-int64_t TransformerLM::decode_window_start(int64_t pos, int64_t seq_len) {
-  int64_t start = pos;
-  for (;;) {
-    int64_t earliest = start;
-    for (auto& b : blocks_) earliest = std::min(earliest, b->attention().decode_recompute_from(start, seq_len));
-    if (earliest == start) return start;
-    start = earliest;
-  }
 }
 
 }  // namespace sparrow::models

@@ -62,8 +62,12 @@ BlockLayout select_adaptive_layout(const Tensor& q, const Tensor& k, const Adapt
   {
     NoGradGuard no_grad;  // the selection is not differentiable
     const DType ct = q.dtype() == DType::F64 ? DType::F64 : DType::F32;
-    const Tensor qbar = pool_means(q.dtype() == ct ? q.detach() : cast(q.detach(), ct), block_size);
+    Tensor qbar = pool_means(q.dtype() == ct ? q.detach() : cast(q.detach(), ct), block_size);
     const Tensor kbar = pool_means(k.dtype() == ct ? k.detach() : cast(k.detach(), ct), block_size);
+    // Causal: row r is scored by the previous block's query mean, q̄_{r−1} (row 0 has nothing to
+    // choose). q̄_r would mix in the queries of the block's later positions, so the blocks a
+    // position attends to — and its output — would depend on tokens after it.
+    if (causal && nb > 1) qbar = concat({slice(qbar, 2, 0, 1), slice(qbar, 2, 0, nb - 1)}, 2);
     // Query-block chunks of at most ~4M scores over all batch·heads.
     const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 22) / std::max<int64_t>(1, BH * nb));
     std::vector<int32_t> cand;

@@ -3,7 +3,11 @@
 //
 // Selection, per (batch, head) and query block r: q̄_r and k̄_c are the means of the block's
 // query / key rows (the ragged last block over its real rows); every key block c the row may
-// use (c < nb, causal: c ≤ r) scores q̄_r · k̄_c. The row keeps its forced blocks F_r — the
+// use (c < nb, causal: c ≤ r) scores q̄_r · k̄_c — under causal masking q̄_{r−1} · k̄_c instead
+// (row 0 has no choice to make): the mean over block r's own queries would carry the later
+// positions' tokens into the earlier positions' choice of blocks, a leak from the future that
+// decoding one token at a time could not reproduce. The previous block's mean, like every key
+// block c < r, lies wholly before each position of block r. The row keeps its forced blocks F_r — the
 // diagonal and the sinks c < sink_blocks (causal: those ≤ r) — then the best-scoring others
 // (ties: the lower block index) until it holds k_r = min(R_r, max(k, |F_r|)) blocks, R_r the
 // row's range (nb, causal r + 1). k = top_k when set; else from the sparsity budget like the
@@ -34,11 +38,8 @@ class AdaptiveAttention : public Attention {
   AttentionStats stats() const override { return stats_; }
   void set_sparsity(double s) override;
   std::string name() const override { return "adaptive"; }
-  // The selection pools the query block, so a new token changes its whole block's row: decode
-  // takes the block so far (from its start) and selects as the forward over that prefix does
-  // (adaptive_decode.cpp).
+  // Selects from the cached queries and keys of the prefix, then attends (adaptive_decode.cpp).
   Tensor decode(const DecodeCall& call) override;
-  int64_t decode_recompute_from(int64_t pos, int64_t seq_len) override;
   // The layout of the last forward: B·H CSRs, head index b·H + h.
   std::shared_ptr<const BlockLayout> last_layout() const { return layout_; }
 

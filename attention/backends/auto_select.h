@@ -30,7 +30,6 @@ class AutoAttention : public Attention {
   std::string name() const override { return "auto"; }
   // The backend chosen at seq_len decodes (auto_select_decode.cpp).
   Tensor decode(const DecodeCall& call) override;
-  int64_t decode_recompute_from(int64_t pos, int64_t seq_len) override;
   // The instance kept for `backend` (null if it has not been chosen yet).
   Attention* instance(const std::string& backend) const;
 

@@ -53,7 +53,8 @@ std::vector<int32_t> expected_row(const std::vector<std::vector<double>>& qm, co
   for (int64_t c = 0; c < range; ++c) {
     if (c < sinks || c == r) continue;
     double s = 0;
-    for (size_t d = 0; d < qm[r].size(); ++d) s += qm[r][d] * km[c][d];
+    const auto& qr = qm[causal && r > 0 ? r - 1 : r];  // causal: the previous block's queries choose
+    for (size_t d = 0; d < qr.size(); ++d) s += qr[d] * km[c][d];
     rest.push_back({-s, int32_t(c)});
   }
   std::sort(rest.begin(), rest.end());
@@ -169,6 +170,26 @@ TEST(Adaptive, DiagonalAndSinksAlwaysAndNoFutureBlock) {
           }
         }
     }
+}
+
+TEST(Adaptive, CausalOutputNeverDependsOnLaterTokens) {
+  // Changing the queries, keys and values from position p on leaves every output before p as it
+  // was: the selection, not just the attention, sees only the past.
+  // 16 blocks at 50%: rows past the first few choose among several earlier blocks.
+  const int64_t B = 1, H = 2, N = 256, D = 8, bs = 16;
+  for (int64_t p : {1, 100, 167, 250}) {
+    Generator g(5);
+    Tensor q = randn({B, H, N, D}, g), k = randn({B, H, N, D}, g), v = randn({B, H, N, D}, g);
+    Tensor q2 = q.clone(), k2 = k.clone(), v2 = v.clone();
+    Generator noise(6);
+    for (Tensor* t : {&q2, &k2, &v2}) {
+      Tensor tail = t->slice(2, p, N);
+      copy_(tail, randn(tail.shape(), noise));
+    }
+    AdaptiveAttention a(adaptive_config(bs, 0, 0, 0.5)), b(adaptive_config(bs, 0, 0, 0.5));
+    const Tensor oa = a.forward({q, k, v, true}), ob = b.forward({q2, k2, v2, true});
+    EXPECT_EQ(oa.slice(2, 0, p).to_vector(), ob.slice(2, 0, p).to_vector()) << "changed from position " << p;
+  }
 }
 
 TEST(Adaptive, MatchesDenseReferenceWithItsMaskF64) {

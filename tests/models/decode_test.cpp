@@ -1,9 +1,8 @@
 // KV-cache decode against the forward: for every backend, the logits decoded position by
 // position (and after a multi-token prefill) equal the forward's at every position, in f32 with
-// random weights large enough that attention is far from uniform. Which forward: the one over
-// the model's whole length (future tokens cannot matter, the model being causal) — except where
-// a layer pools its query block (adaptive), whose decode is the forward over the prefix so far
-// (attention/decode_call.h).
+// random weights large enough that attention is far from uniform. The forward is the one over the
+// model's whole length: future tokens cannot matter, every backend being causal (adaptive's
+// selection included, adaptive.h).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -78,49 +77,42 @@ double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
   return d;
 }
 
-// Reference logits of position p for every sequence: the whole-length forward's row p, or the
-// forward over the prefix [0, p] (prefix = true).
+// Reference logits of position p for every sequence: the whole-length forward's row p.
 struct Reference {
   models::TransformerLM& m;
   const std::vector<std::vector<int32_t>>& seqs;
-  bool prefix;
   Tensor full;
   std::vector<float> at(int64_t b, int64_t p) {
     NoGradGuard ng;
-    if (!prefix) {
-      if (!full.defined()) full = m.forward(columns(seqs, 0, kSeq), 0);
-      return row(full, b, p);
-    }
-    return row(m.forward(columns(seqs, 0, p + 1), 0), b, p);
+    if (!full.defined()) full = m.forward(columns(seqs, 0, kSeq), 0);
+    return row(full, b, p);
   }
 };
 
-// Decodes every position with m (a prefill of `prefill` tokens, then one token at a time from
-// the window decode_window_start gives) and checks each against the reference forward of `ref`.
-void expect_decode_matches(models::TransformerLM& m, models::TransformerLM& ref_model, bool prefix, int64_t prefill,
+// Decodes every position with m (a prefill of `prefill` tokens, then one token at a time) and
+// checks each against the whole-length forward of `ref_model`.
+void expect_decode_matches(models::TransformerLM& m, models::TransformerLM& ref_model, int64_t prefill,
                            const std::string& what) {
   const std::vector<std::vector<int32_t>> seqs{random_ids(kSeq, 11), random_ids(kSeq, 12)};
-  Reference ref{ref_model, seqs, prefix, Tensor()};
+  Reference ref{ref_model, seqs, Tensor()};
   models::KVCache cache(m, 2, kSeq);
   const Tensor pre = m.decode(columns(seqs, 0, prefill), 0, cache, 0);
   for (int64_t p = 0; p < prefill; ++p)
     for (int64_t b = 0; b < 2; ++b)
       ASSERT_LT(max_diff(row(pre, b, p), ref.at(b, p)), kTol) << what << " prefill position " << p << " batch " << b;
   for (int64_t pos = prefill; pos < kSeq; ++pos) {
-    const int64_t first = m.decode_window_start(pos, kSeq);
-    ASSERT_LE(first, pos);
-    const Tensor logits = m.decode(columns(seqs, first, pos + 1), first, cache, 0);
+    const Tensor logits = m.decode(columns(seqs, pos, pos + 1), pos, cache, 0);
     for (int64_t b = 0; b < 2; ++b)
-      ASSERT_LT(max_diff(row(logits, b, pos - first), ref.at(b, pos)), kTol) << what << " position " << pos << " batch " << b;
+      ASSERT_LT(max_diff(row(logits, b, 0), ref.at(b, pos)), kTol) << what << " position " << pos << " batch " << b;
   }
   EXPECT_EQ(cache.length(), kSeq);
 }
 
-void check_backend(const std::function<void(int64_t, attn::AttentionConfig&)>& set, int64_t layers, bool prefix,
+void check_backend(const std::function<void(int64_t, attn::AttentionConfig&)>& set, int64_t layers,
                    const std::string& what) {
   auto m = random_model(tiny(layers, set), 5);
   for (int64_t prefill : {1, 11})
-    expect_decode_matches(*m, *m, prefix, prefill, what + " prefill " + std::to_string(prefill));
+    expect_decode_matches(*m, *m, prefill, what + " prefill " + std::to_string(prefill));
 }
 
 // The sparse layouts the decode reads must really be sparse for the test to mean anything.
@@ -133,7 +125,7 @@ double density_at_full_length(models::TransformerLM& m, int64_t layer) {
 }  // namespace
 
 TEST(Decode, DenseMatchesTheForward) {
-  check_backend([](int64_t, attn::AttentionConfig&) {}, 2, false, "dense");
+  check_backend([](int64_t, attn::AttentionConfig&) {}, 2, "dense");
 }
 
 TEST(Decode, BlockSparseMatchesTheForwardAtItsLayoutRows) {
@@ -146,7 +138,7 @@ TEST(Decode, BlockSparseMatchesTheForwardAtItsLayoutRows) {
   };
   auto m = random_model(tiny(2, set), 5);
   EXPECT_LT(density_at_full_length(*m, 0), 0.7);
-  check_backend(set, 2, false, "block_sparse");
+  check_backend(set, 2, "block_sparse");
 }
 
 TEST(Decode, BlockSparseAtATargetSparsityMatchesTheForward) {
@@ -156,7 +148,7 @@ TEST(Decode, BlockSparseAtATargetSparsityMatchesTheForward) {
   };
   auto m = random_model(tiny(2, set), 5);
   EXPECT_LT(density_at_full_length(*m, 0), 0.7);
-  check_backend(set, 2, false, "block_sparse 0.6");
+  check_backend(set, 2, "block_sparse 0.6");
 }
 
 TEST(Decode, HierarchicalMatchesTheForward) {
@@ -168,40 +160,17 @@ TEST(Decode, HierarchicalMatchesTheForward) {
   };
   auto m = random_model(tiny(2, set), 5);
   EXPECT_LT(density_at_full_length(*m, 0), 1.0);
-  check_backend(set, 2, false, "hierarchical");
+  check_backend(set, 2, "hierarchical");
 }
 
-TEST(Decode, AdaptiveMatchesTheForwardOverThePrefix) {
+TEST(Decode, AdaptiveMatchesTheForward) {
   const auto set = [](int64_t, attn::AttentionConfig& a) {
     a.backend = "adaptive";
     a.sparsity = 0.6;
   };
   auto m = random_model(tiny(2, set), 5);
   EXPECT_LT(density_at_full_length(*m, 0), 0.7);
-  check_backend(set, 2, true, "adaptive");
-}
-
-TEST(Decode, AdaptiveEqualsTheWholeLengthForwardWhereABlockIsComplete) {
-  // Why adaptive's reference is the prefix: inside a block, the whole-length forward pools
-  // queries the decode has not seen yet. At a block's last position the two agree.
-  const auto set = [](int64_t, attn::AttentionConfig& a) {
-    a.backend = "adaptive";
-    a.sparsity = 0.6;
-  };
-  auto m = random_model(tiny(2, set), 5);
-  const std::vector<std::vector<int32_t>> seqs{random_ids(kSeq, 11)};
-  Reference whole{*m, seqs, false, Tensor()};
-  models::KVCache cache(*m, 1, kSeq);
-  double inside_block = 0;
-  for (int64_t pos = 0; pos < kSeq; ++pos) {
-    const int64_t first = m->decode_window_start(pos, kSeq);
-    const std::vector<float> got = row(m->decode(columns(seqs, first, pos + 1), first, cache, 0), 0, pos - first);
-    if (pos % 4 == 3)
-      EXPECT_LT(max_diff(got, whole.at(0, pos)), kTol) << "block end " << pos;
-    else
-      inside_block = std::max(inside_block, max_diff(got, whole.at(0, pos)));
-  }
-  EXPECT_GT(inside_block, 1e-3);  // the selection does differ somewhere inside a block
+  check_backend(set, 2, "adaptive");
 }
 
 TEST(Decode, AutoDecodesWithTheBackendChosenAtTheModelsLength) {
@@ -215,14 +184,12 @@ TEST(Decode, AutoDecodesWithTheBackendChosenAtTheModelsLength) {
   auto m = random_model(tiny(2, set), 5);
   EXPECT_LT(density_at_full_length(*m, 0), 0.8);
   EXPECT_EQ(m->attention_stats()[0].backend, "block_sparse");
-  check_backend(set, 2, false, "auto");
+  check_backend(set, 2, "auto");
 }
 
-TEST(Decode, AutoChoosingAdaptiveRecomputesItsBlock) {
-  // Auto decodes as the backend it chose at the model's length; with adaptive that is adaptive at
-  // sparsity 1 − 12/38 pooled over the prefix. No forward of the auto model itself is that (over
-  // a prefix of ≤ 16 tokens it would choose dense), so the reference is an adaptive twin with the
-  // same weights.
+TEST(Decode, AutoChoosingAdaptiveDecodesAsAdaptive) {
+  // Auto decodes as the backend it chose at the model's length: adaptive at sparsity 1 − 12/38;
+  // the reference is an adaptive twin with the same weights.
   const auto set = [](int64_t, attn::AttentionConfig& a) {
     a.backend = "auto";
     a.autocfg.dense_max_seq = 16;
@@ -235,13 +202,11 @@ TEST(Decode, AutoChoosingAdaptiveRecomputesItsBlock) {
   };
   auto m = random_model(tiny(2, set), 5);
   auto ref = random_model(tiny(2, twin), 5);
-  EXPECT_EQ(m->decode_window_start(6, kSeq), 4);
-  for (int64_t prefill : {1, 11}) expect_decode_matches(*m, *ref, true, prefill, "auto(adaptive)");
+  for (int64_t prefill : {1, 11}) expect_decode_matches(*m, *ref, prefill, "auto(adaptive)");
 }
 
-TEST(Decode, MixedLayersAgreeOnOneWindow) {
-  // Adaptive with blocks of 4 and of 6 and a dense layer: the window goes back until it starts a
-  // block of both adaptive layers (position 20 → 18 for blocks of 6 → 16 for blocks of 4 → 12).
+TEST(Decode, MixedLayersMatchTheForward) {
+  // Adaptive with blocks of 4 and of 6, and a dense layer.
   const auto set = [](int64_t i, attn::AttentionConfig& a) {
     if (i == 2) return;
     a.backend = "adaptive";
@@ -249,10 +214,7 @@ TEST(Decode, MixedLayersAgreeOnOneWindow) {
     a.block_size = i == 0 ? 4 : 6;
   };
   auto m = random_model(tiny(3, set), 6);
-  EXPECT_EQ(m->decode_window_start(20, kSeq), 12);
-  EXPECT_EQ(m->decode_window_start(9, kSeq), 0);
-  EXPECT_EQ(m->decode_window_start(13, kSeq), 12);
-  check_backend(set, 3, true, "mixed");
+  check_backend(set, 3, "mixed");
 }
 
 TEST(Decode, RefusesPositionsPastTheCacheOrTheSequence) {
@@ -264,7 +226,7 @@ TEST(Decode, RefusesPositionsPastTheCacheOrTheSequence) {
   EXPECT_NO_THROW(m->decode(from_ints({1, 2}, {1, 2}), 6, cache, 0));
 }
 
-TEST(Decode, AdaptiveRefusesAWindowThatDoesNotStartItsBlock) {
+TEST(Decode, AdaptiveRefusesACallWithoutTheQueryCache) {
   attn::AttentionConfig a;
   a.backend = "adaptive";
   a.block_size = 4;
@@ -277,8 +239,7 @@ TEST(Decode, AdaptiveRefusesAWindowThatDoesNotStartItsBlock) {
   call.first = 5;
   call.seq_len = 8;
   EXPECT_THROW(backend->decode(call), Error);
-  call.q = zeros({1, 1, 2, 8});
-  call.first = 4;
+  call.q_cache = zeros({1, 1, 6, 8});
   EXPECT_NO_THROW(backend->decode(call));
 }
 

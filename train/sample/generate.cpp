@@ -30,7 +30,7 @@ std::string generate(models::TransformerLM& model, const std::string& prompt, co
   std::vector<int32_t> ids(prompt.begin(), prompt.end());
   for (int32_t& id : ids) id = static_cast<unsigned char>(id);
   std::string out;
-  int64_t first = 0;  // the decode window: positions [first, ids.size())
+  int64_t first = 0;  // the positions to decode: the prompt at first, then each new token
   for (;;) {
     const int64_t n = static_cast<int64_t>(ids.size());
     const std::vector<int32_t> window(ids.begin() + first, ids.end());
@@ -41,7 +41,7 @@ std::string generate(models::TransformerLM& model, const std::string& prompt, co
     if (emit) emit(static_cast<unsigned char>(next));
     if (static_cast<int64_t>(out.size()) == o.tokens) return out;
     ids.push_back(static_cast<int32_t>(next));
-    first = model.decode_window_start(n, S);
+    first = n;
   }
 }
 
