@@ -88,17 +88,6 @@ optim::LrSchedule lr_schedule(const Config& cfg) {
   return optim::LrSchedule(s);
 }
 
-// The sparsity every layer should have at `step` (the schedule where it is on, else the layer's
-// fixed target).
-std::vector<double> layer_sparsity(const Config& cfg, int64_t step) {
-  std::vector<double> s;
-  for (int64_t i = 0; i < cfg.model.n_layers; ++i) {
-    const LayerAttention& l = cfg.attention.layer(i);
-    s.push_back(l.schedule.active() ? l.schedule.at(step) : l.attn.sparsity);
-  }
-  return s;
-}
-
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
@@ -217,7 +206,7 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
     st.rng["dropout"] = {model.dropout_generator().seed(), model.dropout_generator().offset()};
     st.sampler["train"] = data.train.state();
     st.sampler["val"] = data.val.state();
-    st.schedule["sparsity"] = layer_sparsity(cfg, step);
+    st.schedule["sparsity"] = model.sparsity_targets_at(step);
     st.tokens_seen = tokens_seen;
     st.extra = run_record(cfg);
     metrics->sync();  // the log is at least as durable as the checkpoint that matches it
@@ -248,8 +237,8 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
     const auto t0 = std::chrono::steady_clock::now();
     const double lr = lr_at.at(step);
     opt.set_lr(lr);
-    const std::vector<double> sparsity = layer_sparsity(cfg, step);
-    for (int64_t i = 0; i < model.num_layers(); ++i) model.attention(i).set_sparsity(sparsity[size_t(i)]);
+    // What each layer's attention takes from this step (it reads the step in forward), for the log.
+    const std::vector<double> sparsity = model.sparsity_targets_at(step);
 
     // --profile: the first steps build plans and warm caches; the table covers the steps after.
     if (run.profile) profile::set_enabled(step >= start_step + kProfileWarmupSteps);
@@ -262,7 +251,7 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
       weights.push_back(parallel.loss_weight(global, batches.back()));
     }
     const StepResult r =
-        train_step.run(batches, weights, step, sparsity, [&](const std::string& m) { progress.message(m); });
+        train_step.run(batches, weights, step, [&](const std::string& m) { progress.message(m); });
     const double loss_v = r.loss, gnorm = r.grad_norm;
     ++step;
     tokens_seen += static_cast<double>(B * T * cfg.train.grad_accum);
@@ -329,7 +318,9 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
 
     const bool do_eval = data.val.valid() && cfg.eval.every > 0 && (step % cfg.eval.every == 0 || step == cfg.train.steps);
     if (do_eval) {
-      double vl = evaluate(model, data.val, cfg.eval.batches, step, dev, compute, parallel);
+      // Scored at the step just trained (step − 1 now that it is counted), so the attention
+      // runs at the sparsity the weights were last updated under.
+      double vl = evaluate(model, data.val, cfg.eval.batches, step - 1, dev, compute, parallel);
       rec["val_loss"] = vl;
       rec["val_bpb"] = vl / std::log(2.0);
       result.final_val_bpb = vl / std::log(2.0);

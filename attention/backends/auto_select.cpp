@@ -33,7 +33,7 @@ AutoAttention::AutoAttention(const AttentionConfig& cfg) : cfg_(cfg) {
 
 Attention* AutoAttention::instance(const std::string& backend) const {
   auto it = instances_.find(backend);
-  return it == instances_.end() ? nullptr : it->second.get();
+  return it == instances_.end() ? nullptr : it->second.backend.get();
 }
 
 Tensor AutoAttention::forward(const AttentionCall& call) {
@@ -41,16 +41,17 @@ Tensor AutoAttention::forward(const AttentionCall& call) {
   check_dim("auto attention", call.q, 4);
   // By the whole sequence's length, also when this rank holds a shard of it.
   const AutoChoice choice = auto_choice(cfg_.autocfg, call.context ? call.context->seq_len : call.q.size(2));
-  std::unique_ptr<Attention>& backend = instances_[choice.backend];
-  if (!backend) {
+  Instance& inst = instances_[choice.backend];
+  if (!inst.backend || inst.sparsity != choice.sparsity) {
     AttentionConfig c = cfg_;
     c.backend = choice.backend;
     c.sparsity = choice.sparsity;
-    backend = make_attention(c);
+    c.schedule = SparsitySchedule{};  // the rule's sparsity at every step
+    inst.backend = make_attention(c);
+    inst.sparsity = choice.sparsity;
   }
-  if (choice.backend != "dense") backend->set_sparsity(choice.sparsity);
-  Tensor out = backend->forward(call);
-  stats_ = backend->stats();
+  Tensor out = inst.backend->forward(call);
+  stats_ = inst.backend->stats();
   stats_.target_sparsity = choice.sparsity;
   return out;
 }
