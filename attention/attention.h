@@ -19,12 +19,16 @@ struct ContextParallel;  // ring/context_parallel.h
 struct AttentionCall {
   Tensor q, k, v;      // [B, H, N, D]; under context parallelism N is this rank's shard
   bool causal = true;
-  int64_t step = 0;    // training step (the sparsity schedule and adaptive refresh read it)
+  int64_t step = 0;    // training step: sparse backends take their target from it (AttentionConfig::sparsity_at)
   const ContextParallel* context = nullptr;  // null: the whole sequence is here
 };
 
 // Throws (naming op) unless q, k, v are 4-D and of one shape [B, H, N, D].
 void check_qkv(const char* op, const AttentionCall& call);
+// Throws (naming op) unless every sparsity cfg can ask for lies in [0, 1): the fixed `sparsity`
+// and, where the schedule is on, its `from` and `to` (the values between follow); and the
+// schedule's shape is known, with end > start where the shape uses end.
+void check_sparsity_targets(const char* op, const AttentionConfig& cfg);
 
 // What the last forward did: the trainer logs it per layer.
 struct AttentionStats {
@@ -46,8 +50,6 @@ class Attention {
   virtual ~Attention() = default;
   virtual Tensor forward(const AttentionCall& call) = 0;
   virtual AttentionStats stats() const = 0;
-  // The schedule sets a new target sparsity (no-op for backends without one).
-  virtual void set_sparsity(double) {}
   virtual std::string name() const = 0;
 
   // Incremental decode (attention/decode_call.h): O [B, H, T, D] for the new queries, no autograd,

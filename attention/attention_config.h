@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "attention/sparsity_schedule.h"
+
 namespace sparrow::attn {
 
 struct PatternConfig {
@@ -41,11 +43,17 @@ struct AttentionConfig {
   std::string backend = "dense";   // dense | block_sparse | hierarchical | adaptive | auto | ring
   int64_t block_size = 64;
   double sparsity = 0.0;           // target sparsity for sparse backends; 0 = pattern as configured
+  SparsitySchedule schedule;       // when active, replaces `sparsity` with its value at the call's step
   PatternConfig pattern;
   HierarchicalConfig hierarchical;
   AdaptiveConfig adaptive;
   AutoConfig autocfg;
   double softmax_scale = 0.0;      // 0: 1/sqrt(D)
+
+  // The target sparsity a forward at `step` (AttentionCall::step) works to: the schedule's value
+  // where it is on, else the fixed `sparsity`. Backends with a sparsity read it in forward; the
+  // model reports it per layer (TransformerLM::sparsity_targets_at) for graph capture and logs.
+  double sparsity_at(int64_t step) const { return schedule.active() ? schedule.at(step) : sparsity; }
 };
 
 }  // namespace sparrow::attn

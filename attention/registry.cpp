@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <mutex>
 
 #include "attention/backends/adaptive.h"
@@ -21,6 +22,19 @@ void check_qkv(const char* op, const AttentionCall& call) {
   SPARROW_CHECK(call.q.shape() == call.k.shape() && call.q.shape() == call.v.shape(), op, ": q ",
                 shape_str(call.q.shape()), ", k ", shape_str(call.k.shape()), ", v ", shape_str(call.v.shape()),
                 " (expected the same [B, H, N, D])");
+}
+
+void check_sparsity_targets(const char* op, const AttentionConfig& cfg) {
+  const auto in_range = [](double s) { return std::isfinite(s) && s >= 0 && s < 1; };
+  SPARROW_CHECK(in_range(cfg.sparsity), op, ": sparsity ", cfg.sparsity, " (must be in [0, 1))");
+  const SparsitySchedule& s = cfg.schedule;
+  if (!s.active()) return;
+  SPARROW_CHECK(in_range(s.from) && in_range(s.to), op, ": schedule from ", s.from, " to ", s.to,
+                " (both must be in [0, 1))");
+  SPARROW_CHECK(s.shape == "linear" || s.shape == "cosine" || s.shape == "step", op, ": schedule shape '", s.shape,
+                "' (expected linear, cosine or step)");
+  SPARROW_CHECK(s.shape == "step" || s.end > s.start, op, ": schedule end ", s.end, " must be > start ", s.start,
+                " for the ", s.shape, " shape");
 }
 
 namespace {

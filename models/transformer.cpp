@@ -58,6 +58,12 @@ void TransformerLM::set_context_parallel(const attn::ContextParallel* context) {
 
 attn::Attention& TransformerLM::attention(int64_t layer) { return blocks_.at(static_cast<size_t>(layer))->attention(); }
 
+std::vector<double> TransformerLM::sparsity_targets_at(int64_t step) const {
+  std::vector<double> s;
+  for (const attn::AttentionConfig& a : opt_.attention) s.push_back(a.sparsity_at(step));
+  return s;
+}
+
 std::vector<attn::AttentionStats> TransformerLM::attention_stats() const {
   std::vector<attn::AttentionStats> s;
   for (auto& b : blocks_) s.push_back(b->attention().stats());

@@ -45,8 +45,8 @@ class TransformerLM : public nn::Module {
   ~TransformerLM() override;
 
   // ids I32 [B, T] → logits [B, T, V] in `compute` dtype (weights are cast at use when it
-  // differs from theirs: f32 master weights, bf16 compute). `step` reaches the attention
-  // (schedule, adaptive refresh).
+  // differs from theirs: f32 master weights, bf16 compute). `step` reaches every attention
+  // layer (AttentionCall::step), which takes its target sparsity at that step from its schedule.
   Tensor forward(const Tensor& ids, int64_t step, DType compute = DType::F32);
   // Mean next-token cross-entropy (targets −100 are ignored), as an f32 scalar.
   Tensor loss(const Tensor& ids, const Tensor& targets, int64_t step, DType compute = DType::F32);
@@ -66,6 +66,10 @@ class TransformerLM : public nn::Module {
   // (attn::zigzag_shard), and every attention layer runs as ring attention. Null: off.
   void set_context_parallel(const attn::ContextParallel* context);
   std::vector<attn::AttentionStats> attention_stats() const;
+  // Each layer's target sparsity for a forward at `step` (AttentionConfig::sparsity_at): what
+  // the layers' layouts depend on besides the shapes. A captured CUDA graph holds while these
+  // stay the same; checkpoints and metrics record them.
+  std::vector<double> sparsity_targets_at(int64_t step) const;
   Generator& dropout_generator() { return dropout_gen_; }
   // Forward FLOPs per token of the matrix products (6× this ≈ a training step's), excluding
   // attention's score/value products, which stats() counts per layer.

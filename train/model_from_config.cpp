@@ -18,13 +18,4 @@ models::TransformerOptions model_options(const Config& cfg) {
   return o;
 }
 
-std::vector<double> layer_sparsity(const Config& cfg, int64_t step) {
-  std::vector<double> s;
-  for (int64_t i = 0; i < cfg.model.n_layers; ++i) {
-    const LayerAttention& l = cfg.attention.layer(i);
-    s.push_back(l.schedule.active() ? l.schedule.at(step) : l.attn.sparsity);
-  }
-  return s;
-}
-
 }  // namespace sparrow::train

@@ -53,7 +53,7 @@ int run_cli(int argc, char** argv) {
     train::GenerateOptions o;
     o.tokens = tokens;
     o.seq_len = t.config.train.seq_len;
-    o.step = t.step;
+    o.step = t.attention_step();
     o.sampling = sampling;
     o.seed = seed;
     // Checked before the prompt is echoed, so a refused request writes nothing to stdout.

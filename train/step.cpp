@@ -93,7 +93,7 @@ void TrainStep::body(int64_t step) {
 }
 
 StepResult TrainStep::run(const std::vector<Batch>& batches, const std::vector<double>& weights, int64_t step,
-                          const std::vector<double>& sparsity, const std::function<void(const std::string&)>& log) {
+                          const std::function<void(const std::string&)>& log) {
   SPARROW_CHECK(weights.size() == batches.size(), "TrainStep: ", weights.size(), " weights for ", batches.size(),
                 " batches");
   {
@@ -112,9 +112,12 @@ StepResult TrainStep::run(const std::vector<Batch>& batches, const std::vector<d
   StepResult r;
 
   if (graph_policy_ != "off") {
-    if (sparsity != graph_key_) {
+    // The graph replays the layouts of the step it was captured at: valid while the layers'
+    // targets are the same.
+    std::vector<double> targets = model_.sparsity_targets_at(step);
+    if (targets != graph_key_) {
       graph_.reset();
-      graph_key_ = sparsity;
+      graph_key_ = std::move(targets);
       eager_steps_with_key_ = 0;
     }
     if (!graph_ && eager_steps_with_key_ >= kEagerStepsBeforeCapture) {

@@ -13,8 +13,10 @@
 // checks are deferred to the graph (cuda/graph.h); allocations come from the graph's private pool;
 // dropout's Philox counters are shifted to where the generator stands at each replay, and the
 // generator then moves on by what the step consumes, so the masks are the eager step's.
-// The only host-side value that changes the recorded work is the layers' sparsity (the schedule):
-// when it changes the graph is dropped, and recaptured after kEagerStepsBeforeCapture steps.
+// The only host-side value that changes the recorded work is the layers' target sparsity, which
+// each attention layer takes from the step (its schedule): the graph is keyed on the model's
+// sparsity_targets_at(step); when they change the graph is dropped, and recaptured after
+// kEagerStepsBeforeCapture steps.
 //
 // train.cuda_graph: auto | on | off. A graph is not used on the CPU, with --profile (per-op times
 // need the host between ops), or when the capture fails (a backend that reads device values on
@@ -72,10 +74,9 @@ class TrainStep {
   // batches: train.grad_accum host batches, this rank's part of each (Parallel::local);
   // weights: each one's loss weight (Parallel::loss_weight; 1 on one process). The step's loss
   // is Σ_micro weight·loss / grad_accum, summed over ranks, and so are the gradients.
-  // sparsity: each layer's target this step. `log` receives one line when a graph is captured
-  // or given up.
+  // `log` receives one line when a graph is captured or given up.
   StepResult run(const std::vector<Batch>& batches, const std::vector<double>& weights, int64_t step,
-                 const std::vector<double>& sparsity, const std::function<void(const std::string&)>& log);
+                 const std::function<void(const std::string&)>& log);
 
  private:
   void body(int64_t step);
@@ -95,7 +96,7 @@ class TrainStep {
   std::unique_ptr<dist::GradientBuckets> buckets_;
   std::string graph_policy_;  // auto | on | off (off also where a graph cannot apply)
   std::unique_ptr<cuda::Graph> graph_;
-  std::vector<double> graph_key_;  // the sparsities the graph (or the eager run-up) is for
+  std::vector<double> graph_key_;  // the layers' target sparsities the graph (or the eager run-up) is for
   int eager_steps_with_key_ = 0;
   uint64_t rng_at_capture_ = 0;  // the dropout generator's offset when the graph was captured
   uint64_t rng_per_step_ = 0;    // counters one step reserves

@@ -205,7 +205,7 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
     st.rng["dropout"] = {model.dropout_generator().seed(), model.dropout_generator().offset()};
     st.sampler["train"] = data.train.state();
     st.sampler["val"] = data.val.state();
-    st.schedule["sparsity"] = layer_sparsity(cfg, step);
+    st.schedule["sparsity"] = model.sparsity_targets_at(step);
     st.tokens_seen = tokens_seen;
     st.extra = run_record(cfg);
     metrics->sync();  // the log is at least as durable as the checkpoint that matches it
@@ -236,8 +236,8 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
     const auto t0 = std::chrono::steady_clock::now();
     const double lr = lr_at.at(step);
     opt.set_lr(lr);
-    const std::vector<double> sparsity = layer_sparsity(cfg, step);
-    for (int64_t i = 0; i < model.num_layers(); ++i) model.attention(i).set_sparsity(sparsity[size_t(i)]);
+    // What each layer's attention takes from this step (it reads the step in forward), for the log.
+    const std::vector<double> sparsity = model.sparsity_targets_at(step);
 
     // --profile: the first steps build plans and warm caches; the table covers the steps after.
     if (run.profile) profile::set_enabled(step >= start_step + kProfileWarmupSteps);
@@ -250,7 +250,7 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
       weights.push_back(parallel.loss_weight(global, batches.back()));
     }
     const StepResult r =
-        train_step.run(batches, weights, step, sparsity, [&](const std::string& m) { progress.message(m); });
+        train_step.run(batches, weights, step, [&](const std::string& m) { progress.message(m); });
     const double loss_v = r.loss, gnorm = r.grad_norm;
     ++step;
     tokens_seen += static_cast<double>(B * T * cfg.train.grad_accum);
@@ -317,7 +317,9 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
 
     const bool do_eval = data.val.valid() && cfg.eval.every > 0 && (step % cfg.eval.every == 0 || step == cfg.train.steps);
     if (do_eval) {
-      double vl = evaluate(model, data.val, cfg.eval.batches, step, dev, compute, parallel);
+      // Scored at the step just trained (step − 1 now that it is counted), so the attention
+      // runs at the sparsity the weights were last updated under.
+      double vl = evaluate(model, data.val, cfg.eval.batches, step - 1, dev, compute, parallel);
       rec["val_loss"] = vl;
       rec["val_bpb"] = vl / std::log(2.0);
       result.final_val_bpb = vl / std::log(2.0);

@@ -118,14 +118,9 @@ AdaptiveAttention::AdaptiveAttention(const AttentionConfig& cfg) : cfg_(cfg) {
                 " (must be ≥ 0)");
   SPARROW_CHECK(cfg.softmax_scale >= 0, "adaptive attention: softmax_scale ", cfg.softmax_scale,
                 " (0 means 1/sqrt(D))");
-  set_sparsity(cfg.sparsity);
+  check_sparsity_targets("adaptive attention", cfg);
   stats_.backend = "adaptive";
-  stats_.target_sparsity = cfg_.sparsity;
-}
-
-void AdaptiveAttention::set_sparsity(double s) {
-  SPARROW_CHECK(std::isfinite(s) && s >= 0 && s < 1, "adaptive attention: sparsity ", s, " (must be in [0, 1))");
-  cfg_.sparsity = s;
+  stats_.target_sparsity = cfg_.sparsity_at(0);
 }
 
 Tensor AdaptiveAttention::forward(const AttentionCall& call) {
@@ -135,8 +130,9 @@ Tensor AdaptiveAttention::forward(const AttentionCall& call) {
   require_whole_sequence(call, "adaptive");
   check_float(op, call.q);
   const int64_t B = call.q.size(0), H = call.q.size(1), N = call.q.size(2), D = call.q.size(3);
+  const double sparsity = cfg_.sparsity_at(call.step);
   layout_ = std::make_shared<const BlockLayout>(
-      select_adaptive_layout(call.q, call.k, cfg_.adaptive, cfg_.sparsity, cfg_.block_size, call.causal));
+      select_adaptive_layout(call.q, call.k, cfg_.adaptive, sparsity, cfg_.block_size, call.causal));
 
   // Batch folded into heads: one CSR per (batch, head).
   const Shape folded{1, B * H, N, D};
@@ -160,7 +156,7 @@ Tensor AdaptiveAttention::forward(const AttentionCall& call) {
   }
   stats_.dense_blocks = L.dense_blocks() * B * H;
   stats_.density = stats_.dense_blocks ? static_cast<double>(stats_.active_blocks) / stats_.dense_blocks : 0.0;
-  stats_.target_sparsity = cfg_.adaptive.top_k > 0 ? 0.0 : cfg_.sparsity;
+  stats_.target_sparsity = cfg_.adaptive.top_k > 0 ? 0.0 : sparsity;
   stats_.flops = flops;
   return out;
 }

@@ -20,6 +20,9 @@
 // so the scores never hold more than a bounded slab of the (nb × nb) grid; the top-k runs on
 // the host. The attention over the selected blocks is exact and differentiable.
 //
+// The sparsity is cfg.sparsity_at(call.step) (the schedule where it is on); the selection is
+// remade every forward anyway, since it depends on q and k.
+//
 // Batch: the layout differs per (batch, head), so the call folds batch into heads
 // ([B, H, N, D] → [1, B·H, N, D], a view for contiguous inputs) and hands the kernel one
 // BlockLayout with B·H CSRs (head index b·H + h). Stats count all B·H layouts.
@@ -36,7 +39,6 @@ class AdaptiveAttention : public Attention {
   explicit AdaptiveAttention(const AttentionConfig& cfg);
   Tensor forward(const AttentionCall& call) override;
   AttentionStats stats() const override { return stats_; }
-  void set_sparsity(double s) override;
   std::string name() const override { return "adaptive"; }
   // Selects from the cached queries and keys of the prefix, then attends (adaptive_decode.cpp).
   Tensor decode(const DecodeCall& call) override;

@@ -21,7 +21,8 @@ Tensor AdaptiveAttention::decode(const DecodeCall& call) {
   const Tensor q_prefix = slice(call.q_cache, 2, 0, n), k_prefix = slice(call.k, 2, 0, n),
                v_prefix = slice(call.v, 2, 0, n);
   const BlockLayout layout =
-      select_adaptive_layout(q_prefix, k_prefix, cfg_.adaptive, cfg_.sparsity, cfg_.block_size, /*causal=*/true);
+      select_adaptive_layout(q_prefix, k_prefix, cfg_.adaptive, cfg_.sparsity_at(call.step), cfg_.block_size,
+                             /*causal=*/true);
   DecodeAttentionArgs args;
   args.layout = &layout;
   args.scale = cfg_.softmax_scale;

@@ -33,19 +33,20 @@ AutoAttention::AutoAttention(const AttentionConfig& cfg) : cfg_(cfg) {
 
 Attention* AutoAttention::instance(const std::string& backend) const {
   auto it = instances_.find(backend);
-  return it == instances_.end() ? nullptr : it->second.get();
+  return it == instances_.end() ? nullptr : it->second.backend.get();
 }
 
 Attention& AutoAttention::chosen(const AutoChoice& choice) {
-  std::unique_ptr<Attention>& backend = instances_[choice.backend];
-  if (!backend) {
+  Instance& inst = instances_[choice.backend];
+  if (!inst.backend || inst.sparsity != choice.sparsity) {
     AttentionConfig c = cfg_;
     c.backend = choice.backend;
     c.sparsity = choice.sparsity;
-    backend = make_attention(c);
+    c.schedule = SparsitySchedule{};  // the rule's sparsity at every step
+    inst.backend = make_attention(c);
+    inst.sparsity = choice.sparsity;
   }
-  if (choice.backend != "dense") backend->set_sparsity(choice.sparsity);
-  return *backend;
+  return *inst.backend;
 }
 
 Tensor AutoAttention::forward(const AttentionCall& call) {

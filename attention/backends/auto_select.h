@@ -2,9 +2,11 @@
 //   N ≤ dense_max_seq → dense;
 //   else autocfg.sparse_backend at sparsity s = clamp(1 − budget_tokens / N, 0, max_sparsity),
 //   i.e. a fixed per-query budget of about budget_tokens keys until the clamp binds.
-// One instance per chosen backend is built on first use and kept (its layout caches with it);
-// stats() are the chosen backend's, so stats().backend names the one that ran.
-// set_sparsity is a no-op: the sparsity here is a function of N (the rule above).
+// One instance per chosen backend is built on first use and kept while the rule gives it the same
+// sparsity (a new length that changes it rebuilds that one instance: its config carries the
+// sparsity); stats() are the chosen backend's, so stats().backend names the one that ran.
+// The sparsity here is a function of N, not of the step: attention.sparsity and its schedule do
+// not apply to `auto` (the chosen backend is built with the rule's sparsity and no schedule).
 #pragma once
 #include <map>
 #include <memory>
@@ -39,7 +41,11 @@ class AutoAttention : public Attention {
 
   AttentionConfig cfg_;
   AttentionStats stats_;
-  std::map<std::string, std::unique_ptr<Attention>> instances_;
+  struct Instance {
+    double sparsity = 0;  // what the rule gave when it was built
+    std::unique_ptr<Attention> backend;
+  };
+  std::map<std::string, Instance> instances_;
 };
 
 }  // namespace sparrow::attn

@@ -1,7 +1,5 @@
 #include "attention/backends/block_sparse.h"
 
-#include <cmath>
-
 #include "attention/backends/block_flops.h"
 #include "attention/kernels/block_attention.h"
 #include "attention/ring/context_parallel.h"
@@ -13,14 +11,11 @@ BlockSparseAttention::BlockSparseAttention(const AttentionConfig& cfg) : cfg_(cf
   SPARROW_CHECK(cfg.block_size > 0, "block_sparse attention: block_size ", cfg.block_size, " (must be > 0)");
   SPARROW_CHECK(cfg.softmax_scale >= 0, "block_sparse attention: softmax_scale ", cfg.softmax_scale,
                 " (0 means 1/sqrt(D))");
-  set_sparsity(cfg.sparsity);
+  check_sparsity_targets("block_sparse attention", cfg);
+  at_target_ = cfg;
+  at_target_.schedule = SparsitySchedule{};
   stats_.backend = "block_sparse";
-  stats_.target_sparsity = cfg_.sparsity;
-}
-
-void BlockSparseAttention::set_sparsity(double s) {
-  SPARROW_CHECK(std::isfinite(s) && s >= 0 && s < 1, "block_sparse attention: sparsity ", s, " (must be in [0, 1))");
-  cfg_.sparsity = s;
+  stats_.target_sparsity = cfg_.sparsity_at(0);
 }
 
 Tensor BlockSparseAttention::forward(const AttentionCall& call) {
@@ -29,7 +24,8 @@ Tensor BlockSparseAttention::forward(const AttentionCall& call) {
   // Under context parallelism the layout is the whole sequence's, and ring attention runs it.
   const int64_t B = call.q.size(0), H = call.q.size(1), D = call.q.size(3);
   const int64_t N = call.context ? call.context->seq_len : call.q.size(2);
-  layout_ = get_layout(cfg_, N, H, call.causal);
+  at_target_.sparsity = cfg_.sparsity_at(call.step);
+  layout_ = get_layout(at_target_, N, H, call.causal);
   BlockAttentionArgs args;
   args.layout = layout_.get();
   args.layout_owner = layout_;
@@ -51,7 +47,7 @@ Tensor BlockSparseAttention::forward(const AttentionCall& call) {
   }
   stats_.dense_blocks = L.dense_blocks() * H;
   stats_.density = stats_.dense_blocks ? static_cast<double>(stats_.active_blocks) / stats_.dense_blocks : 0.0;
-  stats_.target_sparsity = cfg_.sparsity;
+  stats_.target_sparsity = at_target_.sparsity;
   stats_.flops = head_flops * static_cast<double>(B);
   if (call.context) ring_.add_to(stats_);
   return out;

@@ -1,5 +1,7 @@
 // `block_sparse`: the named patterns of cfg.pattern at the target sparsity (get_layout, cached
 // per length/heads/masking), computed by the block kernel over the layout's active blocks only.
+// The target is cfg.sparsity_at(call.step): under a schedule each new value costs one layout
+// build (the cache keys on the sparsity's bits), a value seen before costs a lookup.
 #pragma once
 #include <memory>
 
@@ -14,8 +16,6 @@ class BlockSparseAttention : public Attention {
   explicit BlockSparseAttention(const AttentionConfig& cfg);
   Tensor forward(const AttentionCall& call) override;
   AttentionStats stats() const override { return stats_; }
-  // A new target: the next forward fetches (or builds once) the layout at this sparsity.
-  void set_sparsity(double s) override;
   std::string name() const override { return "block_sparse"; }
   // The query's row of the layout at seq_len and the current sparsity (block_sparse_decode.cpp).
   Tensor decode(const DecodeCall& call) override;
@@ -24,6 +24,7 @@ class BlockSparseAttention : public Attention {
 
  private:
   AttentionConfig cfg_;
+  AttentionConfig at_target_;  // cfg_ with `sparsity` set to the last forward's target (the layout key)
   AttentionStats stats_;
   RingRunner ring_;  // context parallelism
   std::shared_ptr<const BlockLayout> layout_;

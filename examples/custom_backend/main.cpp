@@ -25,6 +25,9 @@ namespace {
 
 std::atomic<int64_t> forward_calls{0};
 
+// The window is fixed, so this backend has no sparsity target. One that has reads it in forward as
+// cfg_.sparsity_at(call.step): the layer's `attention.schedule` at the call's step where it is on,
+// else `attention.sparsity`. Nothing pushes a sparsity into a backend.
 class WindowedAttention : public attn::Attention {
  public:
   // The window (in tokens) is this backend's own: here, four blocks.

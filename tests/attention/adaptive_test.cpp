@@ -230,17 +230,26 @@ TEST(Adaptive, RealisedSparsityNearTarget) {
     }
 }
 
-TEST(Adaptive, SetSparsityAndValidation) {
-  auto a = make_attention(adaptive_config(8, 0, 1, 0.5));
+TEST(Adaptive, ForwardFollowsTheScheduleByStepAndValidation) {
+  AttentionConfig cfg = adaptive_config(8, 0, 1, 0.1);
+  cfg.schedule = {0.5, 0.9, 3, 0, "step"};
+  auto a = make_attention(cfg);
   EXPECT_EQ(a->name(), "adaptive");
   Generator g(2);
   Tensor x = randn({1, 2, 256, 8}, g);
-  a->forward({x, x, x, true, 0});
-  const double d50 = a->stats().density;
-  a->set_sparsity(0.9);
-  a->forward({x, x, x, true, 1});
-  EXPECT_LT(a->stats().density, d50);
-  EXPECT_THROW(a->set_sparsity(1.0), Error);
+  std::vector<double> density;
+  for (int64_t step = 0; step < 6; ++step) {
+    a->forward({x, x, x, true, step});
+    EXPECT_EQ(a->stats().target_sparsity, cfg.schedule.at(step)) << "step " << step;
+    density.push_back(a->stats().density);
+  }
+  EXPECT_EQ(density[0], density[2]);  // 0.5 before step 3
+  EXPECT_LT(density[3], density[2]);  // 0.9 from step 3 on
+  EXPECT_EQ(density[3], density[5]);
+  AttentionConfig bad = cfg;
+  bad.schedule.to = 1.0;
+  EXPECT_THROW(make_attention(bad), Error);
+  EXPECT_THROW(AdaptiveAttention(adaptive_config(8, 0, 1, 1.0)), Error);
   EXPECT_THROW(AdaptiveAttention(adaptive_config(8, -1, 1, 0.5)), Error);
   EXPECT_THROW(AdaptiveAttention(adaptive_config(8, 0, -1, 0.5)), Error);
 }

@@ -85,8 +85,9 @@ TEST(Auto, OutputIsTheChosenBackends) {
       }
 }
 
-TEST(Auto, KeepsOneInstancePerBackendAcrossLengths) {
+TEST(Auto, KeepsOneInstancePerBackendWhileItsSparsityHolds) {
   auto cfg = auto_config("block_sparse");
+  cfg.schedule = {0.1, 0.5, 0, 4, "linear"};  // not auto's: the length decides its sparsity
   AutoAttention a(cfg);
   Generator g(3);
   EXPECT_EQ(a.instance("dense"), nullptr);
@@ -99,10 +100,13 @@ TEST(Auto, KeepsOneInstancePerBackendAcrossLengths) {
   Attention* sparse = a.instance("block_sparse");
   ASSERT_NE(sparse, nullptr);
   EXPECT_DOUBLE_EQ(a.stats().target_sparsity, 0.875);
-  a.forward({larger, larger, larger, true, 2});
-  EXPECT_EQ(a.instance("block_sparse"), sparse);  // the same instance, at the new sparsity
-  EXPECT_DOUBLE_EQ(a.stats().target_sparsity, 0.9);
-  a.forward({small, small, small, true, 3});
+  a.forward({large, large, large, true, 2});
+  EXPECT_EQ(a.instance("block_sparse"), sparse);  // the same length: the same instance
+  EXPECT_DOUBLE_EQ(a.stats().target_sparsity, 0.875);
+  EXPECT_DOUBLE_EQ(sparse->stats().target_sparsity, 0.875);  // the chosen backend ran at the rule's value
+  a.forward({larger, larger, larger, true, 3});
+  EXPECT_DOUBLE_EQ(a.stats().target_sparsity, 0.9);  // rebuilt at the new length's sparsity
+  a.forward({small, small, small, true, 4});
   EXPECT_EQ(a.instance("dense"), dense);
   EXPECT_EQ(a.stats().backend, "dense");
 }

@@ -2,10 +2,13 @@
 // with the equivalent element mask (forward and the three gradients), and reports its stats.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "attention/attention.h"
 #include "attention/backends/block_sparse.h"
+#include "attention/layout/block_layout.h"
+#include "attention/layout/layout_cache.h"
 #include "attention_reference.h"
 #include "common/gradcheck.h"
 
@@ -160,25 +163,78 @@ TEST(BlockSparseBackend, HeadDimsAndBatch) {
   }
 }
 
-TEST(BlockSparseBackend, SetSparsityChangesTheLayout) {
+TEST(SparsitySchedule, Shapes) {
+  SparsitySchedule s{0.5, 0.9, 100, 300, "linear"};
+  EXPECT_TRUE(s.active());
+  EXPECT_DOUBLE_EQ(s.at(0), 0.5);
+  EXPECT_DOUBLE_EQ(s.at(200), 0.7);
+  EXPECT_DOUBLE_EQ(s.at(1000), 0.9);
+  s.shape = "cosine";
+  EXPECT_DOUBLE_EQ(s.at(200), 0.7);  // cosine passes the midpoint at the midpoint
+  EXPECT_NEAR(s.at(150), 0.5 + 0.4 * (1 - std::cos(M_PI * 0.25)) / 2, 1e-15);
+  s.shape = "step";
+  EXPECT_DOUBLE_EQ(s.at(99), 0.5);
+  EXPECT_DOUBLE_EQ(s.at(100), 0.9);
+  EXPECT_FALSE(SparsitySchedule{}.active());
+  AttentionConfig cfg;
+  cfg.sparsity = 0.3;
+  EXPECT_DOUBLE_EQ(cfg.sparsity_at(7), 0.3);  // no schedule: the fixed target at every step
+  cfg.schedule = s;
+  EXPECT_DOUBLE_EQ(cfg.sparsity_at(99), 0.5);
+  EXPECT_DOUBLE_EQ(cfg.sparsity_at(100), 0.9);
+}
+
+// The backend owns its schedule: the target a forward works to is the schedule's value at
+// call.step (stats and the layout both say so), and each distinct target builds its layout once.
+TEST(BlockSparseBackend, ForwardFollowsTheScheduleByStep) {
   AttentionConfig cfg;
   cfg.backend = "block_sparse";
   cfg.block_size = 16;
-  cfg.sparsity = 0.5;
+  cfg.sparsity = 0.1;  // replaced by the schedule
+  cfg.pattern.seed = 3;
+  cfg.schedule = {0.2, 0.9, 2, 8, "cosine"};
   auto a = make_attention(cfg);
+  auto* bs = dynamic_cast<BlockSparseAttention*>(a.get());
+  ASSERT_NE(bs, nullptr);
   Generator g(2);
   Tensor q = randn({1, 2, 512, 16}, g);
+  layout_cache_clear();
+  const LayoutCacheStats before = layout_cache_stats();
+  std::vector<double> seen;
+  for (int64_t step : {0, 1, 2, 3, 5, 7, 8, 9, 20, 3, 0}) {
+    SCOPED_TRACE("step " + std::to_string(step));
+    a->forward({q, q, q, true, step});
+    const double want = cfg.schedule.at(step);
+    EXPECT_EQ(a->stats().target_sparsity, want);  // bit for bit: the schedule's own value
+    AttentionConfig at = cfg;
+    at.schedule = {};
+    at.sparsity = want;
+    EXPECT_EQ(bs->last_layout(), get_layout(at, 512, 2, true)) << "not the layout at the step's target";
+    if (std::find(seen.begin(), seen.end(), want) == seen.end()) seen.push_back(want);
+  }
+  // One build per distinct target (0.2 for steps 0–2, 0.9 from 8 on, one each between).
+  EXPECT_EQ(layout_cache_stats().misses - before.misses, static_cast<int64_t>(seen.size()));
+  // The realised density follows the target down.
   a->forward({q, q, q, true, 0});
-  const AttentionStats s50 = a->stats();
-  a->set_sparsity(0.9);
-  a->forward({q, q, q, true, 1});
+  const AttentionStats s20 = a->stats();
+  a->forward({q, q, q, true, 9});
   const AttentionStats s90 = a->stats();
-  EXPECT_DOUBLE_EQ(s90.target_sparsity, 0.9);
-  EXPECT_LT(s90.active_blocks, s50.active_blocks);
-  EXPECT_LT(s90.flops, s50.flops);
+  EXPECT_LT(s90.active_blocks, s20.active_blocks);
+  EXPECT_LT(s90.flops, s20.flops);
   EXPECT_LT(s90.density, 0.2);
-  EXPECT_THROW(a->set_sparsity(1.0), Error);
-  EXPECT_THROW(a->set_sparsity(-0.1), Error);
+  // Targets outside [0, 1) are refused when the backend is built, schedule ends included.
+  AttentionConfig bad = cfg;
+  bad.schedule.to = 1.0;
+  EXPECT_THROW(make_attention(bad), Error);
+  bad = cfg;
+  bad.schedule.from = -0.1;
+  EXPECT_THROW(make_attention(bad), Error);
+  bad = cfg;
+  bad.schedule.end = 2;
+  EXPECT_THROW(make_attention(bad), Error);
+  bad = cfg;
+  bad.sparsity = 1.0;
+  EXPECT_THROW(make_attention(bad), Error);
 }
 
 TEST(BlockSparseBackend, FlopsCountRaggedBlocks) {

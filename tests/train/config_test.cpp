@@ -85,8 +85,8 @@ dist: {backend: mpi, ranks: 2}
   EXPECT_TRUE(a.attn.pattern.per_head);
   EXPECT_EQ(a.attn.autocfg.dense_max_seq, 1024);
   EXPECT_EQ(a.attn.autocfg.sparse_backend, "block_sparse");
-  EXPECT_TRUE(a.schedule.active());
-  EXPECT_EQ(a.schedule.shape, "cosine");
+  EXPECT_TRUE(a.attn.schedule.active());
+  EXPECT_EQ(a.attn.schedule.shape, "cosine");
   EXPECT_EQ(c.data.synthetic.task, "recall");
   EXPECT_DOUBLE_EQ(c.optim.lr, 1e-3);
   EXPECT_EQ(c.train.seed, 18446744073709551615ull);
@@ -382,21 +382,6 @@ TEST(Config, HelpListsEveryKeyWithItsDefault) {
   EXPECT_NE(line_of("model.norm").find("layernorm|rmsnorm"), std::string::npos);
   EXPECT_NE(line_of("attention.pattern.dilation_rates").find("[2, 4]"), std::string::npos);
   EXPECT_NE(line_of("optim.eps").find("1e-08"), std::string::npos);
-}
-
-TEST(Config, SparsityScheduleShapes) {
-  SparsitySchedule s{0.5, 0.9, 100, 300, "linear"};
-  EXPECT_TRUE(s.active());
-  EXPECT_DOUBLE_EQ(s.at(0), 0.5);
-  EXPECT_DOUBLE_EQ(s.at(200), 0.7);
-  EXPECT_DOUBLE_EQ(s.at(1000), 0.9);
-  s.shape = "cosine";
-  EXPECT_DOUBLE_EQ(s.at(200), 0.7);  // cosine passes the midpoint at the midpoint
-  EXPECT_NEAR(s.at(150), 0.5 + 0.4 * (1 - std::cos(M_PI * 0.25)) / 2, 1e-15);
-  s.shape = "step";
-  EXPECT_DOUBLE_EQ(s.at(99), 0.5);
-  EXPECT_DOUBLE_EQ(s.at(100), 0.9);
-  EXPECT_FALSE(SparsitySchedule{}.active());
 }
 
 TEST(Config, ShippedConfigsLoadAndRoundTrip) {

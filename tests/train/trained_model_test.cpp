@@ -36,7 +36,7 @@ fs::path train_scheduled_run() {
 double target_sparsity_of_a_forward(train::TrainedModel& t) {
   NoGradGuard ng;
   const int64_t T = t.config.train.seq_len;
-  t.model->forward(from_ints(std::vector<int32_t>(size_t(T), 65), {1, T}), t.step);
+  t.model->forward(from_ints(std::vector<int32_t>(size_t(T), 65), {1, T}), t.attention_step());
   return t.model->attention_stats()[0].target_sparsity;
 }
 
@@ -49,7 +49,8 @@ TEST(TrainedModel, LayersTakeTheScheduleAtTheLastStepTaken) {
   EXPECT_EQ(fs::path(newest.checkpoint).filename(), "step-00000004");
   EXPECT_FALSE(newest.model->is_training());
   // The sparsity of the last step the weights took: step 3 of 0 → 0.8 over steps 0..4.
-  EXPECT_DOUBLE_EQ(target_sparsity_of_a_forward(newest), newest.config.attention.layer(0).schedule.at(3));
+  EXPECT_EQ(newest.attention_step(), 3);
+  EXPECT_DOUBLE_EQ(target_sparsity_of_a_forward(newest), newest.config.attention.layer(0).attn.schedule.at(3));
   EXPECT_NEAR(target_sparsity_of_a_forward(newest), 0.6, 1e-12);
 
   train::TrainedModel older = train::load_trained_model(run.string(), (run / "checkpoints" / "step-00000002").string());

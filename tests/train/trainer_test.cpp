@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "attention/layout/block_layout.h"
 #include "common/paths.h"
 #include "train/checkpoint.h"
 #include "train/config/config.h"
@@ -82,8 +83,17 @@ TEST(Trainer, ResumeReproducesTheLossCurveBitForBit) {
   // Dropout on, so the RNG state must round-trip too. On the CPU: bit-for-bit is a CPU promise
   // (on a GPU, cuBLASLt may pick another algorithm for the differently aligned buffers of the
   // resumed process, which changes the rounding).
+  // Dense, and block_sparse under a sparsity schedule that moves across the stop: the resumed
+  // model's layers take their targets from the step alone, as the uninterrupted ones did.
+  for (const std::vector<std::string>& attention :
+       {std::vector<std::string>{},
+        std::vector<std::string>{"attention.backend=block_sparse", "train.seq_len=128", "attention.schedule.from=0.2",
+                                 "attention.schedule.to=0.8", "attention.schedule.start=4",
+                                 "attention.schedule.end=14", "attention.schedule.shape=cosine"}}) {
+  SCOPED_TRACE(attention.empty() ? "dense" : "block_sparse under a schedule");
   std::vector<std::string> o{"train.steps=16", "checkpoint.every=8", "model.dropout=0.1", "eval.every=0",
                              "train.device=cpu"};
+  o.insert(o.end(), attention.begin(), attention.end());
   run(tiny(o), a);
   // The interrupted run: the same configuration stopped after step 11 (between checkpoints, as a
   // signal would), then a fresh model and optimizer that resume from the folder.
@@ -98,9 +108,11 @@ TEST(Trainer, ResumeReproducesTheLossCurveBitForBit) {
     EXPECT_EQ(ma[i]["step"], mb[i]["step"]);
     EXPECT_EQ(ma[i]["loss"].get<double>(), mb[i]["loss"].get<double>()) << "step " << i + 1;
     EXPECT_EQ(ma[i]["grad_norm"].get<double>(), mb[i]["grad_norm"].get<double>()) << "step " << i + 1;
+    EXPECT_EQ(ma[i]["density"], mb[i]["density"]) << "step " << i + 1;
   }
   fs::remove_all(a);
   fs::remove_all(b);
+  }
 }
 
 TEST(Trainer, EveryBackendTrainsAFewSteps) {
@@ -128,6 +140,20 @@ TEST(Trainer, SparsityScheduleIsAppliedAndLogged) {
   EXPECT_NEAR(m[5]["target_sparsity"][0].get<double>(), 0.7, 1e-12);
   // The realised density follows the target down.
   EXPECT_GT(m[0]["density"][0].get<double>(), m[5]["density"][0].get<double>() + 0.2);
+  // What every layer's forward ran at step i (record i) is the schedule's value at i: the logged
+  // target is the model's (sparsity_targets_at), the density is the backend's own layout's.
+  const attn::SparsitySchedule& schedule = c.attention.base.attn.schedule;
+  for (size_t i = 0; i < m.size(); ++i)
+    for (size_t l = 0; l < 2; ++l) {
+      SCOPED_TRACE("step " + std::to_string(i) + ", layer " + std::to_string(l));
+      const double want = schedule.at(static_cast<int64_t>(i));
+      EXPECT_EQ(m[i]["target_sparsity"][l].get<double>(), want);
+      attn::AttentionConfig at = c.attention.layer(static_cast<int64_t>(l)).attn;
+      at.schedule = {};
+      at.sparsity = want;
+      EXPECT_NEAR(m[i]["density"][l].get<double>(), attn::get_layout(at, 128, c.model.n_heads, true)->density(),
+                  1e-12);
+    }
   fs::remove_all(dir);
 }
 

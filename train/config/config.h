@@ -43,26 +43,13 @@ struct ModelConfig {
   bool operator==(const ModelConfig&) const = default;
 };
 
-// A layer's target sparsity over training steps. Active when from != to; then it replaces the
-// layer's fixed `sparsity`:
-//   linear: from at step <= start, to at step >= end, straight line between;
-//   cosine: from + (to − from)·(1 − cos(π·u))/2 with u = (step − start)/(end − start) clamped to [0, 1];
-//   step:   from before step `start`, to from `start` on (end is not used).
-struct SparsitySchedule {
-  double from = 0.0;
-  double to = 0.0;
-  int64_t start = 0;
-  int64_t end = 0;
-  std::string shape = "linear";  // linear | cosine | step
-  bool active() const { return from != to; }
-  double at(int64_t step) const;  // the target sparsity at this step (only meaningful when active)
-  bool operator==(const SparsitySchedule&) const = default;
-};
+// A layer's sparsity schedule (`attention.schedule`) is attention's own: attn::SparsitySchedule,
+// held in AttentionConfig::schedule.
+using attn::SparsitySchedule;
 
 // Everything one layer's attention needs.
 struct LayerAttention {
-  attn::AttentionConfig attn;
-  SparsitySchedule schedule;
+  attn::AttentionConfig attn;  // with its sparsity schedule (attn.schedule)
   // Field-by-field over the schema (attn::AttentionConfig has no operator== of its own).
   bool operator==(const LayerAttention& o) const;
 };

@@ -72,7 +72,7 @@ void visit_fields(V& v, LayerAttention& l) {
   v.section("hierarchical", l.attn.hierarchical, "hierarchical backend");
   v.section("adaptive", l.attn.adaptive, "adaptive backend");
   v.section("auto", l.attn.autocfg, "auto backend: the rule from sequence length to backend");
-  v.section("schedule", l.schedule, "sparsity schedule over training steps");
+  v.section("schedule", l.attn.schedule, "sparsity schedule over training steps");
 }
 
 template <class V>

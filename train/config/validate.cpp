@@ -69,7 +69,7 @@ class Checker {
     at_least<int64_t>(p + "auto.budget_tokens", a.autocfg.budget_tokens, 1);
     half_open(p + "auto.max_sparsity", a.autocfg.max_sparsity, 0.0, 1.0);
     if (a.autocfg.sparse_backend == "auto") fail(p + "auto.sparse_backend", "must name a concrete backend, got 'auto'");
-    const SparsitySchedule& s = l.schedule;
+    const SparsitySchedule& s = a.schedule;
     if (s.active()) {
       half_open(p + "schedule.from", s.from, 0.0, 1.0);
       half_open(p + "schedule.to", s.to, 0.0, 1.0);

@@ -2,7 +2,6 @@
 #include <charconv>
 #include <cmath>
 #include <iomanip>
-#include <numbers>
 #include <sstream>
 
 #include "train/config/config_io.h"
@@ -163,15 +162,6 @@ bool LayerAttention::operator==(const LayerAttention& o) const {
 const LayerAttention& AttentionSection::layer(int64_t i) const {
   auto it = layers.find(i);
   return it == layers.end() ? base : it->second;
-}
-
-double SparsitySchedule::at(int64_t step) const {
-  if (shape == "step") return step < start ? from : to;
-  if (step <= start) return from;
-  if (step >= end) return to;
-  double u = static_cast<double>(step - start) / static_cast<double>(end - start);
-  if (shape == "cosine") u = 0.5 * (1.0 - std::cos(std::numbers::pi * u));
-  return from + (to - from) * u;
 }
 
 }  // namespace sparrow::train

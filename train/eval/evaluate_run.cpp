@@ -143,10 +143,9 @@ EvalReport evaluate_run(const EvalOptions& opt) {
     refuse(e.what());
   }
   r.step = st.step;
-  // As the trainer's validation at step S saw it: the sparsity of the step just taken (S−1),
-  // attention told the step S.
-  const std::vector<double> sparsity = layer_sparsity(cfg, std::max<int64_t>(st.step - 1, 0));
-  for (int64_t i = 0; i < model.num_layers(); ++i) model.attention(i).set_sparsity(sparsity[size_t(i)]);
+  // As the trainer's validation at step S runs: attention told the step just taken, S − 1 (the
+  // sparsity schedule's value the weights were last trained at).
+  const int64_t attention_step = std::max<int64_t>(st.step - 1, 0);
   model.eval();
 
   DataPipeline data;
@@ -160,7 +159,7 @@ EvalReport evaluate_run(const EvalOptions& opt) {
   if (data.val.valid()) {
     PositionLoss pl(T, opt.first_bucket);
     data.val.set_state(0);  // the trainer's evaluate() scores batches 0..eval.batches−1
-    for (int64_t i = 0; i < cfg.eval.batches; ++i) pl.add(model, data.val.next(), st.step, dev, compute);
+    for (int64_t i = 0; i < cfg.eval.batches; ++i) pl.add(model, data.val.next(), attention_step, dev, compute);
     r.trainer_val = std::move(pl);
     r.metrics_val_bpb = recorded_val_bpb(run, st.step);
   }
@@ -170,7 +169,7 @@ EvalReport evaluate_run(const EvalOptions& opt) {
     const SyntheticTask task(cfg.data.synthetic, B, T, cfg.train.seed, /*salt: the validation stream*/ 1);
     RetrievalAccuracy acc(cfg.data.synthetic, T, opt.first_bucket);
     const int64_t n = opt.synthetic_batches > 0 ? opt.synthetic_batches : cfg.eval.batches;
-    for (int64_t i = 0; i < n; ++i) acc.add(model, task, static_cast<uint64_t>(i), st.step, dev, compute);
+    for (int64_t i = 0; i < n; ++i) acc.add(model, task, static_cast<uint64_t>(i), attention_step, dev, compute);
     r.retrieval = std::move(acc);
   } else {
     if (cfg.data.val_fraction <= 0)
@@ -184,7 +183,7 @@ EvalReport evaluate_run(const EvalOptions& opt) {
              " tokens (use longer documents: data.doc_bytes, a corpus of long files)");
     PositionLoss pl(T, opt.first_bucket);
     for (const Batch& b : windows) {
-      pl.add(model, b, st.step, dev, compute);
+      pl.add(model, b, attention_step, dev, compute);
       r.docs_scored += b.inputs.size(0);
     }
     r.documents = std::move(pl);

@@ -56,11 +56,6 @@ TrainedModel load_trained_model(const std::string& run_dir, const std::string& c
     check_trained_length(t.config, s, dir);
   });
   t.step = st.step;
-  // Each layer at the sparsity of the last step the weights took (S − 1 for checkpoint S: its
-  // schedule's value there, or its fixed target), as eval scores them: the layouts decode reads
-  // are the ones the weights were last trained with.
-  const std::vector<double> sparsity = layer_sparsity(t.config, std::max<int64_t>(t.step - 1, 0));
-  for (int64_t i = 0; i < t.model->num_layers(); ++i) t.model->attention(i).set_sparsity(sparsity[size_t(i)]);
   t.model->eval();
   return t;
 }

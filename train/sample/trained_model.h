@@ -20,6 +20,9 @@ struct TrainedModel {
   Config config;
   std::string checkpoint;  // the folder loaded
   int64_t step = 0;        // training steps behind the weights
+  // The step attention is told when decoding: the last step the weights took (step − 1), so each
+  // layer's sparsity is the schedule's value there, as eval and the trainer's validation use.
+  int64_t attention_step() const { return step > 0 ? step - 1 : 0; }
   std::unique_ptr<models::TransformerLM> model;  // on the CPU (where decode runs), in eval mode
 };
 
