@@ -2,6 +2,7 @@
 #include "attention/backends/block_pooling.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <string>
 
@@ -42,10 +43,25 @@ std::vector<int64_t> adaptive_row_budgets(const AdaptiveConfig& ac, double spars
   return budgets;
 }
 
+std::array<Tensor, 2> adaptive_block_means(const Tensor& q, const Tensor& k, int64_t block_size) {
+  NoGradGuard no_grad;  // the selection is not differentiable
+  const DType ct = q.dtype() == DType::F64 ? DType::F64 : DType::F32;
+  return {pool_means(q.dtype() == ct ? q.detach() : cast(q.detach(), ct), block_size),
+          pool_means(k.dtype() == ct ? k.detach() : cast(k.detach(), ct), block_size)};
+}
+
 BlockLayout select_adaptive_layout(const Tensor& q, const Tensor& k, const AdaptiveConfig& ac, double sparsity,
                                    int64_t block_size, bool causal) {
-  const int64_t B = q.size(0), H = q.size(1), N = q.size(2), BH = B * H;
+  const auto [qbar, kbar] = adaptive_block_means(q, k, block_size);
+  return select_adaptive_layout_from_means(qbar, kbar, q.size(2), ac, sparsity, block_size, causal);
+}
+
+BlockLayout select_adaptive_layout_from_means(Tensor qbar, const Tensor& kbar, int64_t N, const AdaptiveConfig& ac,
+                                              double sparsity, int64_t block_size, bool causal) {
+  const int64_t B = qbar.size(0), H = qbar.size(1), BH = B * H;
   const int64_t nb = (N + block_size - 1) / block_size;
+  SPARROW_CHECK(qbar.size(2) == nb && kbar.shape() == qbar.shape(), "adaptive selection: block means ",
+                shape_str(qbar.shape()), " and ", shape_str(kbar.shape()), " for ", nb, " blocks");
   const std::vector<int64_t> budget = adaptive_row_budgets(ac, sparsity, nb, causal);
 
   BlockLayout L;
@@ -60,10 +76,7 @@ BlockLayout select_adaptive_layout(const Tensor& q, const Tensor& k, const Adapt
   std::vector<std::vector<std::vector<int32_t>>> rows(BH, std::vector<std::vector<int32_t>>(nb));
 
   {
-    NoGradGuard no_grad;  // the selection is not differentiable
-    const DType ct = q.dtype() == DType::F64 ? DType::F64 : DType::F32;
-    Tensor qbar = pool_means(q.dtype() == ct ? q.detach() : cast(q.detach(), ct), block_size);
-    const Tensor kbar = pool_means(k.dtype() == ct ? k.detach() : cast(k.detach(), ct), block_size);
+    NoGradGuard no_grad;
     // Causal: row r is scored by the previous block's query mean, q̄_{r−1} (row 0 has nothing to
     // choose). q̄_r would mix in the queries of the block's later positions, so the blocks a
     // position attends to — and its output — would depend on tokens after it.
@@ -127,22 +140,35 @@ Tensor AdaptiveAttention::forward(const AttentionCall& call) {
   SPARROW_PROFILE_OP("attention adaptive");
   const char* op = "adaptive attention";
   check_qkv(op, call);
-  require_whole_sequence(call, "adaptive");
   check_float(op, call.q);
-  const int64_t B = call.q.size(0), H = call.q.size(1), N = call.q.size(2), D = call.q.size(3);
+  const int64_t B = call.q.size(0), H = call.q.size(1), D = call.q.size(3);
+  // Under context parallelism the selection is the whole sequence's (from every rank's block
+  // means: adaptive_context_parallel.cpp), and ring attention runs it.
+  const int64_t N = call.context ? call.context->seq_len : call.q.size(2);
   const double sparsity = cfg_.sparsity_at(call.step);
+  const auto [qbar, kbar] = call.context ? gather_adaptive_block_means(call.q, call.k, *call.context, cfg_.block_size)
+                                         : adaptive_block_means(call.q, call.k, cfg_.block_size);
   layout_ = std::make_shared<const BlockLayout>(
-      select_adaptive_layout(call.q, call.k, cfg_.adaptive, sparsity, cfg_.block_size, call.causal));
+      select_adaptive_layout_from_means(qbar, kbar, N, cfg_.adaptive, sparsity, cfg_.block_size, call.causal));
 
   // Batch folded into heads: one CSR per (batch, head).
-  const Shape folded{1, B * H, N, D};
-  BlockAttentionArgs args;
-  args.layout = layout_.get();
-  args.layout_owner = layout_;
-  args.block_size = cfg_.block_size;
-  args.causal = call.causal;
-  args.scale = cfg_.softmax_scale;
-  Tensor out = block_attention(reshape(call.q, folded), reshape(call.k, folded), reshape(call.v, folded), args);
+  const Shape folded{1, B * H, call.q.size(2), D};
+  Tensor out;
+  if (call.context) {
+    AttentionCall f = call;
+    f.q = reshape(call.q, folded);
+    f.k = reshape(call.k, folded);
+    f.v = reshape(call.v, folded);
+    out = ring_.run(f, layout_, cfg_.softmax_scale);
+  } else {
+    BlockAttentionArgs args;
+    args.layout = layout_.get();
+    args.layout_owner = layout_;
+    args.block_size = cfg_.block_size;
+    args.causal = call.causal;
+    args.scale = cfg_.softmax_scale;
+    out = block_attention(reshape(call.q, folded), reshape(call.k, folded), reshape(call.v, folded), args);
+  }
   out = reshape(out, call.q.shape());
 
   const BlockLayout& L = *layout_;
@@ -158,6 +184,7 @@ Tensor AdaptiveAttention::forward(const AttentionCall& call) {
   stats_.density = stats_.dense_blocks ? static_cast<double>(stats_.active_blocks) / stats_.dense_blocks : 0.0;
   stats_.target_sparsity = cfg_.adaptive.top_k > 0 ? 0.0 : sparsity;
   stats_.flops = flops;
+  if (call.context) ring_.add_to(stats_);
   return out;
 }
 

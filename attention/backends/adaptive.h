@@ -27,10 +27,12 @@
 // ([B, H, N, D] → [1, B·H, N, D], a view for contiguous inputs) and hands the kernel one
 // BlockLayout with B·H CSRs (head index b·H + h). Stats count all B·H layouts.
 #pragma once
+#include <array>
 #include <memory>
 
 #include "attention/attention.h"
 #include "attention/layout/block_layout.h"
+#include "attention/ring/context_parallel.h"
 
 namespace sparrow::attn {
 
@@ -49,6 +51,7 @@ class AdaptiveAttention : public Attention {
   AttentionConfig cfg_;
   AttentionStats stats_;
   std::shared_ptr<const BlockLayout> layout_;
+  RingRunner ring_;  // context parallelism
 };
 
 // The per-row block count k_r for nb blocks (see above).
@@ -57,5 +60,15 @@ std::vector<int64_t> adaptive_row_budgets(const AdaptiveConfig& ac, double spars
 // The selection for q, k [B, H, N, D] (any float dtype and device): one CSR per (batch, head).
 BlockLayout select_adaptive_layout(const Tensor& q, const Tensor& k, const AdaptiveConfig& ac, double sparsity,
                                    int64_t block_size, bool causal);
+// Its two halves: the block means q̄, k̄ [B, H, nb, D] (f32, or f64 for f64 inputs; no autograd),
+// and the selection from them for a sequence of N tokens. Under context parallelism each rank
+// pools its own shard and the means of all ranks are gathered (adaptive_context_parallel.cpp).
+std::array<Tensor, 2> adaptive_block_means(const Tensor& q, const Tensor& k, int64_t block_size);
+BlockLayout select_adaptive_layout_from_means(Tensor qbar, const Tensor& kbar, int64_t N, const AdaptiveConfig& ac,
+                                              double sparsity, int64_t block_size, bool causal);
+// The whole sequence's q̄, k̄ [B, H, nb, D] from this rank's shards q, k [B, H, local, D] and every
+// other rank's (one all-gather over cp.comm: a collective).
+std::array<Tensor, 2> gather_adaptive_block_means(const Tensor& q, const Tensor& k, const ContextParallel& cp,
+                                                  int64_t block_size);
 
 }  // namespace sparrow::attn

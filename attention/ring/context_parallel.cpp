@@ -17,7 +17,7 @@ std::vector<TokenRange> ContextParallel::local_ranges() const {
 
 void require_whole_sequence(const AttentionCall& call, const char* backend) {
   SPARROW_CHECK(!call.context, "attention backend '", backend,
-                "' does not run under context parallelism yet (dense, block_sparse and auto do); set "
+                "' does not run under context parallelism yet (dense, block_sparse, adaptive and auto do); set "
                 "dist.context_parallel: 1 or pick one of those");
 }
 

@@ -1,7 +1,7 @@
 // Context parallelism through the whole model, under mpirun: a transformer whose ranks each hold
 // a zigzag shard of every sequence gives the one-process loss and, after the gradient
-// all-reduce, the one-process gradients (f32, to reduction order), with dense and block-sparse
-// layers, and refuses a backend that cannot run on a shard.
+// all-reduce, the one-process gradients (f32, to reduction order), with dense, block-sparse and
+// adaptive layers, and refuses a backend that cannot run on a shard.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -30,6 +30,7 @@ models::TransformerOptions tiny_model(const std::vector<std::string>& backends) 
     a.block_size = 16;
     a.pattern.names = {"local", "global"};
     a.pattern.window = 1;
+    if (b == "adaptive") a.sparsity = 0.5;  // a real choice among blocks in every later row
     o.attention.push_back(a);
   }
   return o;
@@ -95,6 +96,11 @@ TEST(ContextParallel, DenseModelEqualsOneProcess) { check_context_parallel_equal
 
 TEST(ContextParallel, MixedDenseAndBlockSparseRaggedEqualsOneProcess) {
   check_context_parallel_equals_one_process({"block_sparse", "dense"}, 200);
+}
+
+TEST(ContextParallel, AdaptiveRaggedEqualsOneProcess) {
+  // Its selection from the gathered block means is the one-process selection, block for block.
+  check_context_parallel_equals_one_process({"adaptive", "dense"}, 200);
 }
 
 TEST(ContextParallel, BackendsThatNeedTheWholeSequenceSaySo) {
