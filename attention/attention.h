@@ -17,9 +17,9 @@ namespace sparrow::attn {
 struct ContextParallel;  // ring/context_parallel.h
 
 struct AttentionCall {
-  Tensor q, k, v;      // [B, H, N, D]; under context parallelism N is this rank's shard
+  Tensor q, k, v;  // [B, H, N, D]; under context parallelism N is this rank's shard
   bool causal = true;
-  int64_t step = 0;    // training step: sparse backends take their target from it (AttentionConfig::sparsity_at)
+  int64_t step = 0;  // training step: sparse backends take their target from it (AttentionConfig::sparsity_at)
   const ContextParallel* context = nullptr;  // null: the whole sequence is here
 };
 
@@ -32,13 +32,13 @@ void check_sparsity_targets(const char* op, const AttentionConfig& cfg);
 
 // What the last forward did: the trainer logs it per layer.
 struct AttentionStats {
-  std::string backend;       // the backend that ran (for `auto`: the one it chose)
+  std::string backend;  // the backend that ran (for `auto`: the one it chose)
   int64_t seq_len = 0;
-  int64_t active_blocks = 0;  // (query block, key block) pairs computed, summed over heads
-  int64_t dense_blocks = 0;   // pairs the dense attention would compute (causal: lower triangle)
-  double density = 1.0;       // active / dense
-  double target_sparsity = 0; // what was asked for (0 for dense)
-  double flops = 0;           // forward matmul FLOPs: 4·b²·D per active block pair, per batch·head
+  int64_t active_blocks = 0;   // (query block, key block) pairs computed, summed over heads
+  int64_t dense_blocks = 0;    // pairs the dense attention would compute (causal: lower triangle)
+  double density = 1.0;        // active / dense
+  double target_sparsity = 0;  // what was asked for (0 for dense)
+  double flops = 0;            // forward matmul FLOPs: 4·b²·D per active block pair, per batch·head
   // Context parallelism (ring attention), this rank's last forward: visiting shards computed on
   // and passed by idle, and key/value bytes sent and not sent thanks to the layout.
   int64_t ring_hops_computed = 0, ring_hops_idle = 0;

@@ -9,8 +9,8 @@ void check_decode_call(const char* op, const DecodeCall& call) {
   check_dim(op, call.v, 4);
   const Shape& q = call.q.shape();
   const Shape& k = call.k.shape();
-  SPARROW_CHECK(call.k.shape() == call.v.shape() && q[0] == k[0] && q[1] == k[1] && q[3] == k[3], op,
-                " decode: q ", shape_str(q), ", k ", shape_str(k), ", v ", shape_str(call.v.shape()),
+  SPARROW_CHECK(call.k.shape() == call.v.shape() && q[0] == k[0] && q[1] == k[1] && q[3] == k[3], op, " decode: q ",
+                shape_str(q), ", k ", shape_str(k), ", v ", shape_str(call.v.shape()),
                 " (expected [B, H, T, D] and a cache [B, H, Nc, D])");
   SPARROW_CHECK(call.first >= 0 && call.first + q[2] <= k[2] && call.first + q[2] <= call.seq_len, op,
                 " decode: queries at positions [", call.first, ", ", call.first + q[2], ") need a cache of at least ",

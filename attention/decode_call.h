@@ -16,12 +16,12 @@
 namespace sparrow::attn {
 
 struct DecodeCall {
-  Tensor q;            // [B, H, T, D]: queries at positions first .. first+T−1 (RoPE applied)
-  Tensor k, v;         // [B, H, Nc, D], Nc ≥ first+T: the cache; rows at positions ≥ first+T are never read
-  Tensor q_cache;      // [B, H, Nc, D]: the queries of every position (rows [first, first+T) are q's)
-  int64_t first = 0;   // position of q's first row
-  int64_t seq_len = 0; // the model's sequence length (first + T ≤ seq_len)
-  int64_t step = 0;    // the training step of the weights (what AttentionCall::step was in training)
+  Tensor q;             // [B, H, T, D]: queries at positions first .. first+T−1 (RoPE applied)
+  Tensor k, v;          // [B, H, Nc, D], Nc ≥ first+T: the cache; rows at positions ≥ first+T are never read
+  Tensor q_cache;       // [B, H, Nc, D]: the queries of every position (rows [first, first+T) are q's)
+  int64_t first = 0;    // position of q's first row
+  int64_t seq_len = 0;  // the model's sequence length (first + T ≤ seq_len)
+  int64_t step = 0;     // the training step of the weights (what AttentionCall::step was in training)
 };
 
 // Throws (naming op) unless the shapes fit the contract above.

@@ -82,8 +82,8 @@ void register_attention(std::string name, AttentionFactory make) {
   RegistryState& s = state();
   std::lock_guard<std::mutex> lock(s.mutex);
   for (const auto& [n, f] : s.entries)
-    SPARROW_CHECK(n != name, "register_attention: backend '", name, "' is already registered (known: ",
-                  joined_names(s.entries), ")");
+    SPARROW_CHECK(n != name, "register_attention: backend '", name,
+                  "' is already registered (known: ", joined_names(s.entries), ")");
   s.entries.emplace_back(std::move(name), std::move(make));
 }
 

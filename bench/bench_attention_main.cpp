@@ -19,8 +19,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <exception>
+#include <fstream>
 #include <iostream>
 #include <new>
 #include <nlohmann/json.hpp>
@@ -28,9 +28,9 @@
 #include <string>
 #include <vector>
 
-#include "framework/core/host_allocator.h"
 #include "attention/attention.h"
 #include "framework/autograd/node.h"
+#include "framework/core/host_allocator.h"
 #include "framework/core/rng.h"
 #ifdef SPARROW_WITH_CUDA
 #include "framework/cuda/allocator.h"
@@ -246,9 +246,10 @@ int run_cli(int argc, char** argv) {
     if (json) {
       std::cout << j.dump() << "\n";
     } else {
-      std::printf("%s on %s (%d threads): B=%lld H=%lld N=%lld D=%lld block=%lld %s %s\n", j["backend"].get<std::string>().c_str(),
-                  dev.str().c_str(), threads, (long long)batch, (long long)heads, (long long)seq, (long long)head_dim,
-                  (long long)block, causal ? "causal" : "non-causal", dtype.c_str());
+      std::printf("%s on %s (%d threads): B=%lld H=%lld N=%lld D=%lld block=%lld %s %s\n",
+                  j["backend"].get<std::string>().c_str(), dev.str().c_str(), threads, (long long)batch,
+                  (long long)heads, (long long)seq, (long long)head_dim, (long long)block,
+                  causal ? "causal" : "non-causal", dtype.c_str());
       std::printf("  density %.4f (sparsity %.4f, target %.4f), %lld of %lld blocks\n", st.density, 1.0 - st.density,
                   sparsity, (long long)st.active_blocks, (long long)st.dense_blocks);
       std::printf("  forward      %10.3f ms  %8.2f GFLOP/s\n", fwd_ms, j["fwd_gflops"].get<double>());

@@ -42,11 +42,16 @@ CpuPeak read_cpu_peak() {
   int mhz_n = 0;
   while (std::getline(in, line)) {
     auto value = [&] { return line.substr(line.find(':') + 1); };
-    if (line.rfind("processor", 0) == 0) ++processors;
-    else if (line.rfind("physical id", 0) == 0) phys = std::stoi(value());
-    else if (line.rfind("core id", 0) == 0) physical.insert({phys, std::stoi(value())});
-    else if (line.rfind("cpu MHz", 0) == 0) { mhz_sum += std::stod(value()); ++mhz_n; }
-    else if (line.rfind("flags", 0) == 0 && flags.empty()) {
+    if (line.rfind("processor", 0) == 0)
+      ++processors;
+    else if (line.rfind("physical id", 0) == 0)
+      phys = std::stoi(value());
+    else if (line.rfind("core id", 0) == 0)
+      physical.insert({phys, std::stoi(value())});
+    else if (line.rfind("cpu MHz", 0) == 0) {
+      mhz_sum += std::stod(value());
+      ++mhz_n;
+    } else if (line.rfind("flags", 0) == 0 && flags.empty()) {
       std::istringstream words(value());
       for (std::string w; words >> w;) flags.insert(w);
     }

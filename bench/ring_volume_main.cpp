@@ -27,8 +27,8 @@ using namespace sparrow;
 namespace {
 
 struct Case {
-  std::string name;             // as printed
-  std::string backend;          // dense | block_sparse
+  std::string name;     // as printed
+  std::string backend;  // dense | block_sparse
   std::vector<std::string> patterns;
   double sparsity;
 };
@@ -71,9 +71,14 @@ int main(int argc, char** argv) {
           if (!c.patterns.empty()) cfg.pattern.names = c.patterns;
           auto layout = c.patterns.empty() ? nullptr : attn::get_layout(cfg, seq, 1, true);
           const attn::RingPlan plan = attn::make_ring_plan(seq, P, block, true, layout.get());
-          std::cout << nlohmann::json{{"pattern", c.name}, {"target_sparsity", c.sparsity},
-                                      {"density", layout ? layout->density() : 1.0}, {"ranks", P}, {"seq", seq},
-                                      {"block", block}, {"hops_full_ring", P * (P - 1)}, {"hops_sent", plan.hops_sent()}}
+          std::cout << nlohmann::json{{"pattern", c.name},
+                                      {"target_sparsity", c.sparsity},
+                                      {"density", layout ? layout->density() : 1.0},
+                                      {"ranks", P},
+                                      {"seq", seq},
+                                      {"block", block},
+                                      {"hops_full_ring", P * (P - 1)},
+                                      {"hops_sent", plan.hops_sent()}}
                            .dump()
                     << "\n";
         }
@@ -100,7 +105,8 @@ int main(int argc, char** argv) {
       auto attention = attn::make_attention(cfg);
       Generator g(static_cast<uint64_t>(r) + 1);
       const Shape shape{1, heads, n, head_dim};
-      Tensor q = randn(shape, g).requires_grad_(), k = randn(shape, g).requires_grad_(), v = randn(shape, g).requires_grad_();
+      Tensor q = randn(shape, g).requires_grad_(), k = randn(shape, g).requires_grad_(),
+             v = randn(shape, g).requires_grad_();
       attn::AttentionCall call{q, k, v, true, 0, &cp};
       world->barrier();
       const auto t0 = std::chrono::steady_clock::now();
@@ -115,16 +121,27 @@ int main(int argc, char** argv) {
       world->all_reduce(totals)->wait();
       const std::vector<double> t = totals.to_vector();
       if (r != 0) continue;
-      nlohmann::json j{{"pattern", c.name},          {"target_sparsity", c.sparsity}, {"density", s.density},
-                       {"ranks", P},                 {"seq", seq},                    {"heads", heads},
-                       {"head_dim", head_dim},       {"block", block},                {"hops_full_ring", P * (P - 1)},
-                       {"hops_computed", t[0]},      {"hops_idle", t[1]},             {"bytes_sent", t[2]},
-                       {"bytes_skipped", t[3]},      {"fwd_bwd_ms", ms}};
+      nlohmann::json j{{"pattern", c.name},
+                       {"target_sparsity", c.sparsity},
+                       {"density", s.density},
+                       {"ranks", P},
+                       {"seq", seq},
+                       {"heads", heads},
+                       {"head_dim", head_dim},
+                       {"block", block},
+                       {"hops_full_ring", P * (P - 1)},
+                       {"hops_computed", t[0]},
+                       {"hops_idle", t[1]},
+                       {"bytes_sent", t[2]},
+                       {"bytes_skipped", t[3]},
+                       {"fwd_bwd_ms", ms}};
       if (json) {
         std::cout << j.dump() << "\n";
       } else {
-        std::printf("%-13s sparsity %.2f density %.3f  P=%d: hops computed %3.0f of %d, bytes sent %.3g (skipped %.3g), %.1f ms\n",
-                    c.name.c_str(), c.sparsity, s.density, P, t[0], P * (P - 1), t[2], t[3], ms);
+        std::printf(
+            "%-13s sparsity %.2f density %.3f  P=%d: hops computed %3.0f of %d, bytes sent %.3g (skipped %.3g), %.1f "
+            "ms\n",
+            c.name.c_str(), c.sparsity, s.density, P, t[0], P * (P - 1), t[2], t[3], ms);
       }
     }
     return 0;

@@ -2,8 +2,8 @@
 
 #include <cmath>
 
-#include "framework/nn/norm.h"
 #include "attention/ring/context_parallel.h"
+#include "framework/nn/norm.h"
 #include "framework/ops/ops.h"
 #include "models/transformer.h"
 
@@ -24,7 +24,8 @@ Block::Block(const TransformerOptions& opt, const attn::AttentionConfig& attenti
       rope_base_(opt.rope_base),
       dropout_gen_(&dropout_gen) {
   norm1_ = register_module("norm1", make_norm(opt.rmsnorm, d_model_, device));
-  qkv_ = register_module("qkv", std::make_shared<nn::Linear>(d_model_, 3 * d_model_, true, init_gen, DType::F32, device));
+  qkv_ =
+      register_module("qkv", std::make_shared<nn::Linear>(d_model_, 3 * d_model_, true, init_gen, DType::F32, device));
   proj_ = register_module("proj", std::make_shared<nn::Linear>(d_model_, d_model_, true, init_gen, DType::F32, device));
   norm2_ = register_module("norm2", make_norm(opt.rmsnorm, d_model_, device));
   nn::MLPOptions m;

@@ -16,14 +16,14 @@ TransformerLM::TransformerLM(const TransformerOptions& opt, Generator& init_gen,
     : opt_(opt), dropout_gen_(init_gen.seed() ^ 0x5bd1e995ull) {
   SPARROW_CHECK(opt.n_layers > 0 && opt.d_model > 0 && opt.n_heads > 0 && opt.vocab_size > 0,
                 "TransformerLM: n_layers, d_model, n_heads and vocab_size must be positive");
-  SPARROW_CHECK(opt.d_model % opt.n_heads == 0, "TransformerLM: d_model ", opt.d_model,
-                " is not divisible by n_heads ", opt.n_heads);
+  SPARROW_CHECK(opt.d_model % opt.n_heads == 0, "TransformerLM: d_model ", opt.d_model, " is not divisible by n_heads ",
+                opt.n_heads);
   SPARROW_CHECK((opt.d_model / opt.n_heads) % 2 == 0, "TransformerLM: head dim ", opt.d_model / opt.n_heads,
                 " must be even for rotary embeddings");
-  SPARROW_CHECK(static_cast<int64_t>(opt.attention.size()) == opt.n_layers, "TransformerLM: ",
-                opt.attention.size(), " attention configs for ", opt.n_layers, " layers");
-  embed_ = register_module("embed", std::make_shared<nn::Embedding>(opt.vocab_size, opt.d_model, init_gen, 0.02,
-                                                                     DType::F32, device));
+  SPARROW_CHECK(static_cast<int64_t>(opt.attention.size()) == opt.n_layers, "TransformerLM: ", opt.attention.size(),
+                " attention configs for ", opt.n_layers, " layers");
+  embed_ = register_module(
+      "embed", std::make_shared<nn::Embedding>(opt.vocab_size, opt.d_model, init_gen, 0.02, DType::F32, device));
   auto blocks = register_module("blocks", std::make_shared<nn::ModuleList>());
   for (int64_t i = 0; i < opt.n_layers; ++i)
     blocks_.push_back(blocks->push_back(
@@ -33,8 +33,8 @@ TransformerLM::TransformerLM(const TransformerOptions& opt, Generator& init_gen,
   else
     norm_f_ = register_module("norm_f", std::make_shared<nn::LayerNorm>(opt.d_model, 1e-5, true, DType::F32, device));
   if (!opt.tied_embeddings)
-    head_ = register_module("head", std::make_shared<nn::Linear>(opt.d_model, opt.vocab_size, false, init_gen,
-                                                                 DType::F32, device));
+    head_ = register_module(
+        "head", std::make_shared<nn::Linear>(opt.d_model, opt.vocab_size, false, init_gen, DType::F32, device));
   // GPT-2 initialisation: matrices N(0, 0.02); the projections that write into the residual
   // stream N(0, 0.02/√(2L)) so the residual's variance does not grow with depth; biases 0.
   const double resid_std = 0.02 / std::sqrt(2.0 * static_cast<double>(opt.n_layers));

@@ -27,9 +27,9 @@ struct TransformerOptions {
   double mlp_ratio = 4.0;
   double dropout = 0.0;
   bool tied_embeddings = true;
-  bool rmsnorm = false;          // RMSNorm instead of LayerNorm
+  bool rmsnorm = false;  // RMSNorm instead of LayerNorm
   double rope_base = 10000.0;
-  bool recompute = false;        // activation checkpointing per block
+  bool recompute = false;                        // activation checkpointing per block
   std::vector<attn::AttentionConfig> attention;  // one per layer (size n_layers)
 };
 

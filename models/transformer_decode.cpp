@@ -19,7 +19,8 @@ Tensor TransformerLM::decode(const Tensor& ids, int64_t first, KVCache& cache, i
                 " cached, sequence length ", cache.seq_len());
   SPARROW_CHECK(!is_training() || opt_.dropout == 0, "TransformerLM::decode: the model has dropout ", opt_.dropout,
                 "; call eval() before decoding");
-  SPARROW_CHECK(!embed_->weight.is_cuda(), "TransformerLM::decode: the KV-cache decode runs on the CPU; the model is on ",
+  SPARROW_CHECK(!embed_->weight.is_cuda(),
+                "TransformerLM::decode: the KV-cache decode runs on the CPU; the model is on ",
                 embed_->weight.device().str());
   NoGradGuard no_grad;
   Tensor x = embed_->forward(ids);

@@ -15,7 +15,8 @@
 #                  seed corpus (docs/FUZZING.md)
 #
 # After the default configuration builds, scripts/examples.sh installs it into a temporary prefix
-# and builds and runs examples/ against that package (see run_examples below).
+# and builds and runs examples/ against that package (see run_examples below). Last,
+# scripts/check-format.sh checks every C++/CUDA source against .clang-format (one test).
 #
 # The last line is the total over every configuration: "[test] total: N passed, N failed, N
 # skipped" (a configuration that fails to build counts as one failure).
@@ -99,6 +100,16 @@ if grep -qx 'SPARROW_BUILT_WITH_CUDA:INTERNAL=ON' "$build_dir/CMakeCache.txt" 2>
 fi
 run_config sanitize build-sanitize -DSPARROW_CUDA=OFF -DCMAKE_CXX_COMPILER=clang++-14 \
   -DSPARROW_SANITIZE=address,undefined -DSPARROW_FUZZ=ON
+
+echo "[test] === format (.clang-format) ==="
+if bash scripts/check-format.sh; then
+  total_passed=$((total_passed + 1))
+  summaries+=("format: 1 passed")
+else
+  total_failed=$((total_failed + 1))
+  failed+=("format")
+  summaries+=("format: 1 failed")
+fi
 
 for line in "${summaries[@]}"; do echo "[test] $line"; done
 if ((${#failed[@]})); then

@@ -175,7 +175,8 @@ std::string save_checkpoint(const std::string& run_dir, const TrainState& state,
 
   as_checkpoint_error([&] {
     params.save((tmp / "weights.safetensors").string(), {{"format", kFormat}, {"step", std::to_string(state.step)}});
-    nn::save_safetensors((tmp / "optimizer.safetensors").string(), {{"exp_avg", opt.exp_avg}, {"exp_avg_sq", opt.exp_avg_sq}},
+    nn::save_safetensors((tmp / "optimizer.safetensors").string(),
+                         {{"exp_avg", opt.exp_avg}, {"exp_avg_sq", opt.exp_avg_sq}},
                          {{"format", kFormat}, {"optimizer", "adamw"}, {"step", std::to_string(state.step)}});
     nlohmann::json j;
     j["format"] = kFormat;
@@ -268,8 +269,10 @@ TrainState load_checkpoint(const std::string& ckpt_dir, const nn::ParameterBuffe
     optim::AdamWState st;
     st.step = sf.j.at("optimizer_step").get<int64_t>();
     for (auto& [name, t] : m.tensors) {
-      if (name == "exp_avg") st.exp_avg = t;
-      else if (name == "exp_avg_sq") st.exp_avg_sq = t;
+      if (name == "exp_avg")
+        st.exp_avg = t;
+      else if (name == "exp_avg_sq")
+        st.exp_avg_sq = t;
     }
     if (!st.exp_avg.defined() || !st.exp_avg_sq.defined())
       throw CheckpointError(opt_path.string() + ": missing exp_avg or exp_avg_sq");
@@ -285,10 +288,10 @@ TrainState load_checkpoint(const std::string& ckpt_dir, const nn::ParameterBuffe
   return sf.state;
 }
 
-std::optional<LoadedCheckpoint> load_latest_checkpoint(const std::string& run_dir, const nn::ParameterBuffer& params,
-                                                       optim::AdamW& opt,
-                                                       const std::function<void(const std::string&)>& warn,
-                                                       const std::function<void(const std::string&, const TrainState&)>& check_state) {
+std::optional<LoadedCheckpoint> load_latest_checkpoint(
+    const std::string& run_dir, const nn::ParameterBuffer& params, optim::AdamW& opt,
+    const std::function<void(const std::string&)>& warn,
+    const std::function<void(const std::string&, const TrainState&)>& check_state) {
   const auto all = list_checkpoints(run_dir);
   if (all.empty()) return std::nullopt;
   std::vector<std::pair<std::string, std::string>> refused;  // folder, reason

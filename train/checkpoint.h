@@ -28,19 +28,19 @@ struct CheckpointError : std::runtime_error {
 
 // Everything beyond weights and optimizer moments that an exact resume needs.
 struct TrainState {
-  int64_t step = 0;                 // steps completed
-  nlohmann::json rng;               // generator positions by name: {"dropout": [seed, offset], ...}
-  nlohmann::json sampler;           // the data sampler's state
-  nlohmann::json schedule;          // per-layer current sparsity
+  int64_t step = 0;         // steps completed
+  nlohmann::json rng;       // generator positions by name: {"dropout": [seed, offset], ...}
+  nlohmann::json sampler;   // the data sampler's state
+  nlohmann::json schedule;  // per-layer current sparsity
   double tokens_seen = 0;
-  nlohmann::json extra;             // anything else (the trainer: {"config": resolved YAML})
-  bool verified = false;            // read back with checksums (false: a checkpoint from before them)
+  nlohmann::json extra;   // anything else (the trainer: {"config": resolved YAML})
+  bool verified = false;  // read back with checksums (false: a checkpoint from before them)
 };
 
 // Saves step-<state.step> with the optimizer state `opt` of the whole buffer (AdamW::state() on one
-// process; gathered from the shards under ZeRO-1: dist::gather_optimizer_state); then retires the oldest complete checkpoints beyond keep_last (0: keep
-// all), never one named in `protect` (the trainer's resume source) nor the one just written.
-// Returns the folder written.
+// process; gathered from the shards under ZeRO-1: dist::gather_optimizer_state); then retires the oldest complete
+// checkpoints beyond keep_last (0: keep all), never one named in `protect` (the trainer's resume source) nor the one
+// just written. Returns the folder written.
 std::string save_checkpoint(const std::string& run_dir, const TrainState& state, const nn::ParameterBuffer& params,
                             const optim::AdamWState& opt, int64_t keep_last,
                             const std::vector<std::string>& protect = {});
@@ -70,10 +70,10 @@ struct LoadedCheckpoint {
 // is reported through `warn` as one line naming it, its fault and the checkpoint taken instead.
 // nullopt: the run folder has no checkpoint. Throws CheckpointError when it has some but none
 // loads (never silently starts over); errors from check_state are not fallen back from.
-std::optional<LoadedCheckpoint> load_latest_checkpoint(const std::string& run_dir, const nn::ParameterBuffer& params,
-                                                       optim::AdamW& opt,
-                                                       const std::function<void(const std::string&)>& warn,
-                                                       const std::function<void(const std::string&, const TrainState&)>& check_state = {});
+std::optional<LoadedCheckpoint> load_latest_checkpoint(
+    const std::string& run_dir, const nn::ParameterBuffer& params, optim::AdamW& opt,
+    const std::function<void(const std::string&)>& warn,
+    const std::function<void(const std::string&, const TrainState&)>& check_state = {});
 
 // Checkpoint folders of run_dir whose step is past `step` (complete or not), by step.
 std::vector<std::string> checkpoints_after(const std::string& run_dir, int64_t step);

@@ -5,8 +5,8 @@
 #include <sstream>
 #include <string>
 
-#include "train/progress.h"
 #include "framework/core/storage.h"
+#include "train/progress.h"
 #include "train/trainer.h"
 
 namespace sparrow::train {
@@ -52,10 +52,10 @@ double available_memory_bytes(Device dev) {
 void check_memory_fits(const Config& cfg, Device dev) {
   const double need = estimate_step_bytes(cfg), have = available_memory_bytes(dev);
   if (have > 0 && need > 0.9 * have)
-    throw TrainError("train.seq_len=" + std::to_string(cfg.train.seq_len) + " with train.batch_size=" +
-                     std::to_string(cfg.train.batch_size) + " needs about " + human_bytes(need) + " on " + dev.str() +
-                     " but " + human_bytes(have) + " is available; lower them" +
-                     (cfg.train.recompute ? "" : " or set train.recompute: true"));
+    throw TrainError("train.seq_len=" + std::to_string(cfg.train.seq_len) +
+                     " with train.batch_size=" + std::to_string(cfg.train.batch_size) + " needs about " +
+                     human_bytes(need) + " on " + dev.str() + " but " + human_bytes(have) +
+                     " is available; lower them" + (cfg.train.recompute ? "" : " or set train.recompute: true"));
 }
 
 double current_memory_bytes(Device dev) {

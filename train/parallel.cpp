@@ -59,8 +59,8 @@ Parallel::Parallel(const Config& cfg, Device device) : device_(device) {
   dp_rank_ = world_->rank() / cp_;
   if (cfg.train.batch_size % dp_ != 0)
     throw TrainError("train.batch_size=" + std::to_string(cfg.train.batch_size) + " does not split over " +
-                     std::to_string(dp_) + " data-parallel replicas (" + std::to_string(P) + " ranks / context_parallel " +
-                     std::to_string(cp_) + ")");
+                     std::to_string(dp_) + " data-parallel replicas (" + std::to_string(P) +
+                     " ranks / context_parallel " + std::to_string(cp_) + ")");
   // Every rank joins the split; ranks of one replica share a sequence.
   context_group_ = world_->split(dp_rank_, world_->rank());
   if (cp_ > 1) {
@@ -70,8 +70,8 @@ Parallel::Parallel(const Config& cfg, Device device) : device_(device) {
     try {
       context_.dense_plan(true);  // checks the split now rather than at the first step
     } catch (const Error& e) {
-      throw TrainError("train.seq_len=" + std::to_string(cfg.train.seq_len) + " with dist.context_parallel=" +
-                       std::to_string(cp_) + ": " + e.what());
+      throw TrainError("train.seq_len=" + std::to_string(cfg.train.seq_len) +
+                       " with dist.context_parallel=" + std::to_string(cp_) + ": " + e.what());
     }
   }
 }
@@ -85,7 +85,8 @@ std::string Parallel::describe() const {
 Batch Parallel::local(const Batch& global) const {
   if (!distributed()) return global;
   const int64_t b = global.inputs.size(0) / dp_;
-  Batch mine{rows(global.inputs, dp_rank_ * b, (dp_rank_ + 1) * b), rows(global.targets, dp_rank_ * b, (dp_rank_ + 1) * b)};
+  Batch mine{rows(global.inputs, dp_rank_ * b, (dp_rank_ + 1) * b),
+             rows(global.targets, dp_rank_ * b, (dp_rank_ + 1) * b)};
   if (cp_ == 1) return mine;
   const attn::RingPlan plan = context_.dense_plan(true);
   const int c = context_.comm->rank();

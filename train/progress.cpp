@@ -32,7 +32,8 @@ std::string human_duration(double s) {
 Progress::Progress(int64_t total, bool force_plain, bool quiet)
     : total_(total), tty_(!force_plain && isatty(STDOUT_FILENO)), quiet_(quiet) {}
 
-void Progress::update(int64_t step, double loss, double tps, double sec_per_step, double mem, const std::string& extra) {
+void Progress::update(int64_t step, double loss, double tps, double sec_per_step, double mem,
+                      const std::string& extra) {
   if (quiet_) return;
   char buf[256];
   double eta = sec_per_step * static_cast<double>(total_ - step);

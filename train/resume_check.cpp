@@ -8,7 +8,8 @@ namespace sparrow::train {
 namespace {
 
 // What a resume must keep: the model and what the data is (section-qualified key prefixes).
-const char* const kResumeKeys[] = {"model.", "data.source:", "data.val_fraction:", "data.doc_bytes:", "data.synthetic."};
+const char* const kResumeKeys[] = {"model.",
+                                   "data.source:", "data.val_fraction:", "data.doc_bytes:", "data.synthetic."};
 
 bool resume_relevant(const std::string& flat) {
   for (const char* k : kResumeKeys)

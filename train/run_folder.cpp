@@ -25,8 +25,7 @@ RunFolderLock::RunFolderLock(const std::string& run_dir) {
     const ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
     ::close(fd_);
     fd_ = -1;
-    if (err != EWOULDBLOCK)
-      throw RunFolderError("cannot lock " + path + " (" + std::strerror(err) + ")");
+    if (err != EWOULDBLOCK) throw RunFolderError("cannot lock " + path + " (" + std::strerror(err) + ")");
     std::string pid = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
     while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
     throw RunFolderError("run folder " + run_dir + " is in use by another trainer (" +

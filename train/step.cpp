@@ -4,6 +4,7 @@
 
 #include "framework/autograd/node.h"
 #include "framework/core/profile.h"
+#include "framework/cuda/graph.h"
 #include "framework/dist/gradient_buckets.h"
 #include "framework/dist/optimizer_shards.h"
 #include "framework/nn/parameter_buffer.h"
@@ -11,14 +12,13 @@
 #include "framework/optim/adamw.h"
 #include "framework/optim/clip.h"
 #include "models/transformer.h"
-#include "framework/cuda/graph.h"
 #include "train/parallel.h"
 #include "train/trainer.h"
 
 namespace sparrow::train {
 
-TrainStep::TrainStep(const Config& cfg, models::TransformerLM& model, nn::ParameterBuffer& params,
-                     optim::AdamW& opt, const Parallel& parallel, Device device, DType compute, bool profiling)
+TrainStep::TrainStep(const Config& cfg, models::TransformerLM& model, nn::ParameterBuffer& params, optim::AdamW& opt,
+                     const Parallel& parallel, Device device, DType compute, bool profiling)
     : cfg_(cfg), model_(model), params_(params), opt_(opt), parallel_(parallel), device_(device), compute_(compute) {
   const int64_t A = cfg.train.grad_accum, B = cfg.train.batch_size, T = cfg.train.seq_len;
   // This rank's part of each batch: its replica's rows, its context shard's tokens.
@@ -32,9 +32,12 @@ TrainStep::TrainStep(const Config& cfg, models::TransformerLM& model, nn::Parame
 
   graph_policy_ = cfg.train.cuda_graph;
   std::string why_not;
-  if (device.is_cpu()) why_not = "the run is on the CPU";
-  else if (profiling) why_not = "--profile times each op from the host";
-  else if (parallel.distributed()) why_not = "the step exchanges gradients with other ranks";
+  if (device.is_cpu())
+    why_not = "the run is on the CPU";
+  else if (profiling)
+    why_not = "--profile times each op from the host";
+  else if (parallel.distributed())
+    why_not = "the step exchanges gradients with other ranks";
   if (!why_not.empty() && graph_policy_ == "on" && !profiling)
     throw TrainError("train.cuda_graph is 'on' but " + why_not + "; use train.cuda_graph: auto or off");
   if (!why_not.empty()) graph_policy_ = "off";

@@ -56,10 +56,10 @@ class GradientBuckets;
 namespace sparrow::train {
 
 struct StepResult {
-  double loss = 0;       // mean over the micro-batches
-  double grad_norm = 0;  // before clipping
-  bool applied = false;  // false: non-finite loss or norm, the update was skipped
-  bool replayed = false; // the step ran as a CUDA-graph replay (metrics: step_mode)
+  double loss = 0;        // mean over the micro-batches
+  double grad_norm = 0;   // before clipping
+  bool applied = false;   // false: non-finite loss or norm, the update was skipped
+  bool replayed = false;  // the step ran as a CUDA-graph replay (metrics: step_mode)
 };
 
 class TrainStep {

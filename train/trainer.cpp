@@ -17,8 +17,8 @@
 #include "framework/optim/adamw.h"
 #include "framework/optim/lr_schedule.h"
 #include "models/transformer.h"
-#include "train/data/data.h"
 #include "train/checkpoint.h"
+#include "train/data/data.h"
 #include "train/memory.h"
 #include "train/metrics.h"
 #include "train/model_from_config.h"
@@ -80,8 +80,8 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 
 // Mean loss over `batches` validation batches, without recording; in nats per byte. Each rank
 // scores its part of every batch, weighted as in training, and the ranks' sums are added.
-double evaluate(models::TransformerLM& model, Sampler& val, int64_t batches, int64_t step, Device dev,
-                DType compute, const Parallel& parallel) {
+double evaluate(models::TransformerLM& model, Sampler& val, int64_t batches, int64_t step, Device dev, DType compute,
+                const Parallel& parallel) {
   NoGradGuard no_grad;
   model.eval();
   // The same validation batches every time, so evaluations compare across steps and runs.
@@ -119,9 +119,9 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
     // race the checkpoints. Held from before anything is written here.
     lock.emplace(out);
     remove_stale_temp_files(out);  // left by a killed run's atomic writes
-    write_file_atomically(out + "/config.yaml", "# resolved configuration" +
-                                                    (run.config_path.empty() ? "" : " of " + run.config_path) + "\n" +
-                                                    to_yaml(cfg));
+    write_file_atomically(
+        out + "/config.yaml",
+        "# resolved configuration" + (run.config_path.empty() ? "" : " of " + run.config_path) + "\n" + to_yaml(cfg));
   }
 
   DataPipeline data = open_data(cfg);
@@ -152,8 +152,8 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
   std::optional<TrainState> resumed;
   if (run.resume == "auto") {
     // The newest checkpoint that verifies; a corrupt newer one is refused with a warning.
-    if (auto c = load_latest_checkpoint(out, params, opt, [&](const std::string& w) { notes.push_back(w); },
-                                        same_run)) {
+    if (auto c = load_latest_checkpoint(
+            out, params, opt, [&](const std::string& w) { notes.push_back(w); }, same_run)) {
       resume_from = c->dir;
       resumed = c->state;
     }
@@ -188,8 +188,10 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
                    dtype_name(compute) + "), " + data.describe() + ", " + parallel.describe());
   if (opt.sharded()) {
     char buf[160];
-    std::snprintf(buf, sizeof buf, "optimizer state sharded over %d ranks (ZeRO-1): %.2f MiB of AdamW state on this "
-                  "rank instead of %.2f", parallel.world_size(), double(opt.shard().end - opt.shard().begin) * 8 / (1 << 20),
+    std::snprintf(buf, sizeof buf,
+                  "optimizer state sharded over %d ranks (ZeRO-1): %.2f MiB of AdamW state on this "
+                  "rank instead of %.2f",
+                  parallel.world_size(), double(opt.shard().end - opt.shard().begin) * 8 / (1 << 20),
                   double(params.numel()) * 8 / (1 << 20));
     progress.message(buf);
   }
@@ -249,8 +251,7 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
       batches.push_back(parallel.local(global));
       weights.push_back(parallel.loss_weight(global, batches.back()));
     }
-    const StepResult r =
-        train_step.run(batches, weights, step, [&](const std::string& m) { progress.message(m); });
+    const StepResult r = train_step.run(batches, weights, step, [&](const std::string& m) { progress.message(m); });
     const double loss_v = r.loss, gnorm = r.grad_norm;
     ++step;
     tokens_seen += static_cast<double>(B * T * cfg.train.grad_accum);
@@ -315,7 +316,8 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
     rec["memory_bytes"] = current_memory_bytes(dev);
     rec["peak_memory_bytes"] = peak_memory_bytes(dev);
 
-    const bool do_eval = data.val.valid() && cfg.eval.every > 0 && (step % cfg.eval.every == 0 || step == cfg.train.steps);
+    const bool do_eval =
+        data.val.valid() && cfg.eval.every > 0 && (step % cfg.eval.every == 0 || step == cfg.train.steps);
     if (do_eval) {
       // Scored at the step just trained (step − 1 now that it is counted), so the attention
       // runs at the sparsity the weights were last updated under.

@@ -10,7 +10,7 @@
 namespace sparrow::train {
 
 struct RunOptions {
-  std::string out_dir;   // run folder; empty: checkpoint.dir from the config
+  std::string out_dir;  // run folder; empty: checkpoint.dir from the config
   // "", "auto" (the newest checkpoint in the run folder that verifies, if any; a corrupt newer one
   // is refused with a warning) or a checkpoint folder. Checkpoints past the resume step (an
   // abandoned trajectory) are moved to <run>/abandoned/<timestamp>/. The run folder is locked
@@ -28,7 +28,7 @@ struct RunOptions {
 struct RunResult {
   int64_t steps_done = 0;
   double final_loss = 0;
-  double final_val_bpb = -1;  // −1: no eval ran
+  double final_val_bpb = -1;   // −1: no eval ran
   bool stopped_early = false;  // by SIGINT/SIGTERM or RunOptions::stop_after (checkpointed)
 };
 

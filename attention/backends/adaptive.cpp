@@ -22,7 +22,6 @@ int64_t forced_count(const AdaptiveConfig& ac, int64_t r, int64_t range) {
   return sinks + (r >= sinks ? 1 : 0);
 }
 
-
 }  // namespace
 
 std::vector<int64_t> adaptive_row_budgets(const AdaptiveConfig& ac, double sparsity, int64_t nb, bool causal) {
@@ -71,7 +70,8 @@ BlockLayout select_adaptive_layout_from_means(Tensor qbar, const Tensor& kbar, i
   L.num_k_blocks = nb;
   L.causal = causal;
   L.target_sparsity = ac.top_k > 0 ? 0.0 : sparsity;
-  L.description = "adaptive(" + (ac.top_k > 0 ? "top_k=" + std::to_string(ac.top_k) : "sparsity " + std::to_string(sparsity)) +
+  L.description = "adaptive(" +
+                  (ac.top_k > 0 ? "top_k=" + std::to_string(ac.top_k) : "sparsity " + std::to_string(sparsity)) +
                   ", sink_blocks=" + std::to_string(ac.sink_blocks) + ")";
   std::vector<std::vector<std::vector<int32_t>>> rows(BH, std::vector<std::vector<int32_t>>(nb));
 

@@ -38,13 +38,15 @@ std::array<Tensor, 2> gather_adaptive_block_means(const Tensor& q, const Tensor&
                                                   int64_t bs) {
   const RingPlan plan = cp.dense_plan(false);
   SPARROW_CHECK(plan.chunk % bs == 0, "adaptive attention under context parallelism: block_size ", bs,
-                " does not divide the zigzag chunk of ", plan.chunk, " tokens (give every layer the block size of "
+                " does not divide the zigzag chunk of ", plan.chunk,
+                " tokens (give every layer the block size of "
                 "attention.block_size)");
   const int P = cp.comm->size(), me = cp.comm->rank();
   const auto [qm, km] = adaptive_block_means(q, k, bs);  // [B, H, local blocks, D]
   const int64_t B = qm.size(0), H = qm.size(1), D = qm.size(3), nb = (cp.seq_len + bs - 1) / bs;
-  SPARROW_CHECK(qm.size(2) == count(shard_blocks(plan, me, bs)), "adaptive attention under context parallelism: ",
-                q.size(2), " local tokens are not this rank's shard of ", cp.seq_len);
+  SPARROW_CHECK(qm.size(2) == count(shard_blocks(plan, me, bs)),
+                "adaptive attention under context parallelism: ", q.size(2),
+                " local tokens are not this rank's shard of ", cp.seq_len);
   // Equal pieces for the all-gather: every rank's means padded to the largest shard's blocks.
   int64_t most = 0;
   for (int r = 0; r < P; ++r) most = std::max(most, count(shard_blocks(plan, r, bs)));

@@ -32,7 +32,8 @@ Tensor BlockSparseAttention::forward(const AttentionCall& call) {
   args.block_size = layout_->block_size;
   args.causal = call.causal;
   args.scale = cfg_.softmax_scale;
-  Tensor out = call.context ? ring_.run(call, layout_, cfg_.softmax_scale) : block_attention(call.q, call.k, call.v, args);
+  Tensor out =
+      call.context ? ring_.run(call, layout_, cfg_.softmax_scale) : block_attention(call.q, call.k, call.v, args);
 
   // Counts summed over all H heads (a shared layout counts once per head).
   const BlockLayout& L = *layout_;

@@ -6,8 +6,8 @@
 #include <memory>
 
 #include "attention/attention.h"
-#include "attention/ring/context_parallel.h"
 #include "attention/layout/block_layout.h"
+#include "attention/ring/context_parallel.h"
 
 namespace sparrow::attn {
 

@@ -10,7 +10,8 @@ namespace sparrow::attn {
 Tensor BlockSparseAttention::decode(const DecodeCall& call) {
   check_decode_call("block_sparse attention", call);
   at_target_.sparsity = cfg_.sparsity_at(call.step);
-  const std::shared_ptr<const BlockLayout> layout = get_layout(at_target_, call.seq_len, call.q.size(1), /*causal=*/true);
+  const std::shared_ptr<const BlockLayout> layout =
+      get_layout(at_target_, call.seq_len, call.q.size(1), /*causal=*/true);
   DecodeAttentionArgs args;
   args.layout = layout.get();
   args.scale = cfg_.softmax_scale;

@@ -13,8 +13,7 @@
 namespace sparrow::attn {
 
 HierarchicalGeometry hierarchical_geometry(const HierarchicalConfig& hc, int64_t seq_len, int64_t block_size) {
-  SPARROW_CHECK(seq_len > 0 && block_size > 0, "hierarchical attention: length ", seq_len, ", block size ",
-                block_size);
+  SPARROW_CHECK(seq_len > 0 && block_size > 0, "hierarchical attention: length ", seq_len, ", block size ", block_size);
   HierarchicalGeometry g;
   g.seq_len = seq_len;
   g.block_size = block_size;

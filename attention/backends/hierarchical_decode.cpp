@@ -51,9 +51,11 @@ Tensor summarised(const Tensor& cache, int64_t n, const HierarchicalGeometry& g)
 Tensor summarised(const Tensor& cache, int64_t n, const HierarchicalGeometry& g) {
   SPARROW_CHECK(cache.dtype() == DType::F32 || cache.dtype() == DType::F64, "hierarchical attention decode: dtype ",
                 dtype_name(cache.dtype()), " (decode computes in f32 or f64)");
-  SPARROW_CHECK(!cache.is_cuda(), "hierarchical attention decode: the KV-cache decode runs on the CPU only (the cache is ",
+  SPARROW_CHECK(!cache.is_cuda(),
+                "hierarchical attention decode: the KV-cache decode runs on the CPU only (the cache is ",
                 describe(cache), ")");
-  return cache.dtype() == DType::F64 ? summarised<double>(cache.detach(), n, g) : summarised<float>(cache.detach(), n, g);
+  return cache.dtype() == DType::F64 ? summarised<double>(cache.detach(), n, g)
+                                     : summarised<float>(cache.detach(), n, g);
 }
 
 }  // namespace

@@ -28,19 +28,21 @@ void check_layout(const BlockLayout& L, int64_t H, int64_t Nq, int64_t Nk) {
   SPARROW_CHECK(L.seq_len == Nq && key_len == Nk, op, "layout for ", L.seq_len, " queries × ", key_len,
                 " keys, but q has ", Nq, " and k ", Nk);
   const int64_t nqb = (Nq + L.block_size - 1) / L.block_size, nkb = (Nk + L.block_size - 1) / L.block_size;
-  SPARROW_CHECK(L.num_q_blocks == nqb && L.num_k_blocks == nkb, op, "layout has ", L.num_q_blocks, "×",
-                L.num_k_blocks, " blocks, expected ", nqb, "×", nkb, " at block size ", L.block_size);
-  SPARROW_CHECK(L.heads.size() == 1 || static_cast<int64_t>(L.heads.size()) == H, op, "layout has ",
-                L.heads.size(), " heads, q has ", H);
+  SPARROW_CHECK(L.num_q_blocks == nqb && L.num_k_blocks == nkb, op, "layout has ", L.num_q_blocks, "×", L.num_k_blocks,
+                " blocks, expected ", nqb, "×", nkb, " at block size ", L.block_size);
+  SPARROW_CHECK(L.heads.size() == 1 || static_cast<int64_t>(L.heads.size()) == H, op, "layout has ", L.heads.size(),
+                " heads, q has ", H);
   for (const BlockCSR& c : L.heads) {
-    SPARROW_CHECK(static_cast<int64_t>(c.row_ptr.size()) == nqb + 1 && static_cast<int64_t>(c.col_ptr.size()) == nkb + 1,
-                  op, "layout CSR has ", c.row_ptr.size(), " row pointers and ", c.col_ptr.size(),
-                  " column pointers (expected ", nqb + 1, " and ", nkb + 1, "; was build_transpose called?)");
+    SPARROW_CHECK(
+        static_cast<int64_t>(c.row_ptr.size()) == nqb + 1 && static_cast<int64_t>(c.col_ptr.size()) == nkb + 1, op,
+        "layout CSR has ", c.row_ptr.size(), " row pointers and ", c.col_ptr.size(), " column pointers (expected ",
+        nqb + 1, " and ", nkb + 1, "; was build_transpose called?)");
     SPARROW_CHECK(c.row_ptr.front() == 0 && c.row_ptr.back() == c.nnz() && c.col_ptr.front() == 0 &&
                       c.col_ptr.back() == c.nnz() && c.row_idx.size() == c.col_idx.size(),
                   op, "layout CSR pointers do not match its ", c.nnz(), " entries");
     for (int32_t j : c.col_idx) SPARROW_CHECK(j >= 0 && j < nkb, op, "layout key block ", j, " outside [0, ", nkb, ")");
-    for (int32_t i : c.row_idx) SPARROW_CHECK(i >= 0 && i < nqb, op, "layout query block ", i, " outside [0, ", nqb, ")");
+    for (int32_t i : c.row_idx)
+      SPARROW_CHECK(i >= 0 && i < nqb, op, "layout query block ", i, " outside [0, ", nqb, ")");
   }
 }
 
@@ -79,8 +81,8 @@ BlockAttentionForward run_forward(const Tensor& q, const Tensor& k, const Tensor
   return cpu::block_attention_forward(q, k, v, a);
 }
 
-BlockAttentionGrads run_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
-                                 const Tensor& dout, const BlockAttentionArgs& a) {
+BlockAttentionGrads run_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                                 const Tensor& lse, const Tensor& dout, const BlockAttentionArgs& a) {
   if (q.is_cuda()) {
 #ifdef SPARROW_WITH_CUDA
     return cuda::block_attention_backward(q, k, v, out, lse, dout, a);

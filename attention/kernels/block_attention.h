@@ -23,9 +23,9 @@ struct BlockAttentionArgs {
   // Active (query block, key block) pairs. Null: dense — every key block (causal: those with
   // any visible key), never materialising a layout.
   const BlockLayout* layout = nullptr;
-  int64_t block_size = 64;            // used when layout is null
+  int64_t block_size = 64;  // used when layout is null
   bool causal = false;
-  double scale = 0.0;                 // 0: 1/sqrt(D)
+  double scale = 0.0;  // 0: 1/sqrt(D)
   // Per key (size Nk) when keys are not plain positions; empty: key_last[j] = j.
   std::vector<int64_t> key_last;
   // Optional owner of *layout: the recorded backward holds it, so a layout the caller (or the

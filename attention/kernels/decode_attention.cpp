@@ -20,8 +20,8 @@ void check_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const Decod
   SPARROW_CHECK(q.dtype() == DType::F32 || q.dtype() == DType::F64, "decode_attention: dtype ", dtype_name(q.dtype()),
                 " (decode computes in f32 or f64)");
   SPARROW_CHECK(k.shape() == v.shape() && q.size(0) == k.size(0) && q.size(1) == k.size(1) && q.size(3) == k.size(3),
-                "decode_attention: q ", shape_str(q.shape()), ", k ", shape_str(k.shape()), ", v ", shape_str(v.shape()),
-                " (expected [B, H, T, D], [B, H, Nk, D], [B, H, Nk, D])");
+                "decode_attention: q ", shape_str(q.shape()), ", k ", shape_str(k.shape()), ", v ",
+                shape_str(v.shape()), " (expected [B, H, T, D], [B, H, Nk, D], [B, H, Nk, D])");
   SPARROW_CHECK(args.first >= 0, "decode_attention: first position ", args.first);
   SPARROW_CHECK(args.scale >= 0 && std::isfinite(args.scale), "decode_attention: softmax scale ", args.scale);
   SPARROW_CHECK(args.key_last.empty() || static_cast<int64_t>(args.key_last.size()) == k.size(2),

@@ -21,10 +21,10 @@ struct DecodeAttentionArgs {
   // Layout over (query blocks of the whole sequence) × (key blocks); its heads: 1 (shared), H, or
   // B·H (one per batch·head, index b·H + h, as adaptive builds). Null: every key block.
   const BlockLayout* layout = nullptr;
-  int64_t block_size = 64;           // used when layout is null
-  double scale = 0.0;                // 0: 1/sqrt(D)
-  std::vector<int64_t> key_last;     // per key (size Nk); empty: key_last[j] = j
-  int64_t first = 0;                 // position of q's first row
+  int64_t block_size = 64;        // used when layout is null
+  double scale = 0.0;             // 0: 1/sqrt(D)
+  std::vector<int64_t> key_last;  // per key (size Nk); empty: key_last[j] = j
+  int64_t first = 0;              // position of q's first row
 };
 
 // q [B, H, T, D]; k, v [B, H, Nk, D] (strided views allowed, e.g. a slice of a cache), f32 or

@@ -11,12 +11,12 @@ namespace sparrow::attn {
 void BlockCSR::build_transpose(int64_t num_k_blocks) {
   SPARROW_CHECK(!row_ptr.empty(), "BlockCSR::build_transpose: row_ptr is empty");
   const int64_t nq = static_cast<int64_t>(row_ptr.size()) - 1;
-  SPARROW_CHECK(row_ptr.back() == nnz(), "BlockCSR::build_transpose: row_ptr ends at ", row_ptr.back(), " but there are ",
-                nnz(), " column indices");
+  SPARROW_CHECK(row_ptr.back() == nnz(), "BlockCSR::build_transpose: row_ptr ends at ", row_ptr.back(),
+                " but there are ", nnz(), " column indices");
   col_ptr.assign(num_k_blocks + 1, 0);
   for (int32_t c : col_idx) {
-    SPARROW_CHECK(c >= 0 && c < num_k_blocks, "BlockCSR::build_transpose: key block ", c, " outside [0, ",
-                  num_k_blocks, ")");
+    SPARROW_CHECK(c >= 0 && c < num_k_blocks, "BlockCSR::build_transpose: key block ", c, " outside [0, ", num_k_blocks,
+                  ")");
     ++col_ptr[c + 1];
   }
   for (int64_t c = 0; c < num_k_blocks; ++c) col_ptr[c + 1] += col_ptr[c];

@@ -57,7 +57,8 @@ std::string layout_cache_key(const AttentionConfig& cfg, int64_t seq_len, int64_
   os << ";w=" << p.window << ";rates=";
   for (int64_t r : p.dilation_rates) os << r << ',';
   os << ";stride=" << p.stride << ";g=" << p.global_blocks << ";rand=" << p.random_blocks << ";seed=" << p.seed
-     << ";per_head=" << p.per_head
+     << ";per_head="
+     << p.per_head
      // The head count shapes the layout only when each head has its own.
      << ";heads=" << (p.per_head ? num_heads : 1);
   return os.str();

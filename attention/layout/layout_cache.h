@@ -11,7 +11,7 @@ namespace sparrow::attn {
 
 struct LayoutCacheStats {
   int64_t hits = 0, misses = 0, evictions = 0;
-  size_t entries = 0, bytes = 0;   // held now
+  size_t entries = 0, bytes = 0;  // held now
   size_t max_entries = 0, max_bytes = 0;
 };
 

@@ -59,15 +59,16 @@ std::string layout_summary(const BlockLayout& L) {
   if (last != L.block_size) os << " (last block ragged: " << last << " tokens)";
   os << (L.causal ? ", causal" : ", non-causal") << "\n";
   os << "stored layouts: " << stored << (stored == 1 ? " (shared by all heads)" : " (one per head)") << "\n";
-  std::snprintf(buf, sizeof buf, "active blocks: %lld per head (mean), %lld stored in all; dense blocks: %lld per head\n",
+  std::snprintf(buf, sizeof buf,
+                "active blocks: %lld per head (mean), %lld stored in all; dense blocks: %lld per head\n",
                 static_cast<long long>(stored ? L.active_blocks() / stored : 0),
                 static_cast<long long>(L.active_blocks()), static_cast<long long>(L.dense_blocks()));
   os << buf;
   std::snprintf(buf, sizeof buf, "realised sparsity: %.4f (target %.4f), density %.4f\n", L.sparsity(),
                 L.target_sparsity, L.density());
   os << buf;
-  std::snprintf(buf, sizeof buf, "active blocks per row: min %lld, mean %.2f, max %lld\n", static_cast<long long>(rs.min),
-                rs.mean, static_cast<long long>(rs.max));
+  std::snprintf(buf, sizeof buf, "active blocks per row: min %lld, mean %.2f, max %lld\n",
+                static_cast<long long>(rs.min), rs.mean, static_cast<long long>(rs.max));
   os << buf;
   os << "layout memory: " << L.memory_bytes() << " bytes\n";
   os << "floor note: " << (L.floor_note.empty() ? "none (target met)" : L.floor_note) << "\n";
@@ -80,10 +81,14 @@ enum Cell : unsigned char { kCellMasked = 0, kCellInactive = 1, kCellFull = 2, k
 
 LayoutRgb cell_colour(unsigned char c) {
   switch (c) {
-    case kCellMasked: return kLayoutMasked;
-    case kCellInactive: return kLayoutInactive;
-    case kCellFull: return kLayoutFull;
-    default: return kLayoutPartial;
+    case kCellMasked:
+      return kLayoutMasked;
+    case kCellInactive:
+      return kLayoutInactive;
+    case kCellFull:
+      return kLayoutFull;
+    default:
+      return kLayoutPartial;
   }
 }
 

@@ -24,12 +24,12 @@ struct LayoutRgb {
   unsigned char r, g, b;
   bool operator==(const LayoutRgb&) const = default;
 };
-inline constexpr LayoutRgb kLayoutFull{31, 73, 125};       // an active block every query of which sees every key
-inline constexpr LayoutRgb kLayoutPartial{235, 140, 20};   // an active block cut by the causal mask or a ragged tail
-inline constexpr LayoutRgb kLayoutInactive{255, 255, 255}; // allowed by the mask, skipped by the layout
-inline constexpr LayoutRgb kLayoutMasked{225, 225, 225};   // wholly above the causal diagonal
-inline constexpr LayoutRgb kLayoutBoundary{215, 25, 30};   // the causal boundary (key = query), a line
-inline constexpr LayoutRgb kLayoutGap{120, 120, 120};      // between heads
+inline constexpr LayoutRgb kLayoutFull{31, 73, 125};        // an active block every query of which sees every key
+inline constexpr LayoutRgb kLayoutPartial{235, 140, 20};    // an active block cut by the causal mask or a ragged tail
+inline constexpr LayoutRgb kLayoutInactive{255, 255, 255};  // allowed by the mask, skipped by the layout
+inline constexpr LayoutRgb kLayoutMasked{225, 225, 225};    // wholly above the causal diagonal
+inline constexpr LayoutRgb kLayoutBoundary{215, 25, 30};    // the causal boundary (key = query), a line
+inline constexpr LayoutRgb kLayoutGap{120, 120, 120};       // between heads
 
 struct LayoutPngOptions {
   // Blocks (or pooled tiles) a side at most: when nb > max_blocks, each pixel max-pools an f×f

@@ -133,19 +133,28 @@ const std::vector<std::string>& known_pattern_names() {
 }
 
 PatternSet expand_patterns(const PatternConfig& p) {
-  SPARROW_CHECK(!p.names.empty(), "attention pattern: no pattern names given (known: local, dilated, strided, fixed, "
-                                  "global, random, bigbird)");
+  SPARROW_CHECK(!p.names.empty(),
+                "attention pattern: no pattern names given (known: local, dilated, strided, fixed, "
+                "global, random, bigbird)");
   PatternSet s;
   for (const std::string& n : p.names) {
-    if (n == "local") s.local = true;
-    else if (n == "dilated") s.dilated = true;
-    else if (n == "strided") s.strided = true;
-    else if (n == "fixed") s.fixed = true;
-    else if (n == "global") s.global = true;
-    else if (n == "random") s.random = true;
-    else if (n == "bigbird") s.local = s.global = s.random = true;
+    if (n == "local")
+      s.local = true;
+    else if (n == "dilated")
+      s.dilated = true;
+    else if (n == "strided")
+      s.strided = true;
+    else if (n == "fixed")
+      s.fixed = true;
+    else if (n == "global")
+      s.global = true;
+    else if (n == "random")
+      s.random = true;
+    else if (n == "bigbird")
+      s.local = s.global = s.random = true;
     else
-      fail("attention pattern: unknown pattern '", n, "' (known: local, dilated, strided, fixed, global, random, bigbird)");
+      fail("attention pattern: unknown pattern '", n,
+           "' (known: local, dilated, strided, fixed, global, random, bigbird)");
   }
   if (s.local || s.dilated) SPARROW_CHECK(p.window >= 0, "attention pattern: window must be >= 0, got ", p.window);
   if (s.dilated) {
@@ -154,8 +163,10 @@ PatternSet expand_patterns(const PatternConfig& p) {
       SPARROW_CHECK(r >= 1, "attention pattern: dilation rates must be >= 1, got ", join_rates(p.dilation_rates));
   }
   if (s.strided || s.fixed) SPARROW_CHECK(p.stride >= 1, "attention pattern: stride must be >= 1, got ", p.stride);
-  if (s.global) SPARROW_CHECK(p.global_blocks >= 0, "attention pattern: global blocks must be >= 0, got ", p.global_blocks);
-  if (s.random) SPARROW_CHECK(p.random_blocks >= 0, "attention pattern: random blocks must be >= 0, got ", p.random_blocks);
+  if (s.global)
+    SPARROW_CHECK(p.global_blocks >= 0, "attention pattern: global blocks must be >= 0, got ", p.global_blocks);
+  if (s.random)
+    SPARROW_CHECK(p.random_blocks >= 0, "attention pattern: random blocks must be >= 0, got ", p.random_blocks);
   return s;
 }
 
@@ -295,19 +306,26 @@ std::string describe_layout(const AttentionConfig& cfg, bool causal) {
   for (size_t i = 0; i < p.names.size(); ++i) {
     const std::string& n = p.names[i];
     os << (i ? "+" : "") << n << "(";
-    if (n == "local") os << "window=" << p.window;
-    else if (n == "dilated") os << "window=" << p.window << ", rates=" << join_rates(p.dilation_rates);
-    else if (n == "strided" || n == "fixed") os << "stride=" << p.stride;
-    else if (n == "global") os << "global=" << p.global_blocks;
-    else if (n == "random") os << "random=" << p.random_blocks << ", seed=" << p.seed;
+    if (n == "local")
+      os << "window=" << p.window;
+    else if (n == "dilated")
+      os << "window=" << p.window << ", rates=" << join_rates(p.dilation_rates);
+    else if (n == "strided" || n == "fixed")
+      os << "stride=" << p.stride;
+    else if (n == "global")
+      os << "global=" << p.global_blocks;
+    else if (n == "random")
+      os << "random=" << p.random_blocks << ", seed=" << p.seed;
     else if (n == "bigbird")
       os << "window=" << p.window << ", global=" << p.global_blocks << ", random=" << p.random_blocks
          << ", seed=" << p.seed;
     os << ")";
   }
   os << ", block " << cfg.block_size;
-  if (cfg.sparsity > 0) os << " @ sparsity " << cfg.sparsity;
-  else os << " as configured";
+  if (cfg.sparsity > 0)
+    os << " @ sparsity " << cfg.sparsity;
+  else
+    os << " as configured";
   if (causal) os << ", causal";
   if (p.per_head) os << ", per head";
   return os.str();
@@ -359,8 +377,8 @@ BlockLayout build_layout(const AttentionConfig& cfg, int64_t seq_len, int64_t nu
   // Only the random part depends on the head; without it every head's layout is the same.
   const int64_t stored = (cfg.pattern.per_head && set.random) ? num_heads : 1;
   const bool budgeted = cfg.sparsity > 0;
-  const std::vector<int64_t> budgets = budgeted ? row_budgets(set, cfg.pattern, nb, causal, cfg.sparsity)
-                                                : std::vector<int64_t>(nb, -1);
+  const std::vector<int64_t> budgets =
+      budgeted ? row_budgets(set, cfg.pattern, nb, causal, cfg.sparsity) : std::vector<int64_t>(nb, -1);
   L.heads.resize(stored);
   for (int64_t h = 0; h < stored; ++h) {
     std::vector<std::vector<int32_t>> rows(nb);
@@ -368,7 +386,8 @@ BlockLayout build_layout(const AttentionConfig& cfg, int64_t seq_len, int64_t nu
     {
       RowScratch scratch;
 #pragma omp for schedule(dynamic, 64)
-      for (int64_t r = 0; r < nb; ++r) rows[r] = build_row(set, cfg.pattern, RowGeometry{r, nb, causal}, h, budgets[r], scratch);
+      for (int64_t r = 0; r < nb; ++r)
+        rows[r] = build_row(set, cfg.pattern, RowGeometry{r, nb, causal}, h, budgets[r], scratch);
     }
     BlockCSR& csr = L.heads[h];
     csr.row_ptr.resize(nb + 1);
@@ -406,7 +425,8 @@ BlockLayout build_layout(const AttentionConfig& cfg, int64_t seq_len, int64_t nu
          << " blocks per row but the diagonal";
       if (sinks > 0) os << " and " << sinks << " sink block" << (sinks == 1 ? "" : "s");
       os << " give " << (1 + sinks);
-      if (sinks > 0 && !causal) os << " (and the " << sinks << " global row" << (sinks == 1 ? " is" : "s are") << " dense)";
+      if (sinks > 0 && !causal)
+        os << " (and the " << sinks << " global row" << (sinks == 1 ? " is" : "s are") << " dense)";
       os << ": realised " << fmt_num("%.3g", 1.0 - static_cast<double>(active) / static_cast<double>(L.dense_blocks()));
       L.floor_note = os.str();
     }

@@ -65,8 +65,8 @@ class CandidateStream {
 };
 
 struct RowGeometry {
-  int64_t row = 0;      // query block
-  int64_t nb = 0;       // blocks
+  int64_t row = 0;  // query block
+  int64_t nb = 0;   // blocks
   bool causal = false;
   int64_t range() const { return causal ? row + 1 : nb; }  // R_r: key blocks [0, R_r) allowed
 };

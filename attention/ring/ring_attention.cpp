@@ -98,7 +98,8 @@ struct RingContext {
     a.scale = scale;
     if (args.layout) {
       auto it = layouts.find({cq, ck});
-      if (it == layouts.end()) it = layouts.emplace(std::make_pair(cq, ck), chunk_layout(*args.layout, p, cq, ck)).first;
+      if (it == layouts.end())
+        it = layouts.emplace(std::make_pair(cq, ck), chunk_layout(*args.layout, p, cq, ck)).first;
       if (!it->second) return false;
       a.layout = it->second.get();
       a.layout_owner = it->second;
@@ -125,8 +126,8 @@ Tensor ring_attention(const Tensor& q, const Tensor& k, const Tensor& v, const R
   SPARROW_CHECK(plan.ranks == P, "ring_attention: the plan is for ", plan.ranks, " ranks, the communicator has ", P);
   check_dim("ring_attention", q, 4);
   SPARROW_CHECK(q.shape() == k.shape() && k.shape() == v.shape() && q.size(2) == plan.local_len(r),
-                "ring_attention: rank ", r, " holds ", plan.local_len(r), " of ", plan.seq_len,
-                " tokens; q/k/v are ", shape_str(q.shape()), " / ", shape_str(k.shape()), " / ", shape_str(v.shape()));
+                "ring_attention: rank ", r, " holds ", plan.local_len(r), " of ", plan.seq_len, " tokens; q/k/v are ",
+                shape_str(q.shape()), " / ", shape_str(k.shape()), " / ", shape_str(v.shape()));
   ctx->scale = args.scale > 0 ? args.scale : 1.0 / std::sqrt(static_cast<double>(q.size(3)));
   const DType acc = q.dtype() == DType::F64 ? DType::F64 : DType::F32;
   const auto mine = plan.chunks_of(r);
@@ -202,97 +203,98 @@ Tensor ring_attention(const Tensor& q, const Tensor& k, const Tensor& v, const R
   // Saved for backward: O in the dtype the kernels return it, and the merged LSE.
   const Pair o_saved{out[0].to(kernel_out), out[1].to(kernel_out)};
   const DType kd = k.dtype(), vd = v.dtype(), qd = q.dtype();
-  return record(result, "ring_attention", {q, k, v}, [ctx, qc, own_k, own_v, o_saved, lse, acc, kd, vd, qd](const Tensor& g) {
-    const RingPlan& plan = ctx->plan();
-    dist::Communicator& comm = *ctx->args.comm;
-    const int r = ctx->rank, P = ctx->P;
-    const auto mine = plan.chunks_of(r);
-    auto reach = [&plan](int d, int origin) { return d > 0 ? plan.reach_fwd[origin] : plan.reach_bwd[origin]; };
-    const Pair dout = split_local(g.to(qc[0].device()), plan, r);
-    Pair dq = zeros_like_pair(qc, acc);
+  return record(
+      result, "ring_attention", {q, k, v}, [ctx, qc, own_k, own_v, o_saved, lse, acc, kd, vd, qd](const Tensor& g) {
+        const RingPlan& plan = ctx->plan();
+        dist::Communicator& comm = *ctx->args.comm;
+        const int r = ctx->rank, P = ctx->P;
+        const auto mine = plan.chunks_of(r);
+        auto reach = [&plan](int d, int origin) { return d > 0 ? plan.reach_fwd[origin] : plan.reach_bwd[origin]; };
+        const Pair dout = split_local(g.to(qc[0].device()), plan, r);
+        Pair dq = zeros_like_pair(qc, acc);
 
-    // Adds this rank's share of origin's dK, dV into (dk, dv), and of its own dQ.
-    auto backprop = [&](int origin, const Pair& ks, const Pair& vs, Pair& dk, Pair& dv) {
-      const auto theirs = plan.chunks_of(origin);
-      for (int i = 0; i < 2; ++i)
-        for (int j = 0; j < 2; ++j) {
-          BlockAttentionArgs a;
-          if (!ctx->pair_args(mine[i], theirs[j], a)) continue;
-          BlockAttentionGrads gr = block_attention_backward(qc[i], ks[j], vs[j], o_saved[i], lse[i], dout[i], a);
-          accumulate_(dq[i], gr.dq);
-          accumulate_(dk[j], gr.dk);
-          accumulate_(dv[j], gr.dv);
-        }
-    };
+        // Adds this rank's share of origin's dK, dV into (dk, dv), and of its own dQ.
+        auto backprop = [&](int origin, const Pair& ks, const Pair& vs, Pair& dk, Pair& dv) {
+          const auto theirs = plan.chunks_of(origin);
+          for (int i = 0; i < 2; ++i)
+            for (int j = 0; j < 2; ++j) {
+              BlockAttentionArgs a;
+              if (!ctx->pair_args(mine[i], theirs[j], a)) continue;
+              BlockAttentionGrads gr = block_attention_backward(qc[i], ks[j], vs[j], o_saved[i], lse[i], dout[i], a);
+              accumulate_(dq[i], gr.dq);
+              accumulate_(dk[j], gr.dk);
+              accumulate_(dv[j], gr.dv);
+            }
+        };
 
-    // This rank's own share stays here; each direction's travelling accumulators start at zero
-    // and come home from the end of their path.
-    Pair own_dk = zeros_like_pair(own_k, acc), own_dv = zeros_like_pair(own_v, acc);
-    if (plan.need[r][r]) backprop(r, own_k, own_v, own_dk, own_dv);
-    Pair held_k[2] = {own_k, own_k}, held_v[2] = {own_v, own_v};
-    Pair held_dk[2] = {zeros_like_pair(own_k, acc), zeros_like_pair(own_k, acc)};
-    Pair held_dv[2] = {zeros_like_pair(own_v, acc), zeros_like_pair(own_v, acc)};
-    // Accumulators whose path ended here, sent home after the ring steps: sent during them, a
-    // return could reach its origin ahead of ring messages this rank sends it later, and MPI and
-    // NCCL match one peer's messages in the order they were sent.
-    struct Return {
-      int origin;
-      Pair dk, dv;
-    };
-    std::vector<Return> returns;
-    for (int h = 0; h < P; ++h) {
-      Exchange in, out;
-      Pair next_k[2], next_v[2], next_dk[2], next_dv[2];
-      for (int di = 0; di < 2 && h + 1 < P; ++di) {
-        const int d = kDirections[di], incoming = ahead(r, -d * (h + 1), P);
-        if (h + 1 <= reach(d, incoming)) {
-          next_k[di] = alloc_pair(qc[0], plan, incoming, kd);
-          next_v[di] = alloc_pair(qc[0], plan, incoming, vd);
-          next_dk[di] = alloc_pair(qc[0], plan, incoming, acc);
-          next_dv[di] = alloc_pair(qc[0], plan, incoming, acc);
-          in.recv(comm, {&next_k[di], &next_v[di], &next_dk[di], &next_dv[di]}, ahead(r, -d, P));
+        // This rank's own share stays here; each direction's travelling accumulators start at zero
+        // and come home from the end of their path.
+        Pair own_dk = zeros_like_pair(own_k, acc), own_dv = zeros_like_pair(own_v, acc);
+        if (plan.need[r][r]) backprop(r, own_k, own_v, own_dk, own_dv);
+        Pair held_k[2] = {own_k, own_k}, held_v[2] = {own_v, own_v};
+        Pair held_dk[2] = {zeros_like_pair(own_k, acc), zeros_like_pair(own_k, acc)};
+        Pair held_dv[2] = {zeros_like_pair(own_v, acc), zeros_like_pair(own_v, acc)};
+        // Accumulators whose path ended here, sent home after the ring steps: sent during them, a
+        // return could reach its origin ahead of ring messages this rank sends it later, and MPI and
+        // NCCL match one peer's messages in the order they were sent.
+        struct Return {
+          int origin;
+          Pair dk, dv;
+        };
+        std::vector<Return> returns;
+        for (int h = 0; h < P; ++h) {
+          Exchange in, out;
+          Pair next_k[2], next_v[2], next_dk[2], next_dv[2];
+          for (int di = 0; di < 2 && h + 1 < P; ++di) {
+            const int d = kDirections[di], incoming = ahead(r, -d * (h + 1), P);
+            if (h + 1 <= reach(d, incoming)) {
+              next_k[di] = alloc_pair(qc[0], plan, incoming, kd);
+              next_v[di] = alloc_pair(qc[0], plan, incoming, vd);
+              next_dk[di] = alloc_pair(qc[0], plan, incoming, acc);
+              next_dv[di] = alloc_pair(qc[0], plan, incoming, acc);
+              in.recv(comm, {&next_k[di], &next_v[di], &next_dk[di], &next_dv[di]}, ahead(r, -d, P));
+            }
+          }
+          for (int di = 0; di < 2; ++di) {
+            const int d = kDirections[di], origin = ahead(r, -d * h, P);
+            if (h > 0 && h > reach(d, origin)) continue;  // nothing travelled here this way
+            if (h > 0 && plan.need[r][origin]) backprop(origin, held_k[di], held_v[di], held_dk[di], held_dv[di]);
+            if (h + 1 <= reach(d, origin)) {
+              out.send(comm, {&held_k[di], &held_v[di], &held_dk[di], &held_dv[di]}, ahead(r, d, P));
+            } else if (h > 0 && h == reach(d, origin)) {
+              returns.push_back({origin, held_dk[di], held_dv[di]});  // the end of this shard's path
+            }
+          }
+          in.wait();
+          out.wait();
+          for (int di = 0; di < 2; ++di) {
+            held_k[di] = next_k[di];
+            held_v[di] = next_v[di];
+            held_dk[di] = next_dk[di];
+            held_dv[di] = next_dv[di];
+          }
         }
-      }
-      for (int di = 0; di < 2; ++di) {
-        const int d = kDirections[di], origin = ahead(r, -d * h, P);
-        if (h > 0 && h > reach(d, origin)) continue;  // nothing travelled here this way
-        if (h > 0 && plan.need[r][origin]) backprop(origin, held_k[di], held_v[di], held_dk[di], held_dv[di]);
-        if (h + 1 <= reach(d, origin)) {
-          out.send(comm, {&held_k[di], &held_v[di], &held_dk[di], &held_dv[di]}, ahead(r, d, P));
-        } else if (h > 0 && h == reach(d, origin)) {
-          returns.push_back({origin, held_dk[di], held_dv[di]});  // the end of this shard's path
+        // Going home: this rank's keys' summed gradients come back, one group from each way they
+        // travelled (from different ranks, since reach_fwd + reach_bwd < P). Receives first.
+        Exchange home;
+        Pair back_dk[2], back_dv[2];
+        for (int di = 0; di < 2; ++di) {
+          const int d = kDirections[di], hops = reach(d, r);
+          if (hops == 0) continue;
+          back_dk[di] = zeros_like_pair(own_k, acc);
+          back_dv[di] = zeros_like_pair(own_v, acc);
+          home.recv(comm, {&back_dk[di], &back_dv[di]}, ahead(r, d * hops, P));
         }
-      }
-      in.wait();
-      out.wait();
-      for (int di = 0; di < 2; ++di) {
-        held_k[di] = next_k[di];
-        held_v[di] = next_v[di];
-        held_dk[di] = next_dk[di];
-        held_dv[di] = next_dv[di];
-      }
-    }
-    // Going home: this rank's keys' summed gradients come back, one group from each way they
-    // travelled (from different ranks, since reach_fwd + reach_bwd < P). Receives first.
-    Exchange home;
-    Pair back_dk[2], back_dv[2];
-    for (int di = 0; di < 2; ++di) {
-      const int d = kDirections[di], hops = reach(d, r);
-      if (hops == 0) continue;
-      back_dk[di] = zeros_like_pair(own_k, acc);
-      back_dv[di] = zeros_like_pair(own_v, acc);
-      home.recv(comm, {&back_dk[di], &back_dv[di]}, ahead(r, d * hops, P));
-    }
-    for (Return& ret : returns) home.send(comm, {&ret.dk, &ret.dv}, ret.origin);
-    home.wait();
-    for (int di = 0; di < 2; ++di)
-      if (back_dk[di][0].defined())
-        for (int j = 0; j < 2; ++j) {
-          accumulate_(own_dk[j], back_dk[di][j]);
-          accumulate_(own_dv[j], back_dv[di][j]);
-        }
-    return std::vector<Tensor>{join(dq, qd), join(own_dk, kd), join(own_dv, vd)};
-  });
+        for (Return& ret : returns) home.send(comm, {&ret.dk, &ret.dv}, ret.origin);
+        home.wait();
+        for (int di = 0; di < 2; ++di)
+          if (back_dk[di][0].defined())
+            for (int j = 0; j < 2; ++j) {
+              accumulate_(own_dk[j], back_dk[di][j]);
+              accumulate_(own_dv[j], back_dv[di][j]);
+            }
+        return std::vector<Tensor>{join(dq, qd), join(own_dk, kd), join(own_dv, vd)};
+      });
 }
 
 Tensor zigzag_shard(const Tensor& x, const RingPlan& plan, int rank) {

@@ -99,7 +99,8 @@ RingPlan make_ring_plan(int64_t seq_len, int ranks, int64_t block_size, bool cau
     for (const BlockCSR& c : layout->heads)
       for (int64_t qb = 0; qb + 1 < static_cast<int64_t>(c.row_ptr.size()); ++qb) {
         const int r = rank_of_chunk(qb / chunk_blocks);
-        for (int64_t i = c.row_ptr[qb]; i < c.row_ptr[qb + 1]; ++i) p.need[r][rank_of_chunk(c.col_idx[i] / chunk_blocks)] = 1;
+        for (int64_t i = c.row_ptr[qb]; i < c.row_ptr[qb + 1]; ++i)
+          p.need[r][rank_of_chunk(c.col_idx[i] / chunk_blocks)] = 1;
       }
   }
   // For each origin: the split k (forward covers distances 1..k, backward k+1..P−1) that needs

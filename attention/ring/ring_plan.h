@@ -32,12 +32,12 @@ struct RingPlan {
   int64_t seq_len = 0, block_size = 0, chunk = 0;
   int ranks = 1;
   bool causal = false;
-  std::vector<std::vector<char>> need;  // [rank][origin]
+  std::vector<std::vector<char>> need;    // [rank][origin]
   std::vector<int> reach_fwd, reach_bwd;  // [origin]: hops its shard travels each way (0: none)
 
-  TokenRange chunk_range(int64_t c) const;       // tokens of chunk c, clipped to seq_len
+  TokenRange chunk_range(int64_t c) const;  // tokens of chunk c, clipped to seq_len
   std::array<int64_t, 2> chunks_of(int rank) const { return {rank, 2 * int64_t(ranks) - 1 - rank}; }
-  int64_t local_len(int rank) const;             // tokens rank holds
+  int64_t local_len(int rank) const;  // tokens rank holds
   // Query chunk cq sees some key of chunk ck by the causal rule alone (the layout may still be empty).
   bool causally_visible(int64_t cq, int64_t ck) const { return !causal || ck <= cq; }
   // Whether rank r receives origin o's shard, and which way: +1 forward, −1 backward, 0 not.

@@ -7,9 +7,9 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
-#include <sstream>
 #include <iostream>
 #include <new>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -75,7 +75,8 @@ int run_cli(int argc, char** argv) {
   std::string png, dump_csr;
 
   CLI::App app{"Build a block-sparse attention layout and print its statistics", "attention_layout"};
-  app.add_option("--pattern", p.names, "pattern names, comma separated: local, dilated, strided, fixed, global, random, bigbird")
+  app.add_option("--pattern", p.names,
+                 "pattern names, comma separated: local, dilated, strided, fixed, global, random, bigbird")
       ->delimiter(',')
       ->capture_default_str();
   app.add_option("--seq", seq, "sequence length N (tokens)")->capture_default_str();
@@ -86,14 +87,16 @@ int run_cli(int argc, char** argv) {
   app.add_option("--heads", heads, "attention heads")->capture_default_str();
   app.add_flag("--per-head", p.per_head, "a layout per head (the random part differs by head)");
   app.add_option("--window", p.window, "local/dilated: blocks on each side (causal: behind)")->capture_default_str();
-  app.add_option("--global", p.global_blocks, "global: sink blocks that see and are seen by all")->capture_default_str();
+  app.add_option("--global", p.global_blocks, "global: sink blocks that see and are seen by all")
+      ->capture_default_str();
   app.add_option("--random", p.random_blocks, "random: key blocks per query row")->capture_default_str();
-  app.add_option("--stride", p.stride, "strided/fixed: the Sparse Transformer stride, in blocks")->capture_default_str();
+  app.add_option("--stride", p.stride, "strided/fixed: the Sparse Transformer stride, in blocks")
+      ->capture_default_str();
   app.add_option("--rates", p.dilation_rates, "dilated: rates, comma separated")->delimiter(',')->capture_default_str();
   app.add_option("--seed", p.seed, "random: seed")->capture_default_str();
   app.add_option("--png", png, "draw the layout to this PNG file");
-  auto* head_opt = app.add_option("--png-head", png_head, "which head to draw, or 'all' (side by side)")
-                       ->capture_default_str();
+  auto* head_opt =
+      app.add_option("--png-head", png_head, "which head to draw, or 'all' (side by side)")->capture_default_str();
   app.add_option("--png-heads", png_heads, "heads to draw side by side, comma separated")
       ->delimiter(',')
       ->excludes(head_opt);
@@ -156,8 +159,8 @@ int run_cli(int argc, char** argv) {
       std::string which;
       for (int64_t h : png_heads) which += (which.empty() ? "" : ",") + std::to_string(h);
       std::cout << "png: " << png << " (" << info.width << "x" << info.height << " px, " << info.tile_side
-                << " px side, head" << (png_heads.size() > 1 ? "s " : " ") << which << "; "
-                << info.blocks_per_pixel << " block(s) a pixel, " << info.pixels_per_block
+                << " px side, head" << (png_heads.size() > 1 ? "s " : " ") << which << "; " << info.blocks_per_pixel
+                << " block(s) a pixel, " << info.pixels_per_block
                 << " px a block; blue full, orange partial, red the causal boundary)\n";
     }
   } catch (const std::bad_alloc&) {

@@ -33,10 +33,10 @@ void report_ready(const TensorImpl* leaf) {
 }
 
 void accumulate_into_leaf(TensorImpl& leaf, const Tensor& g) {
-  SPARROW_CHECK(g.shape() == leaf.shape, "backward: gradient of shape ", shape_str(g.shape()),
-                " for a leaf of shape ", shape_str(leaf.shape));
-  SPARROW_CHECK(!g_ready.active || !g_ready.reported.count(&leaf),
-                "backward: a parameter of shape ", shape_str(leaf.shape),
+  SPARROW_CHECK(g.shape() == leaf.shape, "backward: gradient of shape ", shape_str(g.shape()), " for a leaf of shape ",
+                shape_str(leaf.shape));
+  SPARROW_CHECK(!g_ready.active || !g_ready.reported.count(&leaf), "backward: a parameter of shape ",
+                shape_str(leaf.shape),
                 " received gradient after it was reported final to the gradient-ready listener (data-parallel "
                 "overlap): it is used inside a recomputed segment and also elsewhere (another segment, or outside); "
                 "train with train.recompute off, or without sharing that parameter");
@@ -128,8 +128,8 @@ void run_backward(const Tensor& root, const Tensor& grad_output) {
   } tracking(notify && outermost);
   if (root.is_leaf()) {
     accumulate_into_leaf(root.impl(), grad_output);
-    if (notify && !(g_ready.outer_edges && g_ready.outer_edges->count(&root.impl()) &&
-                    g_ready.outer_edges->at(&root.impl()) > 0))
+    if (notify &&
+        !(g_ready.outer_edges && g_ready.outer_edges->count(&root.impl()) && g_ready.outer_edges->at(&root.impl()) > 0))
       report_ready(&root.impl());
     return;
   }

@@ -17,8 +17,8 @@
 namespace sparrow {
 
 struct Edge {
-  std::shared_ptr<Node> fn;           // the input's grad_fn (non-leaf input)
-  std::shared_ptr<TensorImpl> leaf;   // the leaf input that accumulates (requires_grad leaf)
+  std::shared_ptr<Node> fn;          // the input's grad_fn (non-leaf input)
+  std::shared_ptr<TensorImpl> leaf;  // the leaf input that accumulates (requires_grad leaf)
   bool active() const { return fn || leaf; }
 };
 

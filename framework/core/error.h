@@ -31,7 +31,7 @@ template <class... A>
 }  // namespace sparrow
 
 // SPARROW_CHECK(cond, "op: ", "message parts", ...) throws sparrow::Error when cond is false.
-#define SPARROW_CHECK(cond, ...)                     \
-  do {                                               \
-    if (!(cond)) ::sparrow::fail(__VA_ARGS__);       \
+#define SPARROW_CHECK(cond, ...)               \
+  do {                                         \
+    if (!(cond)) ::sparrow::fail(__VA_ARGS__); \
   } while (0)

@@ -29,7 +29,8 @@ size_t size_class(size_t n) {
 }
 
 size_t default_cap() {
-  if (const char* v = std::getenv("SPARROW_HOST_CACHE_MB")) return static_cast<size_t>(std::strtoull(v, nullptr, 10)) << 20;
+  if (const char* v = std::getenv("SPARROW_HOST_CACHE_MB"))
+    return static_cast<size_t>(std::strtoull(v, nullptr, 10)) << 20;
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
   const size_t phys = pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : 0;
   return std::min(phys / 8, size_t(4) << 30);

@@ -13,9 +13,9 @@
 
 namespace sparrow::host_memory {
 
-void* allocate(size_t nbytes);          // throws sparrow::Error when the host is out of memory
-void release(void* p, size_t nbytes);   // nbytes as passed to allocate
-void empty_cache();                     // returns every cached block to the system
+void* allocate(size_t nbytes);         // throws sparrow::Error when the host is out of memory
+void release(void* p, size_t nbytes);  // nbytes as passed to allocate
+void empty_cache();                    // returns every cached block to the system
 size_t cached_bytes();
 
 }  // namespace sparrow::host_memory

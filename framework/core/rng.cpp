@@ -11,7 +11,10 @@ void Philox::round(uint32_t c[4], const uint32_t k[2]) {
   const uint32_t hi0 = uint32_t(p0 >> 32), lo0 = uint32_t(p0);
   const uint32_t hi1 = uint32_t(p1 >> 32), lo1 = uint32_t(p1);
   uint32_t n[4] = {hi1 ^ c[1] ^ k[0], lo1, hi0 ^ c[3] ^ k[1], lo0};
-  c[0] = n[0]; c[1] = n[1]; c[2] = n[2]; c[3] = n[3];
+  c[0] = n[0];
+  c[1] = n[1];
+  c[2] = n[2];
+  c[3] = n[3];
 }
 
 void Philox::generate(uint64_t seed, uint64_t counter, uint32_t out[4]) {

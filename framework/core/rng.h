@@ -26,12 +26,16 @@ class Generator {
     buf_left_ = 0;
   }
   // Reserves n counters and returns the first; kernels draw from [first, first+n).
-  uint64_t reserve(uint64_t n) { uint64_t f = offset_; offset_ += n; return f; }
+  uint64_t reserve(uint64_t n) {
+    uint64_t f = offset_;
+    offset_ += n;
+    return f;
+  }
 
   uint32_t next_u32();
-  double uniform();                   // [0, 1)
-  double normal();                    // N(0, 1), Box–Muller
-  uint64_t below(uint64_t n);         // uniform integer in [0, n)
+  double uniform();            // [0, 1)
+  double normal();             // N(0, 1), Box–Muller
+  uint64_t below(uint64_t n);  // uniform integer in [0, n)
 
  private:
   uint64_t seed_;

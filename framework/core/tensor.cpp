@@ -28,8 +28,7 @@ Device Device::parse(const std::string& s) {
       size_t used = 0;
       int i = std::stoi(s.substr(5), &used);
       if (used == s.size() - 5 && i >= 0) return cuda(i);
-    } catch (const std::exception&) {
-    }
+    } catch (const std::exception&) {}
   }
   throw std::invalid_argument("unknown device '" + s + "' (expected cpu, cuda or cuda:N)");
 }
@@ -63,8 +62,7 @@ void Tensor::zero_grad() { impl().grad = nullptr; }
 void Tensor::backward(const Tensor& grad) const {
   Tensor g = grad;
   if (!g.defined()) {
-    SPARROW_CHECK(numel() == 1, "backward() without a gradient needs a one-element tensor, got ",
-                  shape_str(shape()));
+    SPARROW_CHECK(numel() == 1, "backward() without a gradient needs a one-element tensor, got ", shape_str(shape()));
     g = full(shape(), 1.0, dtype(), device());
   }
   SPARROW_CHECK(g.shape() == shape(), "backward: gradient shape ", shape_str(g.shape()), " != tensor shape ",
@@ -144,10 +142,26 @@ namespace {
 template <class T>
 void store_as(void* dst, DType dt, const T* src, int64_t n) {
   switch (dt) {
-    case DType::F32: { auto* d = static_cast<float*>(dst); for (int64_t i = 0; i < n; ++i) d[i] = float(src[i]); break; }
-    case DType::F64: { auto* d = static_cast<double*>(dst); for (int64_t i = 0; i < n; ++i) d[i] = double(src[i]); break; }
-    case DType::BF16: { auto* d = static_cast<bf16*>(dst); for (int64_t i = 0; i < n; ++i) d[i] = bf16(float(src[i])); break; }
-    case DType::I32: { auto* d = static_cast<int32_t*>(dst); for (int64_t i = 0; i < n; ++i) d[i] = int32_t(src[i]); break; }
+    case DType::F32: {
+      auto* d = static_cast<float*>(dst);
+      for (int64_t i = 0; i < n; ++i) d[i] = float(src[i]);
+      break;
+    }
+    case DType::F64: {
+      auto* d = static_cast<double*>(dst);
+      for (int64_t i = 0; i < n; ++i) d[i] = double(src[i]);
+      break;
+    }
+    case DType::BF16: {
+      auto* d = static_cast<bf16*>(dst);
+      for (int64_t i = 0; i < n; ++i) d[i] = bf16(float(src[i]));
+      break;
+    }
+    case DType::I32: {
+      auto* d = static_cast<int32_t*>(dst);
+      for (int64_t i = 0; i < n; ++i) d[i] = int32_t(src[i]);
+      break;
+    }
   }
 }
 
@@ -163,19 +177,31 @@ Tensor from_host(const std::vector<T>& values, const Shape& shape, DType dtype, 
 // Element load/store through double: exact for f32, bf16, i32; the identity for f64.
 inline double load(const char* base, DType t, int64_t i) {
   switch (t) {
-    case DType::F32: return reinterpret_cast<const float*>(base)[i];
-    case DType::F64: return reinterpret_cast<const double*>(base)[i];
-    case DType::BF16: return float(reinterpret_cast<const bf16*>(base)[i]);
-    case DType::I32: return reinterpret_cast<const int32_t*>(base)[i];
+    case DType::F32:
+      return reinterpret_cast<const float*>(base)[i];
+    case DType::F64:
+      return reinterpret_cast<const double*>(base)[i];
+    case DType::BF16:
+      return float(reinterpret_cast<const bf16*>(base)[i]);
+    case DType::I32:
+      return reinterpret_cast<const int32_t*>(base)[i];
   }
   return 0;
 }
 inline void store(char* base, DType t, int64_t i, double v) {
   switch (t) {
-    case DType::F32: reinterpret_cast<float*>(base)[i] = float(v); break;
-    case DType::F64: reinterpret_cast<double*>(base)[i] = v; break;
-    case DType::BF16: reinterpret_cast<bf16*>(base)[i] = bf16(float(v)); break;
-    case DType::I32: reinterpret_cast<int32_t*>(base)[i] = int32_t(v); break;
+    case DType::F32:
+      reinterpret_cast<float*>(base)[i] = float(v);
+      break;
+    case DType::F64:
+      reinterpret_cast<double*>(base)[i] = v;
+      break;
+    case DType::BF16:
+      reinterpret_cast<bf16*>(base)[i] = bf16(float(v));
+      break;
+    case DType::I32:
+      reinterpret_cast<int32_t*>(base)[i] = int32_t(v);
+      break;
   }
 }
 
@@ -217,8 +243,8 @@ Tensor make_view(const Tensor& t, const Shape& shape, const Shape& strides, int6
 }
 
 void copy_(Tensor& dst, const Tensor& src) {
-  SPARROW_CHECK(dst.shape() == src.shape(), "copy_: shapes ", shape_str(dst.shape()), " and ",
-                shape_str(src.shape()), " differ");
+  SPARROW_CHECK(dst.shape() == src.shape(), "copy_: shapes ", shape_str(dst.shape()), " and ", shape_str(src.shape()),
+                " differ");
   if (dst.numel() == 0) return;
   const Device dd = dst.device(), sd = src.device();
   if (dd.is_cpu() && sd.is_cpu()) return copy_cpu(dst, src);
@@ -236,8 +262,8 @@ void copy_(Tensor& dst, const Tensor& src) {
 }
 
 void accumulate_(Tensor& dst, const Tensor& src) {
-  SPARROW_CHECK(dst.shape() == src.shape() && dst.device() == src.device(), "accumulate_: ", describe(src),
-                " into ", describe(dst));
+  SPARROW_CHECK(dst.shape() == src.shape() && dst.device() == src.device(), "accumulate_: ", describe(src), " into ",
+                describe(dst));
 #ifdef SPARROW_WITH_CUDA
   if (dst.is_cuda()) return cuda::accumulate_strided(dst, src);
 #endif

@@ -26,8 +26,8 @@ struct TensorImpl {
   DType dtype = DType::F32;
   // autograd
   bool requires_grad = false;
-  std::shared_ptr<Node> grad_fn;        // set on results of recorded ops; null on leaves
-  std::shared_ptr<TensorImpl> grad;     // accumulated gradient of a leaf
+  std::shared_ptr<Node> grad_fn;     // set on results of recorded ops; null on leaves
+  std::shared_ptr<TensorImpl> grad;  // accumulated gradient of a leaf
 };
 
 class Tensor {
@@ -56,9 +56,9 @@ class Tensor {
   // --- autograd ----------------------------------------------------------------------------
   bool requires_grad() const { return impl().requires_grad; }
   Tensor& requires_grad_(bool on = true);
-  Tensor grad() const;                  // undefined until a backward reaches this leaf
+  Tensor grad() const;  // undefined until a backward reaches this leaf
   void set_grad(const Tensor& g);
-  void zero_grad();                     // drops the accumulated gradient
+  void zero_grad();  // drops the accumulated gradient
   const std::shared_ptr<Node>& grad_fn() const { return impl().grad_fn; }
   bool is_leaf() const { return impl().grad_fn == nullptr; }
   // Runs reverse-mode differentiation from this tensor. `grad` defaults to 1 for a scalar.
@@ -124,10 +124,22 @@ void check_dim(const char* op, const Tensor& a, int64_t ndim);
 
 template <class T>
 constexpr DType dtype_of();
-template <> constexpr DType dtype_of<float>() { return DType::F32; }
-template <> constexpr DType dtype_of<double>() { return DType::F64; }
-template <> constexpr DType dtype_of<bf16>() { return DType::BF16; }
-template <> constexpr DType dtype_of<int32_t>() { return DType::I32; }
+template <>
+constexpr DType dtype_of<float>() {
+  return DType::F32;
+}
+template <>
+constexpr DType dtype_of<double>() {
+  return DType::F64;
+}
+template <>
+constexpr DType dtype_of<bf16>() {
+  return DType::BF16;
+}
+template <>
+constexpr DType dtype_of<int32_t>() {
+  return DType::I32;
+}
 
 template <class T>
 T* Tensor::data() const {

@@ -32,7 +32,7 @@ struct LiveBlock {
 };
 
 struct DevicePool {
-  FreeList free_blocks;                          // the shared cache
+  FreeList free_blocks;  // the shared cache
   std::unordered_map<void*, LiveBlock> live;
   std::map<PoolId, PrivatePool> pools;
   PoolId routing = 0;

@@ -17,10 +17,10 @@
 namespace sparrow::cuda {
 
 struct AllocatorStats {
-  size_t allocated = 0;      // bytes handed out now
-  size_t reserved = 0;       // bytes held from cudaMalloc (allocated + cached)
+  size_t allocated = 0;  // bytes handed out now
+  size_t reserved = 0;   // bytes held from cudaMalloc (allocated + cached)
   size_t peak_allocated = 0;
-  size_t cuda_mallocs = 0;   // cudaMalloc calls so far
+  size_t cuda_mallocs = 0;  // cudaMalloc calls so far
 };
 
 void* allocate(size_t nbytes, int device);

@@ -99,8 +99,8 @@ void Graph::capture(const std::function<void()>& body) {
   // Earlier work finishes (and reports its errors) before recording starts.
   synchronize();
   if (!s.arena) {
-    SPARROW_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&s.arena), kArenaInts * sizeof(int32_t),
-                                     cudaHostAllocMapped));
+    SPARROW_CUDA_CHECK(
+        cudaHostAlloc(reinterpret_cast<void**>(&s.arena), kArenaInts * sizeof(int32_t), cudaHostAllocMapped));
     SPARROW_CUDA_CHECK(cudaEventCreateWithFlags(&s.launched, cudaEventDisableTiming));
   }
   s.shift = 0;
@@ -187,8 +187,8 @@ void check_on_host(const int32_t* device_values, int n, std::function<std::strin
     return;
   }
   std::vector<int32_t> host(static_cast<size_t>(n));
-  SPARROW_CUDA_CHECK(cudaMemcpyAsync(host.data(), device_values, n * sizeof(int32_t), cudaMemcpyDeviceToHost,
-                                     stream()));
+  SPARROW_CUDA_CHECK(
+      cudaMemcpyAsync(host.data(), device_values, n * sizeof(int32_t), cudaMemcpyDeviceToHost, stream()));
   SPARROW_CUDA_CHECK(cudaStreamSynchronize(stream()));
   const std::string m = fault(host.data());
   if (!m.empty()) throw Error(m);

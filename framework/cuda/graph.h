@@ -52,8 +52,8 @@ class Graph {
   void reset();
 
   bool captured() const;
-  size_t nodes() const;        // kernels, copies and memsets in the graph
-  size_t pool_bytes() const;   // device memory the graph's private pool holds
+  size_t nodes() const;       // kernels, copies and memsets in the graph
+  size_t pool_bytes() const;  // device memory the graph's private pool holds
 
   struct State;
 

@@ -29,17 +29,17 @@ inline unsigned grid_for(int64_t n, int threads = 256) {
 
 }  // namespace sparrow::cuda
 
-#define SPARROW_CUDA_CHECK(call)                                                        \
-  do {                                                                                  \
-    cudaError_t e_ = (call);                                                            \
-    if (e_ != cudaSuccess) ::sparrow::cuda::throw_cuda(e_, #call, __FILE__, __LINE__);  \
+#define SPARROW_CUDA_CHECK(call)                                                       \
+  do {                                                                                 \
+    cudaError_t e_ = (call);                                                           \
+    if (e_ != cudaSuccess) ::sparrow::cuda::throw_cuda(e_, #call, __FILE__, __LINE__); \
   } while (0)
 
 // After every kernel launch: catches bad launch configurations at once.
 #define SPARROW_CUDA_LAUNCH_CHECK() SPARROW_CUDA_CHECK(cudaGetLastError())
 
-#define SPARROW_CUBLAS_CHECK(call)                                                          \
-  do {                                                                                      \
-    cublasStatus_t s_ = (call);                                                             \
+#define SPARROW_CUBLAS_CHECK(call)                                                                 \
+  do {                                                                                             \
+    cublasStatus_t s_ = (call);                                                                    \
     if (s_ != CUBLAS_STATUS_SUCCESS) ::sparrow::cuda::throw_cublas(s_, #call, __FILE__, __LINE__); \
   } while (0)

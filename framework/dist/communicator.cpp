@@ -49,7 +49,9 @@ class SingleCommunicator final : public Communicator {
     return std::make_unique<Done>();
   }
   std::unique_ptr<Work> send(Tensor, int peer) override { fail("dist::send to rank ", peer, ": this run has 1 rank"); }
-  std::unique_ptr<Work> recv(Tensor, int peer) override { fail("dist::recv from rank ", peer, ": this run has 1 rank"); }
+  std::unique_ptr<Work> recv(Tensor, int peer) override {
+    fail("dist::recv from rank ", peer, ": this run has 1 rank");
+  }
   void barrier() override {}
   std::unique_ptr<Communicator> split(int, int) override { return std::make_unique<SingleCommunicator>(); }
 };

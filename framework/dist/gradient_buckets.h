@@ -40,11 +40,11 @@ class GradientBuckets {
 
   nn::ParameterBuffer params_;
   Communicator& comm_;
-  std::vector<std::pair<int64_t, int64_t>> ranges_;     // [begin, end) in the flat buffer
-  std::vector<int> slots_in_;                            // parameters per bucket
+  std::vector<std::pair<int64_t, int64_t>> ranges_;  // [begin, end) in the flat buffer
+  std::vector<int> slots_in_;                        // parameters per bucket
   std::unordered_map<const TensorImpl*, size_t> bucket_of_;
-  std::vector<int> waiting_;                             // parameters not yet final, per bucket
-  std::vector<std::unique_ptr<Work>> inflight_;          // per bucket; null until started
+  std::vector<int> waiting_;                     // parameters not yet final, per bucket
+  std::vector<std::unique_ptr<Work>> inflight_;  // per bucket; null until started
   size_t started_early_ = 0;
 };
 

@@ -66,10 +66,14 @@ void bf16_reduce(void* in, void* inout, int* len, MPI_Datatype*) {
 
 MPI_Datatype mpi_type(DType t) {
   switch (t) {
-    case DType::F32: return MPI_FLOAT;
-    case DType::F64: return MPI_DOUBLE;
-    case DType::I32: return MPI_INT32_T;
-    case DType::BF16: return MPI_UINT16_T;
+    case DType::F32:
+      return MPI_FLOAT;
+    case DType::F64:
+      return MPI_DOUBLE;
+    case DType::I32:
+      return MPI_INT32_T;
+    case DType::BF16:
+      return MPI_UINT16_T;
   }
   fail("dist: no MPI type for ", dtype_name(t));
 }
@@ -148,8 +152,7 @@ class MpiCommunicator final : public Communicator {
     check_same_dtype("dist::reduce_scatter", in, out);
     auto w = std::make_unique<MpiWork>("reduce_scatter", std::vector<Tensor>{in, out});
     check_mpi(MPI_Ireduce_scatter_block(in.data_ptr(), out.data_ptr(), mpi_count("reduce_scatter", out.numel()),
-                                        mpi_type(out.dtype()), mpi_op(out.dtype(), ReduceOp::Sum), comm_,
-                                        w->request()),
+                                        mpi_type(out.dtype()), mpi_op(out.dtype(), ReduceOp::Sum), comm_, w->request()),
               "reduce_scatter");
     return w;
   }
@@ -168,17 +171,16 @@ class MpiCommunicator final : public Communicator {
     check_peer("broadcast", root);
     check_tensor("broadcast", t, false);
     auto w = std::make_unique<MpiWork>("broadcast", std::vector<Tensor>{t});
-    check_mpi(MPI_Ibcast(t.data_ptr(), mpi_count("broadcast", t.numel()), mpi_type(t.dtype()), root, comm_,
-                         w->request()),
-              "broadcast");
+    check_mpi(
+        MPI_Ibcast(t.data_ptr(), mpi_count("broadcast", t.numel()), mpi_type(t.dtype()), root, comm_, w->request()),
+        "broadcast");
     return w;
   }
   std::unique_ptr<Work> send(Tensor t, int peer) override {
     check_peer("send", peer);
     check_tensor("send", t, false);
     auto w = std::make_unique<MpiWork>("send", std::vector<Tensor>{t});
-    check_mpi(MPI_Isend(t.data_ptr(), mpi_count("send", t.numel()), mpi_type(t.dtype()), peer, 0, comm_,
-                        w->request()),
+    check_mpi(MPI_Isend(t.data_ptr(), mpi_count("send", t.numel()), mpi_type(t.dtype()), peer, 0, comm_, w->request()),
               "send");
     return w;
   }
@@ -186,8 +188,7 @@ class MpiCommunicator final : public Communicator {
     check_peer("recv", peer);
     check_tensor("recv", t, false);
     auto w = std::make_unique<MpiWork>("recv", std::vector<Tensor>{t});
-    check_mpi(MPI_Irecv(t.data_ptr(), mpi_count("recv", t.numel()), mpi_type(t.dtype()), peer, 0, comm_,
-                        w->request()),
+    check_mpi(MPI_Irecv(t.data_ptr(), mpi_count("recv", t.numel()), mpi_type(t.dtype()), peer, 0, comm_, w->request()),
               "recv");
     return w;
   }

@@ -27,10 +27,14 @@ void check_nccl(ncclResult_t r, const char* what) {
 
 ncclDataType_t nccl_type(DType t) {
   switch (t) {
-    case DType::F32: return ncclFloat32;
-    case DType::F64: return ncclFloat64;
-    case DType::I32: return ncclInt32;
-    case DType::BF16: return ncclBfloat16;
+    case DType::F32:
+      return ncclFloat32;
+    case DType::F64:
+      return ncclFloat64;
+    case DType::I32:
+      return ncclInt32;
+    case DType::BF16:
+      return ncclBfloat16;
   }
   fail("dist: no NCCL type for ", dtype_name(t));
 }
@@ -99,8 +103,8 @@ class NcclCommunicator final : public Communicator {
     check_tensor("reduce_scatter", in, true, out.numel() * size_);
     check_same_dtype("dist::reduce_scatter", in, out);
     return run({in, out}, "reduce_scatter", [&] {
-      return ncclReduceScatter(in.data_ptr(), out.data_ptr(), static_cast<size_t>(out.numel()),
-                               nccl_type(out.dtype()), ncclSum, comm_, stream_);
+      return ncclReduceScatter(in.data_ptr(), out.data_ptr(), static_cast<size_t>(out.numel()), nccl_type(out.dtype()),
+                               ncclSum, comm_, stream_);
     });
   }
   std::unique_ptr<Work> all_gather(Tensor in, Tensor out) override {
@@ -108,8 +112,8 @@ class NcclCommunicator final : public Communicator {
     check_tensor("all_gather", out, true, in.numel() * size_);
     check_same_dtype("dist::all_gather", in, out);
     return run({in, out}, "all_gather", [&] {
-      return ncclAllGather(in.data_ptr(), out.data_ptr(), static_cast<size_t>(in.numel()), nccl_type(in.dtype()),
-                           comm_, stream_);
+      return ncclAllGather(in.data_ptr(), out.data_ptr(), static_cast<size_t>(in.numel()), nccl_type(in.dtype()), comm_,
+                           stream_);
     });
   }
   std::unique_ptr<Work> broadcast(Tensor t, int root) override {

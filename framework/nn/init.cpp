@@ -27,8 +27,6 @@ void uniform_(Tensor& t, Generator& gen, double lo, double hi) {
   assign(t, v);
 }
 
-void constant_(Tensor& t, double value) {
-  assign(t, std::vector<double>(static_cast<size_t>(t.numel()), value));
-}
+void constant_(Tensor& t, double value) { assign(t, std::vector<double>(static_cast<size_t>(t.numel()), value)); }
 
 }  // namespace sparrow::nn::init

@@ -16,8 +16,8 @@ MLP::MLP(const MLPOptions& o, Generator& gen) : act_(o.activation), dropout_(o.d
   SPARROW_CHECK(o.dropout >= 0.0 && o.dropout < 1.0, "MLP: dropout must lie in [0, 1), got ", o.dropout);
   SPARROW_CHECK(o.dropout == 0.0 || o.dropout_gen, "MLP: dropout ", o.dropout, " needs a dropout generator");
   fc = register_module("fc", std::make_shared<Linear>(o.in, o.hidden, o.bias, gen, o.dtype, o.device));
-  proj = register_module("proj",
-                         std::make_shared<Linear>(o.hidden, o.out ? o.out : o.in, o.bias, gen, o.dtype, o.device));
+  proj =
+      register_module("proj", std::make_shared<Linear>(o.hidden, o.out ? o.out : o.in, o.bias, gen, o.dtype, o.device));
 }
 
 Tensor MLP::forward(const Tensor& x) const {

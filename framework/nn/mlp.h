@@ -13,7 +13,7 @@ Activation parse_activation(const std::string& s);  // "gelu" | "silu"
 
 struct MLPOptions {
   int64_t in = 0, hidden = 0;
-  int64_t out = 0;              // 0: same as in
+  int64_t out = 0;  // 0: same as in
   Activation activation = Activation::GELU;
   bool bias = true;
   double dropout = 0.0;

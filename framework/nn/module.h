@@ -17,9 +17,9 @@ namespace sparrow::nn {
 enum class WeightDecay : uint8_t { Auto, Yes, No };
 
 struct NamedParameter {
-  std::string name;     // full dotted name
-  Tensor tensor;        // the parameter itself (same TensorImpl as the module's member)
-  bool weight_decay;    // resolved: the explicit flag, or the name rule
+  std::string name;   // full dotted name
+  Tensor tensor;      // the parameter itself (same TensorImpl as the module's member)
+  bool weight_decay;  // resolved: the explicit flag, or the name rule
 };
 
 // The rule for WeightDecay::Auto: 1-D (and 0-D) parameters, names ending in ".bias" and names

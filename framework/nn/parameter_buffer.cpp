@@ -95,19 +95,16 @@ void ParameterBuffer::check_bound() const {
 }
 
 Tensor ParameterBuffer::view_of(const Tensor& flat, const ParameterSlot& s) const {
-  SPARROW_CHECK(flat.dim() == 1 && flat.numel() == numel() && flat.is_contiguous(), "ParameterBuffer::view_of: ",
-                describe(flat), " does not have the buffer's layout of ", numel(), " elements");
+  SPARROW_CHECK(flat.dim() == 1 && flat.numel() == numel() && flat.is_contiguous(),
+                "ParameterBuffer::view_of: ", describe(flat), " does not have the buffer's layout of ", numel(),
+                " elements");
   const Shape& shape = s.param.shape();
   return make_view(flat, shape, contiguous_strides(shape), flat.offset() + s.offset);
 }
 
-std::vector<std::pair<std::string, Tensor>> ParameterBuffer::named_parameters() const {
-  return named_views(data());
-}
+std::vector<std::pair<std::string, Tensor>> ParameterBuffer::named_parameters() const { return named_views(data()); }
 
-std::vector<std::pair<std::string, Tensor>> ParameterBuffer::named_gradients() const {
-  return named_views(grad());
-}
+std::vector<std::pair<std::string, Tensor>> ParameterBuffer::named_gradients() const { return named_views(grad()); }
 
 void ParameterBuffer::save(const std::string& path, const std::map<std::string, std::string>& metadata) const {
   Tensor host = data();

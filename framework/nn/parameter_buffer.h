@@ -26,9 +26,9 @@ namespace sparrow::nn {
 
 struct ParameterSlot {
   std::string name;
-  Tensor param;       // the model's parameter (now a view of data())
-  Tensor grad;        // its gradient: a view of grad()
-  int64_t offset;     // first element in the flat buffers
+  Tensor param;    // the model's parameter (now a view of data())
+  Tensor grad;     // its gradient: a view of grad()
+  int64_t offset;  // first element in the flat buffers
   bool weight_decay;
 };
 
@@ -38,13 +38,13 @@ class ParameterBuffer {
   static ParameterBuffer pack(Module& model, DType dtype = DType::F32, Device device = Device::cpu());
 
   bool defined() const { return s_ != nullptr; }
-  const Tensor& data() const;   // flat [numel()] parameters
-  const Tensor& grad() const;   // flat [numel()] gradients
-  int64_t numel() const { return data().numel(); }       // including alignment padding
-  int64_t decay_numel() const;                            // [0, decay_numel()) takes weight decay
+  const Tensor& data() const;                       // flat [numel()] parameters
+  const Tensor& grad() const;                       // flat [numel()] gradients
+  int64_t numel() const { return data().numel(); }  // including alignment padding
+  int64_t decay_numel() const;                      // [0, decay_numel()) takes weight decay
   DType dtype() const { return data().dtype(); }
   Device device() const { return data().device(); }
-  const std::vector<ParameterSlot>& slots() const;        // registration order
+  const std::vector<ParameterSlot>& slots() const;           // registration order
   const ParameterSlot& slot(const std::string& name) const;  // throws naming the missing name
 
   // Zeroes the flat gradient buffer and re-points any parameter whose .grad was dropped or

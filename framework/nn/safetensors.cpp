@@ -1,6 +1,5 @@
 #include "framework/nn/safetensors.h"
 
-
 #include <algorithm>
 #include <bit>
 #include <cerrno>
@@ -47,7 +46,7 @@ struct Entry {
 struct Header {
   std::vector<Entry> entries;  // sorted by begin
   std::map<std::string, std::string> metadata;
-  uint64_t data_start;         // file offset of the data section
+  uint64_t data_start;  // file offset of the data section
 };
 
 Header read_header(const std::string& path, std::ifstream& in) {
@@ -123,8 +122,8 @@ Header read_header(const std::string& path, std::ifstream& in) {
     SPARROW_CHECK(e.begin <= e.end && e.end - e.begin == want, "safetensors ", path, ": tensor '", name,
                   "': data_offsets [", e.begin, ", ", e.end, ") hold ", e.end - e.begin, " bytes but ",
                   safetensors_dtype_name(e.dtype), shape_str(e.shape), " needs ", want);
-    SPARROW_CHECK(e.end <= data_size, "safetensors ", path, ": truncated: tensor '", name, "' needs bytes [",
-                  e.begin, ", ", e.end, ") but the data section holds ", data_size);
+    SPARROW_CHECK(e.end <= data_size, "safetensors ", path, ": truncated: tensor '", name, "' needs bytes [", e.begin,
+                  ", ", e.end, ") but the data section holds ", data_size);
     out.entries.push_back(std::move(e));
   }
   std::stable_sort(out.entries.begin(), out.entries.end(),
@@ -176,8 +175,7 @@ void check_crc(const std::string& path, const Header& h, const Entry& e, uint32_
   if (!has_checksums(h.metadata)) return;
   const std::string& want = h.metadata.at(checksum_key(e.name));
   SPARROW_CHECK(want == crc32_hex(crc), "safetensors ", path, ": tensor '", e.name,
-                "' fails its checksum (stored crc32 ", want, ", data has ", crc32_hex(crc),
-                "): the file is corrupt");
+                "' fails its checksum (stored crc32 ", want, ", data has ", crc32_hex(crc), "): the file is corrupt");
 }
 
 // Streams every tensor's bytes through its checksum before any destination is written.
@@ -204,10 +202,14 @@ bool safetensors_has_checksums(const std::map<std::string, std::string>& metadat
 
 const char* safetensors_dtype_name(DType t) {
   switch (t) {
-    case DType::F32: return "F32";
-    case DType::F64: return "F64";
-    case DType::BF16: return "BF16";
-    case DType::I32: return "I32";
+    case DType::F32:
+      return "F32";
+    case DType::F64:
+      return "F64";
+    case DType::BF16:
+      return "BF16";
+    case DType::I32:
+      return "I32";
   }
   return "?";
 }
@@ -239,7 +241,8 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
   uint64_t offset = 0;
   for (auto& [name, t] : host) {
     const uint64_t nb = t.nbytes();
-    h[name] = {{"dtype", safetensors_dtype_name(t.dtype())}, {"shape", t.shape()}, {"data_offsets", {offset, offset + nb}}};
+    h[name] = {
+        {"dtype", safetensors_dtype_name(t.dtype())}, {"shape", t.shape()}, {"data_offsets", {offset, offset + nb}}};
     offset += nb;
   }
   std::string text = h.dump();

@@ -18,9 +18,8 @@ Tensor cast(const Tensor& a, DType dtype) {
   // Into a leaf (f32 master weights cast to bf16 for compute) the gradient is handed on in its own
   // dtype: the engine converts it while adding it to the leaf's gradient, in one pass.
   const bool into_leaf = a.is_leaf();
-  return record(out, "cast", {a}, [back, into_leaf](const Tensor& g) {
-    return std::vector<Tensor>{into_leaf ? g : cast(g, back)};
-  });
+  return record(out, "cast", {a},
+                [back, into_leaf](const Tensor& g) { return std::vector<Tensor>{into_leaf ? g : cast(g, back)}; });
 }
 
 Tensor to_device(const Tensor& a, Device d) {

@@ -4,9 +4,9 @@
 // is (softmax − onehot)·dL/count per row (math in ops/cpu/cross_entropy.cpp).
 // The loss is f32 for f32 and bf16 logits (a bf16 loss would round away the third digit of what
 // the trainer logs) and f64 for f64 logits; the logits' gradient takes the logits' dtype.
+#include "framework/ops/cpu/cross_entropy.h"
 #include "framework/autograd/node.h"
 #include "framework/core/profile.h"
-#include "framework/ops/cpu/cross_entropy.h"
 #include "framework/ops/fused_common.h"
 #include "framework/ops/ops.h"
 #ifdef SPARROW_WITH_CUDA

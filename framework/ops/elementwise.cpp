@@ -1,9 +1,9 @@
 // Front ends of the two-operand elementwise ops and the in-place ops: checks, broadcasting,
 // device dispatch, autograd records. Gradients of a broadcast input are summed back to its
 // shape with sum_to.
+#include "framework/ops/cpu/elementwise.h"
 #include "framework/autograd/node.h"
 #include "framework/core/profile.h"
-#include "framework/ops/cpu/elementwise.h"
 #include "framework/ops/cpu/unary.h"
 #include "framework/ops/ops.h"
 #ifdef SPARROW_WITH_CUDA

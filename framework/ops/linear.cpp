@@ -46,7 +46,8 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   const Shape x_shape = x.shape();
   return record(y, "linear", inputs, [=](const Tensor& g) {
     Tensor g2 = reshape(g, {rows, n});
-    std::vector<Tensor> grads{gx ? reshape(matmul(g2, wd), x_shape) : Tensor(), gw ? matmul(g2, x2, true, false) : Tensor()};
+    std::vector<Tensor> grads{gx ? reshape(matmul(g2, wd), x_shape) : Tensor(),
+                              gw ? matmul(g2, x2, true, false) : Tensor()};
     if (bd.defined()) grads.push_back(gb ? sum(g2, {0}) : Tensor());
     return grads;
   });
@@ -83,7 +84,8 @@ void check_mlp(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor
 // y = gelu(x·W1ᵀ + b1)·W2ᵀ + b2, the transformer's MLP, as one node. On the GPU the first GEMM's
 // epilogue adds b1, keeps the pre-activation u = x·W1ᵀ + b1 (aux) and stores h = gelu(u); the
 // backward's dh = g·W2 GEMM multiplies by gelu'(u) in its epilogue (DGELU). That removes the
-// separate GELU passes (forward: read u, write h; backward: read dh and u, write du). Gradients, with du = (g·W2) ∘ gelu'(u):
+// separate GELU passes (forward: read u, write h; backward: read dh and u, write du). Gradients, with du = (g·W2) ∘
+// gelu'(u):
 //   dW2 = gᵀ·h,  db2 = Σ_rows g,  dW1 = duᵀ·x,  db1 = Σ_rows du,  dx = du·W1.
 Tensor mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2) {
   SPARROW_PROFILE_OP("mlp_gelu");
@@ -101,8 +103,7 @@ Tensor mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tenso
   Tensor b2d = b2.defined() ? b2.detach().contiguous() : Tensor();
   Tensor u = empty({rows, H}, x.dtype(), x.device());
   bool fused = false;
-  Tensor h = detail::matmul_forward(x2, w1d, false, true, {}, rows, H, K,
-                                    {GemmEpilogue::GeluAuxBias, b1d, u, &fused});
+  Tensor h = detail::matmul_forward(x2, w1d, false, true, {}, rows, H, K, {GemmEpilogue::GeluAuxBias, b1d, u, &fused});
   if (!fused) {  // no epilogue algorithm: h holds x·W1ᵀ
     cuda::add(h, b1d, u);
     cuda::gelu(u, h);
@@ -124,8 +125,8 @@ Tensor mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tenso
     // slower on an H200 at 65536 × 3072 (2.87 ms a layer against 1.96 ms for DGELU and a separate
     // column sum; 2.13 ms for a plain GEMM and an elementwise pass), so db1 is a sum.
     bool fused_back = false;
-    Tensor du = detail::matmul_forward(g2, w2d, false, false, {}, rows, H, N,
-                                       {GemmEpilogue::DGelu, Tensor(), u, &fused_back});
+    Tensor du =
+        detail::matmul_forward(g2, w2d, false, false, {}, rows, H, N, {GemmEpilogue::DGelu, Tensor(), u, &fused_back});
     if (!fused_back) {  // du holds g·W2
       Tensor dh = du;
       du = empty({rows, H}, g2.dtype(), g2.device());

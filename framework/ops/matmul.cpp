@@ -9,11 +9,11 @@
 //   dA = G·op(B)ᵀ            (A not transposed)      dA = op(B)·Gᵀ   (A stored transposed)
 //   dB = op(A)ᵀ·G            (B not transposed)      dB = Gᵀ·op(A)   (B stored transposed)
 // each itself a matmul with the flags folded in, then summed over broadcast batch dims (sum_to).
+#include "framework/ops/cpu/matmul.h"
 #include "framework/autograd/node.h"
 #include "framework/core/profile.h"
 #include "framework/core/strided.h"
 #include "framework/ops/cpu/elementwise.h"
-#include "framework/ops/cpu/matmul.h"
 #include "framework/ops/matmul_forward.h"
 #include "framework/ops/matmul_layout.h"
 #include "framework/ops/ops.h"
@@ -127,8 +127,8 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
   check_same_device("matmul", a, b);
   check_same_dtype("matmul", a, b);
   check_float("matmul", a);
-  SPARROW_CHECK(a.dim() >= 2 && b.dim() >= 2, "matmul: needs operands of at least 2 dims, got ", describe(a),
-                " and ", describe(b));
+  SPARROW_CHECK(a.dim() >= 2 && b.dim() >= 2, "matmul: needs operands of at least 2 dims, got ", describe(a), " and ",
+                describe(b));
   const int64_t m = a.size(trans_a ? -1 : -2), ka = a.size(trans_a ? -2 : -1);
   const int64_t kb = b.size(trans_b ? -1 : -2), n = b.size(trans_b ? -2 : -1);
   SPARROW_CHECK(ka == kb, "matmul: inner dims differ: ", shape_str(a.shape()), (trans_a ? "^T" : ""), " · ",

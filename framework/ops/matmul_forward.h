@@ -10,9 +10,9 @@ namespace sparrow::detail {
 
 struct GemmExtras {
   GemmEpilogue epilogue = GemmEpilogue::None;
-  Tensor bias, aux;          // as GemmProblem
-  bool* applied = nullptr;   // set false when a GELU epilogue could not run (CPU, or no cuBLASLt
-                             // algorithm): the result is then the plain product
+  Tensor bias, aux;         // as GemmProblem
+  bool* applied = nullptr;  // set false when a GELU epilogue could not run (CPU, or no cuBLASLt
+                            // algorithm): the result is then the plain product
 };
 
 // op(a)·op(b) over broadcast batch dims: [batch..., m, n]. A Bias epilogue always completes.

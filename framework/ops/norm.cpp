@@ -1,9 +1,9 @@
 // layer_norm and rms_norm: one autograd node each over x, weight (and bias), with a hand-written
 // backward (the math is in ops/cpu/norm.cpp). The forward saves x, the per-row mean (layer_norm)
 // and rstd = 1/√(var + ε), so the backward recomputes x̂ instead of storing it.
+#include "framework/ops/cpu/norm.h"
 #include "framework/autograd/node.h"
 #include "framework/core/profile.h"
-#include "framework/ops/cpu/norm.h"
 #include "framework/ops/fused_common.h"
 #include "framework/ops/ops.h"
 #ifdef SPARROW_WITH_CUDA

@@ -59,21 +59,22 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 Tensor mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2);
 
 // --- shape and views ---
-Tensor reshape(const Tensor& a, const Shape& shape);  // one -1 allowed; a view when contiguous
-Tensor transpose(const Tensor& a, int64_t d0, int64_t d1);  // view
-Tensor permute(const Tensor& a, const std::vector<int64_t>& order);  // view
+Tensor reshape(const Tensor& a, const Shape& shape);                     // one -1 allowed; a view when contiguous
+Tensor transpose(const Tensor& a, int64_t d0, int64_t d1);               // view
+Tensor permute(const Tensor& a, const std::vector<int64_t>& order);      // view
 Tensor slice(const Tensor& a, int64_t dim, int64_t start, int64_t end);  // view, [start, end)
 Tensor concat(const std::vector<Tensor>& parts, int64_t dim);
 std::vector<Tensor> split(const Tensor& a, const std::vector<int64_t>& sizes, int64_t dim);
 Tensor contiguous(const Tensor& a);
-Tensor cast(const Tensor& a, DType dtype);     // recorded; gradient cast back
-Tensor to_device(const Tensor& a, Device d);   // recorded; gradient moved back
+Tensor cast(const Tensor& a, DType dtype);    // recorded; gradient cast back
+Tensor to_device(const Tensor& a, Device d);  // recorded; gradient moved back
 
 // --- embedding: weight [V, D], ids I32 [...] → [..., D]; ids out of [0, V) throw. ---
 Tensor embedding(const Tensor& weight, const Tensor& ids);
 
 // --- normalisations over the last dim (fused forward, hand-written backward) ---
-Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps = 1e-5);  // bias may be undefined
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                  double eps = 1e-5);  // bias may be undefined
 Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps = 1e-6);
 
 // --- softmax family over `dim` ---

@@ -3,9 +3,9 @@
 // gradient broadcast back over the reduced dims; of a max, the gradient scattered to the first
 // maximal element.
 #include <algorithm>
-#include "framework/core/profile.h"
 #include <array>
 #include <limits>
+#include "framework/core/profile.h"
 
 #include "framework/autograd/node.h"
 #include "framework/core/strided.h"
@@ -127,8 +127,8 @@ Tensor max(const Tensor& a, int64_t dim, bool keepdim) {
   for (int64_t i = d + 1; i < a.dim(); ++i) inner *= a.shape()[i];
   return record(out, "max", {a}, [idx, outer, n, inner, in = a.shape()](const Tensor& g) {
     Tensor gd = dense(g);
-    SPARROW_CHECK(gd.dtype() != DType::I32 && gd.numel() == outer * inner, "max backward: gradient ",
-                  describe(g), " for an input ", shape_str(in));
+    SPARROW_CHECK(gd.dtype() != DType::I32 && gd.numel() == outer * inner, "max backward: gradient ", describe(g),
+                  " for an input ", shape_str(in));
     Tensor gi = zeros(in, gd.dtype(), gd.device());
     SPARROW_KERNEL(gi.device(), max_backward(gd, idx, outer, n, inner, gi));
     return std::vector<Tensor>{gi};

@@ -1,8 +1,8 @@
 // rope: one autograd node, nothing saved but the two numbers that define the rotation; the
 // backward is the inverse rotation of the incoming gradient (math in ops/cpu/rope.cpp).
+#include "framework/ops/cpu/rope.h"
 #include "framework/autograd/node.h"
 #include "framework/core/profile.h"
-#include "framework/ops/cpu/rope.h"
 #include "framework/ops/fused_common.h"
 #include "framework/ops/ops.h"
 #ifdef SPARROW_WITH_CUDA

@@ -3,8 +3,8 @@
 // produce fresh contiguous tensors. Each backward is built from these same ops, so it runs on
 // whichever device the gradient lives on.
 #include <algorithm>
-#include "framework/core/profile.h"
 #include <numeric>
+#include "framework/core/profile.h"
 
 #include "framework/autograd/node.h"
 #include "framework/ops/ops.h"
@@ -80,8 +80,7 @@ Tensor transpose(const Tensor& a, int64_t d0, int64_t d1) {
 
 Tensor permute(const Tensor& a, const std::vector<int64_t>& order) {
   const int64_t n = a.dim();
-  SPARROW_CHECK(static_cast<int64_t>(order.size()) == n, "permute: order of ", order.size(), " dims for ",
-                describe(a));
+  SPARROW_CHECK(static_cast<int64_t>(order.size()) == n, "permute: order of ", order.size(), " dims for ", describe(a));
   std::vector<int64_t> ord(n), inverse(n, -1);
   for (int64_t i = 0; i < n; ++i) {
     ord[i] = normalize_dim(order[i], n, "permute");
@@ -112,9 +111,12 @@ Tensor slice(const Tensor& a, int64_t dim, int64_t start, int64_t end) {
   Tensor out = make_view(a, sh, a.strides(), a.offset() + s * a.strides()[d]);
   Shape in_shape = a.shape();
   if (!needs_grad({&a})) return out;
-  return record(out, std::make_shared<WindowNode>("slice", GradWindow{in_shape, d, s}, [in_shape, d, s](const Tensor& g) {
-    return std::vector<Tensor>{scatter_slice(g, in_shape, d, s)};
-  }), {a});
+  return record(out,
+                std::make_shared<WindowNode>("slice", GradWindow{in_shape, d, s},
+                                             [in_shape, d, s](const Tensor& g) {
+                                               return std::vector<Tensor>{scatter_slice(g, in_shape, d, s)};
+                                             }),
+                {a});
 }
 
 Tensor concat(const std::vector<Tensor>& parts, int64_t dim) {
@@ -130,8 +132,8 @@ Tensor concat(const std::vector<Tensor>& parts, int64_t dim) {
     check_same_dtype("concat", first, p);
     bool ok = p.dim() == first.dim();
     for (int64_t i = 0; ok && i < first.dim(); ++i) ok = i == d || p.shape()[i] == first.shape()[i];
-    SPARROW_CHECK(ok, "concat: along dim ", dim, " shapes ", shape_str(first.shape()), " and ",
-                  shape_str(p.shape()), " differ outside that dim");
+    SPARROW_CHECK(ok, "concat: along dim ", dim, " shapes ", shape_str(first.shape()), " and ", shape_str(p.shape()),
+                  " differ outside that dim");
     out_shape[d] += p.shape()[d];
   }
   Tensor out = empty(out_shape, first.dtype(), first.device());
@@ -164,8 +166,8 @@ std::vector<Tensor> split(const Tensor& a, const std::vector<int64_t>& sizes, in
     SPARROW_CHECK(s >= 0, "split: negative size ", s);
     total += s;
   }
-  SPARROW_CHECK(total == a.shape()[d], "split: sizes sum to ", total, " but dim ", dim, " of ", describe(a),
-                " has ", a.shape()[d]);
+  SPARROW_CHECK(total == a.shape()[d], "split: sizes sum to ", total, " but dim ", dim, " of ", describe(a), " has ",
+                a.shape()[d]);
   std::vector<Tensor> parts;
   int64_t at = 0;
   for (int64_t s : sizes) {

@@ -1,9 +1,9 @@
 // softmax and log_softmax over any dim: one autograd node that saves its own output (detached);
 // the backward needs only y (math in ops/cpu/softmax.cpp). The kernels walk the dim in place
 // with a stride, so a non-last dim costs no transpose.
+#include "framework/ops/cpu/softmax.h"
 #include "framework/autograd/node.h"
 #include "framework/core/profile.h"
-#include "framework/ops/cpu/softmax.h"
 #include "framework/ops/fused_common.h"
 #include "framework/ops/ops.h"
 #ifdef SPARROW_WITH_CUDA

@@ -1,10 +1,10 @@
 // Front ends of the scalar and unary ops: checks, device dispatch, autograd records. Each
 // backward is a short expression in other ops, or one fused kernel (tanh, gelu, silu) where the
 // chain of ops would be long.
+#include "framework/ops/cpu/unary.h"
 #include "framework/autograd/node.h"
 #include "framework/core/profile.h"
 #include "framework/ops/cpu/elementwise.h"
-#include "framework/ops/cpu/unary.h"
 #include "framework/ops/ops.h"
 #ifdef SPARROW_WITH_CUDA
 #include "framework/ops/cuda/elementwise.h"
@@ -32,9 +32,15 @@ Tensor fused_grad(FusedGrad k, const char* op, const Tensor& g, const Tensor& x)
   SPARROW_CHECK(g.shape() == x.shape(), op, ": gradient ", describe(g), " for an input ", describe(x));
   Tensor gx = empty(x.shape(), x.dtype(), x.device());
   switch (k) {
-    case FusedGrad::Tanh: SPARROW_KERNEL(gx.device(), tanh_backward(g, x, gx)); break;
-    case FusedGrad::Gelu: SPARROW_KERNEL(gx.device(), gelu_backward(g, x, gx)); break;
-    case FusedGrad::Silu: SPARROW_KERNEL(gx.device(), silu_backward(g, x, gx)); break;
+    case FusedGrad::Tanh:
+      SPARROW_KERNEL(gx.device(), tanh_backward(g, x, gx));
+      break;
+    case FusedGrad::Gelu:
+      SPARROW_KERNEL(gx.device(), gelu_backward(g, x, gx));
+      break;
+    case FusedGrad::Silu:
+      SPARROW_KERNEL(gx.device(), silu_backward(g, x, gx));
+      break;
   }
   return gx;
 }
@@ -109,9 +115,8 @@ Tensor sqrt(const Tensor& a) {
   Tensor out = output_like("sqrt", a);
   SPARROW_KERNEL(out.device(), sqrt(a, out));
   if (!needs_grad({&a})) return out;
-  return record(out, "sqrt", {a}, [y = out.detach()](const Tensor& g) {
-    return std::vector<Tensor>{mul_scalar(div(g, y), 0.5)};
-  });
+  return record(out, "sqrt", {a},
+                [y = out.detach()](const Tensor& g) { return std::vector<Tensor>{mul_scalar(div(g, y), 0.5)}; });
 }
 
 Tensor gelu(const Tensor& a) {

@@ -13,23 +13,22 @@ namespace sparrow::optim {
 
 namespace {
 void check_options(const AdamWOptions& o) {
-  SPARROW_CHECK(o.lr >= 0 && o.eps > 0 && o.weight_decay >= 0 && o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 &&
-                    o.beta2 < 1,
-                "AdamW: bad options lr=", o.lr, " betas=(", o.beta1, ", ", o.beta2, ") eps=", o.eps,
-                " weight_decay=", o.weight_decay);
+  SPARROW_CHECK(
+      o.lr >= 0 && o.eps > 0 && o.weight_decay >= 0 && o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1,
+      "AdamW: bad options lr=", o.lr, " betas=(", o.beta1, ", ", o.beta2, ") eps=", o.eps,
+      " weight_decay=", o.weight_decay);
 }
 }  // namespace
 
 AdamW::AdamW(nn::ParameterBuffer params, AdamWOptions opt, AdamWShard shard)
     : params_(std::move(params)), opt_(opt), shard_(shard) {
   SPARROW_CHECK(params_.defined(), "AdamW: the parameter buffer was never packed");
-  SPARROW_CHECK(params_.dtype() == DType::F32, "AdamW: master weights must be f32, got ",
-                dtype_name(params_.dtype()), " (pack the model in f32; use set_compute_copy for bf16)");
+  SPARROW_CHECK(params_.dtype() == DType::F32, "AdamW: master weights must be f32, got ", dtype_name(params_.dtype()),
+                " (pack the model in f32; use set_compute_copy for bf16)");
   check_options(opt_);
   if (shard_.end < 0) shard_.end = params_.numel();
-  SPARROW_CHECK(shard_.begin >= 0 && shard_.begin <= shard_.end && shard_.end <= params_.numel(),
-                "AdamW: shard [", shard_.begin, ", ", shard_.end, ") is not within the buffer's ", params_.numel(),
-                " elements");
+  SPARROW_CHECK(shard_.begin >= 0 && shard_.begin <= shard_.end && shard_.end <= params_.numel(), "AdamW: shard [",
+                shard_.begin, ", ", shard_.end, ") is not within the buffer's ", params_.numel(), " elements");
   const int64_t n = shard_.end - shard_.begin;
   exp_avg_ = zeros({n}, DType::F32, params_.device());
   exp_avg_sq_ = zeros({n}, DType::F32, params_.device());
@@ -43,8 +42,8 @@ void AdamW::set_compute_copy(Tensor c) {
   if (c.defined())
     SPARROW_CHECK(c.dtype() == DType::BF16 && c.dim() == 1 && c.numel() == params_.numel() && c.is_contiguous() &&
                       c.device() == params_.device(),
-                  "AdamW::set_compute_copy: needs a contiguous bf16[", params_.numel(), "] on ",
-                  params_.device().str(), ", got ", describe(c));
+                  "AdamW::set_compute_copy: needs a contiguous bf16[", params_.numel(), "] on ", params_.device().str(),
+                  ", got ", describe(c));
   compute_copy_ = std::move(c);
 }
 
@@ -110,10 +109,10 @@ void AdamW::load_state(const AdamWState& s) {
   SPARROW_CHECK(s.step >= 0, "AdamW::load_state: negative step ", s.step);
   const int64_t whole = params_.numel(), mine = exp_avg_.numel();
   for (const Tensor* t : {&s.exp_avg, &s.exp_avg_sq})
-    SPARROW_CHECK(t->defined() && t->dtype() == DType::F32 && t->dim() == 1 &&
-                      (t->numel() == whole || t->numel() == mine),
-                  "AdamW::load_state: state tensor ", t->defined() ? describe(*t) : std::string("(undefined)"),
-                  " is not f32[", whole, "] (the buffer) or f32[", mine, "] (this optimizer's shard)");
+    SPARROW_CHECK(
+        t->defined() && t->dtype() == DType::F32 && t->dim() == 1 && (t->numel() == whole || t->numel() == mine),
+        "AdamW::load_state: state tensor ", t->defined() ? describe(*t) : std::string("(undefined)"), " is not f32[",
+        whole, "] (the buffer) or f32[", mine, "] (this optimizer's shard)");
   auto take = [&](Tensor& dst, const Tensor& src) {
     const Tensor part = src.numel() == mine ? src : src.slice(0, shard_.begin, shard_.end);
     if (!part.same(dst)) copy_(dst, part);

@@ -27,9 +27,9 @@ struct AdamWOptions {
 
 // What a checkpoint needs to resume the optimizer exactly.
 struct AdamWState {
-  int64_t step = 0;  // updates taken so far
-  Tensor exp_avg;    // m, f32: the buffer's layout [numel], or an optimizer's shard of it (state())
-  Tensor exp_avg_sq; // v, f32: likewise
+  int64_t step = 0;   // updates taken so far
+  Tensor exp_avg;     // m, f32: the buffer's layout [numel], or an optimizer's shard of it (state())
+  Tensor exp_avg_sq;  // v, f32: likewise
 };
 
 // The part [begin, end) of the flat buffer an optimizer updates and keeps state for. The whole

@@ -39,7 +39,8 @@ struct AdamWKernelArgs {
 #if defined(__CUDACC__)
 __host__ __device__
 #endif
-inline float adamw_guard_factor(const AdamWKernelArgs& a, const AdamWStepScalars& s) {
+    inline float
+    adamw_guard_factor(const AdamWKernelArgs& a, const AdamWStepScalars& s) {
   if (!a.norm) return 1.0f;
   const float loss = *a.loss, norm = *a.norm;
   // x − x is 0 for finite x and NaN for ±inf or NaN (no <cmath> needed on the device).

@@ -13,9 +13,12 @@ constexpr double kPi = 3.14159265358979323846;
 // Fraction of the way from lr (p = 0) to min_lr (p = 1) under each shape.
 double decay_fraction(DecayShape s, double p) {
   switch (s) {
-    case DecayShape::Linear: return p;
-    case DecayShape::Cosine: return 0.5 * (1.0 - std::cos(kPi * p));
-    case DecayShape::Sqrt: return std::sqrt(p);
+    case DecayShape::Linear:
+      return p;
+    case DecayShape::Cosine:
+      return 0.5 * (1.0 - std::cos(kPi * p));
+    case DecayShape::Sqrt:
+      return std::sqrt(p);
   }
   return p;
 }
@@ -54,12 +57,13 @@ double LrSchedule::at(int64_t step) const {
   SPARROW_CHECK(step >= 0, "lr schedule: negative step ", step);
   if (step < c_.warmup_steps) return c_.lr * static_cast<double>(step + 1) / static_cast<double>(c_.warmup_steps);
   switch (c_.kind) {
-    case ScheduleKind::Constant: return c_.lr;
+    case ScheduleKind::Constant:
+      return c_.lr;
     case ScheduleKind::WarmupCosine:
     case ScheduleKind::WarmupLinear: {
-      const double p = std::clamp(static_cast<double>(step - c_.warmup_steps) /
-                                      static_cast<double>(c_.total_steps - c_.warmup_steps),
-                                  0.0, 1.0);
+      const double p = std::clamp(
+          static_cast<double>(step - c_.warmup_steps) / static_cast<double>(c_.total_steps - c_.warmup_steps), 0.0,
+          1.0);
       const DecayShape shape = c_.kind == ScheduleKind::WarmupCosine ? DecayShape::Cosine : DecayShape::Linear;
       return c_.lr + (c_.min_lr - c_.lr) * decay_fraction(shape, p);
     }

@@ -27,8 +27,8 @@ struct LrScheduleConfig {
   double lr = 1e-3;
   double min_lr = 0.0;
   int64_t warmup_steps = 0;
-  int64_t total_steps = 0;   // cosine, linear, wsd
-  int64_t decay_steps = 0;   // wsd: length of the final decay
+  int64_t total_steps = 0;                      // cosine, linear, wsd
+  int64_t decay_steps = 0;                      // wsd: length of the final decay
   DecayShape decay_shape = DecayShape::Linear;  // wsd
 };
 

@@ -43,8 +43,9 @@ std::vector<std::vector<std::vector<double>>> block_means_f64(const Tensor& x, i
 
 // Row r of head bh as the test computes it: the forced blocks, then the best `extra` by score
 // from a full sort (ties to the lower index).
-std::vector<int32_t> expected_row(const std::vector<std::vector<double>>& qm, const std::vector<std::vector<double>>& km,
-                                  int64_t r, bool causal, int64_t sinks, int64_t extra) {
+std::vector<int32_t> expected_row(const std::vector<std::vector<double>>& qm,
+                                  const std::vector<std::vector<double>>& km, int64_t r, bool causal, int64_t sinks,
+                                  int64_t extra) {
   const int64_t nb = static_cast<int64_t>(km.size()), range = causal ? r + 1 : nb;
   std::vector<int32_t> row;
   for (int64_t c = 0; c < std::min(sinks, range); ++c) row.push_back(int32_t(c));
@@ -88,13 +89,13 @@ double compare_with_reference(AdaptiveAttention& a, int64_t B, int64_t H, int64_
   double worst = 0;
   for (int64_t b = 0; b < B; ++b) {
     auto part = [b](const Tensor& t) { return t.slice(0, b, b + 1); };
-    const auto r = st::reference_attention(part(q), part(k), part(v), part(w), 1.0 / std::sqrt(double(D)),
-                                           [&](int64_t h, int64_t i, int64_t j) {
-                                             return st::csr_has(L->head(b * H + h), i / bs, j / bs) &&
-                                                    (!causal || j <= i);
-                                           });
-    worst = std::max({worst, st::rel_error(part(o).to_vector(), r.o), st::rel_error(part(q.grad()).to_vector(), r.dq),
-                      st::rel_error(part(k.grad()).to_vector(), r.dk), st::rel_error(part(v.grad()).to_vector(), r.dv)});
+    const auto r = st::reference_attention(
+        part(q), part(k), part(v), part(w), 1.0 / std::sqrt(double(D)), [&](int64_t h, int64_t i, int64_t j) {
+          return st::csr_has(L->head(b * H + h), i / bs, j / bs) && (!causal || j <= i);
+        });
+    worst =
+        std::max({worst, st::rel_error(part(o).to_vector(), r.o), st::rel_error(part(q.grad()).to_vector(), r.dq),
+                  st::rel_error(part(k.grad()).to_vector(), r.dk), st::rel_error(part(v.grad()).to_vector(), r.dv)});
   }
   return worst;
 }

@@ -38,7 +38,8 @@ TEST(AttentionLayoutCli, PngThatCannotBeWrittenIsAnError) {
   EXPECT_FALSE(has(full.out, "png: /dev/full")) << full.out;
   Result missing = layout_tool("--seq 1024 --png /nonexistent_dir/x.png");
   EXPECT_EQ(missing.status, 1) << missing.out;
-  EXPECT_TRUE(has(missing.out, "attention_layout: /nonexistent_dir/x.png: cannot open for writing (No such file or directory)\n"))
+  EXPECT_TRUE(has(missing.out,
+                  "attention_layout: /nonexistent_dir/x.png: cannot open for writing (No such file or directory)\n"))
       << missing.out;
 }
 

@@ -21,7 +21,7 @@ struct Case {
   int64_t B = 2, H = 3, Nq = 100, Nk = 100, D = 32, block = 32;
   bool causal = false;
   DType dtype = DType::F64;
-  std::vector<int64_t> key_last;  // empty: key j at position j
+  std::vector<int64_t> key_last;        // empty: key j at position j
   std::shared_ptr<BlockLayout> layout;  // null: dense
 };
 
@@ -175,9 +175,7 @@ TEST(BlockAttention, NonContiguousInputs) {
   // q, k, v as [B, N, H, D] storage viewed as [B, H, N, D] (the usual qkv-split layout).
   Generator g(2);
   const int64_t B = 2, H = 2, N = 33, D = 16;
-  auto bhnd_view = [&](const Tensor& t) {
-    return make_view(t, {B, H, N, D}, {N * H * D, D, H * D, 1}, 0);
-  };
+  auto bhnd_view = [&](const Tensor& t) { return make_view(t, {B, H, N, D}, {N * H * D, D, H * D, 1}, 0); };
   Tensor qs = randn({B, N, H, D}, g, DType::F64), ks = randn({B, N, H, D}, g, DType::F64),
          vs = randn({B, N, H, D}, g, DType::F64);
   Tensor q = bhnd_view(qs), k = bhnd_view(ks), v = bhnd_view(vs);
@@ -189,8 +187,7 @@ TEST(BlockAttention, NonContiguousInputs) {
   BlockAttentionArgs a;
   a.block_size = 8;
   a.causal = true;
-  EXPECT_LT(st::rel_error(block_attention(q, k, v, a).to_vector(), block_attention(qc, kc, vc, a).to_vector()),
-            1e-15);
+  EXPECT_LT(st::rel_error(block_attention(q, k, v, a).to_vector(), block_attention(qc, kc, vc, a).to_vector()), 1e-15);
 }
 
 TEST(BlockAttention, Bf16MatchesF32) {
@@ -234,17 +231,13 @@ TEST(BlockAttention, FiniteDifferences) {
   a.block_size = 4;
   a.causal = true;
   for (int64_t j = 0; j < 7; ++j) a.key_last.push_back(j < 6 ? j : 5);  // the last key summarises 0..5
-  std::vector<Tensor> in{st::leaf({1, 2, 6, 3}, g), st::leaf({1, 2, 7, 3}, g),
-                         st::leaf({1, 2, 7, 3}, g)};
-  EXPECT_TRUE(st::gradcheck([&](const std::vector<Tensor>& x) { return block_attention(x[0], x[1], x[2], a); },
-                                 in));
+  std::vector<Tensor> in{st::leaf({1, 2, 6, 3}, g), st::leaf({1, 2, 7, 3}, g), st::leaf({1, 2, 7, 3}, g)};
+  EXPECT_TRUE(st::gradcheck([&](const std::vector<Tensor>& x) { return block_attention(x[0], x[1], x[2], a); }, in));
   a.causal = false;
   a.key_last.clear();
-  std::vector<Tensor> in2{st::leaf({1, 1, 5, 3}, g), st::leaf({1, 1, 5, 3}, g),
-                          st::leaf({1, 1, 5, 3}, g)};
+  std::vector<Tensor> in2{st::leaf({1, 1, 5, 3}, g), st::leaf({1, 1, 5, 3}, g), st::leaf({1, 1, 5, 3}, g)};
   a.scale = 0.7;
-  EXPECT_TRUE(st::gradcheck([&](const std::vector<Tensor>& x) { return block_attention(x[0], x[1], x[2], a); },
-                                 in2));
+  EXPECT_TRUE(st::gradcheck([&](const std::vector<Tensor>& x) { return block_attention(x[0], x[1], x[2], a); }, in2));
 }
 
 TEST(BlockAttention, NoGradRecordsNothing) {
@@ -261,10 +254,10 @@ TEST(BlockAttention, BadInputsThrow) {
   Tensor q = randn({1, 2, 16, 8}, g), k = randn({1, 2, 16, 8}, g);
   BlockAttentionArgs a;
   a.block_size = 8;
-  EXPECT_THROW(block_attention(q, randn({1, 2, 16, 4}, g), k, a), Error);       // head dims
-  EXPECT_THROW(block_attention(q, randn({1, 3, 16, 8}, g), k, a), Error);       // heads
-  EXPECT_THROW(block_attention(q, k, randn({1, 2, 15, 8}, g), a), Error);       // k vs v
-  EXPECT_THROW(block_attention(randn({2, 16, 8}, g), k, k, a), Error);          // rank
+  EXPECT_THROW(block_attention(q, randn({1, 2, 16, 4}, g), k, a), Error);              // head dims
+  EXPECT_THROW(block_attention(q, randn({1, 3, 16, 8}, g), k, a), Error);              // heads
+  EXPECT_THROW(block_attention(q, k, randn({1, 2, 15, 8}, g), a), Error);              // k vs v
+  EXPECT_THROW(block_attention(randn({2, 16, 8}, g), k, k, a), Error);                 // rank
   EXPECT_THROW(block_attention(q, randn({1, 2, 16, 8}, g, DType::F64), k, a), Error);  // dtype
   BlockAttentionArgs bad = a;
   bad.key_last = {1, 2, 3};

@@ -109,8 +109,8 @@ TEST(Hierarchical, RuleCoversEveryPositionExactlyOnce) {
                 for (int64_t p = ref.keys[key].first; p <= ref.keys[key].last; ++p) ++count[p];
             for (int64_t p = 0; p < N; ++p)
               ASSERT_EQ(count[p], (!causal || p <= i) ? 1 : 0)
-                  << "N=" << N << " levels=" << levels << " window=" << window << " causal=" << causal
-                  << " query " << i << " position " << p;
+                  << "N=" << N << " levels=" << levels << " window=" << window << " causal=" << causal << " query " << i
+                  << " position " << p;
           }
         }
 }
@@ -120,8 +120,8 @@ TEST(Hierarchical, MatchesPooledReferenceForwardAndGradients) {
     for (int64_t N : {32, 37})
       for (int64_t levels : {1, 2})
         for (int64_t window : {0, 1}) {
-          SCOPED_TRACE("causal=" + std::to_string(causal) + " N=" + std::to_string(N) + " levels=" +
-                       std::to_string(levels) + " window=" + std::to_string(window));
+          SCOPED_TRACE("causal=" + std::to_string(causal) + " N=" + std::to_string(N) +
+                       " levels=" + std::to_string(levels) + " window=" + std::to_string(window));
           const int64_t B = 2, H = 2, D = 5, bs = 4, pool = 2;
           HierarchicalAttention a(hier_config(bs, levels, pool, window));
           Generator g(11 + N + levels);
@@ -143,8 +143,7 @@ TEST(Hierarchical, MatchesPooledReferenceForwardAndGradients) {
 
           // The case exercises the summaries: some row lists a coarse block.
           const BlockCSR& csr = a.last_layout()->heads[0];
-          EXPECT_TRUE(std::any_of(csr.col_idx.begin(), csr.col_idx.end(),
-                                  [&](int32_t c) { return c >= ref.nb; }));
+          EXPECT_TRUE(std::any_of(csr.col_idx.begin(), csr.col_idx.end(), [&](int32_t c) { return c >= ref.nb; }));
           const AttentionStats s = a.stats();
           EXPECT_EQ(s.backend, "hierarchical");
           EXPECT_EQ(s.seq_len, N);
@@ -159,8 +158,11 @@ TEST(Hierarchical, FiniteDifferenceGradients) {
     Generator g(5);
     std::vector<Tensor> in{st::leaf({1, 2, 9, 3}, g), st::leaf({1, 2, 9, 3}, g), st::leaf({1, 2, 9, 3}, g)};
     HierarchicalAttention a(hier_config(2, 2, 2, 0));
-    EXPECT_TRUE(st::gradcheck([&](const std::vector<Tensor>& x) { return a.forward({x[0], x[1], x[2], causal, 0}); },
-                              in));
+    EXPECT_TRUE(st::gradcheck(
+        [&](const std::vector<Tensor>& x) {
+          return a.forward({x[0], x[1], x[2], causal, 0});
+        },
+        in));
   }
 }
 

@@ -82,8 +82,13 @@ TEST(LayoutLimits, EstimateBoundsTheActiveBlocks) {
   for (bool causal : {false, true})
     for (double sparsity : {0.0, 0.5, 0.95})
       for (const std::vector<std::string>& names :
-           std::vector<std::vector<std::string>>{{"local"}, {"dilated"}, {"strided"}, {"fixed"}, {"bigbird"},
-                                                 {"global", "random"}, {"local", "dilated", "strided", "fixed"}}) {
+           std::vector<std::vector<std::string>>{{"local"},
+                                                 {"dilated"},
+                                                 {"strided"},
+                                                 {"fixed"},
+                                                 {"bigbird"},
+                                                 {"global", "random"},
+                                                 {"local", "dilated", "strided", "fixed"}}) {
         AttentionConfig cfg = config(names, sparsity);
         cfg.pattern.global_blocks = 2;
         cfg.pattern.random_blocks = 3;

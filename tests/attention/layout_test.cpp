@@ -167,8 +167,7 @@ TEST(Patterns, FixedMatchesSparseTransformer) {
   auto cfg = config({"fixed"});
   cfg.pattern.stride = 5;
   for (bool causal : {false, true})
-    expect_matches(build(cfg, 16 * 33 + 1, causal),
-                   [](int64_t r, int64_t c) { return r / 5 == c / 5 || c % 5 == 4; });
+    expect_matches(build(cfg, 16 * 33 + 1, causal), [](int64_t r, int64_t c) { return r / 5 == c / 5 || c % 5 == 4; });
 }
 
 TEST(Patterns, GlobalRowsAndColumns) {
@@ -417,7 +416,7 @@ TEST(LayoutCache, BoundedLruEvictsTheOldest) {
   EXPECT_EQ(layout_cache_stats().entries, 2u);
   EXPECT_EQ(get_layout(cfg, 1024, 1, false).get(), a.get());
   EXPECT_NE(get_layout(cfg, 2048, 1, false).get(), b.get());  // rebuilt
-  EXPECT_EQ(b->num_q_blocks, 64);                              // callers' copies stay valid
+  EXPECT_EQ(b->num_q_blocks, 64);                             // callers' copies stay valid
   set_layout_cache_limits(32, size_t(2) << 30);
   layout_cache_clear();
 }

@@ -61,8 +61,8 @@ inline ::testing::AssertionResult gradcheck(const std::function<Tensor(const std
       p[i] = orig;
       double numeric = (fp - fm) / (2 * h);
       if (std::abs(numeric - analytic[i]) > atol + rtol * std::abs(numeric))
-        return ::testing::AssertionFailure() << "input " << k << " element " << i << ": analytic " << analytic[i]
-                                             << " vs numeric " << numeric;
+        return ::testing::AssertionFailure()
+               << "input " << k << " element " << i << ": analytic " << analytic[i] << " vs numeric " << numeric;
     }
   }
   return ::testing::AssertionSuccess();
@@ -81,11 +81,11 @@ inline double rel_error(const Tensor& a, const Tensor& b) {
 }
 
 // GPU suites call this first: skips with a clear reason where no GPU is present.
-#define SPARROW_REQUIRE_GPU()                                                                      \
-  do {                                                                                             \
-    if (!::sparrow::cuda_available())                                                              \
-      GTEST_SKIP() << "no CUDA device visible (this build: "                                     \
-                   << (SPARROW_BUILT_WITH_CUDA ? "CUDA on" : "CUDA off") << "); runs on a GPU host"; \
+#define SPARROW_REQUIRE_GPU()                                                                                      \
+  do {                                                                                                             \
+    if (!::sparrow::cuda_available())                                                                              \
+      GTEST_SKIP() << "no CUDA device visible (this build: " << (SPARROW_BUILT_WITH_CUDA ? "CUDA on" : "CUDA off") \
+                   << "); runs on a GPU host";                                                                     \
   } while (0)
 #ifdef SPARROW_WITH_CUDA
 #define SPARROW_BUILT_WITH_CUDA true

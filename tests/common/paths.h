@@ -22,7 +22,8 @@ inline std::string bin_dir() {
 // Config overrides every training test adds: a shared token cache in the temp folder, and the
 // corpus from SPARROW_TEST_CORPUS on hosts that keep it elsewhere than dict-gcide's path.
 inline std::vector<std::string> data_overrides() {
-  std::vector<std::string> o{"data.cache_dir=" + (std::filesystem::temp_directory_path() / "sparrow_test_cache").string()};
+  std::vector<std::string> o{"data.cache_dir=" +
+                             (std::filesystem::temp_directory_path() / "sparrow_test_cache").string()};
   if (const char* corpus = std::getenv("SPARROW_TEST_CORPUS")) o.push_back(std::string("data.path=") + corpus);
   return o;
 }

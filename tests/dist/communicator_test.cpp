@@ -55,8 +55,7 @@ TEST(Communicator, ReduceScatterGivesEachRankItsChunkOfTheSum) {
   Tensor in = rank_values(r, k * P, DType::F32), out = zeros({k});
   world().reduce_scatter(in, out)->wait();
   const std::vector<double> o = out.to_vector();
-  for (int64_t i = 0; i < k; ++i)
-    EXPECT_EQ(o[i], 100.0 * P * (P - 1) / 2 + static_cast<double>(P * (r * k + i)));
+  for (int64_t i = 0; i < k; ++i) EXPECT_EQ(o[i], 100.0 * P * (P - 1) / 2 + static_cast<double>(P * (r * k + i)));
 }
 
 TEST(Communicator, AllGatherConcatenatesInRankOrder) {

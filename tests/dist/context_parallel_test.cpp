@@ -73,8 +73,8 @@ void check_context_parallel_equals_one_process(const std::vector<std::string>& b
   const attn::RingPlan plan = cp.dense_plan(true);
   const Tensor my_ids = shard_tokens(ids, plan, r), my_targets = shard_tokens(targets, plan, r);
   // The mean over the whole sequence = Σ over ranks of (local tokens / all tokens) · local mean.
-  Tensor loss = mul_scalar(sharded.loss(my_ids, my_targets, 0),
-                           static_cast<double>(my_ids.size(1)) / static_cast<double>(T));
+  Tensor loss =
+      mul_scalar(sharded.loss(my_ids, my_targets, 0), static_cast<double>(my_ids.size(1)) / static_cast<double>(T));
   loss.backward();
   Tensor g = params.grad();
   world().all_reduce(g)->wait();
@@ -92,7 +92,9 @@ void check_context_parallel_equals_one_process(const std::vector<std::string>& b
   for (const auto& s : sharded.attention_stats()) EXPECT_LE(s.ring_hops_computed, world().size() - 1);
 }
 
-TEST(ContextParallel, DenseModelEqualsOneProcess) { check_context_parallel_equals_one_process({"dense", "dense"}, 256); }
+TEST(ContextParallel, DenseModelEqualsOneProcess) {
+  check_context_parallel_equals_one_process({"dense", "dense"}, 256);
+}
 
 TEST(ContextParallel, MixedDenseAndBlockSparseRaggedEqualsOneProcess) {
   check_context_parallel_equals_one_process({"block_sparse", "dense"}, 200);

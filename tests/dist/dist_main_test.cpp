@@ -13,8 +13,8 @@ int main(int argc, char** argv) {
     struct FailurePrinter : ::testing::EmptyTestEventListener {
       void OnTestPartResult(const ::testing::TestPartResult& r) override {
         if (r.failed())
-          std::fprintf(stderr, "[rank %d] %s:%d: %s\n", sparrow::dist::launched_rank(), r.file_name() ? r.file_name() : "?",
-                       r.line_number(), r.summary());
+          std::fprintf(stderr, "[rank %d] %s:%d: %s\n", sparrow::dist::launched_rank(),
+                       r.file_name() ? r.file_name() : "?", r.line_number(), r.summary());
       }
     };
     listeners.Append(new FailurePrinter);

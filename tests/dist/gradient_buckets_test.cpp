@@ -25,7 +25,9 @@ struct ThreeLayers : nn::Module {
     l2 = register_module("l2", std::make_shared<nn::Linear>(32, 32, true, g));
     l3 = register_module("l3", std::make_shared<nn::Linear>(32, 4, true, g));
   }
-  Tensor loss(const Tensor& x) const { return sum(mul(l3->forward(tanh(l2->forward(tanh(l1->forward(x))))), x.slice(1, 0, 4))); }
+  Tensor loss(const Tensor& x) const {
+    return sum(mul(l3->forward(tanh(l2->forward(tanh(l1->forward(x))))), x.slice(1, 0, 4)));
+  }
   // The same function with l1 and l2 each recomputed in the backward (activation checkpointing):
   // their parameters get their gradients inside nested backwards.
   Tensor loss_recomputed(const Tensor& x) const {
@@ -55,7 +57,8 @@ TEST(GradientBuckets, OverlappedExchangeEqualsOneAllReduce) {
     auto guard = buckets.arm();
     b.loss(x).backward();
   }
-  EXPECT_GT(buckets.started_early(), 0u) << "some buckets should start before the backward ends; buckets " << buckets.buckets();
+  EXPECT_GT(buckets.started_early(), 0u) << "some buckets should start before the backward ends; buckets "
+                                         << buckets.buckets();
   buckets.finish();
   EXPECT_EQ(pb.grad().to_vector(), pa.grad().to_vector());
 }

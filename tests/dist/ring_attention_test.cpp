@@ -132,9 +132,7 @@ TEST(RingAttention, LocalPatternSkipsTheRingStepsItDoesNotNeed) {
   }
 }
 
-TEST(RingPlan, RefusesASequenceTooShortForTheRanks) {
-  EXPECT_THROW(make_ring_plan(16, 4, 16, false, nullptr), Error);
-}
+TEST(RingPlan, RefusesASequenceTooShortForTheRanks) { EXPECT_THROW(make_ring_plan(16, 4, 16, false, nullptr), Error); }
 
 }  // namespace
 }  // namespace sparrow::attn

@@ -56,7 +56,9 @@ TEST(ShapeNumel, OverflowIsAnErrorNamingTheShape) {
   EXPECT_EQ(shape_numel({}), 1);
   EXPECT_EQ(shape_numel({0, int64_t(1) << 62}), 0);
   const int64_t big = int64_t(1) << 32;
-  EXPECT_EQ(error_of([&] { shape_numel({big, big}); }),
+  EXPECT_EQ(error_of([&] {
+              shape_numel({big, big});
+            }),
             "shape [4294967296, 4294967296]: element count overflows 64 bits");
   // Fits as elements, not as bytes.
   EXPECT_EQ(shape_nbytes({int64_t(1) << 40}, 4), int64_t(1) << 42);
@@ -69,29 +71,29 @@ TEST(ShapeNumel, OverflowIsAnErrorNamingTheShape) {
 
 TEST(SafetensorsHeader, ShapeWhoseSizeWrapsIsRefused) {
   // 2^32 · 2^32 elements wrap to 0 in 64 bits: with data_offsets [0, 0] it used to load.
-  const std::string path = write_raw_safetensors(
-      "wrap", R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", 0);
+  const std::string path =
+      write_raw_safetensors("wrap", R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", 0);
   EXPECT_EQ(error_of([&] { nn::read_safetensors(path); }),
             "safetensors " + path + ": tensor 'w': shape [4294967296, 4294967296]: element count overflows 64 bits");
   fs::remove(path);
 }
 
 TEST(SafetensorsHeader, DimensionPastInt64IsRefused) {
-  const std::string path = write_raw_safetensors(
-      "dim", R"({"w":{"dtype":"F32","shape":[18446744073709551615],"data_offsets":[0,4]}})", 4);
+  const std::string path =
+      write_raw_safetensors("dim", R"({"w":{"dtype":"F32","shape":[18446744073709551615],"data_offsets":[0,4]}})", 4);
   EXPECT_EQ(error_of([&] { nn::read_safetensors(path); }),
             "safetensors " + path + ": tensor 'w': bad dimension 18446744073709551615");
   fs::remove(path);
 }
 
 TEST(SafetensorsHeader, SpanMustEqualTheByteSizeAndLieInTheFile) {
-  const std::string short_span = write_raw_safetensors(
-      "span", R"({"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,8]}})", 8);
+  const std::string short_span =
+      write_raw_safetensors("span", R"({"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,8]}})", 8);
   EXPECT_EQ(error_of([&] { nn::read_safetensors(short_span); }),
             "safetensors " + short_span + ": tensor 'w': data_offsets [0, 8) hold 8 bytes but F32[2, 3] needs 24");
   fs::remove(short_span);
-  const std::string past_end = write_raw_safetensors(
-      "end", R"({"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]}})", 8);
+  const std::string past_end =
+      write_raw_safetensors("end", R"({"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]}})", 8);
   EXPECT_EQ(error_of([&] { nn::read_safetensors(past_end); }),
             "safetensors " + past_end + ": truncated: tensor 'w' needs bytes [0, 24) but the data section holds 8");
   fs::remove(past_end);

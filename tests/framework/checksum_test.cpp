@@ -24,7 +24,8 @@ struct Dir {
   fs::path path;
   Dir() {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path = fs::temp_directory_path() / ("sparrow_checksum_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
+    path = fs::temp_directory_path() /
+           ("sparrow_checksum_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
     fs::remove_all(path);
     fs::create_directories(path);
   }
@@ -89,7 +90,8 @@ TEST(SafetensorsChecksum, EachTensorCarriesZlibsCrcOfItsBytes) {
     const auto off = h[name]["data_offsets"];
     const std::string data = bytes.substr(8 + n + off[0].get<size_t>(), off[1].get<size_t>() - off[0].get<size_t>());
     char want[9];
-    std::snprintf(want, sizeof want, "%08lx", ::crc32(0L, reinterpret_cast<const Bytef*>(data.data()), uInt(data.size())));
+    std::snprintf(want, sizeof want, "%08lx",
+                  ::crc32(0L, reinterpret_cast<const Bytef*>(data.data()), uInt(data.size())));
     EXPECT_EQ(h["__metadata__"][std::string("crc32.") + name], want) << name;
   }
   EXPECT_EQ(h["__metadata__"]["k"], "v");
@@ -130,7 +132,9 @@ TEST(SafetensorsChecksum, SwappedTensorNamesAreRefused) {
   tail[i0 + 6] = '1';
   tail[i1 + 6] = '0';
   spit(p, bytes.substr(0, 8) + header.substr(0, meta_end) + tail + bytes.substr(8 + n));
-  const std::string msg = error_of([&] { nn::load_safetensors_into(p, {{"layer.0.w", zeros({4})}, {"layer.1.w", zeros({4})}}); });
+  const std::string msg = error_of([&] {
+    nn::load_safetensors_into(p, {{"layer.0.w", zeros({4})}, {"layer.1.w", zeros({4})}});
+  });
   EXPECT_NE(msg.find(p), std::string::npos) << msg;
   EXPECT_NE(msg.find("fails its checksum"), std::string::npos) << msg;
 }

@@ -39,8 +39,10 @@ TEST(Dropout, RateAndScale) {
   const std::vector<double> y = dropout(x, 0.3, gen).to_vector();
   int64_t zeros_seen = 0;
   for (double v : y) {
-    if (v == 0) ++zeros_seen;
-    else EXPECT_FLOAT_EQ(v, 1.0 / 0.7);
+    if (v == 0)
+      ++zeros_seen;
+    else
+      EXPECT_FLOAT_EQ(v, 1.0 / 0.7);
   }
   EXPECT_NEAR(zeros_seen / 200000.0, 0.3, 0.005);
 }
@@ -175,9 +177,9 @@ TEST(Rope, HeadsEqualsPermuteThenRope) {
   EXPECT_EQ(part(heads, 2).to_vector(), part(split, 2).to_vector());
   auto f = [](const std::vector<Tensor>& in) { return rope_heads(in[0], 2, 1, 50.0); };
   EXPECT_TRUE(gradcheck(f, {leaf({2, 3, 3 * 2 * 6}, g)}));
-  EXPECT_THROW(rope_heads(zeros({2, 3, 20}), 2), Error);   // 20 is not 3·H·D
-  EXPECT_THROW(rope_heads(zeros({2, 3, 18}), 2), Error);   // D = 3 is odd
-  EXPECT_THROW(rope_heads(zeros({2, 36}), 2), Error);      // not [B, T, 3·H·D]
+  EXPECT_THROW(rope_heads(zeros({2, 3, 20}), 2), Error);  // 20 is not 3·H·D
+  EXPECT_THROW(rope_heads(zeros({2, 3, 18}), 2), Error);  // D = 3 is odd
+  EXPECT_THROW(rope_heads(zeros({2, 36}), 2), Error);     // not [B, T, 3·H·D]
 }
 
 TEST(Rope, Errors) {

@@ -227,7 +227,8 @@ std::vector<UnaryCase> unary_cases() {
       {"pow -1", [](const Tensor& a) { return pow_scalar(a, -1.0); }, [](double x) { return 1 / x; }, true},
       {"pow 0.5", [](const Tensor& a) { return pow_scalar(a, 0.5); }, [](double x) { return std::sqrt(x); }, true},
       {"pow 1.7", [](const Tensor& a) { return pow_scalar(a, 1.7); }, [](double x) { return std::pow(x, 1.7); }, true},
-      {"pow -2.5", [](const Tensor& a) { return pow_scalar(a, -2.5); }, [](double x) { return std::pow(x, -2.5); }, true},
+      {"pow -2.5", [](const Tensor& a) { return pow_scalar(a, -2.5); }, [](double x) { return std::pow(x, -2.5); },
+       true},
       {"pow 1", [](const Tensor& a) { return pow_scalar(a, 1.0); }, [](double x) { return x; }, false},
       {"pow 0", [](const Tensor& a) { return pow_scalar(a, 0.0); }, [](double) { return 1.0; }, false},
       {"neg", [](const Tensor& a) { return neg(a); }, [](double x) { return -x; }, false},
@@ -250,7 +251,8 @@ Vec map_ref(const Tensor& a, const std::function<double(double)>& f) {
 TEST(Unary, ValuesF64AndF32) {
   Generator g(8);
   for (const auto& c : unary_cases()) {
-    Tensor a = c.positive ? rand_uniform({5, 7}, g, 0.1, 3.0, DType::F64) : randn({5, 7}, g, DType::F64, Device::cpu(), 2.0);
+    Tensor a =
+        c.positive ? rand_uniform({5, 7}, g, 0.1, 3.0, DType::F64) : randn({5, 7}, g, DType::F64, Device::cpu(), 2.0);
     expect_near(c.op(a).to_vector(), map_ref(a, c.ref), 1e-14, 1e-300);
     Tensor af = a.to(DType::F32);
     Tensor of = c.op(af);
@@ -336,8 +338,7 @@ TEST(Unary, Gradients) {
     EXPECT_TRUE(gradcheck([p](const std::vector<Tensor>& x) { return pow_scalar(x[0], p); }, {n})) << "pow " << p;
   // A chain: the fused tanh/gelu/silu backward kernels receive non-contiguous gradients.
   Tensor b = leaf({4, 3}, g);
-  EXPECT_TRUE(gradcheck(
-      [](const std::vector<Tensor>& x) { return gelu(silu(tanh(x[0])).transpose(0, 1)); }, {b}));
+  EXPECT_TRUE(gradcheck([](const std::vector<Tensor>& x) { return gelu(silu(tanh(x[0])).transpose(0, 1)); }, {b}));
 }
 
 TEST(Unary, NoRecordUnderNoGrad) {

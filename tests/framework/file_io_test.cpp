@@ -35,7 +35,8 @@ TEST(ReadSmallFile, ReadsARegularFile) {
   const std::string p = temp_path("ok");
   std::ofstream(p) << "abc\n";
   EXPECT_EQ(read_small_file(p, 4, "test file"), "abc\n");
-  EXPECT_EQ(error_of([&] { read_small_file(p, 3, "test file"); }), p + ": the test file is 4 bytes, over the limit of 3 bytes");
+  EXPECT_EQ(error_of([&] { read_small_file(p, 3, "test file"); }),
+            p + ": the test file is 4 bytes, over the limit of 3 bytes");
   fs::remove(p);
 }
 
@@ -56,7 +57,8 @@ TEST(ReadSmallFile, CapHoldsForFilesThatReportNoSize) {
 }
 
 TEST(WriteWholeFile, FullDeviceAndMissingFolderAreErrors) {
-  EXPECT_EQ(error_of([] { write_whole_file("/dev/full", "some bytes"); }), "/dev/full: write failed (No space left on device)");
+  EXPECT_EQ(error_of([] { write_whole_file("/dev/full", "some bytes"); }),
+            "/dev/full: write failed (No space left on device)");
   EXPECT_EQ(error_of([] { write_whole_file("/nonexistent_dir/x", "some bytes"); }),
             "/nonexistent_dir/x: cannot open for writing (No such file or directory)");
   const std::string p = temp_path("write");

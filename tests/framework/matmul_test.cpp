@@ -44,7 +44,8 @@ Tensor reference_matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
     for (int64_t r = 0; r < m; ++r)
       for (int64_t c = 0; c < n; ++c) {
         double s = 0;
-        for (int64_t q = 0; q < k; ++q) s += (ta ? A[q * ac + r] : A[r * ac + q]) * (tb ? B[c * bc + q] : B[q * bc + c]);
+        for (int64_t q = 0; q < k; ++q)
+          s += (ta ? A[q * ac + r] : A[r * ac + q]) * (tb ? B[c * bc + q] : B[q * bc + c]);
         out[(i * m + r) * n + c] = s;
       }
   }
@@ -75,15 +76,17 @@ TEST(Matmul, AllTransposeCombinationsMatchLoops) {
 
 TEST(Matmul, BatchBroadcastMatchesLoops) {
   Generator g(2);
-  struct Case { Shape a, b; bool ta, tb; };
+  struct Case {
+    Shape a, b;
+    bool ta, tb;
+  };
   const std::vector<Case> cases = {
-      {{2, 3, 4, 5}, {3, 5, 6}, false, false},   // b broadcast over the leading dim
-      {{2, 1, 4, 5}, {3, 5, 6}, false, false},   // both broadcast
-      {{4, 5}, {2, 3, 5, 6}, false, false},      // 2-D a against a batched b
-      {{2, 3, 5, 4}, {1, 6, 5}, true, true},
-      {{2, 3, 4}, {4, 6}, false, false},         // folded into one GEMM
-      {{2, 3, 4}, {6, 4}, false, true},          // folded, b transposed
-      {{2, 4, 3}, {4, 6}, true, false},          // not foldable: a transposed
+      {{2, 3, 4, 5}, {3, 5, 6}, false, false},                                     // b broadcast over the leading dim
+      {{2, 1, 4, 5}, {3, 5, 6}, false, false},                                     // both broadcast
+      {{4, 5}, {2, 3, 5, 6}, false, false},                                        // 2-D a against a batched b
+      {{2, 3, 5, 4}, {1, 6, 5}, true, true},   {{2, 3, 4}, {4, 6}, false, false},  // folded into one GEMM
+      {{2, 3, 4}, {6, 4}, false, true},                                            // folded, b transposed
+      {{2, 4, 3}, {4, 6}, true, false},                                            // not foldable: a transposed
   };
   for (const Case& cs : cases) {
     Tensor a = randn(cs.a, g, DType::F64), b = randn(cs.b, g, DType::F64);
@@ -180,11 +183,13 @@ TEST(MatmulGrad, AllTransposeCombinations) {
 
 TEST(MatmulGrad, BatchBroadcastSumsGradientsBack) {
   Generator g(8);
-  struct Case { Shape a, b; bool ta, tb; };
+  struct Case {
+    Shape a, b;
+    bool ta, tb;
+  };
   const std::vector<Case> cases = {
-      {{2, 3, 4, 5}, {3, 5, 2}, false, false}, {{4, 5}, {2, 5, 3}, false, false},
-      {{2, 1, 5, 4}, {3, 2, 5}, true, true},   {{2, 3, 4}, {4, 5}, false, false},
-      {{2, 3, 4}, {5, 4}, false, true},        {{3, 4, 2}, {1, 4, 5}, true, false},
+      {{2, 3, 4, 5}, {3, 5, 2}, false, false}, {{4, 5}, {2, 5, 3}, false, false}, {{2, 1, 5, 4}, {3, 2, 5}, true, true},
+      {{2, 3, 4}, {4, 5}, false, false},       {{2, 3, 4}, {5, 4}, false, true},  {{3, 4, 2}, {1, 4, 5}, true, false},
   };
   for (const Case& cs : cases) {
     Tensor a = leaf(cs.a, g), b = leaf(cs.b, g);

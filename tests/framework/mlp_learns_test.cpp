@@ -33,8 +33,11 @@ struct Classifier : nn::Module {
 std::pair<double, double> train(Classifier& model, const Tensor& x, const Tensor& y, int steps, double lr) {
   nn::ParameterBuffer buf = nn::ParameterBuffer::pack(model);
   optim::AdamW opt(buf, {.lr = lr, .weight_decay = 0.01});
-  optim::LrSchedule sched({.kind = optim::ScheduleKind::WarmupCosine, .lr = lr, .min_lr = lr / 10,
-                           .warmup_steps = steps / 20, .total_steps = steps});
+  optim::LrSchedule sched({.kind = optim::ScheduleKind::WarmupCosine,
+                           .lr = lr,
+                           .min_lr = lr / 10,
+                           .warmup_steps = steps / 20,
+                           .total_steps = steps});
   for (int s = 0; s < steps; ++s) {
     opt.zero_grad();
     Tensor loss = cross_entropy(model.mlp->forward(x), y);

@@ -68,8 +68,7 @@ struct TempDir {
   fs::path path;
   TempDir() {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path = fs::temp_directory_path() /
-           ("sparrow_nn_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
+    path = fs::temp_directory_path() / ("sparrow_nn_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
     fs::remove_all(path);
     fs::create_directories(path);
   }
@@ -104,16 +103,24 @@ TEST(Module, HierarchicalNamesInRegistrationOrder) {
   TinyModel m(11, 4, 2, 1);
   std::vector<std::string> names;
   for (auto& p : m.named_parameters()) names.push_back(p.name);
-  const std::vector<std::string> want = {
-      "wte.weight",
-      "blocks.0.ln.weight", "blocks.0.ln.bias", "blocks.0.mlp.fc.weight", "blocks.0.mlp.fc.bias",
-      "blocks.0.mlp.proj.weight", "blocks.0.mlp.proj.bias",
-      "blocks.1.ln.weight", "blocks.1.ln.bias", "blocks.1.mlp.fc.weight", "blocks.1.mlp.fc.bias",
-      "blocks.1.mlp.proj.weight", "blocks.1.mlp.proj.bias",
-      "norm_f.weight", "head.weight", "scale"};
+  const std::vector<std::string> want = {"wte.weight",
+                                         "blocks.0.ln.weight",
+                                         "blocks.0.ln.bias",
+                                         "blocks.0.mlp.fc.weight",
+                                         "blocks.0.mlp.fc.bias",
+                                         "blocks.0.mlp.proj.weight",
+                                         "blocks.0.mlp.proj.bias",
+                                         "blocks.1.ln.weight",
+                                         "blocks.1.ln.bias",
+                                         "blocks.1.mlp.fc.weight",
+                                         "blocks.1.mlp.fc.bias",
+                                         "blocks.1.mlp.proj.weight",
+                                         "blocks.1.mlp.proj.bias",
+                                         "norm_f.weight",
+                                         "head.weight",
+                                         "scale"};
   EXPECT_EQ(names, want);
-  EXPECT_TRUE(m.parameter("blocks.1.mlp.fc.weight").same(
-      static_cast<const Block&>(*(*m.blocks)[1]).mlp->fc->weight));
+  EXPECT_TRUE(m.parameter("blocks.1.mlp.fc.weight").same(static_cast<const Block&>(*(*m.blocks)[1]).mlp->fc->weight));
   EXPECT_EQ(m.parameter("blocks.0.mlp.fc.weight").shape(), (Shape{8, 4}));
   EXPECT_EQ(m.num_parameters(), 11 * 4 + 2 * (4 + 4 + 32 + 8 + 32 + 4) + 4 + 44 + 1);
   for (auto& p : m.named_parameters()) EXPECT_TRUE(p.tensor.requires_grad()) << p.name;
@@ -357,9 +364,9 @@ TEST(ParameterBuffer, DetectsParametersThatLeftTheBuffer) {
   buf.check_bound();
   m.head->weight.zero_grad();  // drops the view: backward would allocate a private gradient
   EXPECT_NE(error_of([&] { buf.check_bound(); }).find("head.weight"), std::string::npos);
-  buf.zero_grad();             // re-attaches
+  buf.zero_grad();  // re-attaches
   buf.check_bound();
-  m.to(DType::F64);            // every parameter now has its own storage
+  m.to(DType::F64);  // every parameter now has its own storage
   EXPECT_NE(error_of([&] { buf.check_bound(); }).find("no longer views the flat buffer"), std::string::npos);
 }
 
@@ -394,9 +401,9 @@ TEST(Safetensors, RoundTripEveryDtypeAndViews) {
   Tensor strided = transpose(big, 0, 1);  // non-contiguous: written in row-major order
   Tensor scalar = scalar_tensor(2.5);
   const std::string path = dir.file("t.safetensors");
-  nn::save_safetensors(path, {{"a.f32", f32}, {"b.f64", f64}, {"c.bf16", b16}, {"d.i32", i32}, {"e.t", strided},
-                              {"f.scalar", scalar}},
-                       {{"format", "pt"}, {"step", "7"}});
+  nn::save_safetensors(
+      path, {{"a.f32", f32}, {"b.f64", f64}, {"c.bf16", b16}, {"d.i32", i32}, {"e.t", strided}, {"f.scalar", scalar}},
+      {{"format", "pt"}, {"step", "7"}});
   nn::SafetensorsContents c = nn::read_safetensors(path);
   EXPECT_EQ(c.metadata.at("step"), "7");
   EXPECT_EQ(c.metadata.at("format"), "pt");
@@ -416,9 +423,12 @@ TEST(Safetensors, RoundTripEveryDtypeAndViews) {
   // load_safetensors_into a strided destination as well.
   Tensor dst_big = zeros({3, 4});
   Tensor dst_view = transpose(dst_big, 0, 1);
-  nn::load_safetensors_into(path, {{"a.f32", zeros({2, 3})}, {"b.f64", zeros({4}, DType::F64)},
-                                   {"c.bf16", zeros({3, 2}, DType::BF16)}, {"d.i32", from_ints({0, 0, 0, 0}, {2, 2})},
-                                   {"e.t", dst_view}, {"f.scalar", scalar_tensor(0)}});
+  nn::load_safetensors_into(path, {{"a.f32", zeros({2, 3})},
+                                   {"b.f64", zeros({4}, DType::F64)},
+                                   {"c.bf16", zeros({3, 2}, DType::BF16)},
+                                   {"d.i32", from_ints({0, 0, 0, 0}, {2, 2})},
+                                   {"e.t", dst_view},
+                                   {"f.scalar", scalar_tensor(0)}});
   EXPECT_EQ(dst_big.to_vector(), big.to_vector());
   // Atomic write leaves no temp file behind.
   int files = 0;

@@ -229,7 +229,8 @@ TEST(Clip, GlobalNormScalesOnlyAboveTheThreshold) {
   EXPECT_NEAR(optim::grad_norm(buf.grad()), 1.0, 1e-6);
 
   // Separate tensors (and an undefined one, skipped).
-  Tensor a = from_vector(std::vector<double>{1, 2}, {2}, DType::F64), b = from_vector(std::vector<double>{2}, {1}, DType::F64);
+  Tensor a = from_vector(std::vector<double>{1, 2}, {2}, DType::F64),
+         b = from_vector(std::vector<double>{2}, {1}, DType::F64);
   EXPECT_NEAR(optim::clip_grad_norm({a, Tensor(), b}, 1.5), 3.0, 1e-12);
   EXPECT_NEAR(a.to_vector()[1], 2 * 1.5 / (3 + 1e-6), 1e-12);
   EXPECT_NEAR(b.to_vector()[0], 2 * 1.5 / (3 + 1e-6), 1e-12);
@@ -252,21 +253,21 @@ TEST(LrSchedule, ConstantWithWarmup) {
 }
 
 TEST(LrSchedule, WarmupCosine) {
-  optim::LrSchedule s({.kind = optim::ScheduleKind::WarmupCosine, .lr = 1.0, .min_lr = 0.1, .warmup_steps = 10,
-                       .total_steps = 110});
+  optim::LrSchedule s(
+      {.kind = optim::ScheduleKind::WarmupCosine, .lr = 1.0, .min_lr = 0.1, .warmup_steps = 10, .total_steps = 110});
   EXPECT_DOUBLE_EQ(s.at(0), 0.1);
   EXPECT_DOUBLE_EQ(s.at(4), 0.5);
   EXPECT_DOUBLE_EQ(s.at(9), 1.0);
-  EXPECT_DOUBLE_EQ(s.at(10), 1.0);                                   // p = 0
+  EXPECT_DOUBLE_EQ(s.at(10), 1.0);                                           // p = 0
   EXPECT_NEAR(s.at(35), 0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI / 4)), 1e-12);  // p = 1/4
-  EXPECT_NEAR(s.at(60), 0.55, 1e-12);                                // p = 1/2: midway
-  EXPECT_NEAR(s.at(110), 0.1, 1e-12);                                // p = 1: min_lr
-  EXPECT_NEAR(s.at(500), 0.1, 1e-12);                                // stays there
+  EXPECT_NEAR(s.at(60), 0.55, 1e-12);                                        // p = 1/2: midway
+  EXPECT_NEAR(s.at(110), 0.1, 1e-12);                                        // p = 1: min_lr
+  EXPECT_NEAR(s.at(500), 0.1, 1e-12);                                        // stays there
 }
 
 TEST(LrSchedule, WarmupLinear) {
-  optim::LrSchedule s({.kind = optim::ScheduleKind::WarmupLinear, .lr = 2.0, .min_lr = 0.0, .warmup_steps = 2,
-                       .total_steps = 12});
+  optim::LrSchedule s(
+      {.kind = optim::ScheduleKind::WarmupLinear, .lr = 2.0, .min_lr = 0.0, .warmup_steps = 2, .total_steps = 12});
   EXPECT_DOUBLE_EQ(s.at(0), 1.0);
   EXPECT_DOUBLE_EQ(s.at(1), 2.0);
   EXPECT_DOUBLE_EQ(s.at(2), 2.0);
@@ -276,15 +277,19 @@ TEST(LrSchedule, WarmupLinear) {
 }
 
 TEST(LrSchedule, WarmupStableDecay) {
-  optim::LrScheduleConfig c{.kind = optim::ScheduleKind::WSD, .lr = 1.0, .min_lr = 0.2, .warmup_steps = 5,
-                            .total_steps = 100, .decay_steps = 20};
+  optim::LrScheduleConfig c{.kind = optim::ScheduleKind::WSD,
+                            .lr = 1.0,
+                            .min_lr = 0.2,
+                            .warmup_steps = 5,
+                            .total_steps = 100,
+                            .decay_steps = 20};
   optim::LrSchedule lin(c);
   EXPECT_DOUBLE_EQ(lin.at(0), 0.2);
   EXPECT_DOUBLE_EQ(lin.at(4), 1.0);
-  EXPECT_DOUBLE_EQ(lin.at(50), 1.0);   // stable
-  EXPECT_DOUBLE_EQ(lin.at(79), 1.0);   // last stable step
-  EXPECT_NEAR(lin.at(80), 1.0, 1e-12); // decay starts (p = 0)
-  EXPECT_NEAR(lin.at(90), 0.6, 1e-12); // p = 1/2
+  EXPECT_DOUBLE_EQ(lin.at(50), 1.0);    // stable
+  EXPECT_DOUBLE_EQ(lin.at(79), 1.0);    // last stable step
+  EXPECT_NEAR(lin.at(80), 1.0, 1e-12);  // decay starts (p = 0)
+  EXPECT_NEAR(lin.at(90), 0.6, 1e-12);  // p = 1/2
   EXPECT_NEAR(lin.at(100), 0.2, 1e-12);
   c.decay_shape = optim::DecayShape::Sqrt;
   EXPECT_NEAR(optim::LrSchedule(c).at(85), 1.0 - 0.8 * 0.5, 1e-12);  // p = 1/4: 1 − √p = 1/2
@@ -294,12 +299,13 @@ TEST(LrSchedule, WarmupStableDecay) {
 }
 
 TEST(LrSchedule, RejectsInconsistentConfigs) {
-  EXPECT_THROW(optim::LrSchedule({.kind = optim::ScheduleKind::WarmupCosine, .lr = 1, .warmup_steps = 10,
-                                  .total_steps = 10}),
-               Error);
-  EXPECT_THROW(optim::LrSchedule({.kind = optim::ScheduleKind::WSD, .lr = 1, .warmup_steps = 10, .total_steps = 20,
-                                  .decay_steps = 11}),
-               Error);
+  EXPECT_THROW(
+      optim::LrSchedule({.kind = optim::ScheduleKind::WarmupCosine, .lr = 1, .warmup_steps = 10, .total_steps = 10}),
+      Error);
+  EXPECT_THROW(
+      optim::LrSchedule(
+          {.kind = optim::ScheduleKind::WSD, .lr = 1, .warmup_steps = 10, .total_steps = 20, .decay_steps = 11}),
+      Error);
   EXPECT_THROW(optim::LrSchedule({.kind = optim::ScheduleKind::Constant, .lr = 1, .min_lr = 2}), Error);
   EXPECT_EQ(optim::parse_schedule_kind("cosine"), optim::ScheduleKind::WarmupCosine);
   EXPECT_THROW(optim::parse_schedule_kind("exp"), Error);
@@ -317,7 +323,8 @@ TEST(AdamW, ShardsUpdateLikeTheWholeBufferBitForBit) {
   optim::AdamW whole(a, o);
   std::vector<std::unique_ptr<optim::AdamW>> shards;
   const int P = 3;
-  for (int r = 0; r < P; ++r) shards.push_back(std::make_unique<optim::AdamW>(b, o, dist::optimizer_shard(b.numel(), r, P)));
+  for (int r = 0; r < P; ++r)
+    shards.push_back(std::make_unique<optim::AdamW>(b, o, dist::optimizer_shard(b.numel(), r, P)));
   // The shards tile the buffer in order, on 64-byte lines, and one of them cuts the decaying prefix.
   EXPECT_EQ(shards.front()->shard().begin, 0);
   EXPECT_EQ(shards.back()->shard().end, b.numel());

@@ -117,7 +117,10 @@ TEST(Reduce, SumGradients) {
       // Through a permuted (non-contiguous) input.
       Tensor b = leaf({4, 2, 3}, g);
       EXPECT_TRUE(gradcheck(
-          [&](const std::vector<Tensor>& x) { return sum(x[0].permute({1, 2, 0}), as_dims(dims), keep); }, {b}));
+          [&](const std::vector<Tensor>& x) {
+            return sum(x[0].permute({1, 2, 0}), as_dims(dims), keep);
+          },
+          {b}));
     }
 }
 
@@ -201,7 +204,11 @@ TEST(Reduce, SumTo) {
     Tensor x = leaf({2, 3, 4}, g);
     EXPECT_TRUE(gradcheck([&](const std::vector<Tensor>& in) { return sum_to(in[0], s); }, {x})) << shape_str(s);
     Tensor y = leaf({4, 3, 2}, g);
-    EXPECT_TRUE(gradcheck([&](const std::vector<Tensor>& in) { return sum_to(in[0].permute({2, 1, 0}), s); }, {y}))
+    EXPECT_TRUE(gradcheck(
+        [&](const std::vector<Tensor>& in) {
+          return sum_to(in[0].permute({2, 1, 0}), s);
+        },
+        {y}))
         << shape_str(s) << " permuted";
   }
 }

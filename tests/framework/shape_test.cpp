@@ -156,10 +156,16 @@ TEST(ShapeGrad, ViewsAndCopies) {
   EXPECT_TRUE(gradcheck([](const std::vector<Tensor>& x) { return contiguous(transpose(x[0], 1, 2)); }, {a}));
   // Reshape of a non-contiguous view (the copying branch), then a slice of that.
   EXPECT_TRUE(gradcheck(
-      [](const std::vector<Tensor>& x) { return slice(reshape(permute(x[0], {1, 0, 2}), {6, 4}), 0, 1, 5); }, {a}));
+      [](const std::vector<Tensor>& x) {
+        return slice(reshape(permute(x[0], {1, 0, 2}), {6, 4}), 0, 1, 5);
+      },
+      {a}));
   // The same input used twice through overlapping slices: gradients add.
   EXPECT_TRUE(gradcheck(
-      [](const std::vector<Tensor>& x) { return concat({slice(x[0], 1, 0, 2), slice(x[0], 1, 1, 3)}, 2); }, {a}));
+      [](const std::vector<Tensor>& x) {
+        return concat({slice(x[0], 1, 0, 2), slice(x[0], 1, 1, 3)}, 2);
+      },
+      {a}));
 }
 
 // Slices of a recorded (non-leaf) tensor: the engine adds each slice's gradient into one buffer
@@ -206,7 +212,10 @@ TEST(ShapeGrad, ConcatAndSplit) {
   Tensor a = leaf({2, 3}, g), b = leaf({2, 1}, g), c = leaf({2, 2}, g);
   EXPECT_TRUE(gradcheck([](const std::vector<Tensor>& x) { return concat({x[0], x[1], x[2]}, 1); }, {a, b, c}));
   EXPECT_TRUE(gradcheck(
-      [](const std::vector<Tensor>& x) { return concat({transpose(x[0], 0, 1), transpose(x[1], 0, 1)}, 0); }, {a, c}));
+      [](const std::vector<Tensor>& x) {
+        return concat({transpose(x[0], 0, 1), transpose(x[1], 0, 1)}, 0);
+      },
+      {a, c}));
   Tensor d = leaf({3, 7}, g);
   // One part unused (its gradient region stays zero), the others reordered.
   EXPECT_TRUE(gradcheck(

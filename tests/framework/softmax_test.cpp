@@ -29,8 +29,7 @@ Tensor reference_softmax(const Tensor& x, int64_t dim, bool log) {
       double m = -INFINITY, z = 0;
       for (int64_t j = 0; j < D; ++j) m = std::max(m, xv[at(j)]);
       for (int64_t j = 0; j < D; ++j) z += std::exp(xv[at(j)] - m);
-      for (int64_t j = 0; j < D; ++j)
-        out[at(j)] = log ? xv[at(j)] - m - std::log(z) : std::exp(xv[at(j)] - m) / z;
+      for (int64_t j = 0; j < D; ++j) out[at(j)] = log ? xv[at(j)] - m - std::log(z) : std::exp(xv[at(j)] - m) / z;
     }
   return from_vector(out, s, DType::F64);
 }

@@ -43,7 +43,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     train::TrainState s = train::load_checkpoint(f.dir, f.params, f.opt);
     (void)s;
-  } catch (const train::CheckpointError&) {
-  }
+  } catch (const train::CheckpointError&) {}
   return 0;
 }

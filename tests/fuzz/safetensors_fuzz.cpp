@@ -28,14 +28,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       total += t.nbytes();
     }
     if (total > size) fuzz::finding("tensors hold more bytes than the file");
-  } catch (const Error&) {
-  }
+  } catch (const Error&) {}
   // The loading path a checkpoint takes: into existing tensors of fixed names, shapes, dtypes.
-  static const nn::NamedTensors dest = {{"w", zeros({2, 3}, DType::F32)}, {"b", zeros({3}, DType::BF16)},
-                                        {"n", zeros({0, 4}, DType::I32)}};
+  static const nn::NamedTensors dest = {
+      {"w", zeros({2, 3}, DType::F32)}, {"b", zeros({3}, DType::BF16)}, {"n", zeros({0, 4}, DType::I32)}};
   try {
     nn::load_safetensors_into(path, dest);
-  } catch (const Error&) {
-  }
+  } catch (const Error&) {}
   return 0;
 }

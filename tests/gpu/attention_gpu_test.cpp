@@ -97,7 +97,9 @@ Errors run_case(const Case& c, uint64_t seed = 11) {
   Generator g(seed);
   const DType ref_dt = c.dtype == DType::F64 ? DType::F64 : DType::F32;
   // Inputs rounded to the GPU dtype first, then widened for the CPU reference.
-  auto make = [&](const Shape& s) { return on(on(randn(s, g, DType::F32), Device::cpu(), c.dtype), Device::cpu(), ref_dt); };
+  auto make = [&](const Shape& s) {
+    return on(on(randn(s, g, DType::F32), Device::cpu(), c.dtype), Device::cpu(), ref_dt);
+  };
   Tensor q = make({c.B, c.H, c.Nq, c.D}), k = make({c.B, c.H, c.Nk, c.D}), v = make({c.B, c.H, c.Nk, c.D});
   Tensor w = make({c.B, c.H, c.Nq, c.D});
 

@@ -200,9 +200,9 @@ TEST(AttentionSm90Gpu, ForwardMatchesCpuAndMma) {
           EXPECT_LT(lse_err, 2e-2) << "LSE vs mma.sync";
           if (N <= 1000 || pat != "dense") {
             // CPU reference: f32 on the same rounded inputs.
-            BlockAttentionForward fc = attn::cpu::block_attention_forward(
-                on(qh, Device::cpu(), DType::F32), on(kh, Device::cpu(), DType::F32),
-                on(vh, Device::cpu(), DType::F32), a);
+            BlockAttentionForward fc =
+                attn::cpu::block_attention_forward(on(qh, Device::cpu(), DType::F32), on(kh, Device::cpu(), DType::F32),
+                                                   on(vh, Device::cpu(), DType::F32), a);
             size_t b2 = 0;
             EXPECT_LT(norm_ratio(os, fc.out.to_vector(), &b2), 2e-2) << "O vs CPU";
             const std::vector<double> lc = fc.lse.to_vector();

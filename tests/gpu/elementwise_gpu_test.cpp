@@ -92,8 +92,8 @@ TEST(ElementwiseGpu, BinaryOpsMatchCpu) {
   // A transposed operand.
   for (const auto& [name, op] : kBinary) {
     Tensor a = randn({40, 30}, gen), b = rand_uniform({30, 40}, gen, 0.5, 2.0);
-    compare(std::string(name) + " transposed", [&op = op](const std::vector<Tensor>& x) { return op(x[0].transpose(0, 1), x[1]); },
-            {a, b});
+    compare(std::string(name) + " transposed",
+            [&op = op](const std::vector<Tensor>& x) { return op(x[0].transpose(0, 1), x[1]); }, {a, b});
   }
 }
 
@@ -103,7 +103,8 @@ TEST(ElementwiseGpu, UnaryOpsMatchCpu) {
   for (DType dt : {DType::F32, DType::BF16})
     for (const auto& [name, op, positive] : kUnary) {
       Tensor a = positive ? rand_uniform({257, 129}, gen, 0.2, 3.0, dt) : randn({257, 129}, gen, dt);
-      compare(std::string(name) + " " + dtype_name(dt), [&op = op](const std::vector<Tensor>& x) { return op(x[0]); }, {a});
+      compare(std::string(name) + " " + dtype_name(dt), [&op = op](const std::vector<Tensor>& x) { return op(x[0]); },
+              {a});
       compare(std::string(name) + " transposed " + dtype_name(dt),
               [&op = op](const std::vector<Tensor>& x) { return op(x[0].transpose(0, 1)); }, {a});
     }
@@ -118,14 +119,14 @@ TEST(ElementwiseGpu, ReductionsMatchCpu) {
     bool keep;
   };
   const std::vector<Case> cases = {
-      {{3, 4, 5}, {}, false},       {{3, 4, 5}, {-1}, true},    {{3, 4, 5}, {0, 2}, false},
-      {{1 << 20}, {}, false},       // all dims, split rows
-      {{4096, 768}, {0}, false},    // columns, split
-      {{300, 20000}, {0}, false},   // columns, no split
-      {{8, 100000}, {1}, false},    // few long rows, split
-      {{2048, 768}, {1}, false},    // many rows
-      {{100000, 4}, {1}, true},     // short rows
-      {{16, 64, 32}, {0, 1}, false},  // columns over two reduced dims
+      {{3, 4, 5}, {}, false},        {{3, 4, 5}, {-1}, true},
+      {{3, 4, 5}, {0, 2}, false},    {{1 << 20}, {}, false},  // all dims, split rows
+      {{4096, 768}, {0}, false},                              // columns, split
+      {{300, 20000}, {0}, false},                             // columns, no split
+      {{8, 100000}, {1}, false},                              // few long rows, split
+      {{2048, 768}, {1}, false},                              // many rows
+      {{100000, 4}, {1}, true},                               // short rows
+      {{16, 64, 32}, {0, 1}, false},                          // columns over two reduced dims
   };
   for (DType dt : {DType::F32, DType::BF16})
     for (const Case& c : cases) {
@@ -150,7 +151,10 @@ TEST(ElementwiseGpu, MaxAndSumToMatchCpu) {
         compare("max dim " + std::to_string(d) + " " + dtype_name(dt),
                 [d, keep](const std::vector<Tensor>& x) { return max(x[0], d, keep); }, {a});
         compare("max permuted dim " + std::to_string(d),
-                [d, keep](const std::vector<Tensor>& x) { return max(x[0].permute({1, 2, 0}), d, keep); }, {a});
+                [d, keep](const std::vector<Tensor>& x) {
+                  return max(x[0].permute({1, 2, 0}), d, keep);
+                },
+                {a});
       }
     Tensor b = randn({4, 3, 1000}, gen, dt);
     for (const Shape& s : {Shape{1000}, Shape{3, 1}, Shape{}, Shape{4, 1, 1}, Shape{1, 3, 1000}})

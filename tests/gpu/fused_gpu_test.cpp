@@ -111,9 +111,7 @@ TEST(FusedGpu, CrossEntropy) {
     for (Shape s : {Shape{64, 256}, Shape{7, 50257}, Shape{300, 1000}}) {
       std::vector<int32_t> t(static_cast<size_t>(s[0]));
       for (size_t i = 0; i < t.size(); ++i) t[i] = i % 5 == 2 ? -100 : static_cast<int32_t>((i * 7919) % s[1]);
-      Fn f = [&](const std::vector<Tensor>& in) {
-        return cross_entropy(in[0], from_ints(t, {s[0]}, in[0].device()));
-      };
+      Fn f = [&](const std::vector<Tensor>& in) { return cross_entropy(in[0], from_ints(t, {s[0]}, in[0].device())); };
       expect_close_on_both("cross_entropy " + shape_str(s), f, {randn(s, g, DType::F64, Device::cpu(), 2.0)}, {true},
                            dt);
     }

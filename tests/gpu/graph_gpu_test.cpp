@@ -164,9 +164,13 @@ TEST(TrainGpu, CapturedStepTrainsLikeTheEagerStep) {
 // graph and the step runs eagerly until the sparsity holds still again; the curve matches eager.
 TEST(TrainGpu, CapturedStepFollowsTheSparsityScheduleAndAccumulation) {
   SPARROW_REQUIRE_GPU();
-  const std::vector<std::string> o{"train.steps=24", "train.seq_len=1024", "train.grad_accum=2",
-                                   "attention.schedule.start=8", "attention.schedule.end=12",
-                                   "schedule.warmup_steps=2", "train.dtype=bf16"};
+  const std::vector<std::string> o{"train.steps=24",
+                                   "train.seq_len=1024",
+                                   "train.grad_accum=2",
+                                   "attention.schedule.start=8",
+                                   "attention.schedule.end=12",
+                                   "schedule.warmup_steps=2",
+                                   "train.dtype=bf16"};
   auto with = [&](const std::string& mode) {
     std::vector<std::string> x = o;
     x.push_back("train.cuda_graph=" + mode);
@@ -195,7 +199,7 @@ TEST(TrainGpu, CapturedStepFollowsTheSparsityScheduleAndAccumulation) {
 // why and runs eagerly, and train.cuda_graph: on stops naming the reason.
 TEST(TrainGpu, EveryBackendUnderTheGraphTrainsLikeEager) {
   SPARROW_REQUIRE_GPU();
-  const std::vector<std::string> small{"model.d_model=64", "model.n_heads=4",  "train.seq_len=1024",
+  const std::vector<std::string> small{"model.d_model=64",   "model.n_heads=4", "train.seq_len=1024",
                                        "train.batch_size=2", "train.steps=8",   "schedule.warmup_steps=1",
                                        "train.dtype=bf16"};
   for (const std::string name : {"dense", "block_sparse_90", "hierarchical", "auto", "adaptive"}) {
@@ -219,8 +223,7 @@ TEST(TrainGpu, EveryBackendUnderTheGraphTrainsLikeEager) {
                                  "train.steps=4", "schedule.warmup_steps=1", "train.cuda_graph=on"});
     FAIL() << "adaptive attention was captured";
   } catch (const train::TrainError& e) {
-    EXPECT_NE(std::string(e.what()).find("train.cuda_graph is 'on' but the step cannot be captured"),
-              std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("train.cuda_graph is 'on' but the step cannot be captured"), std::string::npos)
         << e.what();
   }
 }
@@ -229,8 +232,8 @@ TEST(TrainGpu, EveryBackendUnderTheGraphTrainsLikeEager) {
 // device, the run stops after five in a row, and the last checkpoint is the last good step.
 TEST(TrainGpu, NonFiniteStepsAreSkippedUnderTheGraph) {
   SPARROW_REQUIRE_GPU();
-  std::vector<std::string> o{"train.device=cuda", "train.cuda_graph=on", "train.steps=30", "checkpoint.every=1",
-                             "eval.every=0", "schedule.warmup_steps=0", "optim.grad_clip=0"};
+  std::vector<std::string> o{"train.device=cuda", "train.cuda_graph=on",     "train.steps=30",   "checkpoint.every=1",
+                             "eval.every=0",      "schedule.warmup_steps=0", "optim.grad_clip=0"};
   for (const std::string& d : sparrow::testing::data_overrides()) o.push_back(d);
   train::Config c = train::load_config(sparrow::testing::source_dir() + "/configs/tiny.yaml", o);
   // Set past the config's validation (which refuses lr > 10): what is tested is the step's guard.

@@ -16,16 +16,17 @@ struct Case {
 };
 
 const std::vector<Case>& cases() {
-  static const std::vector<Case> c = {
-      {{64, 32}, {32, 48}, false, false},     {{32, 64}, {32, 48}, true, false},
-      {{64, 32}, {48, 32}, false, true},      {{32, 64}, {48, 32}, true, true},
-      {{37, 19}, {19, 23}, false, false},     // odd sizes: unaligned leading dims
-      {{3, 4, 33, 17}, {4, 17, 9}, false, false},  // b broadcast over the leading batch dim
-      {{2, 1, 16, 8}, {3, 8, 16}, true, true},     // both broadcast
-      {{8, 16}, {5, 16, 12}, false, false},   // 2-D a, batched b (per-element calls)
-      {{2, 5, 24}, {24, 7}, false, false},    // folded into one GEMM
-      {{6, 128, 64}, {6, 128, 64}, false, true},
-  };
+  static const std::vector<Case> c =
+      {
+          {{64, 32}, {32, 48}, false, false},         {{32, 64}, {32, 48}, true, false},
+          {{64, 32}, {48, 32}, false, true},          {{32, 64}, {48, 32}, true, true},
+          {{37, 19}, {19, 23}, false, false},          // odd sizes: unaligned leading dims
+          {{3, 4, 33, 17}, {4, 17, 9}, false, false},  // b broadcast over the leading batch dim
+          {{2, 1, 16, 8}, {3, 8, 16}, true, true},     // both broadcast
+          {{8, 16}, {5, 16, 12}, false, false},        // 2-D a, batched b (per-element calls)
+          {{2, 5, 24}, {24, 7}, false, false},         // folded into one GEMM
+          {{6, 128, 64}, {6, 128, 64}, false, true},
+      };
   return c;
 }
 
@@ -151,7 +152,10 @@ TEST(MatmulGpu, LinearWithBiasEpilogueMatchesCpu) {
 TEST(MatmulGpu, MlpGeluEpiloguesMatchCpu) {
   SPARROW_REQUIRE_GPU();
   Generator g(28);
-  struct Shapes { Shape x; int64_t hidden, out; };
+  struct Shapes {
+    Shape x;
+    int64_t hidden, out;
+  };
   const std::vector<Shapes> shapes = {{{64, 32}, 128, 32}, {{2, 37, 24}, 96, 40}, {{3, 128, 64}, 256, 64}};
   for (DType dt : {DType::F32, DType::BF16}) {
     const double tol = dt == DType::F32 ? 1e-5 : 2e-2;

@@ -43,18 +43,27 @@ void expect_same_on_both(const std::function<Tensor(const std::vector<Tensor>&)>
 
 TEST(ShapeGpu, ViewsMatchCpu) {
   SPARROW_REQUIRE_GPU();
-  expect_same_on_both([](const std::vector<Tensor>& x) { return reshape(transpose(x[0], 0, 2), {-1, 6}); },
-                      {{2, 3, 4}}, 31);
-  expect_same_on_both([](const std::vector<Tensor>& x) { return permute(x[0], {2, 0, 1}).contiguous(); },
-                      {{2, 3, 4}}, 32);
-  expect_same_on_both([](const std::vector<Tensor>& x) { return slice(slice(x[0], 1, 1, 3), 2, -3, -1); },
-                      {{2, 3, 5}}, 33);
+  expect_same_on_both(
+      [](const std::vector<Tensor>& x) {
+        return reshape(transpose(x[0], 0, 2), {-1, 6});
+      },
+      {{2, 3, 4}}, 31);
+  expect_same_on_both(
+      [](const std::vector<Tensor>& x) {
+        return permute(x[0], {2, 0, 1}).contiguous();
+      },
+      {{2, 3, 4}}, 32);
+  expect_same_on_both([](const std::vector<Tensor>& x) { return slice(slice(x[0], 1, 1, 3), 2, -3, -1); }, {{2, 3, 5}},
+                      33);
 }
 
 TEST(ShapeGpu, ConcatAndSplitMatchCpu) {
   SPARROW_REQUIRE_GPU();
-  expect_same_on_both([](const std::vector<Tensor>& x) { return concat({x[0], transpose(x[1], 0, 1), x[2]}, 1); },
-                      {{3, 2}, {4, 3}, {3, 1}}, 34);
+  expect_same_on_both(
+      [](const std::vector<Tensor>& x) {
+        return concat({x[0], transpose(x[1], 0, 1), x[2]}, 1);
+      },
+      {{3, 2}, {4, 3}, {3, 1}}, 34);
   expect_same_on_both(
       [](const std::vector<Tensor>& x) {
         std::vector<Tensor> p = split(x[0], {1, 3, 2}, 0);

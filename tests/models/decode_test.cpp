@@ -111,8 +111,7 @@ void expect_decode_matches(models::TransformerLM& m, models::TransformerLM& ref_
 void check_backend(const std::function<void(int64_t, attn::AttentionConfig&)>& set, int64_t layers,
                    const std::string& what) {
   auto m = random_model(tiny(layers, set), 5);
-  for (int64_t prefill : {1, 11})
-    expect_decode_matches(*m, *m, prefill, what + " prefill " + std::to_string(prefill));
+  for (int64_t prefill : {1, 11}) expect_decode_matches(*m, *m, prefill, what + " prefill " + std::to_string(prefill));
 }
 
 // The sparse layouts the decode reads must really be sparse for the test to mean anything.

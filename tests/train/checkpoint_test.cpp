@@ -31,8 +31,13 @@ fs::path fresh_dir(const std::string& name) {
 
 // tiny.yaml on the CPU, dropout on (RNG state must round-trip), a checkpoint every 2 steps.
 Config tiny(int64_t steps, std::vector<std::string> more = {}) {
-  std::vector<std::string> o{"train.steps=" + std::to_string(steps), "checkpoint.every=2", "checkpoint.keep_last=2",
-                             "model.dropout=0.1", "eval.every=0", "train.device=cpu", "schedule.warmup_steps=1"};
+  std::vector<std::string> o{"train.steps=" + std::to_string(steps),
+                             "checkpoint.every=2",
+                             "checkpoint.keep_last=2",
+                             "model.dropout=0.1",
+                             "eval.every=0",
+                             "train.device=cpu",
+                             "schedule.warmup_steps=1"};
   for (auto& m : more) o.push_back(m);
   for (const std::string& d : sparrow::testing::data_overrides()) o.push_back(d);
   return load_config(sparrow::testing::source_dir() + "/configs/tiny.yaml", o);
@@ -180,8 +185,7 @@ TEST(Checkpoint, ResumeAutoFallsBackPastACorruptNewestWithAWarningNamingBoth) {
   EXPECT_NE(out.find("resumed from " + ckpt(dir, 2).string() + " at step 2"), std::string::npos) << out;
   // The refused checkpoint is moved aside, not deleted, and the history is the straight run's.
   int aside = 0;
-  for (auto& e : fs::recursive_directory_iterator(dir / "abandoned"))
-    aside += e.path().filename() == "step-00000004";
+  for (auto& e : fs::recursive_directory_iterator(dir / "abandoned")) aside += e.path().filename() == "step-00000004";
   EXPECT_EQ(aside, 1);
   expect_same_losses(straight, dir);
   fs::remove_all(straight);
@@ -268,7 +272,7 @@ TEST(Metrics, ResumeReplacesTheLogAtomicallyNeverTruncatingItInPlace) {
   RunOptions part;
   part.out_dir = dir.string();
   part.stop_after = 5;
-  run_training(tiny(8), part);  // checkpoint at 4 and (stopping) at 5
+  run_training(tiny(8), part);   // checkpoint at 4 and (stopping) at 5
   fs::remove_all(ckpt(dir, 5));  // as if killed after step 5's record but before its checkpoint
   // A torn last line, as a kill mid-write leaves.
   { std::ofstream(dir / "metrics.jsonl", std::ios::app) << "{\"step\": 6, \"lo"; }

@@ -139,20 +139,23 @@ TEST(ConfigInput, InputThatStallsTheYamlParserIsAnError) {
 // ---- repeated keys ---------------------------------------------------------------------------
 
 TEST(ConfigInput, RepeatedKeyIsAnErrorAtTheRepeat) {
-  EXPECT_EQ(text_error("optim:\n  lr: 0.001\n  lr: 0.1\n"), "cfg.yaml:3:3: key 'optim.lr' is given twice (first at line 2)");
+  EXPECT_EQ(text_error("optim:\n  lr: 0.001\n  lr: 0.1\n"),
+            "cfg.yaml:3:3: key 'optim.lr' is given twice (first at line 2)");
   EXPECT_EQ(text_error("train: {steps: 3}\nmodel: {n_layers: 2}\ntrain: {steps: 5}\n"),
             "cfg.yaml:3:1: key 'train' is given twice (first at line 1)");
   EXPECT_EQ(text_error("attention:\n  pattern: {window: 1, window: 2}\n"),
             "cfg.yaml:2:24: key 'attention.pattern.window' is given twice (first at line 2)");
-  EXPECT_EQ(text_error("model: {n_layers: 4}\nattention:\n  layers:\n    1:\n      sparsity: 0.5\n      sparsity: 0.9\n"),
-            "cfg.yaml:6:7: key 'attention.layers.1.sparsity' is given twice (first at line 5)");
+  EXPECT_EQ(
+      text_error("model: {n_layers: 4}\nattention:\n  layers:\n    1:\n      sparsity: 0.5\n      sparsity: 0.9\n"),
+      "cfg.yaml:6:7: key 'attention.layers.1.sparsity' is given twice (first at line 5)");
 }
 
 // ---- numbers ---------------------------------------------------------------------------------
 
 TEST(ConfigInput, YamlSpellingsOfInfinityAndNanAreNumbersThatValidationRefuses) {
   for (const char* v : {".inf", ".Inf", ".INF", "+.inf", "inf", "Infinity", "1e999"})
-    EXPECT_EQ(text_error(std::string("optim:\n  lr: ") + v + "\n"), "cfg.yaml:2:7: key 'optim.lr' must be a finite number, got inf")
+    EXPECT_EQ(text_error(std::string("optim:\n  lr: ") + v + "\n"),
+              "cfg.yaml:2:7: key 'optim.lr' must be a finite number, got inf")
         << v;
   for (const char* v : {"-.inf", "-inf", "-1e999"})
     EXPECT_EQ(text_error(std::string("optim:\n  grad_clip: ") + v + "\n"),
@@ -171,11 +174,13 @@ TEST(ConfigInput, EveryFloatingKeyMustBeFinite) {
   ASSERT_GE(keys.doubles.size(), 15u);
   for (const std::string& key : keys.doubles) {
     EXPECT_EQ(set_error(key + "=.nan"), "--set " + key + "=.nan: key '" + key + "' must be a finite number, got nan");
-    EXPECT_EQ(set_error(key + "=-.inf"), "--set " + key + "=-.inf: key '" + key + "' must be a finite number, got -inf");
+    EXPECT_EQ(set_error(key + "=-.inf"),
+              "--set " + key + "=-.inf: key '" + key + "' must be a finite number, got -inf");
   }
   // Per-layer overrides are walked too.
-  EXPECT_EQ(set_error("attention.layers.1.sparsity=.inf"),
-            "--set attention.layers.1.sparsity=.inf: key 'attention.layers.1.sparsity' must be a finite number, got inf");
+  EXPECT_EQ(
+      set_error("attention.layers.1.sparsity=.inf"),
+      "--set attention.layers.1.sparsity=.inf: key 'attention.layers.1.sparsity' must be a finite number, got inf");
 }
 
 TEST(ConfigInput, EveryIntegerKeyIsCappedAt2To31Minus1) {
@@ -200,7 +205,8 @@ TEST(ConfigInput, DegenerateOptimiserValuesAreRefused) {
   EXPECT_EQ(text_error("optim:\n  lr: 0\n"), "cfg.yaml:2:7: key 'optim.lr' must be > 0, got 0");
   EXPECT_EQ(text_error("optim:\n  eps: 0\n"), "cfg.yaml:2:8: key 'optim.eps' must be > 0, got 0");
   EXPECT_EQ(text_error("optim:\n  eps: 2\n"), "cfg.yaml:2:8: key 'optim.eps' must be <= 1, got 2");
-  EXPECT_EQ(text_error("optim:\n  weight_decay: -0.1\n"), "cfg.yaml:2:17: key 'optim.weight_decay' must be >= 0, got -0.1");
+  EXPECT_EQ(text_error("optim:\n  weight_decay: -0.1\n"),
+            "cfg.yaml:2:17: key 'optim.weight_decay' must be >= 0, got -0.1");
   EXPECT_EQ(text_error("optim:\n  lr: 0.5\n  min_lr: 0\n  weight_decay: 2\n"),
             "cfg.yaml:4:17: key 'optim.weight_decay' times optim.lr (0.5) must be < 1 (each step scales weights by 1 - "
             "lr * weight_decay), got 2");
@@ -216,9 +222,10 @@ TEST(ConfigInput, DegenerateModelValuesAreRefused) {
   EXPECT_EQ(text_error("model:\n  rope_base: 1\n"), "cfg.yaml:2:14: key 'model.rope_base' must be > 1, got 1");
   EXPECT_EQ(text_error("model:\n  rope_base: 0.5\n"), "cfg.yaml:2:14: key 'model.rope_base' must be > 1, got 0.5");
   EXPECT_EQ(text_error("model:\n  dropout: 1\n"), "cfg.yaml:2:12: key 'model.dropout' must be in [0, 1), got 1");
-  EXPECT_EQ(text_error("model:\n  mlp_ratio: 1e-9\n"),
-            "cfg.yaml:2:14: key 'model.mlp_ratio' gives an MLP hidden width round(mlp_ratio * d_model) = 0, outside [1, "
-            "2147483647]");
+  EXPECT_EQ(
+      text_error("model:\n  mlp_ratio: 1e-9\n"),
+      "cfg.yaml:2:14: key 'model.mlp_ratio' gives an MLP hidden width round(mlp_ratio * d_model) = 0, outside [1, "
+      "2147483647]");
   EXPECT_EQ(text_error("model:\n  mlp_ratio: 1e12\n"),
             "cfg.yaml:2:14: key 'model.mlp_ratio' gives an MLP hidden width round(mlp_ratio * d_model) = 2.56e+14, "
             "outside [1, 2147483647]");

@@ -33,8 +33,7 @@ std::string text_error(const std::string& yaml, const std::vector<std::string>& 
   return error_of([&] { load_config_text(yaml, "cfg.yaml", overrides); });
 }
 
-const char* kModelKeys =
-    "vocab_size, n_layers, d_model, n_heads, mlp_ratio, dropout, tied_embeddings, norm, rope_base";
+const char* kModelKeys = "vocab_size, n_layers, d_model, n_heads, mlp_ratio, dropout, tied_embeddings, norm, rope_base";
 const char* kSections = "model, attention, data, optim, schedule, train, eval, checkpoint, log, dist";
 
 }  // namespace
@@ -107,13 +106,22 @@ TEST(Config, UnknownKeyInModelListsItsKeys) {
 
 TEST(Config, UnknownKeyInEverySection) {
   // Section path, a key that belongs there (must appear in the allowed list).
-  const std::vector<std::pair<std::string, std::string>> sections = {
-      {"model", "d_model"},          {"attention", "layers"},        {"attention.pattern", "dilation_rates"},
-      {"attention.hierarchical", "pool"}, {"attention.adaptive", "top_k"}, {"attention.auto", "budget_tokens"},
-      {"attention.schedule", "shape"}, {"data", "cache_dir"},        {"data.synthetic", "value_len"},
-      {"optim", "grad_clip"},        {"schedule", "warmup_steps"},   {"train", "grad_accum"},
-      {"eval", "batches"},           {"checkpoint", "keep_last"},    {"log", "plain"},
-      {"dist", "ranks"}};
+  const std::vector<std::pair<std::string, std::string>> sections = {{"model", "d_model"},
+                                                                     {"attention", "layers"},
+                                                                     {"attention.pattern", "dilation_rates"},
+                                                                     {"attention.hierarchical", "pool"},
+                                                                     {"attention.adaptive", "top_k"},
+                                                                     {"attention.auto", "budget_tokens"},
+                                                                     {"attention.schedule", "shape"},
+                                                                     {"data", "cache_dir"},
+                                                                     {"data.synthetic", "value_len"},
+                                                                     {"optim", "grad_clip"},
+                                                                     {"schedule", "warmup_steps"},
+                                                                     {"train", "grad_accum"},
+                                                                     {"eval", "batches"},
+                                                                     {"checkpoint", "keep_last"},
+                                                                     {"log", "plain"},
+                                                                     {"dist", "ranks"}};
   for (const auto& [section, known] : sections) {
     // Nest the section: "a.b" becomes "a:\n  b:\n    bogus: 1".
     std::string yaml, indent;
@@ -139,8 +147,7 @@ TEST(Config, UnknownKeyInEverySection) {
 
 TEST(Config, UnknownKeyInALayerOverride) {
   std::string msg = text_error("attention:\n  layers:\n    1: {sparsty: 0.5}\n");
-  EXPECT_EQ(msg.substr(0, msg.find(" allowed")),
-            "cfg.yaml:3:9: unknown key 'attention.layers.1.sparsty':");
+  EXPECT_EQ(msg.substr(0, msg.find(" allowed")), "cfg.yaml:3:9: unknown key 'attention.layers.1.sparsty':");
   // A layer lists the attention keys, not `layers` itself.
   EXPECT_NE(msg.find("allowed keys are backend, block_size, sparsity, softmax_scale, pattern"), std::string::npos)
       << msg;
@@ -148,12 +155,15 @@ TEST(Config, UnknownKeyInALayerOverride) {
 }
 
 TEST(Config, WrongTypes) {
-  EXPECT_EQ(text_error("train:\n  seq_len: abc\n"), "cfg.yaml:2:12: key 'train.seq_len' expected an integer, got 'abc'");
-  EXPECT_EQ(text_error("train:\n  seq_len: 3.5\n"), "cfg.yaml:2:12: key 'train.seq_len' expected an integer, got '3.5'");
+  EXPECT_EQ(text_error("train:\n  seq_len: abc\n"),
+            "cfg.yaml:2:12: key 'train.seq_len' expected an integer, got 'abc'");
+  EXPECT_EQ(text_error("train:\n  seq_len: 3.5\n"),
+            "cfg.yaml:2:12: key 'train.seq_len' expected an integer, got '3.5'");
   EXPECT_EQ(text_error("train:\n  seq_len: {a: 1}\n"),
             "cfg.yaml:2:12: key 'train.seq_len' expected an integer, got a mapping");
   EXPECT_EQ(text_error("train:\n  seq_len:\n"), "cfg.yaml:2:3: key 'train.seq_len' expected an integer, got null");
-  EXPECT_EQ(text_error("train:\n  seed: -1\n"), "cfg.yaml:2:9: key 'train.seed' expected a non-negative integer, got '-1'");
+  EXPECT_EQ(text_error("train:\n  seed: -1\n"),
+            "cfg.yaml:2:9: key 'train.seed' expected a non-negative integer, got '-1'");
   EXPECT_EQ(text_error("optim:\n  lr: fast\n"), "cfg.yaml:2:7: key 'optim.lr' expected a number, got 'fast'");
   EXPECT_EQ(text_error("model:\n  tied_embeddings: maybe\n"),
             "cfg.yaml:2:20: key 'model.tied_embeddings' expected true or false, got 'maybe'");
@@ -161,8 +171,9 @@ TEST(Config, WrongTypes) {
             "cfg.yaml:3:25: key 'attention.pattern.dilation_rates[1]' expected an integer, got 'x'");
   EXPECT_EQ(text_error("data:\n  path: [a, b]\n"), "cfg.yaml:2:9: key 'data.path' expected a string, got a sequence");
   EXPECT_EQ(text_error("model: 3\n"), "cfg.yaml:1:8: key 'model' expected a mapping of keys, got '3'");
-  EXPECT_EQ(text_error("attention:\n  layers: [1, 2]\n"),
-            "cfg.yaml:2:11: key 'attention.layers' expected a mapping from layer index to attention keys, got a sequence");
+  EXPECT_EQ(
+      text_error("attention:\n  layers: [1, 2]\n"),
+      "cfg.yaml:2:11: key 'attention.layers' expected a mapping from layer index to attention keys, got a sequence");
   EXPECT_EQ(text_error("attention:\n  layers:\n    first: {}\n"),
             "cfg.yaml:3:5: key 'attention.layers' expected layer indices (integers), got 'first'");
   EXPECT_EQ(text_error("- 1\n- 2\n"), "cfg.yaml:1:1: the config must be a mapping of sections");
@@ -256,9 +267,11 @@ TEST(Config, SetErrorsNameTheOverride) {
             "--set train.seq_len=abc: key 'train.seq_len' expected an integer, got 'abc'");
   EXPECT_EQ(error_of([] { load_config("", {"train.seq_len=0"}); }),
             "--set train.seq_len=0: key 'train.seq_len' must be > 0, got 0");
-  EXPECT_EQ(error_of([] { load_config("", {"attention.pattern={windo: 3}"}); }).rfind(
-                "--set attention.pattern={windo: 3}: unknown key 'attention.pattern.windo': allowed keys are names, ", 0),
-            0u);
+  EXPECT_EQ(
+      error_of([] { load_config("", {"attention.pattern={windo: 3}"}); })
+          .rfind("--set attention.pattern={windo: 3}: unknown key 'attention.pattern.windo': allowed keys are names, ",
+                 0),
+      0u);
   EXPECT_EQ(error_of([] { load_config("", {"train.seq_len"}); }),
             "--set train.seq_len: expected KEY=VALUE with a dotted key, e.g. train.steps=100");
   EXPECT_EQ(error_of([] { load_config("", {"train..seq_len=3"}); }),
@@ -311,7 +324,8 @@ attention:
   EXPECT_FALSE(l3 == base);
 
   // A --set into a layer creates or edits that layer's override.
-  Config d = load_config_text(yaml, "cfg.yaml", {"attention.layers.2.sparsity=0.5", "attention.layers.3.backend=dense"});
+  Config d =
+      load_config_text(yaml, "cfg.yaml", {"attention.layers.2.sparsity=0.5", "attention.layers.3.backend=dense"});
   EXPECT_DOUBLE_EQ(d.attention.layer(2).attn.sparsity, 0.5);
   EXPECT_EQ(d.attention.layer(2).attn.backend, "block_sparse");
   EXPECT_EQ(d.attention.layer(3).attn.backend, "dense");
@@ -367,8 +381,10 @@ TEST(Config, HelpListsEveryKeyWithItsDefault) {
   std::function<void(const YAML::Node&, const std::string&)> walk = [&](const YAML::Node& n, const std::string& p) {
     for (auto it = n.begin(); it != n.end(); ++it) {
       std::string path = p + it->first.Scalar();
-      if (it->second.IsMap()) walk(it->second, path + ".");
-      else EXPECT_NE(help.find("  " + path + " "), std::string::npos) << path;
+      if (it->second.IsMap())
+        walk(it->second, path + ".");
+      else
+        EXPECT_NE(help.find("  " + path + " "), std::string::npos) << path;
     }
   };
   walk(YAML::Load(to_yaml(Config{})), "");

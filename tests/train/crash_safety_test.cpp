@@ -27,8 +27,8 @@ namespace {
 // inside the writes; dropout on, so the RNG state must survive too.
 constexpr int64_t kSteps = 150;
 constexpr int kKills = 24;
-const std::vector<std::string> kSettings{"train.steps=150", "checkpoint.every=2", "checkpoint.keep_last=2",
-                                         "model.dropout=0.1", "eval.every=0",   "train.device=cpu",
+const std::vector<std::string> kSettings{"train.steps=150",   "checkpoint.every=2", "checkpoint.keep_last=2",
+                                         "model.dropout=0.1", "eval.every=0",       "train.device=cpu",
                                          "log.every=1000"};
 
 pid_t start_train(const fs::path& dir, bool resume, const fs::path& log) {
@@ -83,7 +83,8 @@ int64_t last_step(const fs::path& run) {
 // Traces of a write in progress: a checkpoint's .tmp folder or an atomic write's temp file.
 bool write_in_progress(const fs::path& run) {
   std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(run, ec); it != fs::recursive_directory_iterator(); it.increment(ec)) {
+  for (auto it = fs::recursive_directory_iterator(run, ec); it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
     const std::string name = it->path().filename().string();
     if (name.ends_with(".tmp") || name.ends_with(".del") || name.find(".tmp.") != std::string::npos) return true;
   }

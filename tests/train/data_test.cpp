@@ -4,10 +4,10 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <algorithm>
 #include <set>
 
 #include "train/config/config.h"
@@ -26,8 +26,7 @@ struct TempDir {
   fs::path path;
   TempDir() {
     static int n = 0;
-    path = fs::temp_directory_path() /
-           ("sparrow_data_test_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
+    path = fs::temp_directory_path() / ("sparrow_data_test_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
     fs::remove_all(path);
     fs::create_directories(path);
   }
@@ -207,9 +206,12 @@ TEST(Sampler, BatchesAreNextTokenWindowsDeterministicUnderTheSeed) {
   // Another seed draws other windows.
   cfg.train.seed = 6;
   DataPipeline other = open_data(cfg);
-  EXPECT_NE(ints(other.train.next().inputs), ints(open_data(load_config("", {"data.path=" + src.str(),
-      "data.cache_dir=" + cache.str(), "data.val_fraction=0.1", "data.doc_bytes=1000", "train.seq_len=32",
-      "train.batch_size=3", "train.seed=5"})).train.next().inputs));
+  EXPECT_NE(ints(other.train.next().inputs),
+            ints(open_data(load_config(
+                               "", {"data.path=" + src.str(), "data.cache_dir=" + cache.str(), "data.val_fraction=0.1",
+                                    "data.doc_bytes=1000", "train.seq_len=32", "train.batch_size=3", "train.seed=5"}))
+                     .train.next()
+                     .inputs));
 }
 
 TEST(Sampler, WindowsStayInsideOneDocument) {
@@ -275,14 +277,15 @@ TEST(Data, ErrorsNameThePath) {
   EXPECT_EQ(error_of([&] { Corpus::open((src / "x.bin").string(), cache.str()); }),
             (src / "x.bin").string() + ": binary file (contains NUL bytes), not text");
   write(src / "t.txt", "short text");  // 10 bytes + separator
-  Config cfg = load_config("", {"data.path=" + src.str(), "data.cache_dir=" + cache.str(), "data.val_fraction=0",
-                                "train.seq_len=64"});
+  Config cfg = load_config(
+      "", {"data.path=" + src.str(), "data.cache_dir=" + cache.str(), "data.val_fraction=0", "train.seq_len=64"});
   EXPECT_EQ(error_of([&] { open_data(cfg); }),
             src.str() + ": the train split has 11 tokens, fewer than one sequence of train.seq_len+1 = 65");
   cfg.data.val_fraction = 0.5;
   EXPECT_EQ(error_of([&] { open_data(cfg); }),
-            src.str() + ": one document cannot be split into train and validation; set data.val_fraction: 0 or a "
-                        "smaller data.doc_bytes");
+            src.str() +
+                ": one document cannot be split into train and validation; set data.val_fraction: 0 or a "
+                "smaller data.doc_bytes");
   write(src / "bad.gz", "\x1f\x8b\x08\x00garbage that is not deflate data at all");
   std::string msg = error_of([&] { Corpus::open((src / "bad.gz").string(), cache.str()); });
   EXPECT_EQ(msg.rfind((src / "bad.gz").string() + ": read error: ", 0), 0u) << msg;
@@ -341,7 +344,8 @@ TEST(Synthetic, NeedleTargetIsTheValueStoredDistanceTokensBefore) {
   Batch b = task.batch_at(2);
   SyntheticExample ex = task.example(2, 1);
   std::vector<int32_t> in = ints(b.inputs), tg = ints(b.targets);
-  EXPECT_EQ(std::vector<int32_t>(in.begin() + 64, in.begin() + 128), std::vector<int32_t>(ex.tokens.begin(), ex.tokens.end() - 1));
+  EXPECT_EQ(std::vector<int32_t>(in.begin() + 64, in.begin() + 128),
+            std::vector<int32_t>(ex.tokens.begin(), ex.tokens.end() - 1));
   EXPECT_EQ(std::vector<int32_t>(tg.begin() + 64, tg.begin() + 128), ex.targets);
   // Deterministic; another salt (the validation stream) differs.
   EXPECT_EQ(ints(task.batch_at(3).inputs), ints(task.batch_at(3).inputs));
@@ -409,18 +413,20 @@ TEST(Synthetic, TooShortASequenceIsAnError) {
   SyntheticConfig cfg;
   cfg.task = "needle";
   cfg.distance = 100;
-  EXPECT_EQ(error_of([&] { SyntheticTask(cfg, 1, 64, 0, 0); }),
-            "data.synthetic: the needle task (distance 100, key_len 2, value_len 2) needs train.seq_len >= 104, got 64");
+  EXPECT_EQ(
+      error_of([&] { SyntheticTask(cfg, 1, 64, 0, 0); }),
+      "data.synthetic: the needle task (distance 100, key_len 2, value_len 2) needs train.seq_len >= 104, got 64");
   cfg.distance = 3;
-  EXPECT_EQ(error_of([&] { SyntheticTask(cfg, 1, 64, 0, 0); }),
-            "data.synthetic.distance: the needle needs key_len+value_len+1 = 5 tokens before the query, got distance 3");
+  EXPECT_EQ(
+      error_of([&] { SyntheticTask(cfg, 1, 64, 0, 0); }),
+      "data.synthetic.distance: the needle needs key_len+value_len+1 = 5 tokens before the query, got distance 3");
   EXPECT_NO_THROW(SyntheticTask(cfg = SyntheticConfig{}, 1, 9, 0, 0));  // distance 0 fits in 2·4+1
   EXPECT_EQ(SyntheticTask::min_seq_len(SyntheticConfig{}), 9);
 }
 
 TEST(Data, SyntheticPipelineFromConfig) {
-  Config cfg = load_config("", {"data.source=synthetic", "data.synthetic.task=recall", "train.seq_len=128",
-                                "train.batch_size=2"});
+  Config cfg = load_config(
+      "", {"data.source=synthetic", "data.synthetic.task=recall", "train.seq_len=128", "train.batch_size=2"});
   DataPipeline p = open_data(cfg);
   EXPECT_EQ(p.corpus, nullptr);
   ASSERT_TRUE(p.val.valid());

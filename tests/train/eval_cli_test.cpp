@@ -30,8 +30,8 @@ struct Result {
 
 Result sh(const std::string& cmd) {
   static int n = 0;
-  const fs::path err = fs::temp_directory_path() / ("sparrow_eval_err_" + std::to_string(::getpid()) + "_" +
-                                                    std::to_string(n++));
+  const fs::path err =
+      fs::temp_directory_path() / ("sparrow_eval_err_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
   Result r{0, "", ""};
   FILE* p = popen(("OMP_NUM_THREADS=1 " + cmd + " 2>" + err.string()).c_str(), "r");
   std::array<char, 4096> buf{};

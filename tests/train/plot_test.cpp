@@ -36,9 +36,8 @@ namespace {
 class PlotTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::temp_directory_path() /
-            ("sparrow_plot_test_" + std::to_string(getpid()) + "_" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    root_ = fs::temp_directory_path() / ("sparrow_plot_test_" + std::to_string(getpid()) + "_" +
+                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(root_);
     fs::create_directories(root_);
   }
@@ -171,7 +170,8 @@ TEST_F(PlotTest, BackendComesFromConfigWithLayerOverridesOrFromTheMetrics) {
   // No config.yaml: the per-layer names the metrics record, each once.
   const fs::path dir = root_ / "noconfig";
   fs::create_directories(dir);
-  std::ofstream(dir / "metrics.jsonl") << "{\"step\":1,\"loss\":2,\"attention\":[\"dense\",\"block_sparse\",\"dense\"]}\n";
+  std::ofstream(dir / "metrics.jsonl")
+      << "{\"step\":1,\"loss\":2,\"attention\":[\"dense\",\"block_sparse\",\"dense\"]}\n";
   EXPECT_EQ(read_run(dir.string()).label(), "noconfig (dense+block_sparse)");
 }
 

@@ -108,7 +108,8 @@ TEST_F(SampleCli, EchoWritesThePromptFirst) {
 }
 
 TEST_F(SampleCli, AnOlderCheckpointOnRequest) {
-  const Result r = sh(sample(run_, "--prompt 'x' --tokens 8 --checkpoint " + (run_ / "checkpoints" / "step-00000002").string()));
+  const Result r =
+      sh(sample(run_, "--prompt 'x' --tokens 8 --checkpoint " + (run_ / "checkpoints" / "step-00000002").string()));
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out.size(), 8u);
 }
@@ -131,7 +132,8 @@ TEST_F(SampleCli, BadRunFoldersAreOneLine) {
   const fs::path none = copy_of_run("nockpt");
   fs::remove_all(none / "checkpoints");
   expect_one_line_error(sh(sample(none, "--prompt x --tokens 1")), 1, "no complete checkpoint");
-  expect_one_line_error(sh(sample(run_, "--prompt x --tokens 1 --checkpoint /nonexistent/ckpt")), 1, "/nonexistent/ckpt");
+  expect_one_line_error(sh(sample(run_, "--prompt x --tokens 1 --checkpoint /nonexistent/ckpt")), 1,
+                        "/nonexistent/ckpt");
   fs::remove_all(none);
 }
 

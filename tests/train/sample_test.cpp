@@ -138,7 +138,8 @@ TEST(Generate, GreedyTextEqualsWholeForwardsWithoutACache) {
     std::vector<int32_t> padded = ids;
     padded.resize(40, 0);
     const Tensor logits = m->forward(from_ints(padded, {1, 40}), 0);
-    const std::vector<float> last = slice(logits, 1, int64_t(ids.size()) - 1, int64_t(ids.size())).contiguous().to_float_vector();
+    const std::vector<float> last =
+        slice(logits, 1, int64_t(ids.size()) - 1, int64_t(ids.size())).contiguous().to_float_vector();
     Generator unused(0);
     const int64_t t = train::choose_token(last, opts(0, 0), unused);
     want.push_back(static_cast<char>(t));
@@ -151,8 +152,8 @@ TEST(Generate, RefusesWhatDoesNotFitTheSequenceLength) {
   auto m = random_model("dense", 1);
   EXPECT_THROW(train::generate(*m, "", gen_opts(1, 0, 0)), Error);
   EXPECT_THROW(train::generate(*m, std::string(41, 'x'), gen_opts(1, 0, 0)), Error);
-  EXPECT_THROW(train::generate(*m, std::string(30, 'x'), gen_opts(12, 0, 0)), Error);  // 30 + 12 − 1 > 40
-  EXPECT_EQ(train::generate(*m, std::string(30, 'x'), gen_opts(11, 0, 0)).size(), 11u);   // exactly fits
+  EXPECT_THROW(train::generate(*m, std::string(30, 'x'), gen_opts(12, 0, 0)), Error);    // 30 + 12 − 1 > 40
+  EXPECT_EQ(train::generate(*m, std::string(30, 'x'), gen_opts(11, 0, 0)).size(), 11u);  // exactly fits
   EXPECT_EQ(train::generate(*m, std::string(40, 'x'), gen_opts(1, 0, 0)).size(), 1u);
   EXPECT_EQ(train::max_new_tokens(30, 40), 11);
   EXPECT_EQ(train::max_new_tokens(41, 40), 0);

@@ -56,8 +56,12 @@ TEST(SweepCli, RunsEachOverrideSetThenSkipsFinishedRuns) {
   sparrow::testing::make_source_corpus(corpus);
   const fs::path study = dir / "study.yaml";
   std::ofstream(study) << "# two runs of the tiny config\n"
-                          "base: " << sparrow::testing::source_dir() << "/configs/tiny.yaml\n"
-                          "out: " << out.string() << "\n"
+                          "base: "
+                       << sparrow::testing::source_dir()
+                       << "/configs/tiny.yaml\n"
+                          "out: "
+                       << out.string()
+                       << "\n"
                           "set:\n"
                           "  - train.device=cpu\n"
                           "  - train.steps=4\n"
@@ -65,9 +69,13 @@ TEST(SweepCli, RunsEachOverrideSetThenSkipsFinishedRuns) {
                           "  - eval.batches=2\n"
                           "  - checkpoint.every=0\n"
                           "  - schedule.warmup_steps=1\n"
-                          "  - data.path=" << corpus.string() << "\n"
+                          "  - data.path="
+                       << corpus.string()
+                       << "\n"
                           "  - data.val_fraction=0.2\n"
-                          "  - data.cache_dir=" << (dir / "cache").string() << "\n"
+                          "  - data.cache_dir="
+                       << (dir / "cache").string()
+                       << "\n"
                           "eval_args: --first-bucket 16 --docs 4   # 0-16, 16-32, 32-64\n"
                           "profile_steps: 1\n"
                           "runs:\n"
@@ -117,8 +125,10 @@ TEST(SweepCli, AnUnknownKeyInTheStudyIsOneLineNamingTheFile) {
   const fs::path dir = temp("bad");
   fs::create_directories(dir);
   const fs::path study = dir / "study.yaml";
-  std::ofstream(study) << "base: " << sparrow::testing::source_dir() << "/configs/tiny.yaml\n"
-                          "out: " << (dir / "out").string() << "\nrunz:\n  dense: []\n";
+  std::ofstream(study) << "base: " << sparrow::testing::source_dir()
+                       << "/configs/tiny.yaml\n"
+                          "out: "
+                       << (dir / "out").string() << "\nrunz:\n  dense: []\n";
   Result r = sweep(study);
   EXPECT_EQ(r.status, 1) << r.out;
   EXPECT_NE(r.out.find(study.string() + ": unknown key 'runz'"), std::string::npos) << r.out;

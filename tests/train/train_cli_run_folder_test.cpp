@@ -22,7 +22,8 @@ namespace {
 
 std::string train_cmd(const fs::path& dir, const std::string& more) {
   std::string c = sparrow::testing::bin_dir() + "/train --config " + sparrow::testing::source_dir() +
-                  "/configs/tiny.yaml --out " + dir.string() + " --set train.device=cpu --set eval.every=0 --set schedule.warmup_steps=1";
+                  "/configs/tiny.yaml --out " + dir.string() +
+                  " --set train.device=cpu --set eval.every=0 --set schedule.warmup_steps=1";
   for (const std::string& o : sparrow::testing::data_overrides()) c += " --set " + o;
   return c + " " + more;
 }
@@ -73,8 +74,9 @@ TEST(TrainCliRunFolder, ASecondTrainerIsRefusedNamingTheFolderAndTheHoldersPid) 
   pid_t first = fork();
   ASSERT_GE(first, 0);
   if (first == 0) {
-    execl("/bin/sh", "sh", "-c", ("exec " + train_cmd(dir, "--set train.steps=100000 --set checkpoint.every=0") +
-                                  " >/dev/null 2>&1").c_str(), (char*)nullptr);
+    execl("/bin/sh", "sh", "-c",
+          ("exec " + train_cmd(dir, "--set train.steps=100000 --set checkpoint.every=0") + " >/dev/null 2>&1").c_str(),
+          (char*)nullptr);
     _exit(127);
   }
   // Wait until the first trainer is under way (its log has a record).
@@ -120,7 +122,8 @@ TEST(TrainCliRunFolder, ResumeFromACorruptCheckpointIsOneLineNamingFileAndTensor
   while (fgets(buf.data(), buf.size(), p)) out += buf.data();
   EXPECT_EQ(pclose(p), 0) << out;
   EXPECT_NE(out.find("warning: refusing checkpoint " + (dir / "checkpoints" / "step-00000004").string()),
-            std::string::npos) << out;
+            std::string::npos)
+      << out;
   EXPECT_NE(out.find("resuming from " + (dir / "checkpoints" / "step-00000002").string()), std::string::npos) << out;
   fs::remove_all(dir);
 }

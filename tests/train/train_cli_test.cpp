@@ -75,7 +75,8 @@ TEST(TrainCli, MissingCorpusIsOneLineNamingThePath) {
 }
 
 TEST(TrainCli, SequenceTheMemoryCannotHoldIsOneLine) {
-  Result r = sh(bin() + " --config " + src() + "/configs/tiny.yaml --set train.seq_len=2000000000 --set train.device=cpu --out " +
+  Result r = sh(bin() + " --config " + src() +
+                "/configs/tiny.yaml --set train.seq_len=2000000000 --set train.device=cpu --out " +
                 (fs::temp_directory_path() / "sparrow_cli_mem").string() + cache_flag());
   EXPECT_NE(r.status, 0);
   EXPECT_EQ(count_lines(r.out), 1) << r.out;
@@ -91,8 +92,9 @@ TEST(TrainCli, SigintFinishesTheStepCheckpointsAndExitsZero) {
     const std::vector<std::string> data = sparrow::testing::data_overrides();
     std::string cfg = src() + "/configs/tiny.yaml";
     std::freopen("/dev/null", "w", stdout);
-    std::vector<const char*> args{"train", "--config", cfg.c_str(), "--out", dir.c_str(), "--set", "train.steps=100000",
-                                  "--set", "checkpoint.every=0", "--set", "eval.every=0"};
+    std::vector<const char*> args{
+        "train", "--config",           cfg.c_str(), "--out",       dir.c_str(), "--set", "train.steps=100000",
+        "--set", "checkpoint.every=0", "--set",     "eval.every=0"};
     for (const std::string& o : data) {
       args.push_back("--set");
       args.push_back(o.c_str());

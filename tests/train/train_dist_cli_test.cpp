@@ -131,7 +131,8 @@ TEST(TrainDistributed, ShardedOptimizerStateGivesTheSameRunBitForBit) {
   expect_same_curve(metrics(root / "sharded"), metrics(root / "replicated"), 0, "ZeRO-1 against replicated state");
   for (const char* step : {"step-00000006", "step-00000012"})
     for (const char* file : {"weights.safetensors", "optimizer.safetensors"}) {
-      const fs::path a = root / "sharded" / "checkpoints" / step / file, b = root / "replicated" / "checkpoints" / step / file;
+      const fs::path a = root / "sharded" / "checkpoints" / step / file,
+                     b = root / "replicated" / "checkpoints" / step / file;
       ASSERT_TRUE(fs::exists(a)) << a;
       EXPECT_TRUE(file_bytes(a) == file_bytes(b)) << a << " differs from " << b;
     }
@@ -201,11 +202,12 @@ TEST(TrainDistributed, ARankKilledMidRunEndsTheJobWithAnErrorInBoundedTime) {
 TEST(TrainDistributed, ALaunchThatDisagreesWithTheConfigIsRefused) {
   SPARROW_REQUIRE_MPI();
   const fs::path root = fresh_dir("refuse");
-  for (const std::string& bad : {"--set dist.ranks=4", "--set dist.context_parallel=3", "--set dist.backend=none",
-                                 "--set train.batch_size=3"}) {
+  for (const std::string& bad :
+       {"--set dist.ranks=4", "--set dist.context_parallel=3", "--set dist.backend=none", "--set train.batch_size=3"}) {
     const std::string log = root.string() + ".log";
     fs::create_directories(root);
-    const int st = std::system(("OMP_NUM_THREADS=1 " + train_cmd(2, root / "run", bad) + " > " + log + " 2>&1").c_str());
+    const int st =
+        std::system(("OMP_NUM_THREADS=1 " + train_cmd(2, root / "run", bad) + " > " + log + " 2>&1").c_str());
     EXPECT_NE(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0) << bad;
     std::ifstream f(log);
     const std::string out((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());

@@ -56,7 +56,8 @@ TEST(TrainInputCli, DevZeroIsRefusedNotReadForever) {
 TEST(TrainInputCli, UnreadableAndEmptyConfigsAreErrors) {
   expect_config_error("/proc/self/mem", "/proc/self/mem: cannot read the config file (Input/output error)");
   const std::string empty = temp_file("empty", "");
-  expect_config_error(empty, empty + ": the config is empty (an empty file is not a run description: give at least one section)");
+  expect_config_error(
+      empty, empty + ": the config is empty (an empty file is not a run description: give at least one section)");
   fs::remove(empty);
   // A directory is refused by the command line's own check.
   Result r = sh(bin() + " --config " + fs::temp_directory_path().string());
@@ -71,9 +72,11 @@ TEST(TrainInputCli, RepeatedKeyAndNonFiniteValueNameFileLineColumn) {
   const std::string inf = temp_file("inf", "model:\n  rope_base: .inf\n");
   expect_config_error(inf, inf + ":2:14: key 'model.rope_base' must be a finite number, got inf");
   fs::remove(inf);
-  const std::string window = temp_file("window", "attention:\n  backend: block_sparse\n  pattern:\n    window: 9223372036854775806\n");
-  expect_config_error(window, window + ":4:13: key 'attention.pattern.window' must be <= 2147483647 (2^31 - 1, the "
-                                       "largest integer a key takes), got 9223372036854775806");
+  const std::string window =
+      temp_file("window", "attention:\n  backend: block_sparse\n  pattern:\n    window: 9223372036854775806\n");
+  expect_config_error(window, window +
+                                  ":4:13: key 'attention.pattern.window' must be <= 2147483647 (2^31 - 1, the "
+                                  "largest integer a key takes), got 9223372036854775806");
   fs::remove(window);
 }
 

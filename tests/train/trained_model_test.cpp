@@ -59,8 +59,9 @@ TEST(TrainedModel, LayersTakeTheScheduleAtTheLastStepTaken) {
 
   // Resumed at another sequence length, config.yaml says 32: the older checkpoints, trained at
   // 64, would be decoded with layouts of the wrong length and are refused.
-  std::string c = "OMP_NUM_THREADS=1 " + sparrow::testing::bin_dir() + "/train --config " + (run / "config.yaml").string() +
-                  " --out " + run.string() + " --resume auto --set train.steps=6 --set train.seq_len=32";
+  std::string c = "OMP_NUM_THREADS=1 " + sparrow::testing::bin_dir() + "/train --config " +
+                  (run / "config.yaml").string() + " --out " + run.string() +
+                  " --resume auto --set train.steps=6 --set train.seq_len=32";
   for (const std::string& o : sparrow::testing::data_overrides()) c += " --set " + o;
   const int st = std::system((c + " >/dev/null 2>&1").c_str());
   ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << c;

@@ -88,30 +88,30 @@ TEST(Trainer, ResumeReproducesTheLossCurveBitForBit) {
   for (const std::vector<std::string>& attention :
        {std::vector<std::string>{},
         std::vector<std::string>{"attention.backend=block_sparse", "train.seq_len=128", "attention.schedule.from=0.2",
-                                 "attention.schedule.to=0.8", "attention.schedule.start=4",
-                                 "attention.schedule.end=14", "attention.schedule.shape=cosine"}}) {
-  SCOPED_TRACE(attention.empty() ? "dense" : "block_sparse under a schedule");
-  std::vector<std::string> o{"train.steps=16", "checkpoint.every=8", "model.dropout=0.1", "eval.every=0",
-                             "train.device=cpu"};
-  o.insert(o.end(), attention.begin(), attention.end());
-  run(tiny(o), a);
-  // The interrupted run: the same configuration stopped after step 11 (between checkpoints, as a
-  // signal would), then a fresh model and optimizer that resume from the folder.
-  RunResult part = run(tiny(o), b, "", 11);
-  EXPECT_TRUE(part.stopped_early);
-  EXPECT_EQ(part.steps_done, 11);
-  run(tiny(o), b, "auto");
-  auto ma = read_metrics(a), mb = read_metrics(b);
-  ASSERT_EQ(ma.size(), 16u);
-  ASSERT_EQ(mb.size(), 16u);
-  for (size_t i = 0; i < ma.size(); ++i) {
-    EXPECT_EQ(ma[i]["step"], mb[i]["step"]);
-    EXPECT_EQ(ma[i]["loss"].get<double>(), mb[i]["loss"].get<double>()) << "step " << i + 1;
-    EXPECT_EQ(ma[i]["grad_norm"].get<double>(), mb[i]["grad_norm"].get<double>()) << "step " << i + 1;
-    EXPECT_EQ(ma[i]["density"], mb[i]["density"]) << "step " << i + 1;
-  }
-  fs::remove_all(a);
-  fs::remove_all(b);
+                                 "attention.schedule.to=0.8", "attention.schedule.start=4", "attention.schedule.end=14",
+                                 "attention.schedule.shape=cosine"}}) {
+    SCOPED_TRACE(attention.empty() ? "dense" : "block_sparse under a schedule");
+    std::vector<std::string> o{"train.steps=16", "checkpoint.every=8", "model.dropout=0.1", "eval.every=0",
+                               "train.device=cpu"};
+    o.insert(o.end(), attention.begin(), attention.end());
+    run(tiny(o), a);
+    // The interrupted run: the same configuration stopped after step 11 (between checkpoints, as a
+    // signal would), then a fresh model and optimizer that resume from the folder.
+    RunResult part = run(tiny(o), b, "", 11);
+    EXPECT_TRUE(part.stopped_early);
+    EXPECT_EQ(part.steps_done, 11);
+    run(tiny(o), b, "auto");
+    auto ma = read_metrics(a), mb = read_metrics(b);
+    ASSERT_EQ(ma.size(), 16u);
+    ASSERT_EQ(mb.size(), 16u);
+    for (size_t i = 0; i < ma.size(); ++i) {
+      EXPECT_EQ(ma[i]["step"], mb[i]["step"]);
+      EXPECT_EQ(ma[i]["loss"].get<double>(), mb[i]["loss"].get<double>()) << "step " << i + 1;
+      EXPECT_EQ(ma[i]["grad_norm"].get<double>(), mb[i]["grad_norm"].get<double>()) << "step " << i + 1;
+      EXPECT_EQ(ma[i]["density"], mb[i]["density"]) << "step " << i + 1;
+    }
+    fs::remove_all(a);
+    fs::remove_all(b);
   }
 }
 
@@ -119,7 +119,8 @@ TEST(Trainer, EveryBackendTrainsAFewSteps) {
   for (const char* backend : {"dense", "block_sparse", "hierarchical", "adaptive", "auto"}) {
     fs::path dir = fresh_dir(std::string("backend_") + backend);
     Config c = tiny({"train.steps=3", "eval.every=0", "checkpoint.every=0", std::string("attention.backend=") + backend,
-                     "schedule.warmup_steps=1", "attention.sparsity=0.5", "attention.auto.dense_max_seq=32", "attention.auto.budget_tokens=32"});
+                     "schedule.warmup_steps=1", "attention.sparsity=0.5", "attention.auto.dense_max_seq=32",
+                     "attention.auto.budget_tokens=32"});
     ASSERT_NO_THROW(run(c, dir)) << backend;
     auto m = read_metrics(dir);
     ASSERT_EQ(m.size(), 3u) << backend;
@@ -130,9 +131,10 @@ TEST(Trainer, EveryBackendTrainsAFewSteps) {
 
 TEST(Trainer, SparsityScheduleIsAppliedAndLogged) {
   fs::path dir = fresh_dir("schedule");
-  Config c = tiny({"train.steps=6", "eval.every=0", "checkpoint.every=0", "train.seq_len=128", "attention.block_size=16",
-                   "attention.backend=block_sparse", "attention.schedule.from=0.2", "attention.schedule.to=0.7",
-                   "attention.schedule.start=0", "attention.schedule.end=5", "attention.schedule.shape=linear"});
+  Config c =
+      tiny({"train.steps=6", "eval.every=0", "checkpoint.every=0", "train.seq_len=128", "attention.block_size=16",
+            "attention.backend=block_sparse", "attention.schedule.from=0.2", "attention.schedule.to=0.7",
+            "attention.schedule.start=0", "attention.schedule.end=5", "attention.schedule.shape=linear"});
   run(c, dir);
   auto m = read_metrics(dir);
   ASSERT_EQ(m.size(), 6u);
@@ -151,8 +153,7 @@ TEST(Trainer, SparsityScheduleIsAppliedAndLogged) {
       attn::AttentionConfig at = c.attention.layer(static_cast<int64_t>(l)).attn;
       at.schedule = {};
       at.sparsity = want;
-      EXPECT_NEAR(m[i]["density"][l].get<double>(), attn::get_layout(at, 128, c.model.n_heads, true)->density(),
-                  1e-12);
+      EXPECT_NEAR(m[i]["density"][l].get<double>(), attn::get_layout(at, 128, c.model.n_heads, true)->density(), 1e-12);
     }
   fs::remove_all(dir);
 }
@@ -161,8 +162,8 @@ TEST(Trainer, NonFiniteStepsAreSkippedThenStopTheRunWithTheLastCheckpointIntact)
   fs::path dir = fresh_dir("nan");
   // An absurd learning rate: the first update is finite, then the weights overflow. Set past
   // the config's validation (which refuses lr > 10): what is tested is the trainer's own guard.
-  Config c = tiny({"train.steps=30", "checkpoint.every=1", "eval.every=0", "schedule.warmup_steps=0",
-                   "optim.grad_clip=0"});
+  Config c =
+      tiny({"train.steps=30", "checkpoint.every=1", "eval.every=0", "schedule.warmup_steps=0", "optim.grad_clip=0"});
   c.optim.lr = 1e30;
   c.optim.min_lr = 1e29;
   try {

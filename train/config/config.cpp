@@ -106,8 +106,8 @@ YAML::Node one_document(const std::string& text) {
     YAML::Parser parser(in);
     DocumentStarts docs;
     for (size_t seen = 0; parser.HandleNextDocument(docs); seen = docs.starts.size()) {
-      const bool stuck = docs.starts.size() == seen ||
-                         (seen > 0 && docs.starts.back().pos <= docs.starts[seen - 1].pos);
+      const bool stuck =
+          docs.starts.size() == seen || (seen > 0 && docs.starts.back().pos <= docs.starts[seen - 1].pos);
       if (stuck)
         throw NotOneDocument{docs.starts.size() > seen ? docs.starts.back() : YAML::Mark::null_mark(),
                              "is not valid YAML: the parser cannot read past this point"};
@@ -157,10 +157,10 @@ Config load(YAML::Node root, const std::string& source_name, const std::vector<s
   // No file (train --set ... alone) means the defaults; a file with nothing in it is more
   // likely a mistake (a truncated copy, the wrong path) than a request for every default.
   if (!source_name.empty() && (!root.IsDefined() || root.IsNull()))
-    throw ConfigError(source_name + ": the config is empty (an empty file is not a run description: give at least one section)");
+    throw ConfigError(source_name +
+                      ": the config is empty (an empty file is not a run description: give at least one section)");
   if (!root.IsDefined() || root.IsNull()) root.reset(YAML::Node(YAML::NodeType::Map));
-  if (!root.IsMap())
-    throw ConfigError(origin.where("", root.Mark()) + ": the config must be a mapping of sections");
+  if (!root.IsMap()) throw ConfigError(origin.where("", root.Mark()) + ": the config must be a mapping of sections");
   for (const std::string& spec : overrides) apply_override(root, spec, origin);
   Config c = detail::read_config(root, origin);
   detail::validate_config(c, origin);

@@ -122,7 +122,7 @@ struct EvalConfig {
 };
 
 struct CheckpointConfig {
-  int64_t every = 500;  // 0: only at the end
+  int64_t every = 500;    // 0: only at the end
   int64_t keep_last = 2;  // 0: keep all
   std::string dir = "runs/default";
   bool operator==(const CheckpointConfig&) const = default;
@@ -135,10 +135,10 @@ struct LogConfig {
 };
 
 struct DistConfig {
-  int64_t ranks = 0;              // expected world size; 0: whatever the launcher starts
-  std::string backend = "auto";   // auto (mpi on the CPU, nccl on GPUs, when launched as several) | none | mpi | nccl
-  int64_t context_parallel = 1;   // ranks that share one sequence (ring attention); the rest is data parallel
-  bool shard_optimizer = false;   // ZeRO-1: each rank keeps AdamW's state for 1/P of the weights
+  int64_t ranks = 0;             // expected world size; 0: whatever the launcher starts
+  std::string backend = "auto";  // auto (mpi on the CPU, nccl on GPUs, when launched as several) | none | mpi | nccl
+  int64_t context_parallel = 1;  // ranks that share one sequence (ring attention); the rest is data parallel
+  bool shard_optimizer = false;  // ZeRO-1: each rank keeps AdamW's state for 1/P of the weights
   bool operator==(const DistConfig&) const = default;
 };
 

@@ -47,10 +47,14 @@ std::string join(const std::vector<std::string>& items, const char* sep = ", ") 
 // "'abc'", "null", "a mapping", "a sequence": what a message says it got.
 std::string describe(const YAML::Node& n) {
   switch (n.Type()) {
-    case YAML::NodeType::Scalar: return "'" + n.Scalar() + "'";
-    case YAML::NodeType::Map: return "a mapping";
-    case YAML::NodeType::Sequence: return "a sequence";
-    default: return "null";
+    case YAML::NodeType::Scalar:
+      return "'" + n.Scalar() + "'";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Sequence:
+      return "a sequence";
+    default:
+      return "null";
   }
 }
 
@@ -90,8 +94,8 @@ class Reader {
       std::string key = kv.first.Scalar();
       if (std::find(allowed_.begin(), allowed_.end(), key) == allowed_.end()) {
         std::string path = prefix_ + key;
-        throw ConfigError(origin_.where(path, kv.first.Mark()) + ": unknown key '" + path +
-                          "': allowed keys are " + join(allowed_));
+        throw ConfigError(origin_.where(path, kv.first.Mark()) + ": unknown key '" + path + "': allowed keys are " +
+                          join(allowed_));
       }
     }
   }
@@ -133,7 +137,8 @@ class Reader {
     origin_.record(path, n.Mark());
     value.clear();
     if (n.IsSequence()) {
-      for (size_t i = 0; i < n.size(); ++i) value.push_back(one_of(n[i], path + "[" + std::to_string(i) + "]", allowed));
+      for (size_t i = 0; i < n.size(); ++i)
+        value.push_back(one_of(n[i], path + "[" + std::to_string(i) + "]", allowed));
     } else {
       value.push_back(one_of(n, path, allowed));  // a single name stands for a one-item list
     }
@@ -166,8 +171,7 @@ class Reader {
                           "' expected layer indices (integers), got '" + text + "'");
       std::string layer_path = path + "." + std::to_string(index);
       if (a.layers.count(index))
-        throw ConfigError(origin_.where(layer_path, kv.first.Mark()) + ": key '" + layer_path +
-                          "' is given twice");
+        throw ConfigError(origin_.where(layer_path, kv.first.Mark()) + ": key '" + layer_path + "' is given twice");
       origin_.record(layer_path, kv.first.Mark());
       LayerAttention layer = a.base;
       const YAML::Node body = kv.second;
@@ -219,8 +223,7 @@ class Reader {
     const std::string& s = scalar(n, path, "expected a non-negative integer");
     const char* b = s.data() + (!s.empty() && s[0] == '+');
     auto [end, ec] = std::from_chars(b, s.data() + s.size(), out);
-    if (ec != std::errc() || end != s.data() + s.size() || s.empty())
-      bad(n, path, "expected a non-negative integer");
+    if (ec != std::errc() || end != s.data() + s.size() || s.empty()) bad(n, path, "expected a non-negative integer");
   }
 
   // Decimal and scientific numbers, and YAML's spellings of the non-finite ones (.inf, -.inf,
@@ -250,9 +253,12 @@ class Reader {
   void convert(const YAML::Node& n, const std::string& path, bool& out) const {
     std::string s = scalar(n, path, "expected true or false");
     std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-    if (s == "true" || s == "yes" || s == "on") out = true;
-    else if (s == "false" || s == "no" || s == "off") out = false;
-    else bad(n, path, "expected true or false");
+    if (s == "true" || s == "yes" || s == "on")
+      out = true;
+    else if (s == "false" || s == "no" || s == "off")
+      out = false;
+    else
+      bad(n, path, "expected true or false");
   }
 
   void convert(const YAML::Node& n, const std::string& path, std::string& out) const {

@@ -24,8 +24,10 @@ class Checker {
 
   template <class T>
   static std::string text(T v) {
-    if constexpr (std::is_floating_point_v<T>) return format_double(v);
-    else return std::to_string(v);
+    if constexpr (std::is_floating_point_v<T>)
+      return format_double(v);
+    else
+      return std::to_string(v);
   }
 
   template <class T>
@@ -140,7 +142,8 @@ void validate_config(const Config& c, const Origin& origin) {
     visit_fields(limits, walked);
   }
   const ModelConfig& m = c.model;
-  if (m.vocab_size != 256) k.fail("model.vocab_size", "must be 256 (byte-level tokens), got " + std::to_string(m.vocab_size));
+  if (m.vocab_size != 256)
+    k.fail("model.vocab_size", "must be 256 (byte-level tokens), got " + std::to_string(m.vocab_size));
   k.at_least<int64_t>("model.n_layers", m.n_layers, 1);
   k.at_least<int64_t>("model.d_model", m.d_model, 1);
   k.at_least<int64_t>("model.n_heads", m.n_heads, 1);
@@ -148,14 +151,15 @@ void validate_config(const Config& c, const Origin& origin) {
   const bool blame_heads = origin.was_set("model.n_heads") || !origin.was_set("model.d_model");
   if (m.d_model % m.n_heads != 0) {
     if (blame_heads)
-      k.fail("model.n_heads", "must divide model.d_model (" + std::to_string(m.d_model) + "), got " +
-                                  std::to_string(m.n_heads));
-    k.fail("model.d_model", "must be divisible by model.n_heads (" + std::to_string(m.n_heads) + "), got " +
-                                std::to_string(m.d_model));
+      k.fail("model.n_heads",
+             "must divide model.d_model (" + std::to_string(m.d_model) + "), got " + std::to_string(m.n_heads));
+    k.fail("model.d_model",
+           "must be divisible by model.n_heads (" + std::to_string(m.n_heads) + "), got " + std::to_string(m.d_model));
   }
   if ((m.d_model / m.n_heads) % 2 != 0)
-    k.fail(blame_heads ? "model.n_heads" : "model.d_model",
-           "gives an odd head dim d_model/n_heads = " + std::to_string(m.d_model / m.n_heads) + " (RoPE needs it even)");
+    k.fail(
+        blame_heads ? "model.n_heads" : "model.d_model",
+        "gives an odd head dim d_model/n_heads = " + std::to_string(m.d_model / m.n_heads) + " (RoPE needs it even)");
   k.greater("model.mlp_ratio", m.mlp_ratio, 0.0);
   // The MLP's hidden width round(mlp_ratio · d_model) must be a real width.
   const double hidden = std::round(m.mlp_ratio * static_cast<double>(m.d_model));
@@ -184,8 +188,8 @@ void validate_config(const Config& c, const Origin& origin) {
   k.at_least<int64_t>("data.synthetic.pairs", s.pairs, 1);
   k.at_least<int64_t>("data.synthetic.queries", s.queries, 1);
   if (s.queries > s.pairs)
-    k.fail("data.synthetic.queries", "must be <= data.synthetic.pairs (" + std::to_string(s.pairs) + "), got " +
-                                         std::to_string(s.queries));
+    k.fail("data.synthetic.queries",
+           "must be <= data.synthetic.pairs (" + std::to_string(s.pairs) + "), got " + std::to_string(s.queries));
   k.at_least<int64_t>("data.synthetic.key_len", s.key_len, 1);
   k.at_least<int64_t>("data.synthetic.value_len", s.value_len, 1);
 
@@ -195,12 +199,14 @@ void validate_config(const Config& c, const Origin& origin) {
   // overshoots any sensible weight, and the run is noise from the first step.
   k.at_most("optim.lr", o.lr, 10.0);
   k.at_least("optim.min_lr", o.min_lr, 0.0);
-  if (o.min_lr > o.lr) k.fail("optim.min_lr", "must be <= optim.lr (" + format_double(o.lr) + "), got " + format_double(o.min_lr));
+  if (o.min_lr > o.lr)
+    k.fail("optim.min_lr", "must be <= optim.lr (" + format_double(o.lr) + "), got " + format_double(o.min_lr));
   k.at_least("optim.weight_decay", o.weight_decay, 0.0);
   // Decoupled decay multiplies each weight by 1 - lr·weight_decay a step: at 1 or more that
   // zeroes or flips every weight.
   if (!(o.lr * o.weight_decay < 1.0))
-    k.fail("optim.weight_decay", "times optim.lr (" + format_double(o.lr) + ") must be < 1 (each step scales weights by 1 - lr * weight_decay), got " +
+    k.fail("optim.weight_decay", "times optim.lr (" + format_double(o.lr) +
+                                     ") must be < 1 (each step scales weights by 1 - lr * weight_decay), got " +
                                      format_double(o.weight_decay));
   k.half_open("optim.beta1", o.beta1, 0.0, 1.0);
   k.half_open("optim.beta2", o.beta2, 0.0, 1.0);

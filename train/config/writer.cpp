@@ -36,7 +36,9 @@ class NodeWriter {
   YAML::Node out{YAML::NodeType::Map};
 
   template <class T>
-  void field(const char* key, T& value, const char*) { out[key] = node_of(value); }
+  void field(const char* key, T& value, const char*) {
+    out[key] = node_of(value);
+  }
   void choice(const char* key, std::string& value, const std::vector<std::string>&, const char*) { out[key] = value; }
   void choice_list(const char* key, std::vector<std::string>& value, const std::vector<std::string>&, const char*) {
     out[key] = node_of(value);
@@ -65,7 +67,9 @@ class NodeWriter {
 
  private:
   template <class T>
-  static YAML::Node node_of(const T& v) { return YAML::Node(scalar_text(v)); }
+  static YAML::Node node_of(const T& v) {
+    return YAML::Node(scalar_text(v));
+  }
   template <class T>
   static YAML::Node node_of(const std::vector<T>& v) {
     YAML::Node n(YAML::NodeType::Sequence);
@@ -97,7 +101,9 @@ class HelpWriter {
   std::string prefix;
 
   template <class T>
-  void field(const char* key, T& value, const char* help) { line(key, scalar_text(value), help); }
+  void field(const char* key, T& value, const char* help) {
+    line(key, scalar_text(value), help);
+  }
   void choice(const char* key, std::string& value, const std::vector<std::string>& allowed, const char* help) {
     line(key, value, std::string(help) + " (" + alternatives(allowed) + ")");
   }

@@ -39,7 +39,7 @@ struct Fnv {
 };
 
 bool stat_file(const std::string& path, SourceFile& f) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return false;
   f.size = static_cast<uint64_t>(st.st_size);
   f.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
@@ -253,7 +253,8 @@ int64_t Corpus::val_first_doc(double val_fraction) const {
   const int64_t docs = num_docs();
   if (val_fraction <= 0) return docs;
   SPARROW_CHECK(val_fraction < 1, path_, ": data.val_fraction must be < 1, got ", val_fraction);
-  SPARROW_CHECK(docs >= 2, path_, ": one document cannot be split into train and validation; set "
+  SPARROW_CHECK(docs >= 2, path_,
+                ": one document cannot be split into train and validation; set "
                 "data.val_fraction: 0 or a smaller data.doc_bytes");
   const double want = val_fraction * static_cast<double>(size());
   int64_t first = docs - 1;  // at least one validation document
@@ -266,8 +267,6 @@ TokenRange Corpus::range(int64_t first_doc, int64_t end_doc) const {
 }
 
 TokenRange Corpus::train_range(double val_fraction) const { return range(0, val_first_doc(val_fraction)); }
-TokenRange Corpus::val_range(double val_fraction) const {
-  return range(val_first_doc(val_fraction), num_docs());
-}
+TokenRange Corpus::val_range(double val_fraction) const { return range(val_first_doc(val_fraction), num_docs()); }
 
 }  // namespace sparrow::train

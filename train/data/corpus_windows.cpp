@@ -44,8 +44,8 @@ int64_t CorpusWindows::window_start(uint64_t index, int64_t row) const {
   const int64_t pick = static_cast<int64_t>((static_cast<unsigned __int128>(x) * starts) >> 64);
   if (!within) return range_.begin + pick;
   // The document holding start number `pick`: the last whose prefix sum is ≤ pick.
-  const size_t d = static_cast<size_t>(
-      std::upper_bound(starts_before_.begin(), starts_before_.end(), pick) - starts_before_.begin() - 1);
+  const size_t d = static_cast<size_t>(std::upper_bound(starts_before_.begin(), starts_before_.end(), pick) -
+                                       starts_before_.begin() - 1);
   return doc_begin_[d] + (pick - starts_before_[d]);
 }
 

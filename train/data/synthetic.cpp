@@ -36,7 +36,8 @@ SyntheticTask::SyntheticTask(const SyntheticConfig& cfg, int64_t batch_size, int
   SPARROW_CHECK(cfg_.task == "needle" || cfg_.task == "recall", "data.synthetic.task: expected needle or recall, got '",
                 cfg_.task, "'");
   SPARROW_CHECK(batch_ > 0 && seq_ > 0, "SyntheticTask: batch_size and seq_len must be > 0");
-  SPARROW_CHECK(cfg_.key_len >= 1 && cfg_.value_len >= 1 && cfg_.distance >= 0, "data.synthetic: key_len and "
+  SPARROW_CHECK(cfg_.key_len >= 1 && cfg_.value_len >= 1 && cfg_.distance >= 0,
+                "data.synthetic: key_len and "
                 "value_len must be >= 1 and distance >= 0");
   const int64_t kv = cfg_.key_len + cfg_.value_len;
   if (cfg_.task == "needle") {
@@ -52,9 +53,9 @@ SyntheticTask::SyntheticTask(const SyntheticConfig& cfg, int64_t batch_size, int
   const int64_t need = min_seq_len(cfg_);
   SPARROW_CHECK(seq_ >= need, "data.synthetic: the ", cfg_.task, " task (distance ", cfg_.distance, ", key_len ",
                 cfg_.key_len, ", value_len ", cfg_.value_len,
-                cfg_.task == "recall" ? ", pairs " + std::to_string(cfg_.pairs) + ", queries " +
-                                            std::to_string(cfg_.queries)
-                                      : std::string(),
+                cfg_.task == "recall"
+                    ? ", pairs " + std::to_string(cfg_.pairs) + ", queries " + std::to_string(cfg_.queries)
+                    : std::string(),
                 ") needs train.seq_len >= ", need, ", got ", seq_);
 }
 
@@ -72,7 +73,7 @@ SyntheticExample SyntheticTask::example(uint64_t index, int64_t row) const {
   if (cfg_.task == "needle") {
     const int64_t q = n - (1 + kv);  // the '?'
     const int64_t d = cfg_.distance ? cfg_.distance : kv + 1 + static_cast<int64_t>(g.below(q - kv));
-    const int64_t p = q - d;         // the '#'
+    const int64_t p = q - d;  // the '#'
     std::vector<int32_t> key(K), value(V);
     for (auto& k : key) k = key_byte(g);
     for (auto& v : value) v = value_byte(g);

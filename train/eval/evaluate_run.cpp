@@ -204,15 +204,15 @@ nlohmann::json position_json(const PositionLoss& pl) {
   j["trainer_bits_per_byte"] = number_or_null(pl.trainer_bits_per_byte());
   j["batches"] = pl.batches();
   for (const PositionBucket& b : pl.buckets())
-    j["buckets"].push_back(
-        {{"begin", b.begin}, {"end", b.end}, {"tokens", b.tokens}, {"bits_per_byte", number_or_null(b.bits_per_byte())}});
+    j["buckets"].push_back({{"begin", b.begin},
+                            {"end", b.end},
+                            {"tokens", b.tokens},
+                            {"bits_per_byte", number_or_null(b.bits_per_byte())}});
   return j;
 }
 
 std::string span(int64_t a, int64_t b) {
-  auto k = [](int64_t v) {
-    return v >= 1024 && v % 1024 == 0 ? std::to_string(v / 1024) + "K" : std::to_string(v);
-  };
+  auto k = [](int64_t v) { return v >= 1024 && v % 1024 == 0 ? std::to_string(v / 1024) + "K" : std::to_string(v); };
   return k(a) + "-" + k(b);
 }
 
@@ -226,7 +226,8 @@ std::string position_table(const PositionLoss& pl) {
   }
   int64_t tokens = 0;
   for (const PositionBucket& b : pl.buckets()) tokens += b.tokens;
-  std::snprintf(line, sizeof line, "  %-12s %10lld   %9.4f\n", "all", static_cast<long long>(tokens), pl.bits_per_byte());
+  std::snprintf(line, sizeof line, "  %-12s %10lld   %9.4f\n", "all", static_cast<long long>(tokens),
+                pl.bits_per_byte());
   return s + line;
 }
 
@@ -248,15 +249,16 @@ nlohmann::json to_json(const EvalReport& r) {
   }
   if (r.trainer_val) {
     j["trainer_val"] = position_json(*r.trainer_val);
-    j["trainer_val"]["metrics_val_bpb"] = r.metrics_val_bpb ? nlohmann::json(*r.metrics_val_bpb) : nlohmann::json(nullptr);
+    j["trainer_val"]["metrics_val_bpb"] =
+        r.metrics_val_bpb ? nlohmann::json(*r.metrics_val_bpb) : nlohmann::json(nullptr);
   }
   if (r.retrieval) {
     nlohmann::json a;
     a["task"] = r.task;
     auto bucket = [](const DistanceBucket& b) {
-      return nlohmann::json{{"begin", b.begin},       {"end", b.end},
-                            {"queries", b.queries},   {"accuracy", number_or_null(b.accuracy())},
-                            {"bytes", b.bytes},       {"byte_accuracy", number_or_null(b.byte_accuracy())}};
+      return nlohmann::json{{"begin", b.begin},     {"end", b.end},
+                            {"queries", b.queries}, {"accuracy", number_or_null(b.accuracy())},
+                            {"bytes", b.bytes},     {"byte_accuracy", number_or_null(b.byte_accuracy())}};
     };
     for (const DistanceBucket& b : r.retrieval->buckets()) a["buckets"].push_back(bucket(b));
     a["all"] = bucket(r.retrieval->total());
@@ -279,7 +281,8 @@ std::string format_report(const EvalReport& r) {
     s += line + position_table(*r.documents);
   }
   if (r.retrieval) {
-    s += "\n" + r.task + " accuracy by distance (validation stream):\n  distance        queries   accuracy   byte acc\n";
+    s +=
+        "\n" + r.task + " accuracy by distance (validation stream):\n  distance        queries   accuracy   byte acc\n";
     auto row = [&](const std::string& name, const DistanceBucket& b) {
       std::snprintf(line, sizeof line, "  %-12s %10lld   %8.4f   %8.4f\n", name.c_str(),
                     static_cast<long long>(b.queries), b.accuracy(), b.byte_accuracy());

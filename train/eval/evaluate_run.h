@@ -26,12 +26,12 @@ struct EvalError : std::runtime_error {
 };
 
 struct EvalOptions {
-  std::string run_dir;     // holds config.yaml, checkpoints/, metrics.jsonl
-  std::string checkpoint;  // a checkpoint folder; empty: the run's newest complete one
-  int64_t first_bucket = 512;  // width of the first position/distance bucket (then doubling)
-  int64_t max_docs = 64;       // held-out documents scored (0: every one long enough)
+  std::string run_dir;            // holds config.yaml, checkpoints/, metrics.jsonl
+  std::string checkpoint;         // a checkpoint folder; empty: the run's newest complete one
+  int64_t first_bucket = 512;     // width of the first position/distance bucket (then doubling)
+  int64_t max_docs = 64;          // held-out documents scored (0: every one long enough)
   int64_t synthetic_batches = 0;  // batches of the synthetic validation stream (0: eval.batches)
-  std::string device;      // "", auto, cpu or cuda ("": train.device of the run)
+  std::string device;             // "", auto, cpu or cuda ("": train.device of the run)
 };
 
 struct EvalReport {

@@ -31,8 +31,8 @@ void PositionLoss::add(models::TransformerLM& model, const Batch& batch, int64_t
   NoGradGuard no_grad;
   const int64_t B = batch.inputs.size(0), T = seq_len_, n = B * T;
   // What TransformerLM::loss computes, kept apart so that every bucket reuses the logits.
-  const Tensor logits = reshape(model.forward(batch.inputs.to(dev), step, compute), {n, model.options().vocab_size})
-                            .to(DType::F32);
+  const Tensor logits =
+      reshape(model.forward(batch.inputs.to(dev), step, compute), {n, model.options().vocab_size}).to(DType::F32);
   const Tensor targets = reshape(batch.targets, {n});
   batch_mean_sum_ += cross_entropy(logits, targets.to(dev), kIgnoreIndex).item();
   ++batches_;

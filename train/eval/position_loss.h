@@ -21,9 +21,9 @@ namespace sparrow::train {
 std::vector<int64_t> position_bucket_edges(int64_t seq_len, int64_t first = 512);
 
 struct PositionBucket {
-  int64_t begin = 0, end = 0;  // positions [begin, end)
-  double nats = 0;             // summed loss of the scored targets at these positions
-  int64_t tokens = 0;          // scored targets (those not kIgnoreIndex)
+  int64_t begin = 0, end = 0;    // positions [begin, end)
+  double nats = 0;               // summed loss of the scored targets at these positions
+  int64_t tokens = 0;            // scored targets (those not kIgnoreIndex)
   double bits_per_byte() const;  // NaN when nothing was scored
 };
 

@@ -45,8 +45,7 @@ std::vector<SyntheticQuery> find_queries(const SyntheticConfig& cfg, const Synth
     if (x[q] != '?') continue;
     int64_t at = -1;
     for (int64_t i = 0; i + K <= first_q && at < 0; ++i)
-      if ((i == 0 || !is_key_byte(x[i - 1])) && std::equal(x.begin() + i, x.begin() + i + K, x.begin() + q + 1))
-        at = i;
+      if ((i == 0 || !is_key_byte(x[i - 1])) && std::equal(x.begin() + i, x.begin() + i + K, x.begin() + q + 1)) at = i;
     SPARROW_CHECK(at >= 0, "eval: a recall query at ", q, " whose key is not in the listing");
     out.push_back({q - at, value_targets(q)});
   }
@@ -66,7 +65,8 @@ void RetrievalAccuracy::add(models::TransformerLM& model, const SyntheticTask& t
   NoGradGuard no_grad;
   const Batch batch = task.batch_at(index);
   const int64_t B = task.batch_size(), T = seq_len_, V = model.options().vocab_size;
-  const Tensor logits = model.forward(batch.inputs.to(dev), step, compute).to(DType::F32).to(Device::cpu()).contiguous();
+  const Tensor logits =
+      model.forward(batch.inputs.to(dev), step, compute).to(DType::F32).to(Device::cpu()).contiguous();
   const float* lp = logits.data<float>();
   for (int64_t r = 0; r < B; ++r) {
     const SyntheticExample ex = task.example(index, r);

@@ -29,8 +29,8 @@ Rgb tint(Rgb c, double t) {
 }
 
 Canvas::Canvas(int width, int height, Rgb background) : w_(width), h_(height) {
-  SPARROW_CHECK(width > 0 && height > 0 && width <= 16384 && height <= 16384, "plot: canvas size ", width, "x",
-                height, " is out of range (1..16384 per side)");
+  SPARROW_CHECK(width > 0 && height > 0 && width <= 16384 && height <= 16384, "plot: canvas size ", width, "x", height,
+                " is out of range (1..16384 per side)");
   px_.resize(static_cast<size_t>(w_) * h_ * 3);
   for (size_t i = 0; i < px_.size(); i += 3) {
     px_[i] = background.r;
@@ -72,8 +72,10 @@ void Canvas::blend(int x, int y, Rgb c, double coverage) {
 void Canvas::fill_rect(const Rect& r, Rgb c) {
   const double x0 = std::min(r.x0, r.x1), x1 = std::max(r.x0, r.x1);
   const double y0 = std::min(r.y0, r.y1), y1 = std::max(r.y0, r.y1);
-  const int px0 = std::max(static_cast<int>(std::floor(x0)), cx0_), px1 = std::min(static_cast<int>(std::ceil(x1)), cx1_);
-  const int py0 = std::max(static_cast<int>(std::floor(y0)), cy0_), py1 = std::min(static_cast<int>(std::ceil(y1)), cy1_);
+  const int px0 = std::max(static_cast<int>(std::floor(x0)), cx0_),
+            px1 = std::min(static_cast<int>(std::ceil(x1)), cx1_);
+  const int py0 = std::max(static_cast<int>(std::floor(y0)), cy0_),
+            py1 = std::min(static_cast<int>(std::ceil(y1)), cy1_);
   for (int y = py0; y < py1; ++y) {
     const double cy = std::min(y1, y + 1.0) - std::max(y0, static_cast<double>(y));
     for (int x = px0; x < px1; ++x) {

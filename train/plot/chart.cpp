@@ -10,13 +10,13 @@ namespace sparrow::plot {
 
 namespace {
 
-const Rgb kInk{34, 34, 34};          // titles
-const Rgb kLabelInk{70, 70, 70};     // tick and axis labels
+const Rgb kInk{34, 34, 34};       // titles
+const Rgb kLabelInk{70, 70, 70};  // tick and axis labels
 const Rgb kGrid{229, 229, 229};
 const Rgb kFrame{170, 170, 170};
 const Rgb kWhite{255, 255, 255};
-constexpr double kTextScale = 2.0;   // 14-pixel capitals: readable at 100% on a 1800-pixel-wide figure
-constexpr double kSwatch = 28.0;     // legend line sample length
+constexpr double kTextScale = 2.0;  // 14-pixel capitals: readable at 100% on a 1800-pixel-wide figure
+constexpr double kSwatch = 28.0;    // legend line sample length
 
 bool drawable(double x, double y, bool log_y) { return std::isfinite(x) && std::isfinite(y) && (!log_y || y > 0); }
 
@@ -72,7 +72,7 @@ double legend_rows(Canvas* canvas, const Rect& area, const std::vector<LegendEnt
 }  // namespace
 
 Rgb series_color(size_t i) {
-  static const Rgb kPalette[] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44},  {214, 39, 40},  {148, 103, 189},
+  static const Rgb kPalette[] = {{31, 119, 180}, {255, 127, 14},  {44, 160, 44},   {214, 39, 40},  {148, 103, 189},
                                  {140, 86, 75},  {227, 119, 194}, {127, 127, 127}, {188, 189, 34}, {23, 190, 207}};
   return kPalette[i % (sizeof kPalette / sizeof kPalette[0])];
 }
@@ -131,7 +131,8 @@ void draw_chart(Canvas& canvas, const Rect& area, const Chart& chart) {
   for (size_t i = 0; i < yt.ticks.size(); ++i) {
     const double y = std::floor(py(yt.ticks[i]));
     canvas.fill_rect({plot.x0, y, plot.x1, y + 1}, kGrid);
-    canvas.text(plot.x0 - 8 - Canvas::text_width(ylabels[i], kTextScale), y - th / 2, ylabels[i], kLabelInk, kTextScale);
+    canvas.text(plot.x0 - 8 - Canvas::text_width(ylabels[i], kTextScale), y - th / 2, ylabels[i], kLabelInk,
+                kTextScale);
   }
   for (size_t i = 0; i < xt.ticks.size(); ++i) {
     const double x = std::floor(px(xt.ticks[i]));

@@ -24,9 +24,9 @@ struct Series {
 struct Chart {
   std::string title, x_label, y_label;
   bool log_y = false;
-  std::vector<Series> series;  // drawn in order: later ones on top
-  bool legend = false;         // a box of the labelled series in the plot's top-right corner
-  std::string empty_message = "no data";  // shown when no series has a drawable point
+  std::vector<Series> series;                        // drawn in order: later ones on top
+  bool legend = false;                               // a box of the labelled series in the plot's top-right corner
+  std::string empty_message = "no data";             // shown when no series has a drawable point
   std::optional<std::pair<double, double>> x_range;  // default: the data's range
 };
 

@@ -168,7 +168,8 @@ std::string plot_runs(const std::vector<std::string>& run_dirs, const PlotOption
   for (const auto& d : run_dirs) runs.push_back(read_run(d));
   make_names_unique(runs);
   SPARROW_CHECK(std::any_of(runs.begin(), runs.end(), [](const Run& r) { return !r.records.empty(); }),
-                "plot: no complete records in any metrics.jsonl of ", run_dirs.size() == 1 ? run_dirs[0] : "the runs given");
+                "plot: no complete records in any metrics.jsonl of ",
+                run_dirs.size() == 1 ? run_dirs[0] : "the runs given");
   const std::string out = opt.out.empty() ? default_output(run_dirs) : opt.out;
   render_runs(runs, opt).save_png(out);
   return out;

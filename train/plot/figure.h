@@ -11,9 +11,9 @@
 namespace sparrow::plot {
 
 struct PlotOptions {
-  std::string out;     // "" -> <first run>/curves.png
-  int smooth = 1;      // centred moving average over this many steps (training loss, tokens/s); 1 = raw
-  int width = 1800;    // pixels
+  std::string out;   // "" -> <first run>/curves.png
+  int smooth = 1;    // centred moving average over this many steps (training loss, tokens/s); 1 = raw
+  int width = 1800;  // pixels
   int height = 640;
   bool log_y = false;  // logarithmic y for the two loss panels
 };

@@ -20,9 +20,9 @@ struct MetricsRecord {
 };
 
 struct Run {
-  std::string dir;      // as given on the command line
-  std::string name;     // the folder's name (parent/name where two runs share a name)
-  std::string backend;  // attention backend from config.yaml ("" when it cannot be read)
+  std::string dir;                     // as given on the command line
+  std::string name;                    // the folder's name (parent/name where two runs share a name)
+  std::string backend;                 // attention backend from config.yaml ("" when it cannot be read)
   std::vector<MetricsRecord> records;  // ascending step, one per step (the last line wins)
   int64_t skipped_lines = 0;           // torn or unreadable lines left out
 

@@ -55,8 +55,8 @@ AxisTicks linear_ticks(double lo, double hi, int target, bool expand) {
 }
 
 AxisTicks log_ticks(double lo, double hi, int target) {
-  SPARROW_CHECK(std::isfinite(lo) && std::isfinite(hi) && lo > 0 && lo <= hi, "plot: log axis range [", lo, ", ",
-                hi, "] must be finite and positive");
+  SPARROW_CHECK(std::isfinite(lo) && std::isfinite(hi) && lo > 0 && lo <= hi, "plot: log axis range [", lo, ", ", hi,
+                "] must be finite and positive");
   if (hi / lo < 1.0 + 1e-9) {
     lo /= 1.5;
     hi *= 1.5;
@@ -70,7 +70,8 @@ AxisTicks log_ticks(double lo, double hi, int target) {
   std::vector<double> mantissas = decades > 2.5 ? std::vector<double>{1} : std::vector<double>{1, 2, 5};
   // Over many decades, every k-th power of ten so that about `target` remain.
   const int every = std::max(1, static_cast<int>(std::ceil(decades / std::max(target, 1))));
-  for (int e = static_cast<int>(std::floor(std::log10(a.lo))); e <= static_cast<int>(std::ceil(std::log10(a.hi))); ++e) {
+  for (int e = static_cast<int>(std::floor(std::log10(a.lo))); e <= static_cast<int>(std::ceil(std::log10(a.hi)));
+       ++e) {
     if (decades > 2.5 && e % every != 0) continue;
     for (double m : mantissas) {
       const double v = m * std::pow(10.0, e);

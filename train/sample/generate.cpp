@@ -13,8 +13,8 @@ void check_generation_fits(int64_t P, int64_t tokens, int64_t S) {
   SPARROW_CHECK(P > 0, "the prompt is empty (a byte-level model needs at least one byte to continue)");
   SPARROW_CHECK(tokens >= 1, "tokens ", tokens, " (must be ≥ 1)");
   SPARROW_CHECK(P <= S, "the prompt is ", P, " bytes, longer than the model's sequence length ", S);
-  SPARROW_CHECK(tokens <= max_new_tokens(P, S), "a ", P, "-byte prompt leaves room for at most ",
-                max_new_tokens(P, S), " new tokens in the model's sequence length ", S, " (asked for ", tokens, ")");
+  SPARROW_CHECK(tokens <= max_new_tokens(P, S), "a ", P, "-byte prompt leaves room for at most ", max_new_tokens(P, S),
+                " new tokens in the model's sequence length ", S, " (asked for ", tokens, ")");
 }
 
 std::string generate(models::TransformerLM& model, const std::string& prompt, const GenerateOptions& o,

@@ -20,7 +20,9 @@ int64_t choose_token(const std::vector<float>& logits, const SamplingOptions& o,
   check_sampling_options(o);
   SPARROW_CHECK(!logits.empty(), "choose_token: no logits");
   for (float l : logits) SPARROW_CHECK(std::isfinite(l), "choose_token: a non-finite logit (", l, ")");
-  const auto better = [&](int64_t a, int64_t b) { return logits[size_t(a)] > logits[size_t(b)] || (logits[size_t(a)] == logits[size_t(b)] && a < b); };
+  const auto better = [&](int64_t a, int64_t b) {
+    return logits[size_t(a)] > logits[size_t(b)] || (logits[size_t(a)] == logits[size_t(b)] && a < b);
+  };
   const int64_t V = static_cast<int64_t>(logits.size());
   if (o.temperature == 0) {
     int64_t best = 0;
@@ -35,7 +37,8 @@ int64_t choose_token(const std::vector<float>& logits, const SamplingOptions& o,
   const double top = logits[size_t(order[0])];
   std::vector<double> p(static_cast<size_t>(k));
   double total = 0;
-  for (int64_t i = 0; i < k; ++i) total += p[size_t(i)] = std::exp((logits[size_t(order[size_t(i)])] - top) / o.temperature);
+  for (int64_t i = 0; i < k; ++i)
+    total += p[size_t(i)] = std::exp((logits[size_t(order[size_t(i)])] - top) / o.temperature);
   const double u = gen.uniform() * total;
   double run = 0;
   for (int64_t i = 0; i < k; ++i) {

@@ -31,8 +31,7 @@ TrainedModel load_trained_model(const std::string& run_dir, const std::string& c
   std::error_code ec;
   if (!fs::is_directory(run_dir, ec)) throw SampleError("run folder " + run_dir + " does not exist");
   const std::string config_path = (fs::path(run_dir) / "config.yaml").string();
-  if (!fs::is_regular_file(config_path, ec))
-    throw SampleError(run_dir + " is not a run folder: it has no config.yaml");
+  if (!fs::is_regular_file(config_path, ec)) throw SampleError(run_dir + " is not a run folder: it has no config.yaml");
 
   TrainedModel t;
   t.config = load_config(config_path);

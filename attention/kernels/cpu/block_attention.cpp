@@ -27,14 +27,14 @@
 #include "attention/kernels/cpu/block_attention.h"
 #include "attention/kernels/cpu/tile_gemm.h"
 
+#include <immintrin.h>
+#include <omp.h>
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <immintrin.h>
 #include <limits>
 #include <type_traits>
-#include <omp.h>
 
 namespace sparrow::attn::cpu {
 namespace {
@@ -300,8 +300,8 @@ void forward_tiles_fast(const Plan& p, const T* q, const T* k, const T* v, T* o,
   using RowMap = Eigen::Map<Row>;  // rows of npq are whole vectors of an aligned buffer
 #pragma omp parallel
   {
-    std::vector<T, Eigen::aligned_allocator<T>> qt(D * npq_max), st(run * bs * npq_max), acc(bs * D),
-        mv(npq_max), lv(npq_max), av(npq_max);
+    std::vector<T, Eigen::aligned_allocator<T>> qt(D * npq_max), st(run * bs * npq_max), acc(bs * D), mv(npq_max),
+        lv(npq_max), av(npq_max);
     std::vector<int32_t> buf;
     std::vector<Run> runs;
     std::vector<int64_t> group_end;  // runs [group_end[g−1], group_end[g]) form softmax step g
@@ -434,9 +434,23 @@ struct KeyBlockGradsEigen {
   std::vector<int32_t> buf;
 
   KeyBlockGradsEigen(const Plan& p_, const T* q_, const T* k_, const T* v_, const T* dout_, const T* lse_use_,
-                const T* di_, T* dk_, T* dv_, T scale_, int64_t run_)
-      : p(p_), q(q_), k(k_), v(v_), dout(dout_), lse_use(lse_use_), di(di_), dk(dk_), dv(dv_), scale(scale_),
-        run(run_), ks(p.bs, p.D), st(p.bs, run * p.bs), dpt(p.bs, run * p.bs), dka(p.bs, p.D), dva(p.bs, p.D) {}
+                     const T* di_, T* dk_, T* dv_, T scale_, int64_t run_)
+      : p(p_),
+        q(q_),
+        k(k_),
+        v(v_),
+        dout(dout_),
+        lse_use(lse_use_),
+        di(di_),
+        dk(dk_),
+        dv(dv_),
+        scale(scale_),
+        run(run_),
+        ks(p.bs, p.D),
+        st(p.bs, run * p.bs),
+        dpt(p.bs, run * p.bs),
+        dka(p.bs, p.D),
+        dva(p.bs, p.D) {}
 
   void operator()(int64_t bh, int64_t kb, T* dq_head) {
     const int64_t D = p.D, bs = p.bs, h = bh % p.H;
@@ -490,9 +504,23 @@ struct KeyBlockGrads {
 
   KeyBlockGrads(const Plan& p_, const T* q_, const T* k_, const T* v_, const T* dout_, const T* lse_use_, const T* di_,
                 T* dk_, T* dv_, T scale_, int64_t run_)
-      : p(p_), q(q_), k(k_), v(v_), dout(dout_), lse_use(lse_use_), di(di_), dk(dk_), dv(dv_), scale(scale_),
-        run(run_), np_max((p.bs + simd_len<T>() - 1) / simd_len<T>() * simd_len<T>()), ks(p.bs * p.D),
-        kst(p.D * np_max), vt(p.D * np_max), s(run * p.bs * np_max), dp(run * p.bs * np_max) {}
+      : p(p_),
+        q(q_),
+        k(k_),
+        v(v_),
+        dout(dout_),
+        lse_use(lse_use_),
+        di(di_),
+        dk(dk_),
+        dv(dv_),
+        scale(scale_),
+        run(run_),
+        np_max((p.bs + simd_len<T>() - 1) / simd_len<T>() * simd_len<T>()),
+        ks(p.bs * p.D),
+        kst(p.D * np_max),
+        vt(p.D * np_max),
+        s(run * p.bs * np_max),
+        dp(run * p.bs * np_max) {}
 
   void operator()(int64_t bh, int64_t kb, T* dq_head) {
     const int64_t D = p.D, bs = p.bs, h = bh % p.H;
@@ -577,8 +605,8 @@ struct KeyBlockGrads {
 //   dQi += dS·Kj (dSᵀ read in place), and dQi·scale at the end.
 // Hidden entries and queries that saw nothing are set to exactly 0 in dSᵀ after the exp.
 template <class T>
-void dq_by_query_blocks(const Plan& p, const T* q, const T* k, const T* v, const T* dout, const T* lse_use,
-                        const T* di, T* dq, T scale, int64_t run) {
+void dq_by_query_blocks(const Plan& p, const T* q, const T* k, const T* v, const T* dout, const T* lse_use, const T* di,
+                        T* dq, T scale, int64_t run) {
   const int64_t tasks = p.B * p.H * p.nqb, D = p.D, bs = p.bs, L = simd_len<T>();
   const int64_t npq_max = (bs + L - 1) / L * L;
   using Row = Eigen::Array<T, 1, Eigen::Dynamic>;
@@ -728,7 +756,7 @@ void backward_tiles(const Plan& p, const T* q, const T* k, const T* v, const T* 
               continue;
             }
             Sr = (Sr.array() - Lse(r)).exp().matrix();  // P
-            Sr.array() *= dP.row(r).array() - Di(r);     // dS
+            Sr.array() *= dP.row(r).array() - Di(r);    // dS
           }
           dQ.noalias() += S * K;
         }
@@ -803,8 +831,8 @@ BlockAttentionGrads block_attention_backward(const Tensor& q, const Tensor& k, c
                            lc.data<double>(), dc.data<double>(), dq.data<double>(), dk.data<double>(),
                            dv.data<double>());
   else
-    backward_tiles<float>(p, qc.data<float>(), kc.data<float>(), vc.data<float>(), oc.data<float>(),
-                          lc.data<float>(), dc.data<float>(), dq.data<float>(), dk.data<float>(), dv.data<float>());
+    backward_tiles<float>(p, qc.data<float>(), kc.data<float>(), vc.data<float>(), oc.data<float>(), lc.data<float>(),
+                          dc.data<float>(), dq.data<float>(), dk.data<float>(), dv.data<float>());
   if (q.dtype() == ct) return {dq, dk, dv};
   // bf16 inputs: gradients computed in f32, rounded to bf16 on store.
   BlockAttentionGrads g{empty(q.shape(), q.dtype()), empty(k.shape(), k.dtype()), empty(v.shape(), v.dtype())};

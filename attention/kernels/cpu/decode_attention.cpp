@@ -5,10 +5,10 @@
 // the forward's block kernel reads for that row, and no tile of other queries.
 #include "attention/kernels/cpu/decode_attention.h"
 
+#include <omp.h>
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <omp.h>
 
 namespace sparrow::attn::cpu {
 namespace {
@@ -43,7 +43,10 @@ Tensor run(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const Dec
 #pragma omp parallel for schedule(static) if (B * H > 1)
   for (int64_t bh = 0; bh < B * H; ++bh) {
     const int64_t b = bh / H, h = bh % H;
-    const BlockCSR* csr = !L ? nullptr : nh == 1 ? &L->heads[0] : nh == H ? &L->heads[size_t(h)] : &L->heads[size_t(bh)];
+    const BlockCSR* csr = !L        ? nullptr
+                          : nh == 1 ? &L->heads[0]
+                          : nh == H ? &L->heads[size_t(h)]
+                                    : &L->heads[size_t(bh)];
     std::vector<int64_t> keys;
     std::vector<double> s, acc(static_cast<size_t>(D));
     for (int64_t i = 0; i < T_; ++i) {

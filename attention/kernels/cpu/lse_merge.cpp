@@ -9,11 +9,17 @@ namespace sparrow::attn::cpu {
 namespace {
 
 template <class Acc>
-Acc widen(float x) { return x; }
+Acc widen(float x) {
+  return x;
+}
 template <class Acc>
-Acc widen(double x) { return static_cast<Acc>(x); }
+Acc widen(double x) {
+  return static_cast<Acc>(x);
+}
 template <class Acc>
-Acc widen(bf16 x) { return static_cast<float>(x); }
+Acc widen(bf16 x) {
+  return static_cast<float>(x);
+}
 
 template <class Acc, class Part>
 void merge_rows(Acc* out, Acc* lse, const Part* part, const Acc* lse_part, int64_t rows, int64_t D) {
@@ -38,10 +44,14 @@ void merge_typed(Tensor& out_acc, Tensor& lse_acc, const Tensor& out_part, const
   Acc* l = lse_acc.data<Acc>();
   const Acc* lp = lse_part.data<Acc>();
   switch (out_part.dtype()) {
-    case DType::F32: return merge_rows(o, l, out_part.data<float>(), lp, rows, D);
-    case DType::F64: return merge_rows(o, l, out_part.data<double>(), lp, rows, D);
-    case DType::BF16: return merge_rows(o, l, out_part.data<bf16>(), lp, rows, D);
-    case DType::I32: break;
+    case DType::F32:
+      return merge_rows(o, l, out_part.data<float>(), lp, rows, D);
+    case DType::F64:
+      return merge_rows(o, l, out_part.data<double>(), lp, rows, D);
+    case DType::BF16:
+      return merge_rows(o, l, out_part.data<bf16>(), lp, rows, D);
+    case DType::I32:
+      break;
   }
   fail("merge_by_lse: part dtype ", dtype_name(out_part.dtype()));
 }

@@ -42,7 +42,7 @@ struct Simd<double> {
   static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
   static V add(V a, V b) { return _mm512_add_pd(a, b); }
 };
-constexpr int kMR = 12, kNV = 2;  // 24 accumulators of the 32 zmm registers
+constexpr int kMR = 12, kNV = 2;   // 24 accumulators of the 32 zmm registers
 constexpr int kMRt = 6, kNVt = 4;  // left operand read transposed: 6 rows × 4 vectors measured 3% faster
 #elif defined(__AVX2__) && defined(__FMA__)
 template <class T>

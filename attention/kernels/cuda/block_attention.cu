@@ -14,8 +14,8 @@
 #include <utility>
 
 #include "attention/kernels/cuda/block_attention_mma.cuh"
-#include "attention/kernels/cuda/block_attention_sm90.h"
 #include "attention/kernels/cuda/block_attention_simple.cuh"
+#include "attention/kernels/cuda/block_attention_sm90.h"
 #include "attention/kernels/cuda/device_layout.cuh"
 #include "framework/cuda/runtime.h"
 
@@ -32,10 +32,10 @@ struct Problem {
   LayoutView view;
   std::shared_ptr<const DeviceLayout> layout_hold;  // keeps the device CSR alive for the call
   std::shared_ptr<const DeviceBuffer> key_last_hold;
-  bool fast = false;  // tensor-core kernels
-  bool sm90 = false;  // the sm_90a forward (block_attention_sm90.cu)
+  bool fast = false;           // tensor-core kernels
+  bool sm90 = false;           // the sm_90a forward (block_attention_sm90.cu)
   int64_t layout_entries = 0;  // Σ nnz over the layout's stored heads
-  int fwd_warps = 4;  // forward CTA: 16 query rows per warp
+  int fwd_warps = 4;           // forward CTA: 16 query rows per warp
 };
 
 // The sm_90a forward serves compute capability 9.0 (sm_90a code runs on nothing else) for bf16,
@@ -78,8 +78,8 @@ Problem prepare(const Tensor& q, const Tensor& k, const Tensor& v, const BlockAt
   p.nq = q.size(2);
   p.d = q.size(3);
   p.nk = k.size(2);
-  SPARROW_CHECK(k.size(0) == p.b && k.size(1) == p.h && k.size(3) == p.d && v.shape() == k.shape(), kOp,
-                ": q ", shape_str(q.shape()), " k ", shape_str(k.shape()), " v ", shape_str(v.shape()),
+  SPARROW_CHECK(k.size(0) == p.b && k.size(1) == p.h && k.size(3) == p.d && v.shape() == k.shape(), kOp, ": q ",
+                shape_str(q.shape()), " k ", shape_str(k.shape()), " v ", shape_str(v.shape()),
                 " disagree (want k, v [B, H, Nk, D])");
   SPARROW_CHECK(p.d >= 1 && p.d <= kSimpleMaxD, kOp, ": head dim ", p.d, " outside [1, ", kSimpleMaxD, "]");
   SPARROW_CHECK(p.b * p.h <= 65535, kOp, ": B·H = ", p.b * p.h, " exceeds the grid limit 65535");
@@ -104,11 +104,10 @@ Problem prepare(const Tensor& q, const Tensor& k, const Tensor& v, const BlockAt
     const BlockLayout& L = *args.layout;
     const int64_t key_len = L.key_len > 0 ? L.key_len : L.seq_len;
     block = L.block_size;
-    SPARROW_CHECK(L.seq_len == p.nq && key_len == p.nk && block > 0 &&
-                      L.num_q_blocks == (p.nq + block - 1) / block && L.num_k_blocks == (p.nk + block - 1) / block,
-                  kOp, ": layout (seq_len ", L.seq_len, ", key_len ", key_len, ", block ", block, ", ",
-                  L.num_q_blocks, "×", L.num_k_blocks, " blocks) does not fit q ", shape_str(q.shape()), ", k ",
-                  shape_str(k.shape()));
+    SPARROW_CHECK(L.seq_len == p.nq && key_len == p.nk && block > 0 && L.num_q_blocks == (p.nq + block - 1) / block &&
+                      L.num_k_blocks == (p.nk + block - 1) / block,
+                  kOp, ": layout (seq_len ", L.seq_len, ", key_len ", key_len, ", block ", block, ", ", L.num_q_blocks,
+                  "×", L.num_k_blocks, " blocks) does not fit q ", shape_str(q.shape()), ", k ", shape_str(k.shape()));
     p.layout_hold = device_layout(L, p.h);
     p.view = p.layout_hold->view;
   } else {
@@ -135,7 +134,8 @@ bool use_sm90(const Problem& p, const BlockAttentionArgs& args) {
   }
   if (!want || !p.fast || !sm90_built() || p.geo.key_last != nullptr || (p.d != 64 && p.d != 128)) return false;
   if (args.layout != nullptr && args.layout->block_size != kSm90Block) return false;
-  if (p.nq >= INT_MAX / 2 || p.nk >= INT_MAX / 2 || p.nq == 0 || (p.nq + kSm90Block - 1) / kSm90Block > 65535) return false;
+  if (p.nq >= INT_MAX / 2 || p.nk >= INT_MAX / 2 || p.nq == 0 || (p.nq + kSm90Block - 1) / kSm90Block > 65535)
+    return false;
   return device_is_sm90();
 }
 
@@ -193,9 +193,8 @@ void launch_fwd(const Problem& p, const Tensor& q, const Tensor& k, const Tensor
   constexpr int smem = fwd_smem_bytes<D, NW>();
   allow_smem(attn_fwd_mma<D, NW>, smem);
   dim3 grid(tiles(p.nq, 16 * NW), static_cast<unsigned>(p.b * p.h));
-  attn_fwd_mma<D, NW><<<grid, 32 * NW, smem, sparrow::cuda::stream()>>>(
-      bfp(q), bfp(k), bfp(v), bfp(out),
-      lse.data<float>(), p.view, p.geo);
+  attn_fwd_mma<D, NW><<<grid, 32 * NW, smem, sparrow::cuda::stream()>>>(bfp(q), bfp(k), bfp(v), bfp(out),
+                                                                        lse.data<float>(), p.view, p.geo);
   SPARROW_CUDA_LAUNCH_CHECK();
 }
 
@@ -210,21 +209,20 @@ void launch_fwd_d(const Problem& p, const Tensor& q, const Tensor& k, const Tens
 template <int D>
 void launch_bwd(const Problem& p, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& dout,
                 const Tensor& lse2, const Tensor& di, int64_t nq_pad, Tensor& dq, Tensor& dk, Tensor& dv) {
-    const unsigned bh = static_cast<unsigned>(p.b * p.h);
+  const unsigned bh = static_cast<unsigned>(p.b * p.h);
   if (p.nk > 0) {
     constexpr int smem = dkdv_smem_bytes<D>();
     allow_smem(attn_dkdv_mma<D>, smem);
     attn_dkdv_mma<D><<<dim3(tiles(p.nk, kTile), bh), 128, smem, sparrow::cuda::stream()>>>(
-        bfp(q), bfp(k), bfp(v), bfp(dout), lse2.data<float>(), di.data<float>(),
-        bfp(dk), bfp(dv), nq_pad, p.view, p.geo);
+        bfp(q), bfp(k), bfp(v), bfp(dout), lse2.data<float>(), di.data<float>(), bfp(dk), bfp(dv), nq_pad, p.view,
+        p.geo);
     SPARROW_CUDA_LAUNCH_CHECK();
   }
   if (p.nq > 0) {
     constexpr int smem = dq_smem_bytes<D>();
     allow_smem(attn_dq_mma<D>, smem);
     attn_dq_mma<D><<<dim3(tiles(p.nq, kTile), bh), 128, smem, sparrow::cuda::stream()>>>(
-        bfp(q), bfp(k), bfp(v), bfp(dout), lse2.data<float>(), di.data<float>(),
-        bfp(dq), nq_pad, p.view, p.geo);
+        bfp(q), bfp(k), bfp(v), bfp(dout), lse2.data<float>(), di.data<float>(), bfp(dq), nq_pad, p.view, p.geo);
     SPARROW_CUDA_LAUNCH_CHECK();
   }
 }
@@ -253,14 +251,14 @@ void simple_backward(const Problem& p, const Tensor& q, const Tensor& k, const T
   const A* lse_p = static_cast<const A*>(lse.data_ptr());
   const A* di_p = static_cast<const A*>(di.data_ptr());
   if (p.nq > 0) {
-  attn_dq_simple<T><<<dim3(tiles(p.nq, kSimpleThreads), bh), kSimpleThreads, 0, sparrow::cuda::stream()>>>(
-      c(q), c(k), c(v), c(dout), lse_p, di_p, static_cast<T*>(dq.data_ptr()), p.view, p.geo);
-  SPARROW_CUDA_LAUNCH_CHECK();
+    attn_dq_simple<T><<<dim3(tiles(p.nq, kSimpleThreads), bh), kSimpleThreads, 0, sparrow::cuda::stream()>>>(
+        c(q), c(k), c(v), c(dout), lse_p, di_p, static_cast<T*>(dq.data_ptr()), p.view, p.geo);
+    SPARROW_CUDA_LAUNCH_CHECK();
   }
   if (p.nk > 0) {
     attn_dkdv_simple<T><<<dim3(tiles(p.nk, kSimpleThreads), bh), kSimpleThreads, 0, sparrow::cuda::stream()>>>(
-        c(q), c(k), c(v), c(dout), lse_p, di_p, static_cast<T*>(dk.data_ptr()), static_cast<T*>(dv.data_ptr()),
-        p.view, p.geo);
+        c(q), c(k), c(v), c(dout), lse_p, di_p, static_cast<T*>(dk.data_ptr()), static_cast<T*>(dv.data_ptr()), p.view,
+        p.geo);
     SPARROW_CUDA_LAUNCH_CHECK();
   }
 }
@@ -295,17 +293,30 @@ BlockAttentionForward block_attention_forward(const Tensor& q, const Tensor& k, 
   }
   if (p.fast) {
     switch (p.d) {
-      case 32: launch_fwd_d<32>(p, q, k, v, r.out, r.lse); break;
-      case 64: launch_fwd_d<64>(p, q, k, v, r.out, r.lse); break;
-      default: launch_fwd_d<128>(p, q, k, v, r.out, r.lse); break;
+      case 32:
+        launch_fwd_d<32>(p, q, k, v, r.out, r.lse);
+        break;
+      case 64:
+        launch_fwd_d<64>(p, q, k, v, r.out, r.lse);
+        break;
+      default:
+        launch_fwd_d<128>(p, q, k, v, r.out, r.lse);
+        break;
     }
     return r;
   }
   switch (q.dtype()) {
-    case DType::BF16: simple_forward<__nv_bfloat16>(p, q, k, v, r.out, r.lse); break;
-    case DType::F32: simple_forward<float>(p, q, k, v, r.out, r.lse); break;
-    case DType::F64: simple_forward<double>(p, q, k, v, r.out, r.lse); break;
-    default: fail(kOp, ": unsupported dtype ", dtype_name(q.dtype()));
+    case DType::BF16:
+      simple_forward<__nv_bfloat16>(p, q, k, v, r.out, r.lse);
+      break;
+    case DType::F32:
+      simple_forward<float>(p, q, k, v, r.out, r.lse);
+      break;
+    case DType::F64:
+      simple_forward<double>(p, q, k, v, r.out, r.lse);
+      break;
+    default:
+      fail(kOp, ": unsupported dtype ", dtype_name(q.dtype()));
   }
   return r;
 }
@@ -329,21 +340,34 @@ BlockAttentionGrads block_attention_backward(const Tensor& q, const Tensor& k, c
     Tensor lse2 = empty({rows}, DType::F32, q.device());
     Tensor di = empty({rows}, DType::F32, q.device());
     attn_bwd_prep<__nv_bfloat16><<<sparrow::cuda::grid_for(rows * 32, 256), 256, 0, sparrow::cuda::stream()>>>(
-        bfp(o), bfp(g), lse.data<float>(), lse2.data<float>(), di.data<float>(),
-        p.b * p.h, p.nq, nq_pad, static_cast<int>(p.d));
+        bfp(o), bfp(g), lse.data<float>(), lse2.data<float>(), di.data<float>(), p.b * p.h, p.nq, nq_pad,
+        static_cast<int>(p.d));
     SPARROW_CUDA_LAUNCH_CHECK();
     switch (p.d) {
-      case 32: launch_bwd<32>(p, q, k, v, g, lse2, di, nq_pad, r.dq, r.dk, r.dv); break;
-      case 64: launch_bwd<64>(p, q, k, v, g, lse2, di, nq_pad, r.dq, r.dk, r.dv); break;
-      default: launch_bwd<128>(p, q, k, v, g, lse2, di, nq_pad, r.dq, r.dk, r.dv); break;
+      case 32:
+        launch_bwd<32>(p, q, k, v, g, lse2, di, nq_pad, r.dq, r.dk, r.dv);
+        break;
+      case 64:
+        launch_bwd<64>(p, q, k, v, g, lse2, di, nq_pad, r.dq, r.dk, r.dv);
+        break;
+      default:
+        launch_bwd<128>(p, q, k, v, g, lse2, di, nq_pad, r.dq, r.dk, r.dv);
+        break;
     }
     return r;
   }
   switch (q.dtype()) {
-    case DType::BF16: simple_backward<__nv_bfloat16>(p, q, k, v, o, lse, g, r.dq, r.dk, r.dv); break;
-    case DType::F32: simple_backward<float>(p, q, k, v, o, lse, g, r.dq, r.dk, r.dv); break;
-    case DType::F64: simple_backward<double>(p, q, k, v, o, lse, g, r.dq, r.dk, r.dv); break;
-    default: fail(kOp, ": unsupported dtype ", dtype_name(q.dtype()));
+    case DType::BF16:
+      simple_backward<__nv_bfloat16>(p, q, k, v, o, lse, g, r.dq, r.dk, r.dv);
+      break;
+    case DType::F32:
+      simple_backward<float>(p, q, k, v, o, lse, g, r.dq, r.dk, r.dv);
+      break;
+    case DType::F64:
+      simple_backward<double>(p, q, k, v, o, lse, g, r.dq, r.dk, r.dv);
+      break;
+    default:
+      fail(kOp, ": unsupported dtype ", dtype_name(q.dtype()));
   }
   return r;
 }

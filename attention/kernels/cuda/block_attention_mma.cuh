@@ -30,11 +30,17 @@ constexpr int kTile = 64;  // keys per tile (forward, dQ) and queries per tile (
 
 // Shared memory of each kernel, in bytes (the host sets the dynamic limit from these).
 template <int D, int NW>
-constexpr int fwd_smem_bytes() { return (16 * NW + 4 * kTile) * (D + 8) * 2; }
+constexpr int fwd_smem_bytes() {
+  return (16 * NW + 4 * kTile) * (D + 8) * 2;
+}
 template <int D>
-constexpr int dq_smem_bytes() { return (2 * kTile + 4 * kTile) * (D + 8) * 2; }
+constexpr int dq_smem_bytes() {
+  return (2 * kTile + 4 * kTile) * (D + 8) * 2;
+}
 template <int D>
-constexpr int dkdv_smem_bytes() { return (2 * kTile + 4 * kTile) * (D + 8) * 2 + 4 * kTile * 4; }
+constexpr int dkdv_smem_bytes() {
+  return (2 * kTile + 4 * kTile) * (D + 8) * 2 + 4 * kTile * 4;
+}
 
 __device__ __forceinline__ float quad_max(float x) {
   x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
@@ -51,14 +57,14 @@ __device__ __forceinline__ float quad_sum(float x) {
 // At 130 the SM held one 8-warp CTA, and the forward ran at 39% issue utilisation (Nsight
 // Compute, 64K tokens, D 64).
 template <int D, int NW>
-__global__ void __launch_bounds__(32 * NW, 16 / NW) attn_fwd_mma(const bf16_t* __restrict__ q, const bf16_t* __restrict__ k,
-                                                        const bf16_t* __restrict__ v, bf16_t* __restrict__ out,
-                                                        float* __restrict__ lse, LayoutView L, AttnGeometry g) {
+__global__ void __launch_bounds__(32 * NW, 16 / NW)
+    attn_fwd_mma(const bf16_t* __restrict__ q, const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
+                 bf16_t* __restrict__ out, float* __restrict__ lse, LayoutView L, AttnGeometry g) {
   constexpr int BM = 16 * NW, LD = D + 8, THREADS = 32 * NW;
   extern __shared__ __align__(16) unsigned char smem[];
   bf16_t* sQ = reinterpret_cast<bf16_t*>(smem);
-  bf16_t* sK = sQ + BM * LD;            // [2][kTile][LD]
-  bf16_t* sV = sK + 2 * kTile * LD;     // [2][kTile][LD]
+  bf16_t* sK = sQ + BM * LD;         // [2][kTile][LD]
+  bf16_t* sV = sK + 2 * kTile * LD;  // [2][kTile][LD]
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   // Heavier (later, under causality) query tiles first: a better tail on a causal grid.
@@ -135,7 +141,7 @@ __global__ void __launch_bounds__(32 * NW, 16 / NW) attn_fwd_mma(const bf16_t* _
         s[nt][e] = x;
       }
 
-    // Online softmax, two rows per thread (e = 0,1 → row_a; e = 2,3 → row_a + 8).
+      // Online softmax, two rows per thread (e = 0,1 → row_a; e = 2,3 → row_a + 8).
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       float mx = -INFINITY;
@@ -190,8 +196,8 @@ __global__ void __launch_bounds__(32 * NW, 16 / NW) attn_fwd_mma(const bf16_t* _
     if ((lane & 3) == 0 && i < g.nq)
       lse[static_cast<int64_t>(bh) * g.nq + i] = lsum > 0.f ? (m[r] + log2f(lsum)) * 0.69314718055994531f : -INFINITY;
   }
-  store_rows_bf16<D>(o, inv[0], inv[1], sQ + warp * 16 * LD, out + static_cast<int64_t>(bh) * g.nq * D,
-                     q0 + warp * 16, g.nq, lane);
+  store_rows_bf16<D>(o, inv[0], inv[1], sQ + warp * 16 * LD, out + static_cast<int64_t>(bh) * g.nq * D, q0 + warp * 16,
+                     g.nq, lane);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -230,11 +236,10 @@ __global__ void attn_bwd_prep(const T* __restrict__ o, const T* __restrict__ dou
 // ---------------------------------------------------------------------------------------------
 // dQ. Grid: (query tiles of 64, B·H). Block: 128 threads (4 warps × 16 rows).
 template <int D>
-__global__ void __launch_bounds__(128) attn_dq_mma(const bf16_t* __restrict__ q, const bf16_t* __restrict__ k,
-                                                   const bf16_t* __restrict__ v, const bf16_t* __restrict__ dout,
-                                                   const float* __restrict__ lse2, const float* __restrict__ di,
-                                                   bf16_t* __restrict__ dq, int64_t nq_pad, LayoutView L,
-                                                   AttnGeometry g) {
+__global__ void __launch_bounds__(128)
+    attn_dq_mma(const bf16_t* __restrict__ q, const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
+                const bf16_t* __restrict__ dout, const float* __restrict__ lse2, const float* __restrict__ di,
+                bf16_t* __restrict__ dq, int64_t nq_pad, LayoutView L, AttnGeometry g) {
   constexpr int LD = D + 8, THREADS = 128;
   extern __shared__ __align__(16) unsigned char smem[];
   bf16_t* sQ = reinterpret_cast<bf16_t*>(smem);
@@ -328,7 +333,7 @@ __global__ void __launch_bounds__(128) attn_dq_mma(const bf16_t* __restrict__ q,
         s[nt][e] = p * (dp[nt][e] - rdi[e >> 1]);  // dS
       }
 
-    // dQ += dS K.
+      // dQ += dS K.
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
       uint32_t a[4];
@@ -354,19 +359,18 @@ __global__ void __launch_bounds__(128) attn_dq_mma(const bf16_t* __restrict__ q,
 // ---------------------------------------------------------------------------------------------
 // dK, dV. Grid: (key tiles of 64, B·H). Block: 128 threads (4 warps × 16 key rows).
 template <int D>
-__global__ void __launch_bounds__(128) attn_dkdv_mma(const bf16_t* __restrict__ q, const bf16_t* __restrict__ k,
-                                                     const bf16_t* __restrict__ v, const bf16_t* __restrict__ dout,
-                                                     const float* __restrict__ lse2, const float* __restrict__ di,
-                                                     bf16_t* __restrict__ dk, bf16_t* __restrict__ dv,
-                                                     int64_t nq_pad, LayoutView L, AttnGeometry g) {
+__global__ void __launch_bounds__(128)
+    attn_dkdv_mma(const bf16_t* __restrict__ q, const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
+                  const bf16_t* __restrict__ dout, const float* __restrict__ lse2, const float* __restrict__ di,
+                  bf16_t* __restrict__ dk, bf16_t* __restrict__ dv, int64_t nq_pad, LayoutView L, AttnGeometry g) {
   constexpr int LD = D + 8, THREADS = 128;
   extern __shared__ __align__(16) unsigned char smem[];
   bf16_t* sK = reinterpret_cast<bf16_t*>(smem);
   bf16_t* sV = sK + kTile * LD;
-  bf16_t* sQ = sV + kTile * LD;       // [2][kTile][LD]
-  bf16_t* sdO = sQ + 2 * kTile * LD;  // [2][kTile][LD]
+  bf16_t* sQ = sV + kTile * LD;                                // [2][kTile][LD]
+  bf16_t* sdO = sQ + 2 * kTile * LD;                           // [2][kTile][LD]
   float* sL = reinterpret_cast<float*>(sdO + 2 * kTile * LD);  // [2][kTile] LSE₂
-  float* sD = sL + 2 * kTile;                                   // [2][kTile] Di
+  float* sD = sL + 2 * kTile;                                  // [2][kTile] Di
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int64_t k0 = static_cast<int64_t>(blockIdx.x) * kTile;
@@ -386,8 +390,10 @@ __global__ void __launch_bounds__(128) attn_dkdv_mma(const bf16_t* __restrict__ 
   auto load_q_side = [&](int b, int64_t qs) {
     load_tile_async<kTile, D, THREADS>(sQ + b * kTile * LD, qg, qs, g.nq, tid);
     load_tile_async<kTile, D, THREADS>(sdO + b * kTile * LD, dog, qs, g.nq, tid);
-    if (tid < 16) cp_async16(sL + b * kTile + tid * 4, lg + qs + tid * 4, true);
-    else if (tid < 32) cp_async16(sD + b * kTile + (tid - 16) * 4, dg + qs + (tid - 16) * 4, true);
+    if (tid < 16)
+      cp_async16(sL + b * kTile + tid * 4, lg + qs + tid * 4, true);
+    else if (tid < 32)
+      cp_async16(sD + b * kTile + (tid - 16) * 4, dg + qs + (tid - 16) * 4, true);
   };
   load_tile_async<kTile, D, THREADS>(sK, kg, k0, g.nk, tid);
   load_tile_async<kTile, D, THREADS>(sV, vg, k0, g.nk, tid);

@@ -15,8 +15,14 @@ namespace sparrow::attn::cuda {
 constexpr int kSimpleMaxD = 256;
 constexpr int kSimpleThreads = 64;
 
-template <class T> struct SimpleAcc { using type = float; };
-template <> struct SimpleAcc<double> { using type = double; };
+template <class T>
+struct SimpleAcc {
+  using type = float;
+};
+template <>
+struct SimpleAcc<double> {
+  using type = double;
+};
 
 template <class T>
 __device__ __forceinline__ typename SimpleAcc<T>::type ld(const T* p) {
@@ -37,8 +43,14 @@ __device__ __forceinline__ __nv_bfloat16 st<__nv_bfloat16, float>(float x) {
 
 template <class A>
 __device__ __forceinline__ A exp_a(A x);
-template <> __device__ __forceinline__ float exp_a<float>(float x) { return expf(x); }
-template <> __device__ __forceinline__ double exp_a<double>(double x) { return exp(x); }
+template <>
+__device__ __forceinline__ float exp_a<float>(float x) {
+  return expf(x);
+}
+template <>
+__device__ __forceinline__ double exp_a<double>(double x) {
+  return exp(x);
+}
 
 // The key blocks of query row i (forward, dQ): calls f(j) for every key j it sees, in order.
 template <class F>

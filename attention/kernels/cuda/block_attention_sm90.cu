@@ -29,8 +29,7 @@ namespace sparrow::attn::cuda {
 
 // ---------------------------------------------------------------------------------------------
 // Lists: one thread per (stored head, query block).
-__global__ void sm90_lists_kernel(LayoutView L, int64_t nq, int64_t nk, bool causal, int32_t* lists,
-                                  int32_t* counts) {
+__global__ void sm90_lists_kernel(LayoutView L, int64_t nq, int64_t nk, bool causal, int32_t* lists, int32_t* counts) {
   const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= L.nh * L.nqb) return;
   const int64_t lh = idx / L.nqb, qb = idx % L.nqb;
@@ -43,8 +42,7 @@ void sm90_build_lists(const LayoutView& view, int64_t nq, int64_t nk, bool causa
                       cudaStream_t stream) {
   const int64_t rows = static_cast<int64_t>(view.nh) * view.nqb;
   if (rows == 0) return;
-  sm90_lists_kernel<<<static_cast<unsigned>((rows + 127) / 128), 128, 0, stream>>>(view, nq, nk, causal, lists,
-                                                                                   counts);
+  sm90_lists_kernel<<<static_cast<unsigned>((rows + 127) / 128), 128, 0, stream>>>(view, nq, nk, causal, lists, counts);
   SPARROW_CUDA_LAUNCH_CHECK();
 }
 
@@ -54,16 +52,18 @@ void sm90_build_lists(const LayoutView& view, int64_t nq, int64_t nk, bool causa
 
 namespace sparrow::attn::cuda {
 bool sm90_built() { return false; }
-void sm90_forward(const Sm90Forward&, cudaStream_t) { fail("block_attention: built without CUTLASS (no sm_90a kernel)"); }
+void sm90_forward(const Sm90Forward&, cudaStream_t) {
+  fail("block_attention: built without CUTLASS (no sm_90a kernel)");
+}
 }  // namespace sparrow::attn::cuda
 
 #else
 
-#include <cute/tensor.hpp>
 #include <cutlass/arch/barrier.h>
 #include <cutlass/arch/reg_reconfig.h>
 #include <cutlass/cutlass.h>
 #include <cutlass/numeric_types.h>
+#include <cute/tensor.hpp>
 
 namespace sparrow::attn::cuda {
 namespace sm90 {
@@ -81,8 +81,7 @@ template <int D>
 struct Cfg {
   static constexpr int kStages = D == 64 ? 4 : 2;
   using SmemLayoutQ = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<Elt>{}, Shape<Int<kM>, Int<D>>{}));
-  using SmemLayoutK =
-      decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<Elt>{}, Shape<Int<kN>, Int<D>, Int<kStages>>{}));
+  using SmemLayoutK = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<Elt>{}, Shape<Int<kN>, Int<D>, Int<kStages>>{}));
   // Vᵀ (D × keys × stages) viewed on V's row-major (K-major for QKᵀ) tiles: MN-major for P·V.
   using SmemLayoutVt = decltype(composition(
       SmemLayoutK{}, make_ordered_layout(Shape<Int<D>, Int<kN>, Int<kStages>>{}, Step<_2, _1, _3>{})));
@@ -189,8 +188,8 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
   // Grid (B·H, query blocks), heads fastest, so the CTAs of one row index run together. Heavier
   // rows first where that is known: under causality the later rows; otherwise the first ones
   // (global/sink rows see every key block).
-  const int m_block = p.causal ? static_cast<int>(gridDim.y) - 1 - static_cast<int>(blockIdx.y)
-                               : static_cast<int>(blockIdx.y);
+  const int m_block =
+      p.causal ? static_cast<int>(gridDim.y) - 1 - static_cast<int>(blockIdx.y) : static_cast<int>(blockIdx.y);
   const int bh = blockIdx.x, h = bh % p.heads;
   const Walk w = make_walk(p, h, m_block);
 
@@ -300,13 +299,12 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
       if (i < w.np) {
         const int k0 = kb * kN;
         CUTLASS_PRAGMA_UNROLL
-        for (int r = 0; r < size<0>(Srs); ++r)
-          CUTLASS_PRAGMA_UNROLL
-          for (int c = 0; c < size<1>(Srs); ++c) {
-            const int row = q0 + get<0>(Crs(r, c)), col = k0 + get<1>(Crs(r, c));
-            const bool ok = col < p.nk && (!p.causal || col <= row);
-            Srs(r, c) = ok ? Srs(r, c) * p.scale_log2 : -INFINITY;
-          }
+        for (int r = 0; r < size<0>(Srs); ++r) CUTLASS_PRAGMA_UNROLL
+        for (int c = 0; c < size<1>(Srs); ++c) {
+          const int row = q0 + get<0>(Crs(r, c)), col = k0 + get<1>(Crs(r, c));
+          const bool ok = col < p.nk && (!p.causal || col <= row);
+          Srs(r, c) = ok ? Srs(r, c) * p.scale_log2 : -INFINITY;
+        }
       } else {
         CUTLASS_PRAGMA_UNROLL
         for (int e = 0; e < size(tSrS); ++e) tSrS(e) *= p.scale_log2;

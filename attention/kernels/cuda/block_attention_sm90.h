@@ -15,13 +15,13 @@ struct Sm90Forward {
   const void* q = nullptr;  // bf16 [B·H, nq, d]
   const void* k = nullptr;  // bf16 [B·H, nk, d]
   const void* v = nullptr;
-  void* out = nullptr;      // bf16 [B·H, nq, d]
-  float* lse = nullptr;     // f32 [B·H, nq], natural log; −∞ for a row that sees nothing
+  void* out = nullptr;   // bf16 [B·H, nq, d]
+  float* lse = nullptr;  // f32 [B·H, nq], natural log; −∞ for a row that sees nothing
   int64_t bh = 0, heads = 1, nq = 0, nk = 0;
   int d = 0;
   float scale_log2 = 0;
   bool causal = false;
-  LayoutView view;          // row_ptr == nullptr: dense; else block == kSm90Block
+  LayoutView view;                  // row_ptr == nullptr: dense; else block == kSm90Block
   const int32_t* lists = nullptr;   // per row: partial blocks then full blocks (indexed like col_idx)
   const int32_t* counts = nullptr;  // [nh][nqb][2]: partial count, total count
 };

@@ -24,18 +24,18 @@ struct LayoutView {
   const int32_t* col_idx = nullptr;
   const int64_t* col_ptr = nullptr;
   const int32_t* row_idx = nullptr;
-  int nh = 1;          // stored heads: 1 (shared) or H
+  int nh = 1;  // stored heads: 1 (shared) or H
   int64_t nqb = 0, nkb = 0;
-  int block = 64;      // layout block size (dense: the iteration block)
+  int block = 64;  // layout block size (dense: the iteration block)
 };
 
 struct AttnGeometry {
   int64_t nq = 0, nk = 0;
   int heads = 1;
   int d = 0;
-  float scale = 0;         // softmax scale
-  double scale_f64 = 0;    // the same, for the f64 kernels
-  float scale_log2 = 0;    // scale · log2(e): scores go straight into exp2
+  float scale = 0;       // softmax scale
+  double scale_f64 = 0;  // the same, for the f64 kernels
+  float scale_log2 = 0;  // scale · log2(e): scores go straight into exp2
   bool causal = false;
   const int32_t* key_last = nullptr;  // [nk] or null (key j ends at position j)
 };
@@ -46,14 +46,14 @@ __host__ __device__ __forceinline__ int64_t key_end_pos(const AttnGeometry& g, i
 
 // Key tiles seen by the query tile [q0, q0 + qrows) of head h.
 struct RowWalk {
-  const int32_t* cols = nullptr;   // null: dense
-  int64_t count = 0;               // tiles to visit (before skipping)
+  const int32_t* cols = nullptr;  // null: dense
+  int64_t count = 0;              // tiles to visit (before skipping)
   int tiles_per_block = 1;
   int block = 64;
   int tile = 64;
-  int64_t q_last = 0;              // last query row of the tile (clamped to nq − 1)
+  int64_t q_last = 0;  // last query row of the tile (clamped to nq − 1)
   int64_t nk = 0;
-  bool skip_causal = false;        // plain-position causal: skip tiles starting after q_last
+  bool skip_causal = false;  // plain-position causal: skip tiles starting after q_last
 
   __host__ __device__ void init(const LayoutView& L, const AttnGeometry& g, int h, int64_t q0, int qrows, int tile_) {
     tile = tile_;
@@ -79,9 +79,9 @@ struct RowWalk {
   }
   // First key row of tile t, or −1 when the tile is to be skipped.
   __host__ __device__ int64_t start(int64_t t) const {
-    int64_t k0 = cols == nullptr ? t * tile
-                                 : static_cast<int64_t>(cols[t / tiles_per_block]) * block +
-                                       (t % tiles_per_block) * tile;
+    int64_t k0 = cols == nullptr
+                     ? t * tile
+                     : static_cast<int64_t>(cols[t / tiles_per_block]) * block + (t % tiles_per_block) * tile;
     if (k0 >= nk) return -1;
     if (skip_causal && k0 > q_last) return -1;
     return k0;
@@ -101,9 +101,9 @@ struct RowWalk {
 
 // Query tiles that see the key tile [k0, k0 + tile) of head h.
 struct ColWalk {
-  const int32_t* rows = nullptr;   // null: dense
+  const int32_t* rows = nullptr;  // null: dense
   int64_t count = 0;
-  int64_t first = 0;               // dense: first query tile to visit
+  int64_t first = 0;  // dense: first query tile to visit
   int tiles_per_block = 1;
   int block = 64;
   int tile = 64;
@@ -136,9 +136,9 @@ struct ColWalk {
     }
   }
   __host__ __device__ int64_t start(int64_t t) const {
-    int64_t q0 = rows == nullptr ? t * tile
-                                 : static_cast<int64_t>(rows[t / tiles_per_block]) * block +
-                                       (t % tiles_per_block) * tile;
+    int64_t q0 = rows == nullptr
+                     ? t * tile
+                     : static_cast<int64_t>(rows[t / tiles_per_block]) * block + (t % tiles_per_block) * tile;
     if (q0 >= nq) return -1;
     if (skip_causal && q0 + tile - 1 < k0) return -1;
     return q0;

@@ -69,14 +69,13 @@ struct Key {
 struct Built {
   std::shared_ptr<fe::graph::Graph> graph;  // null when cuDNN refused the shape
   int64_t workspace = 0;
-  std::string error;  // why it was refused
+  std::string error;      // why it was refused
   bool seq_lens = false;  // the backward takes per-batch sequence lengths (kSeqQ, kSeqKV), all N
   // Why a CUDA graph cannot record this plan's execute, or "" when it can.
   std::string not_capturable;
 };
 
-std::shared_ptr<fe::graph::Tensor_attributes> bhsd(fe::graph::Graph& g, const char* name, int64_t uid,
-                                                   const Key& k) {
+std::shared_ptr<fe::graph::Tensor_attributes> bhsd(fe::graph::Graph& g, const char* name, int64_t uid, const Key& k) {
   return g.tensor(fe::graph::Tensor_attributes()
                       .set_name(name)
                       .set_uid(uid)
@@ -93,10 +92,12 @@ void set_bhsd(fe::graph::Tensor_attributes& t, int64_t uid, const Key& k) {
 // neither the merge of heads after attention nor its gradient costs a copy.
 std::vector<int64_t> bshd_strides(const Key& k) { return {k.n * k.h * k.d, k.d, k.h * k.d, 1}; }
 
-std::shared_ptr<fe::graph::Tensor_attributes> bshd(fe::graph::Graph& g, const char* name, int64_t uid,
-                                                   const Key& k) {
-  return g.tensor(fe::graph::Tensor_attributes().set_name(name).set_uid(uid).set_dim({k.b, k.h, k.n, k.d}).set_stride(
-      bshd_strides(k)));
+std::shared_ptr<fe::graph::Tensor_attributes> bshd(fe::graph::Graph& g, const char* name, int64_t uid, const Key& k) {
+  return g.tensor(fe::graph::Tensor_attributes()
+                      .set_name(name)
+                      .set_uid(uid)
+                      .set_dim({k.b, k.h, k.n, k.d})
+                      .set_stride(bshd_strides(k)));
 }
 
 Built build_graph(const Key& k, bool seq_lens) {
@@ -113,8 +114,11 @@ Built build_graph(const Key& k, bool seq_lens) {
     opts.set_causal_mask(k.causal);
     auto [O, Stats] = g->sdpa(Q, K, V, opts);
     O->set_output(true).set_uid(kO).set_dim({k.b, k.h, k.n, k.d}).set_stride(bshd_strides(k));
-    Stats->set_output(true).set_uid(kStats).set_data_type(fe::DataType_t::FLOAT).set_dim(stats_dim).set_stride(
-        stats_stride);
+    Stats->set_output(true)
+        .set_uid(kStats)
+        .set_data_type(fe::DataType_t::FLOAT)
+        .set_dim(stats_dim)
+        .set_stride(stats_stride);
   } else {
     auto O = bshd(*g, "O", kO, k), dO = bshd(*g, "dO", kDO, k);
     auto Stats = g->tensor(fe::graph::Tensor_attributes()
@@ -207,8 +211,8 @@ void check_inputs(const Tensor& q, const Tensor& k, const Tensor& v) {
 
 const Built& require(const Key& key) {
   const Built& b = get(key);
-  SPARROW_CHECK(b.graph, kOp, ": cuDNN has no ", key.backward ? "backward" : "forward", " SDPA plan for [", key.b,
-                ", ", key.h, ", ", key.n, ", ", key.d, "]", key.causal ? " causal" : "", ": ", b.error);
+  SPARROW_CHECK(b.graph, kOp, ": cuDNN has no ", key.backward ? "backward" : "forward", " SDPA plan for [", key.b, ", ",
+                key.h, ", ", key.n, ", ", key.d, "]", key.causal ? " causal" : "", ": ", b.error);
   return b;
 }
 
@@ -268,8 +272,7 @@ bool cudnn_sdpa_supported(const Tensor& q, bool causal) {
   }
 }
 
-BlockAttentionForward cudnn_sdpa_forward(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
-                                         double scale) {
+BlockAttentionForward cudnn_sdpa_forward(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale) {
   check_inputs(q, k, v);
   const Tensor qc = bf16_input(q, q, "q"), kc = bf16_input(k, q, "k"), vc = bf16_input(v, q, "v");
   const Built& b = require(key_for(q, causal, scale, false));
@@ -277,8 +280,11 @@ BlockAttentionForward cudnn_sdpa_forward(const Tensor& q, const Tensor& k, const
   r.out = make_view(empty({q.size(0), q.size(2), q.size(1), q.size(3)}, DType::BF16, q.device()), q.shape(),
                     {q.size(2) * q.size(1) * q.size(3), q.size(3), q.size(1) * q.size(3), 1}, 0);
   r.lse = empty({q.size(0), q.size(1), q.size(2), 1}, DType::F32, q.device());
-  std::unordered_map<int64_t, void*> pack{{kQ, qc.data_ptr()},    {kK, kc.data_ptr()},       {kV, vc.data_ptr()},
-                                          {kO, r.out.data_ptr()}, {kStats, r.lse.data_ptr()}};
+  std::unordered_map<int64_t, void*> pack{{kQ, qc.data_ptr()},
+                                          {kK, kc.data_ptr()},
+                                          {kV, vc.data_ptr()},
+                                          {kO, r.out.data_ptr()},
+                                          {kStats, r.lse.data_ptr()}};
   run(b, pack, q);
   return r;
 }
@@ -297,9 +303,9 @@ BlockAttentionGrads cudnn_sdpa_backward(const Tensor& q, const Tensor& k, const 
   r.dq = empty(q.shape(), DType::BF16, q.device());
   r.dk = empty(q.shape(), DType::BF16, q.device());
   r.dv = empty(q.shape(), DType::BF16, q.device());
-  std::unordered_map<int64_t, void*> pack{{kQ, qc.data_ptr()},      {kK, kc.data_ptr()},      {kV, vc.data_ptr()},
-                                          {kO, o.data_ptr()},       {kDO, g.data_ptr()},      {kStats, lse.data_ptr()},
-                                          {kDQ, r.dq.data_ptr()},   {kDK, r.dk.data_ptr()},   {kDV, r.dv.data_ptr()}};
+  std::unordered_map<int64_t, void*> pack{{kQ, qc.data_ptr()},    {kK, kc.data_ptr()},    {kV, vc.data_ptr()},
+                                          {kO, o.data_ptr()},     {kDO, g.data_ptr()},    {kStats, lse.data_ptr()},
+                                          {kDQ, r.dq.data_ptr()}, {kDK, r.dk.data_ptr()}, {kDV, r.dv.data_ptr()}};
   run(b, pack, q);
   return r;
 }

@@ -18,8 +18,7 @@ bool cudnn_sdpa_supported(const Tensor& q, bool causal);
 
 // O (bf16, q's shape, stored as [B, N, H, D]: a permuted view, so merging heads for the output
 // projection is free) and the softmax statistics LSE (f32 [B, H, N, 1], natural log).
-BlockAttentionForward cudnn_sdpa_forward(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
-                                         double scale);
+BlockAttentionForward cudnn_sdpa_forward(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale);
 
 // dQ, dK, dV (bf16, contiguous) from the forward's out and lse and the output gradient dout (any
 // float dtype and layout; read in place when it is bf16 in O's [B, N, H, D] layout).

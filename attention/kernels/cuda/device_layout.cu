@@ -37,8 +37,8 @@ uint64_t fnv(uint64_t h, uint64_t x) {
 // spaced entries of each array.
 uint64_t fingerprint(const BlockLayout& L) {
   uint64_t h = 1469598103934665603ull;
-  for (int64_t x : {L.seq_len, L.key_len, L.block_size, L.num_q_blocks, L.num_k_blocks,
-                    static_cast<int64_t>(L.causal), static_cast<int64_t>(L.heads.size())})
+  for (int64_t x : {L.seq_len, L.key_len, L.block_size, L.num_q_blocks, L.num_k_blocks, static_cast<int64_t>(L.causal),
+                    static_cast<int64_t>(L.heads.size())})
     h = fnv(h, static_cast<uint64_t>(x));
   for (char c : L.description) h = fnv(h, static_cast<unsigned char>(c));
   for (const BlockCSR& c : L.heads) {
@@ -61,8 +61,8 @@ void check_csr(const BlockLayout& L, size_t head, const BlockCSR& c) {
   for (int64_t r = 0; r < L.num_q_blocks; ++r) {
     SPARROW_CHECK(c.row_ptr[r] <= c.row_ptr[r + 1], op, "head ", head, " row_ptr decreases at row ", r);
     for (int64_t p = c.row_ptr[r]; p < c.row_ptr[r + 1]; ++p)
-      SPARROW_CHECK(c.col_idx[p] >= 0 && c.col_idx[p] < L.num_k_blocks, op, "head ", head, " row ", r,
-                    ": key block ", c.col_idx[p], " outside [0, ", L.num_k_blocks, ")");
+      SPARROW_CHECK(c.col_idx[p] >= 0 && c.col_idx[p] < L.num_k_blocks, op, "head ", head, " row ", r, ": key block ",
+                    c.col_idx[p], " outside [0, ", L.num_k_blocks, ")");
   }
 }
 
@@ -195,8 +195,8 @@ std::shared_ptr<const DeviceBuffer> device_key_last(const std::vector<int64_t>& 
     }
   std::vector<int32_t> v(key_last.size());
   for (size_t i = 0; i < v.size(); ++i) {
-    SPARROW_CHECK(key_last[i] >= 0 && key_last[i] <= INT32_MAX, "block_attention (cuda): key_last[", i, "] = ",
-                  key_last[i], " is not a position");
+    SPARROW_CHECK(key_last[i] >= 0 && key_last[i] <= INT32_MAX, "block_attention (cuda): key_last[", i,
+                  "] = ", key_last[i], " is not a position");
     v[i] = static_cast<int32_t>(key_last[i]);
   }
   auto buf = std::make_shared<DeviceBuffer>(v.size() * 4, device);

@@ -44,9 +44,12 @@ void launch(Tensor& out_acc, Tensor& lse_acc, const Tensor& out_part, const Tens
 template <class Acc>
 void merge_typed(Tensor& out_acc, Tensor& lse_acc, const Tensor& out_part, const Tensor& lse_part) {
   switch (out_part.dtype()) {
-    case DType::F32: return launch<Acc, float>(out_acc, lse_acc, out_part, lse_part);
-    case DType::BF16: return launch<Acc, __nv_bfloat16>(out_acc, lse_acc, out_part, lse_part);
-    default: break;
+    case DType::F32:
+      return launch<Acc, float>(out_acc, lse_acc, out_part, lse_part);
+    case DType::BF16:
+      return launch<Acc, __nv_bfloat16>(out_acc, lse_acc, out_part, lse_part);
+    default:
+      break;
   }
   fail("merge_by_lse: part dtype ", dtype_name(out_part.dtype()), " on the GPU (f32 or bf16)");
 }

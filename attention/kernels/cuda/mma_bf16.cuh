@@ -40,22 +40,19 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* 
 }
 
 // A fragment of the 16×16 block at (row0, col0) of a row-major bf16 tile with row stride ld.
-__device__ __forceinline__ void load_a(uint32_t (&a)[4], const __nv_bfloat16* s, int ld, int row0, int col0,
-                                       int lane) {
+__device__ __forceinline__ void load_a(uint32_t (&a)[4], const __nv_bfloat16* s, int ld, int row0, int col0, int lane) {
   ldmatrix_x4(a, s + (row0 + (lane & 15)) * ld + col0 + ((lane >> 4) << 3));
 }
 
 // B fragments of two 8-wide n-tiles (n0..n0+15) for the k-step k0..k0+15, from a tile stored
 // [n][k] (row n holds the k-vector: K or V or Q or dO used as "the transposed operand").
 // b[0], b[1]: n-tile n0; b[2], b[3]: n-tile n0 + 8.
-__device__ __forceinline__ void load_b_nk(uint32_t (&b)[4], const __nv_bfloat16* s, int ld, int n0, int k0,
-                                          int lane) {
+__device__ __forceinline__ void load_b_nk(uint32_t (&b)[4], const __nv_bfloat16* s, int ld, int n0, int k0, int lane) {
   ldmatrix_x4(b, s + (n0 + (lane & 7) + ((lane >> 4) << 3)) * ld + k0 + (((lane >> 3) & 1) << 3));
 }
 
 // Same, from a tile stored [k][n] (row k holds the n-vector: V in P·V, K in dS·K, ...).
-__device__ __forceinline__ void load_b_kn(uint32_t (&b)[4], const __nv_bfloat16* s, int ld, int k0, int n0,
-                                          int lane) {
+__device__ __forceinline__ void load_b_kn(uint32_t (&b)[4], const __nv_bfloat16* s, int ld, int k0, int n0, int lane) {
   ldmatrix_x4_trans(b, s + (k0 + (lane & 7) + (((lane >> 3) & 1) << 3)) * ld + n0 + ((lane >> 4) << 3));
 }
 
@@ -74,8 +71,7 @@ __device__ __forceinline__ void c_to_a(uint32_t (&a)[4], const float (&c0)[4], c
 
 // 16-byte global → shared copy; when !valid the destination is zero-filled (src not read).
 __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
-               "r"(valid ? 16 : 0));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(valid ? 16 : 0));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
@@ -113,8 +109,7 @@ __device__ __forceinline__ void store_rows_bf16(const float (&acc)[D / 8][4], fl
 #pragma unroll
   for (int nt = 0; nt < D / 8; ++nt) {
     *reinterpret_cast<uint32_t*>(stage + r * kLd + nt * 8 + c) = pack_bf16(acc[nt][0] * mul0, acc[nt][1] * mul0);
-    *reinterpret_cast<uint32_t*>(stage + (r + 8) * kLd + nt * 8 + c) =
-        pack_bf16(acc[nt][2] * mul1, acc[nt][3] * mul1);
+    *reinterpret_cast<uint32_t*>(stage + (r + 8) * kLd + nt * 8 + c) = pack_bf16(acc[nt][2] * mul1, acc[nt][3] * mul1);
   }
   __syncwarp();
   constexpr int kChunks = D / 8;

@@ -68,8 +68,8 @@ void backward_impl(const Tensor& logits, const Tensor& targets, int32_t ignore, 
 
 }  // namespace
 
-void cross_entropy_forward(const Tensor& logits, const Tensor& targets, int32_t ignore_index, Tensor& loss,
-                           Tensor& lse, Tensor& count) {
+void cross_entropy_forward(const Tensor& logits, const Tensor& targets, int32_t ignore_index, Tensor& loss, Tensor& lse,
+                           Tensor& count) {
   const int64_t N = logits.size(0), V = logits.size(1);
   const int32_t* tp = targets.data<int32_t>();
   for (int64_t i = 0; i < N; ++i)
@@ -81,9 +81,8 @@ void cross_entropy_forward(const Tensor& logits, const Tensor& targets, int32_t 
 
 void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int32_t ignore_index, const Tensor& lse,
                             const Tensor& g, const Tensor& count, Tensor& dlogits) {
-  SPARROW_CPU_FLOAT_DISPATCH(logits.dtype(), "cross_entropy backward", [&] {
-    backward_impl<T>(logits, targets, ignore_index, lse, g, count, dlogits);
-  });
+  SPARROW_CPU_FLOAT_DISPATCH(logits.dtype(), "cross_entropy backward",
+                             [&] { backward_impl<T>(logits, targets, ignore_index, lse, g, count, dlogits); });
 }
 
 }  // namespace sparrow::cpu

@@ -11,8 +11,8 @@ namespace sparrow::cpu {
 // and how many targets counted (count: I32 [1] on the logits' device, read by the backward, so a
 // GPU step never brings it to the host). Throws on a target outside [0, V) that is not
 // ignore_index, naming it.
-void cross_entropy_forward(const Tensor& logits, const Tensor& targets, int32_t ignore_index, Tensor& loss,
-                           Tensor& lse, Tensor& count);
+void cross_entropy_forward(const Tensor& logits, const Tensor& targets, int32_t ignore_index, Tensor& loss, Tensor& lse,
+                           Tensor& count);
 // dlogits = g · (softmax(logits) − onehot(target)) / count; zero rows for ignored targets.
 // g: the loss's gradient, a scalar in the stats dtype.
 void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int32_t ignore_index, const Tensor& lse,

@@ -70,10 +70,14 @@ void fill(Tensor& a, double v) {
                           });
   };
   switch (a.dtype()) {
-    case DType::F32: return go(static_cast<float>(v));
-    case DType::F64: return go(v);
-    case DType::BF16: return go(bf16(static_cast<float>(v)));
-    case DType::I32: return go(static_cast<int32_t>(v));
+    case DType::F32:
+      return go(static_cast<float>(v));
+    case DType::F64:
+      return go(v);
+    case DType::BF16:
+      return go(bf16(static_cast<float>(v)));
+    case DType::I32:
+      return go(static_cast<int32_t>(v));
   }
 }
 

@@ -34,29 +34,53 @@ void fill(Tensor& a, double v);
 namespace loop {
 
 // Compute type for a storage type: f64 stays f64, bf16 and f32 compute in f32.
-template <class T> struct Compute { using type = float; };
-template <> struct Compute<double> { using type = double; };
-template <> struct Compute<int32_t> { using type = int32_t; };
+template <class T>
+struct Compute {
+  using type = float;
+};
+template <>
+struct Compute<double> {
+  using type = double;
+};
+template <>
+struct Compute<int32_t> {
+  using type = int32_t;
+};
 
-template <class T> inline typename Compute<T>::type load(T v) { return static_cast<typename Compute<T>::type>(v); }
+template <class T>
+inline typename Compute<T>::type load(T v) {
+  return static_cast<typename Compute<T>::type>(v);
+}
 inline float load(bf16 v) { return static_cast<float>(v); }
-template <class T, class C> inline T store(C v) { return static_cast<T>(v); }
-template <> inline bf16 store<bf16, float>(float v) { return bf16(v); }
+template <class T, class C>
+inline T store(C v) {
+  return static_cast<T>(v);
+}
+template <>
+inline bf16 store<bf16, float>(float v) {
+  return bf16(v);
+}
 
-template <class T> struct Tag { using type = T; };
+template <class T>
+struct Tag {
+  using type = T;
+};
 
 // Calls fn(Tag<T>{}) with T the element type of a floating dtype.
 template <class Fn>
 void dispatch_float(DType t, const char* op, Fn&& fn) {
   switch (t) {
-    case DType::F32: return fn(Tag<float>{});
-    case DType::F64: return fn(Tag<double>{});
-    case DType::BF16: return fn(Tag<bf16>{});
-    case DType::I32: break;
+    case DType::F32:
+      return fn(Tag<float>{});
+    case DType::F64:
+      return fn(Tag<double>{});
+    case DType::BF16:
+      return fn(Tag<bf16>{});
+    case DType::I32:
+      break;
   }
   fail(op, ": needs a floating dtype, got ", dtype_name(t));
 }
-
 
 constexpr int64_t kChunk = 16384;        // elements per task
 constexpr int64_t kParallelMin = 32768;  // below this, one thread (the fork costs more)
@@ -121,8 +145,7 @@ void binary(const Tensor& a, const Tensor& b, Tensor& out, F f) {
                       const auto v0 = load(*x0);
                       for (int64_t i = 0; i < n; ++i) y[i] = store<T>(f(v0, load(x1[i])));
                     } else {
-                      for (int64_t i = 0; i < n; ++i)
-                        y[i * s[0]] = store<T>(f(load(x0[i * s[1]]), load(x1[i * s[2]])));
+                      for (int64_t i = 0; i < n; ++i) y[i * s[0]] = store<T>(f(load(x0[i * s[1]]), load(x1[i * s[2]])));
                     }
                   });
 }

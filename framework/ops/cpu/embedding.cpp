@@ -43,15 +43,18 @@ void embedding_forward(const Tensor& weight, const Tensor& ids, Tensor& out) {
   char* o = static_cast<char*>(out.data_ptr());
   const int32_t* id = ids.data<int32_t>();
 #pragma omp parallel for schedule(static) if (n * d > (1 << 16))
-  for (int64_t i = 0; i < n; ++i) std::memcpy(o + i * row_bytes, w + static_cast<int64_t>(id[i]) * row_bytes, row_bytes);
+  for (int64_t i = 0; i < n; ++i)
+    std::memcpy(o + i * row_bytes, w + static_cast<int64_t>(id[i]) * row_bytes, row_bytes);
 }
 
 void embedding_backward(const Tensor& grad_out, const Tensor& ids, Tensor& grad_weight) {
   const int64_t n = ids.numel(), v = grad_weight.size(0), d = grad_weight.size(1);
   const int32_t* id = ids.data<int32_t>();
   switch (grad_weight.dtype()) {
-    case DType::F32: return scatter_add(grad_out.data<float>(), id, n, d, grad_weight.data<float>());
-    case DType::F64: return scatter_add(grad_out.data<double>(), id, n, d, grad_weight.data<double>());
+    case DType::F32:
+      return scatter_add(grad_out.data<float>(), id, n, d, grad_weight.data<float>());
+    case DType::F64:
+      return scatter_add(grad_out.data<double>(), id, n, d, grad_weight.data<double>());
     case DType::BF16: {
       std::vector<float> acc(static_cast<size_t>(v * d), 0.0f);
       scatter_add(grad_out.data<bf16>(), id, n, d, acc.data());
@@ -59,7 +62,8 @@ void embedding_backward(const Tensor& grad_out, const Tensor& ids, Tensor& grad_
       for (int64_t i = 0; i < v * d; ++i) gw[i] = bf16(acc[i]);
       return;
     }
-    default: fail("embedding backward (cpu): unsupported dtype ", dtype_name(grad_weight.dtype()));
+    default:
+      fail("embedding backward (cpu): unsupported dtype ", dtype_name(grad_weight.dtype()));
   }
 }
 

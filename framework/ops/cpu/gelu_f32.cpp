@@ -37,8 +37,8 @@ void gelu_f32(const float* x, float* y, int64_t n) {
   over_pieces(n, [&](int64_t i, int64_t m) {
     Eigen::Map<const Eigen::ArrayXf> X(x + i, m);
     Eigen::Map<Eigen::ArrayXf> Y(y + i, m);
-    Y = exp_minus_2u(X);      // e
-    Y = X / (1.0f + Y);       // x·s
+    Y = exp_minus_2u(X);  // e
+    Y = X / (1.0f + Y);   // x·s
   });
 }
 

@@ -51,9 +51,12 @@ void gemm_batched(const GemmProblem& p, T* c) {
 void matmul(const GemmProblem& p, Tensor& out) {
   SPARROW_CHECK(out.is_contiguous(), "matmul (cpu): output must be contiguous");
   switch (out.dtype()) {
-    case DType::F32: return gemm_batched<float>(p, out.data<float>());
-    case DType::F64: return gemm_batched<double>(p, out.data<double>());
-    default: fail("matmul (cpu): unsupported dtype ", dtype_name(out.dtype()), " (f32 and f64; bf16 via f32)");
+    case DType::F32:
+      return gemm_batched<float>(p, out.data<float>());
+    case DType::F64:
+      return gemm_batched<double>(p, out.data<double>());
+    default:
+      fail("matmul (cpu): unsupported dtype ", dtype_name(out.dtype()), " (f32 and f64; bf16 via f32)");
   }
 }
 

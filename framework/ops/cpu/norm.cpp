@@ -126,9 +126,8 @@ void norm_forward(bool centered, const Tensor& x, const Tensor& weight, const Te
 
 void norm_backward(bool centered, const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& mean,
                    const Tensor& rstd, Tensor& dx, Tensor& dweight, Tensor& dbias) {
-  SPARROW_CPU_FLOAT_DISPATCH(x.dtype(), centered ? "layer_norm backward" : "rms_norm backward", [&] {
-    backward_impl<T>(centered, dy, x, weight, mean, rstd, dx, dweight, dbias);
-  });
+  SPARROW_CPU_FLOAT_DISPATCH(x.dtype(), centered ? "layer_norm backward" : "rms_norm backward",
+                             [&] { backward_impl<T>(centered, dy, x, weight, mean, rstd, dx, dweight, dbias); });
 }
 
 }  // namespace sparrow::cpu

@@ -115,8 +115,8 @@ void sum_rows(const T* p, const Shape& kept_shape, const Shape& kept_strides, co
 #pragma omp parallel for schedule(static) if (O * R >= loop::kParallelMin && O * splits > 1)
   for (int64_t task = 0; task < O * splits; ++task) {
     const int64_t o = task / splits, sp = task % splits;
-    partial[task] = sum_range(p + offset_of(o, kept_shape, kept_strides), red_shape, red_strides,
-                              R * sp / splits, R * (sp + 1) / splits);
+    partial[task] = sum_range(p + offset_of(o, kept_shape, kept_strides), red_shape, red_strides, R * sp / splits,
+                              R * (sp + 1) / splits);
   }
   for (int64_t o = 0; o < O; ++o) {
     double s = 0;
@@ -146,8 +146,8 @@ void sum(const Tensor& a, const Shape& kept_shape, const Shape& kept_strides, co
   });
 }
 
-void max(const Tensor& a, const Shape& kept_shape, const Shape& kept_strides, int64_t n, int64_t stride,
-         Tensor& out, Tensor& idx) {
+void max(const Tensor& a, const Shape& kept_shape, const Shape& kept_strides, int64_t n, int64_t stride, Tensor& out,
+         Tensor& idx) {
   loop::dispatch_float(a.dtype(), "max", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* p = loop::base_ptr<T>(a) + a.offset();

@@ -12,8 +12,8 @@ void sum(const Tensor& a, const Shape& kept_shape, const Shape& kept_strides, co
 
 // out[o] = max_i a[kept(o) + i·stride], i < n (n ≥ 1); idx (I32, contiguous like out) gets the
 // first i that attains it (NaN counts as the maximum, so it propagates).
-void max(const Tensor& a, const Shape& kept_shape, const Shape& kept_strides, int64_t n, int64_t stride,
-         Tensor& out, Tensor& idx);
+void max(const Tensor& a, const Shape& kept_shape, const Shape& kept_strides, int64_t n, int64_t stride, Tensor& out,
+         Tensor& idx);
 
 // grad_in (contiguous [outer, n, inner], zero on entry) gets g (contiguous [outer, inner]) at
 // the positions idx picked: grad_in[o, idx[o, i], i] = g[o, i].

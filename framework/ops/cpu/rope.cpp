@@ -69,8 +69,8 @@ void heads_impl(const Tensor& in, Tensor& out, int64_t H, int64_t position_offse
     const A* s = sin_t.data() + t * P;
     for (int64_t part = 0; part < 3; ++part)
       for (int64_t h = 0; h < H; ++h) {
-        const int64_t packed = ((row * 3 + part) * H + h) * D;             // [B, T, 3, H, D]
-        const int64_t split = (((part * B + b) * H + h) * T_ + t) * D;      // [3, B, H, T, D]
+        const int64_t packed = ((row * 3 + part) * H + h) * D;          // [B, T, 3, H, D]
+        const int64_t split = (((part * B + b) * H + h) * T_ + t) * D;  // [3, B, H, T, D]
         const T* x = ip + (to_heads ? packed : split);
         T* y = op + (to_heads ? split : packed);
         if (part == 2) {

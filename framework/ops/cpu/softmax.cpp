@@ -73,8 +73,7 @@ void backward_impl(bool log, const Tensor& dy, const Tensor& y, int64_t dim, Ten
         dr[j * st] = store_as<T>(load_acc(gr[j * st]) - std::exp(load_acc(yr[j * st])) * s);
     } else {
       for (int64_t j = 0; j < D; ++j) s += load_acc(gr[j * st]) * load_acc(yr[j * st]);
-      for (int64_t j = 0; j < D; ++j)
-        dr[j * st] = store_as<T>(load_acc(yr[j * st]) * (load_acc(gr[j * st]) - s));
+      for (int64_t j = 0; j < D; ++j) dr[j * st] = store_as<T>(load_acc(yr[j * st]) * (load_acc(gr[j * st]) - s));
     }
   }
 }

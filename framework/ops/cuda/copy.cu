@@ -8,8 +8,8 @@
 namespace sparrow::cuda {
 
 StridedDesc make_desc(const Tensor& t, const Shape& shape) {
-  SPARROW_CHECK(static_cast<int>(shape.size()) <= kMaxDims, "CUDA kernels take at most ", kMaxDims,
-                " dims, got ", shape_str(shape));
+  SPARROW_CHECK(static_cast<int>(shape.size()) <= kMaxDims, "CUDA kernels take at most ", kMaxDims, " dims, got ",
+                shape_str(shape));
   StridedDesc d;
   d.ndim = static_cast<int>(shape.size());
   Shape st = t.shape() == shape ? t.strides() : Shape(shape.size(), 0);
@@ -37,10 +37,14 @@ void launch_from(const Tensor& src, Tensor& dst) {
   };
   const void* s = src.impl().storage->data;
   switch (src.dtype()) {
-    case DType::F32: return go(static_cast<const float*>(s));
-    case DType::F64: return go(static_cast<const double*>(s));
-    case DType::BF16: return go(static_cast<const __nv_bfloat16*>(s));
-    case DType::I32: return go(static_cast<const int32_t*>(s));
+    case DType::F32:
+      return go(static_cast<const float*>(s));
+    case DType::F64:
+      return go(static_cast<const double*>(s));
+    case DType::BF16:
+      return go(static_cast<const __nv_bfloat16*>(s));
+    case DType::I32:
+      return go(static_cast<const int32_t*>(s));
   }
 }
 
@@ -79,14 +83,19 @@ void accumulate_strided(Tensor& dst, const Tensor& src) {
 void copy_strided(Tensor& dst, const Tensor& src) {
   if (dst.numel() == 0) return;
   if (dst.is_contiguous() && src.is_contiguous() && dst.dtype() == src.dtype()) {
-    SPARROW_CUDA_CHECK(cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(), dst.nbytes(), cudaMemcpyDeviceToDevice, stream()));
+    SPARROW_CUDA_CHECK(
+        cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(), dst.nbytes(), cudaMemcpyDeviceToDevice, stream()));
     return;
   }
   switch (dst.dtype()) {
-    case DType::F32: return launch_from<float>(src, dst);
-    case DType::F64: return launch_from<double>(src, dst);
-    case DType::BF16: return launch_from<__nv_bfloat16>(src, dst);
-    case DType::I32: return launch_from<int32_t>(src, dst);
+    case DType::F32:
+      return launch_from<float>(src, dst);
+    case DType::F64:
+      return launch_from<double>(src, dst);
+    case DType::BF16:
+      return launch_from<__nv_bfloat16>(src, dst);
+    case DType::I32:
+      return launch_from<int32_t>(src, dst);
   }
 }
 

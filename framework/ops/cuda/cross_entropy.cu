@@ -17,8 +17,8 @@ namespace {
 // info[0]: 1 if a bad target was seen, info[1]: one such target.
 template <class T>
 __global__ void ce_rows_kernel(const T* __restrict__ x, const int32_t* __restrict__ targets, int32_t ignore,
-                               typename Acc<T>::type* lse, typename Acc<T>::type* row_loss, int32_t* info,
-                               int64_t rows, int64_t V) {
+                               typename Acc<T>::type* lse, typename Acc<T>::type* row_loss, int32_t* info, int64_t rows,
+                               int64_t V) {
   using A = typename Acc<T>::type;
   __shared__ MaxSum<A> scratch[32];
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
@@ -97,12 +97,12 @@ void forward_impl(const Tensor& logits, const Tensor& targets, int32_t ignore, T
   Tensor info = zeros({2}, DType::I32, logits.device());
   const int32_t* tp = static_cast<const int32_t*>(targets.data_ptr());
   int32_t* ip = static_cast<int32_t*>(info.data_ptr());
-  ce_rows_kernel<T><<<row_blocks(N), row_threads(V), 0, stream()>>>(
-      static_cast<const T*>(logits.data_ptr()), tp, ignore, static_cast<A*>(lse.data_ptr()),
-      static_cast<A*>(row_loss.data_ptr()), ip, N, V);
+  ce_rows_kernel<T><<<row_blocks(N), row_threads(V), 0, stream()>>>(static_cast<const T*>(logits.data_ptr()), tp,
+                                                                    ignore, static_cast<A*>(lse.data_ptr()),
+                                                                    static_cast<A*>(row_loss.data_ptr()), ip, N, V);
   SPARROW_CUDA_LAUNCH_CHECK();
   ce_reduce_kernel<A><<<1, 1024, 0, stream()>>>(static_cast<const A*>(row_loss.data_ptr()), tp, ignore, V,
-                                               static_cast<A*>(loss.data_ptr()), count.data<int32_t>(), N);
+                                                static_cast<A*>(loss.data_ptr()), count.data<int32_t>(), N);
   SPARROW_CUDA_LAUNCH_CHECK();
   check_on_host(ip, 2, [V, ignore](const int32_t* r) {
     if (!r[0]) return std::string();
@@ -125,18 +125,16 @@ void backward_impl(const Tensor& logits, const Tensor& targets, int32_t ignore, 
 
 }  // namespace
 
-void cross_entropy_forward(const Tensor& logits, const Tensor& targets, int32_t ignore_index, Tensor& loss,
-                           Tensor& lse, Tensor& count) {
-  SPARROW_CUDA_FLOAT_DISPATCH(logits.dtype(), "cross_entropy", [&] {
-    forward_impl<T>(logits, targets, ignore_index, loss, lse, count);
-  });
+void cross_entropy_forward(const Tensor& logits, const Tensor& targets, int32_t ignore_index, Tensor& loss, Tensor& lse,
+                           Tensor& count) {
+  SPARROW_CUDA_FLOAT_DISPATCH(logits.dtype(), "cross_entropy",
+                              [&] { forward_impl<T>(logits, targets, ignore_index, loss, lse, count); });
 }
 
 void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int32_t ignore_index, const Tensor& lse,
                             const Tensor& g, const Tensor& count, Tensor& dlogits) {
-  SPARROW_CUDA_FLOAT_DISPATCH(logits.dtype(), "cross_entropy backward", [&] {
-    backward_impl<T>(logits, targets, ignore_index, lse, g, count, dlogits);
-  });
+  SPARROW_CUDA_FLOAT_DISPATCH(logits.dtype(), "cross_entropy backward",
+                              [&] { backward_impl<T>(logits, targets, ignore_index, lse, g, count, dlogits); });
 }
 
 }  // namespace sparrow::cuda

@@ -9,8 +9,8 @@
 
 namespace sparrow::cuda {
 
-void cross_entropy_forward(const Tensor& logits, const Tensor& targets, int32_t ignore_index, Tensor& loss,
-                           Tensor& lse, Tensor& count);
+void cross_entropy_forward(const Tensor& logits, const Tensor& targets, int32_t ignore_index, Tensor& loss, Tensor& lse,
+                           Tensor& count);
 void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int32_t ignore_index, const Tensor& lse,
                             const Tensor& g, const Tensor& count, Tensor& dlogits);
 

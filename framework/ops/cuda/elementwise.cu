@@ -12,16 +12,40 @@ __device__ __forceinline__ double dtanh(double x) { return ::tanh(x); }
 __device__ __forceinline__ float dexp(float x) { return expf(x); }
 __device__ __forceinline__ double dexp(double x) { return ::exp(x); }
 
-struct AddOp { template <class C> __device__ C operator()(C a, C b) const { return a + b; } };
-struct SubOp { template <class C> __device__ C operator()(C a, C b) const { return a - b; } };
-struct MulOp { template <class C> __device__ C operator()(C a, C b) const { return a * b; } };
-struct DivOp { template <class C> __device__ C operator()(C a, C b) const { return a / b; } };
+struct AddOp {
+  template <class C>
+  __device__ C operator()(C a, C b) const {
+    return a + b;
+  }
+};
+struct SubOp {
+  template <class C>
+  __device__ C operator()(C a, C b) const {
+    return a - b;
+  }
+};
+struct MulOp {
+  template <class C>
+  __device__ C operator()(C a, C b) const {
+    return a * b;
+  }
+};
+struct DivOp {
+  template <class C>
+  __device__ C operator()(C a, C b) const {
+    return a / b;
+  }
+};
 struct TanhGradOp {
-  template <class C> __device__ C operator()(C g, C y) const { return g * (C(1) - y * y); }
+  template <class C>
+  __device__ C operator()(C g, C y) const {
+    return g * (C(1) - y * y);
+  }
 };
 // gelu'(x) = ½(1 + t) + ½x(1 − t²)·k(1 + 3c·x²), t = tanh(k(x + c·x³)), k = √(2/π), c = 0.044715
 struct GeluGradOp {
-  template <class C> __device__ C operator()(C g, C x) const {
+  template <class C>
+  __device__ C operator()(C g, C x) const {
     const C k = C(0.7978845608028654), c = C(0.044715), h = C(0.5), one = C(1);
     const C t = dtanh(k * (x + c * x * x * x));
     return g * (h * (one + t) + h * x * (one - t * t) * k * (one + C(3) * c * x * x));
@@ -29,7 +53,8 @@ struct GeluGradOp {
 };
 // silu'(x) = σ(x)(1 + x(1 − σ(x)))
 struct SiluGradOp {
-  template <class C> __device__ C operator()(C g, C x) const {
+  template <class C>
+  __device__ C operator()(C g, C x) const {
     const C s = C(1) / (C(1) + dexp(-x));
     return g * s * (C(1) + x * (C(1) - s));
   }
@@ -72,17 +97,27 @@ void add(const Tensor& a, const Tensor& b, Tensor& out) { run_binary("add", a, b
 void sub(const Tensor& a, const Tensor& b, Tensor& out) { run_binary("sub", a, b, out, SubOp{}); }
 void mul(const Tensor& a, const Tensor& b, Tensor& out) { run_binary("mul", a, b, out, MulOp{}); }
 void div(const Tensor& a, const Tensor& b, Tensor& out) { run_binary("div", a, b, out, DivOp{}); }
-void tanh_backward(const Tensor& g, const Tensor& y, Tensor& out) { run_binary("tanh backward", g, y, out, TanhGradOp{}); }
-void gelu_backward(const Tensor& g, const Tensor& x, Tensor& out) { run_binary("gelu backward", g, x, out, GeluGradOp{}); }
-void silu_backward(const Tensor& g, const Tensor& x, Tensor& out) { run_binary("silu backward", g, x, out, SiluGradOp{}); }
+void tanh_backward(const Tensor& g, const Tensor& y, Tensor& out) {
+  run_binary("tanh backward", g, y, out, TanhGradOp{});
+}
+void gelu_backward(const Tensor& g, const Tensor& x, Tensor& out) {
+  run_binary("gelu backward", g, x, out, GeluGradOp{});
+}
+void silu_backward(const Tensor& g, const Tensor& x, Tensor& out) {
+  run_binary("silu backward", g, x, out, SiluGradOp{});
+}
 
 void fill(Tensor& a, double v) {
   if (a.numel() == 0) return;
   switch (a.dtype()) {
-    case DType::F32: return launch_fill(a, static_cast<float>(v));
-    case DType::F64: return launch_fill(a, v);
-    case DType::BF16: return launch_fill(a, __float2bfloat16(static_cast<float>(v)));
-    case DType::I32: return launch_fill(a, static_cast<int32_t>(v));
+    case DType::F32:
+      return launch_fill(a, static_cast<float>(v));
+    case DType::F64:
+      return launch_fill(a, v);
+    case DType::BF16:
+      return launch_fill(a, __float2bfloat16(static_cast<float>(v)));
+    case DType::I32:
+      return launch_fill(a, static_cast<int32_t>(v));
   }
 }
 

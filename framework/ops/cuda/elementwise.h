@@ -13,6 +13,6 @@ void div(const Tensor& a, const Tensor& b, Tensor& out);
 void tanh_backward(const Tensor& g, const Tensor& y, Tensor& out);  // g·(1 − y²)
 void gelu_backward(const Tensor& g, const Tensor& x, Tensor& out);  // g·gelu'(x)
 void silu_backward(const Tensor& g, const Tensor& x, Tensor& out);  // g·σ(x)(1 + x(1 − σ(x)))
-void fill(Tensor& a, double v);  // any dtype, I32 included
+void fill(Tensor& a, double v);                                     // any dtype, I32 included
 
 }  // namespace sparrow::cuda

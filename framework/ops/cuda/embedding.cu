@@ -64,9 +64,8 @@ void embedding_forward(const Tensor& weight, const Tensor& ids, Tensor& out) {
   const int64_t n = ids.numel(), d = weight.size(1);
   if (n * d == 0) return;
   SPARROW_CUDA_FLOAT_DISPATCH(weight.dtype(), "embedding", [&] {
-    gather_kernel<<<grid_for(n * d), 256, 0, stream()>>>(static_cast<const T*>(weight.data_ptr()),
-                                                          ids.data<int32_t>(), static_cast<T*>(out.data_ptr()), n, d,
-                                                          weight.size(0));
+    gather_kernel<<<grid_for(n * d), 256, 0, stream()>>>(static_cast<const T*>(weight.data_ptr()), ids.data<int32_t>(),
+                                                         static_cast<T*>(out.data_ptr()), n, d, weight.size(0));
     SPARROW_CUDA_LAUNCH_CHECK();
   });
 }
@@ -77,24 +76,25 @@ void embedding_backward(const Tensor& grad_out, const Tensor& ids, Tensor& grad_
   const int32_t* id = ids.data<int32_t>();
   switch (grad_weight.dtype()) {
     case DType::F32:
-      scatter_add_kernel<<<grid_for(n * d), 256, 0, stream()>>>(grad_out.data<float>(), id,
-                                                                grad_weight.data<float>(), n, d, grad_weight.size(0));
+      scatter_add_kernel<<<grid_for(n * d), 256, 0, stream()>>>(grad_out.data<float>(), id, grad_weight.data<float>(),
+                                                                n, d, grad_weight.size(0));
       SPARROW_CUDA_LAUNCH_CHECK();
       return;
     case DType::F64:
-      scatter_add_kernel<<<grid_for(n * d), 256, 0, stream()>>>(grad_out.data<double>(), id,
-                                                                grad_weight.data<double>(), n, d, grad_weight.size(0));
+      scatter_add_kernel<<<grid_for(n * d), 256, 0, stream()>>>(grad_out.data<double>(), id, grad_weight.data<double>(),
+                                                                n, d, grad_weight.size(0));
       SPARROW_CUDA_LAUNCH_CHECK();
       return;
     case DType::BF16: {
       Tensor acc = zeros(grad_weight.shape(), DType::F32, grad_weight.device());
-      scatter_add_kernel<<<grid_for(n * d), 256, 0, stream()>>>(
-          static_cast<const __nv_bfloat16*>(grad_out.data_ptr()), id, acc.data<float>(), n, d, grad_weight.size(0));
+      scatter_add_kernel<<<grid_for(n * d), 256, 0, stream()>>>(static_cast<const __nv_bfloat16*>(grad_out.data_ptr()),
+                                                                id, acc.data<float>(), n, d, grad_weight.size(0));
       SPARROW_CUDA_LAUNCH_CHECK();
       copy_(grad_weight, acc);
       return;
     }
-    default: fail("embedding backward (cuda): unsupported dtype ", dtype_name(grad_weight.dtype()));
+    default:
+      fail("embedding backward (cuda): unsupported dtype ", dtype_name(grad_weight.dtype()));
   }
 }
 

@@ -24,18 +24,24 @@
 
 namespace sparrow::cuda {
 
-template <class T> __device__ __forceinline__ T store(typename Acc<T>::type v) { return v; }
-template <> __device__ __forceinline__ __nv_bfloat16 store<__nv_bfloat16>(float v) { return __float2bfloat16(v); }
+template <class T>
+__device__ __forceinline__ T store(typename Acc<T>::type v) {
+  return v;
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 store<__nv_bfloat16>(float v) {
+  return __float2bfloat16(v);
+}
 
 // N operands (operand 0 is the output) over one coalesced index space whose innermost dim is
 // counted in vectors of V lanes. Offsets are in elements.
 template <int N>
 struct MapGeometry {
   int ndim = 0;
-  int64_t shape[kMaxDims] = {};           // innermost dim in vectors
-  int64_t stride[N][kMaxDims] = {};       // innermost: per vector (V × the element stride)
+  int64_t shape[kMaxDims] = {};      // innermost dim in vectors
+  int64_t stride[N][kMaxDims] = {};  // innermost: per vector (V × the element stride)
   int64_t offset[N] = {};
-  bool splat[N] = {};                     // innermost stride 0: one value for all V lanes
+  bool splat[N] = {};  // innermost stride 0: one value for all V lanes
 
   __device__ __forceinline__ void offsets(int64_t i, int64_t (&off)[N]) const {
 #pragma unroll
@@ -72,7 +78,9 @@ __device__ __forceinline__ Lanes<T, V> load_lanes(const T* p, bool splat) {
   if constexpr (V == 1) {
     r.v[0] = p[0];
   } else {
-    struct alignas(sizeof(T) * V) Vec { T v[V]; };
+    struct alignas(sizeof(T) * V) Vec {
+      T v[V];
+    };
     if (splat) {
       const T x = p[0];
 #pragma unroll
@@ -90,7 +98,9 @@ __device__ __forceinline__ void store_lanes(T* p, const Lanes<T, V>& r) {
   if constexpr (V == 1) {
     p[0] = r.v[0];
   } else {
-    struct alignas(sizeof(T) * V) Vec { T v[V]; };
+    struct alignas(sizeof(T) * V) Vec {
+      T v[V];
+    };
     Vec w;
 #pragma unroll
     for (int j = 0; j < V; ++j) w.v[j] = r.v[j];
@@ -153,12 +163,14 @@ struct Convert {
 template <int N>
 struct MapPlan {
   MapGeometry<N> geo;
-  int vec = 1;      // lanes per thread
-  int64_t n = 0;    // threads' work items (vectors)
+  int vec = 1;    // lanes per thread
+  int64_t n = 0;  // threads' work items (vectors)
 };
 
 // Strides of t as seen at `shape` (broadcast dims get stride 0).
-inline Shape map_strides(const Tensor& t, const Shape& shape) { return broadcast_strides(t.shape(), t.strides(), shape); }
+inline Shape map_strides(const Tensor& t, const Shape& shape) {
+  return broadcast_strides(t.shape(), t.strides(), shape);
+}
 
 // ops: the output first. Picks the widest V ≤ 16 bytes / (largest element) that every operand's
 // layout and alignment allow.
@@ -209,15 +221,31 @@ MapPlan<N> plan_map(const Shape& shape, const std::array<const Tensor*, N>& ops)
 }
 
 // Launches KERNEL<V, ...> with V the plan's lane count.
-#define SPARROW_MAP_LAUNCH(plan, LAUNCH)           \
-  do {                                             \
-    switch ((plan).vec) {                          \
-      case 8: { constexpr int V = 8; LAUNCH; break; } \
-      case 4: { constexpr int V = 4; LAUNCH; break; } \
-      case 2: { constexpr int V = 2; LAUNCH; break; } \
-      default: { constexpr int V = 1; LAUNCH; break; } \
-    }                                              \
-    SPARROW_CUDA_LAUNCH_CHECK();                   \
+#define SPARROW_MAP_LAUNCH(plan, LAUNCH) \
+  do {                                   \
+    switch ((plan).vec) {                \
+      case 8: {                          \
+        constexpr int V = 8;             \
+        LAUNCH;                          \
+        break;                           \
+      }                                  \
+      case 4: {                          \
+        constexpr int V = 4;             \
+        LAUNCH;                          \
+        break;                           \
+      }                                  \
+      case 2: {                          \
+        constexpr int V = 2;             \
+        LAUNCH;                          \
+        break;                           \
+      }                                  \
+      default: {                         \
+        constexpr int V = 1;             \
+        LAUNCH;                          \
+        break;                           \
+      }                                  \
+    }                                    \
+    SPARROW_CUDA_LAUNCH_CHECK();         \
   } while (0)
 
 }  // namespace sparrow::cuda

@@ -28,10 +28,14 @@ struct Types {
 
 Types types_for(DType t) {
   switch (t) {
-    case DType::BF16: return {CUDA_R_16BF, CUBLAS_COMPUTE_32F, CUDA_R_32F};
-    case DType::F32: return {CUDA_R_32F, CUBLAS_COMPUTE_32F, CUDA_R_32F};  // pedantic fp32: no TF32
-    case DType::F64: return {CUDA_R_64F, CUBLAS_COMPUTE_64F, CUDA_R_64F};
-    default: fail("matmul (cuda): unsupported dtype ", dtype_name(t));
+    case DType::BF16:
+      return {CUDA_R_16BF, CUBLAS_COMPUTE_32F, CUDA_R_32F};
+    case DType::F32:
+      return {CUDA_R_32F, CUBLAS_COMPUTE_32F, CUDA_R_32F};  // pedantic fp32: no TF32
+    case DType::F64:
+      return {CUDA_R_64F, CUBLAS_COMPUTE_64F, CUDA_R_64F};
+    default:
+      fail("matmul (cuda): unsupported dtype ", dtype_name(t));
   }
 }
 
@@ -39,7 +43,7 @@ Types types_for(DType t) {
 struct Call {
   DType dtype;
   bool trans_first, trans_second;
-  int64_t rows_first, cols_first, ld_first;     // stored (column-major) shape of the first operand
+  int64_t rows_first, cols_first, ld_first;  // stored (column-major) shape of the first operand
   int64_t rows_second, cols_second, ld_second;
   int64_t m, n;                                 // Cᵀ is n×m column-major, ld n
   int64_t batch, stride_first, stride_second;   // batch count and element strides (batch > 1)
@@ -77,7 +81,8 @@ cublasLtMatrixLayout_t make_layout(cudaDataType_t t, int64_t rows, int64_t cols,
   SPARROW_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, t, static_cast<uint64_t>(rows), static_cast<uint64_t>(cols), ld));
   if (batch > 1) {
     int32_t count = static_cast<int32_t>(batch);
-    SPARROW_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)));
+    SPARROW_CUBLAS_CHECK(
+        cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)));
     SPARROW_CUBLAS_CHECK(
         cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)));
   }
@@ -106,8 +111,8 @@ std::unique_ptr<Plan> build_plan(const Call& k) {
       const int64_t aux_ld = k.n;
       SPARROW_CUBLAS_CHECK(
           cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld, sizeof(aux_ld)));
-      SPARROW_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_DATA_TYPE,
-                                                          &vec_type, sizeof(vec_type)));
+      SPARROW_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_DATA_TYPE, &vec_type,
+                                                          sizeof(vec_type)));
     }
   }
   p->first = make_layout(ty.data, k.rows_first, k.cols_first, k.ld_first, k.batch, k.stride_first);
@@ -132,8 +137,8 @@ std::unique_ptr<Plan> build_plan(const Call& k) {
                                                             &k.align_c, sizeof(uint32_t)));
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
-  cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(cublaslt(), p->op, p->first, p->second, p->c, p->c, pref, 1,
-                                                    &result, &found);
+  cublasStatus_t s =
+      cublasLtMatmulAlgoGetHeuristic(cublaslt(), p->op, p->first, p->second, p->c, p->c, pref, 1, &result, &found);
   cublasLtMatmulPreferenceDestroy(pref);
   if (s == CUBLAS_STATUS_SUCCESS && found > 0) {
     p->algo = result.algo;
@@ -271,8 +276,8 @@ bool matmul(const GemmProblem& p, Tensor& out) {
     }
   }
   if (p.batch == 1 || (sa > 0 && sb > 0)) {
-    if (run(p, dtype, a_storage + p.a.offsets[0] * es, b_storage + p.b.offsets[0] * es, c, p.batch, sa, sb,
-            p.epilogue, bias, aux))
+    if (run(p, dtype, a_storage + p.a.offsets[0] * es, b_storage + p.b.offsets[0] * es, c, p.batch, sa, sb, p.epilogue,
+            bias, aux))
       return true;
     if (p.epilogue != GemmEpilogue::Bias) return false;
     add(out, p.bias, out);  // no epilogue algorithm for this layout: a separate broadcast add

@@ -14,8 +14,8 @@
 //             columns (coalesced), then a second kernel folds the chunks in a fixed order.
 #include "framework/cuda/runtime.h"
 #include "framework/ops/cuda/fused_reduce.cuh"
-#include "framework/ops/cuda/norm.h"
 #include "framework/ops/cuda/map.cuh"
+#include "framework/ops/cuda/norm.h"
 
 namespace sparrow::cuda {
 
@@ -82,14 +82,14 @@ __global__ void norm_backward_dx_kernel(const T* __restrict__ dy, const T* __res
   }
 }
 
-constexpr int kWarpMaxVecs = 8;      // vectors of V lanes per thread on the warp path
+constexpr int kWarpMaxVecs = 8;  // vectors of V lanes per thread on the warp path
 constexpr int kWarpsPerBlock = 8;
 
 // One warp per row: the row's vectors j = i·32 + lane (i < kWarpMaxVecs) live in registers.
 template <class T, bool kCentered>
-__global__ void norm_forward_warp(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b,
-                                  double eps, T* __restrict__ y, typename Acc<T>::type* mean,
-                                  typename Acc<T>::type* rstd, int64_t rows, int64_t D) {
+__global__ void norm_forward_warp(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b, double eps,
+                                  T* __restrict__ y, typename Acc<T>::type* mean, typename Acc<T>::type* rstd,
+                                  int64_t rows, int64_t D) {
   using A = typename Acc<T>::type;
   constexpr int V = 16 / sizeof(T);
   const int lane = threadIdx.x & 31;
@@ -162,7 +162,8 @@ __global__ void norm_backward_warp(const T* __restrict__ dy, const T* __restrict
   for (int i = 0; i < kVecs; ++i)
 #pragma unroll
     for (int v = 0; v < V; ++v) aw[i][v] = ab[i][v] = 0;
-  for (int64_t row = int64_t(blockIdx.x) * kWarpsPerBlock + warp; row < rows; row += int64_t(gridDim.x) * kWarpsPerBlock) {
+  for (int64_t row = int64_t(blockIdx.x) * kWarpsPerBlock + warp; row < rows;
+       row += int64_t(gridDim.x) * kWarpsPerBlock) {
     const A mu = kCentered ? mean[row] : A(0), rs = rstd[row];
     // The row stays in registers as loaded (packed, for bf16 half the registers of floats);
     // x̂ and g are recomputed in the second pass rather than kept.
@@ -247,8 +248,8 @@ inline unsigned warp_blocks(int64_t rows) {
 template <class T, bool kCentered>
 __global__ void norm_param_partial_kernel(const T* __restrict__ dy, const T* __restrict__ x,
                                           const typename Acc<T>::type* mean, const typename Acc<T>::type* rstd,
-                                          typename Acc<T>::type* pw, typename Acc<T>::type* pb, int64_t rows,
-                                          int64_t D, int64_t rows_per_chunk) {
+                                          typename Acc<T>::type* pw, typename Acc<T>::type* pb, int64_t rows, int64_t D,
+                                          int64_t rows_per_chunk) {
   using A = typename Acc<T>::type;
   const int64_t col = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (col >= D) return;
@@ -366,8 +367,8 @@ void backward_impl(const Tensor& dy, const Tensor& x, const Tensor& w, const Ten
   Tensor pw = dw.defined() ? empty({chunks, D}, sd, x.device()) : Tensor();
   Tensor pb = db.defined() ? empty({chunks, D}, sd, x.device()) : Tensor();
   const dim3 grid(static_cast<unsigned>((D + 255) / 256), static_cast<unsigned>(chunks));
-  norm_param_partial_kernel<T, kCentered><<<grid, 256, 0, stream()>>>(
-      ptr<T>(dy), ptr<T>(x), ptr<A>(mean), ptr<A>(rstd), mut<A>(pw), mut<A>(pb), rows, D, rows_per_chunk);
+  norm_param_partial_kernel<T, kCentered><<<grid, 256, 0, stream()>>>(ptr<T>(dy), ptr<T>(x), ptr<A>(mean), ptr<A>(rstd),
+                                                                      mut<A>(pw), mut<A>(pb), rows, D, rows_per_chunk);
   SPARROW_CUDA_LAUNCH_CHECK();
   if (dw.defined()) {
     fold_chunks(pw.data_ptr(), dw.data_ptr(), x.dtype(), chunks, D);

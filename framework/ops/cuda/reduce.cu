@@ -8,8 +8,8 @@
 #include <algorithm>
 
 #include "framework/cuda/runtime.h"
-#include "framework/ops/cuda/reduce.h"
 #include "framework/ops/cuda/map.cuh"
+#include "framework/ops/cuda/reduce.h"
 
 namespace sparrow::cuda {
 
@@ -224,10 +224,18 @@ void sum(const Tensor& a, const Shape& kept_shape, const Shape& kept_strides, co
       A* pp = S > 1 ? static_cast<A*>(partial.data_ptr()) : nullptr;
       const dim3 grid{unsigned(bx), unsigned(S)};
       switch (V) {
-        case 8: launch_sum_columns<T, 8>(grid, p, O, red, R, chunk, A(scale), o, pp); break;
-        case 4: launch_sum_columns<T, 4>(grid, p, O, red, R, chunk, A(scale), o, pp); break;
-        case 2: launch_sum_columns<T, 2>(grid, p, O, red, R, chunk, A(scale), o, pp); break;
-        default: launch_sum_columns<T, 1>(grid, p, O, red, R, chunk, A(scale), o, pp); break;
+        case 8:
+          launch_sum_columns<T, 8>(grid, p, O, red, R, chunk, A(scale), o, pp);
+          break;
+        case 4:
+          launch_sum_columns<T, 4>(grid, p, O, red, R, chunk, A(scale), o, pp);
+          break;
+        case 2:
+          launch_sum_columns<T, 2>(grid, p, O, red, R, chunk, A(scale), o, pp);
+          break;
+        default:
+          launch_sum_columns<T, 1>(grid, p, O, red, R, chunk, A(scale), o, pp);
+          break;
       }
       if (S > 1) {
         sum_partials<T><<<grid_for(O), 256, 0, stream()>>>(pp, O, S, 1, O, A(scale), o);
@@ -241,10 +249,9 @@ void sum(const Tensor& a, const Shape& kept_shape, const Shape& kept_strides, co
       SPARROW_CUDA_LAUNCH_CHECK();
       return;
     }
-    const int64_t S = O >= 256 || R <= 2 * kRowsPerSplit
-                          ? 1
-                          : std::min<int64_t>((R + kRowsPerSplit - 1) / kRowsPerSplit,
-                                              std::max<int64_t>(1, kTargetBlocks / O));
+    const int64_t S = O >= 256 || R <= 2 * kRowsPerSplit ? 1
+                                                         : std::min<int64_t>((R + kRowsPerSplit - 1) / kRowsPerSplit,
+                                                                             std::max<int64_t>(1, kTargetBlocks / O));
     const int64_t chunk = std::max<int64_t>(1, (R + S - 1) / S);
     if (S > 1) partial = empty({S * O}, acc_dtype, a.device());
     A* pp = S > 1 ? static_cast<A*>(partial.data_ptr()) : nullptr;
@@ -265,8 +272,8 @@ void sum(const Tensor& a, const Shape& kept_shape, const Shape& kept_strides, co
   });
 }
 
-void max(const Tensor& a, const Shape& kept_shape, const Shape& kept_strides, int64_t n, int64_t stride,
-         Tensor& out, Tensor& idx) {
+void max(const Tensor& a, const Shape& kept_shape, const Shape& kept_strides, int64_t n, int64_t stride, Tensor& out,
+         Tensor& idx) {
   const int64_t O = shape_numel(kept_shape);
   if (O == 0) return;
   SPARROW_CUDA_FLOAT_DISPATCH(a.dtype(), "max", [&] {

@@ -8,8 +8,8 @@ namespace sparrow::cuda {
 
 void sum(const Tensor& a, const Shape& kept_shape, const Shape& kept_strides, const Shape& red_shape,
          const Shape& red_strides, double scale, Tensor& out);
-void max(const Tensor& a, const Shape& kept_shape, const Shape& kept_strides, int64_t n, int64_t stride,
-         Tensor& out, Tensor& idx);
+void max(const Tensor& a, const Shape& kept_shape, const Shape& kept_strides, int64_t n, int64_t stride, Tensor& out,
+         Tensor& idx);
 void max_backward(const Tensor& g, const Tensor& idx, int64_t outer, int64_t n, int64_t inner, Tensor& grad_in);
 
 }  // namespace sparrow::cuda

@@ -4,8 +4,8 @@
 // (grid.y splits the heads when N·D/2 alone is too few threads). Neighbouring threads touch
 // neighbouring pairs of one row: coalesced.
 #include "framework/cuda/runtime.h"
-#include "framework/ops/cuda/rope.h"
 #include "framework/ops/cuda/map.cuh"
+#include "framework/ops/cuda/rope.h"
 
 namespace sparrow::cuda {
 
@@ -56,7 +56,7 @@ __global__ void rope_heads_kernel(const T* __restrict__ in, T* __restrict__ out,
 #pragma unroll 4
       for (int64_t h = 0; h < H; ++h) {  // unrolled: several independent 16-byte loads in flight
         const int64_t packed = ((row * 3 + part) * H + h) * D + vd * V;          // [B, T, 3, H, D]
-        const int64_t split = (((part * B + b) * H + h) * Tn + t) * D + vd * V;   // [3, B, H, T, D]
+        const int64_t split = (((part * B + b) * H + h) * Tn + t) * D + vd * V;  // [3, B, H, T, D]
         const Lanes<T, V> x = load_lanes<T, V>(in + (to_heads ? packed : split), false);
         Lanes<T, V> y;
         if (part == 2) {
@@ -87,13 +87,13 @@ void rope_heads(const Tensor& in, Tensor& out, int64_t heads, int64_t position_o
                       reinterpret_cast<uintptr_t>(out.data_ptr()) % 16 == 0;
     const int64_t threads = B * Tn * (D / (wide ? V : 2));
     if (wide)
-      rope_heads_kernel<T, V><<<grid_for(threads), 256, 0, stream()>>>(
-          static_cast<const T*>(in.data_ptr()), static_cast<T*>(out.data_ptr()), B, Tn, heads, D, position_offset,
-          base, to_heads);
+      rope_heads_kernel<T, V><<<grid_for(threads), 256, 0, stream()>>>(static_cast<const T*>(in.data_ptr()),
+                                                                       static_cast<T*>(out.data_ptr()), B, Tn, heads, D,
+                                                                       position_offset, base, to_heads);
     else
-      rope_heads_kernel<T, 2><<<grid_for(threads), 256, 0, stream()>>>(
-          static_cast<const T*>(in.data_ptr()), static_cast<T*>(out.data_ptr()), B, Tn, heads, D, position_offset,
-          base, to_heads);
+      rope_heads_kernel<T, 2><<<grid_for(threads), 256, 0, stream()>>>(static_cast<const T*>(in.data_ptr()),
+                                                                       static_cast<T*>(out.data_ptr()), B, Tn, heads, D,
+                                                                       position_offset, base, to_heads);
     SPARROW_CUDA_LAUNCH_CHECK();
   });
 }

@@ -41,26 +41,52 @@ __device__ __forceinline__ float to_f(int32_t x) { return static_cast<float>(x);
 
 template <class T>
 __device__ __forceinline__ T from_f(double x);
-template <> __device__ __forceinline__ float from_f<float>(double x) { return static_cast<float>(x); }
-template <> __device__ __forceinline__ double from_f<double>(double x) { return x; }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(double x) {
+template <>
+__device__ __forceinline__ float from_f<float>(double x) {
+  return static_cast<float>(x);
+}
+template <>
+__device__ __forceinline__ double from_f<double>(double x) {
+  return x;
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(double x) {
   return __float2bfloat16(static_cast<float>(x));
 }
-template <> __device__ __forceinline__ int32_t from_f<int32_t>(double x) { return static_cast<int32_t>(x); }
+template <>
+__device__ __forceinline__ int32_t from_f<int32_t>(double x) {
+  return static_cast<int32_t>(x);
+}
 
 // Compute type for a storage type: bf16 computes in f32, f64 in f64.
-template <class T> struct Acc { using type = float; };
-template <> struct Acc<double> { using type = double; };
+template <class T>
+struct Acc {
+  using type = float;
+};
+template <>
+struct Acc<double> {
+  using type = double;
+};
 
 }  // namespace sparrow::cuda
 
 // Runs BODY with `T` bound to the C++ element type of dtype DT (float, double, __nv_bfloat16).
-#define SPARROW_CUDA_FLOAT_DISPATCH(DT, OPNAME, ...)                                         \
-  [&] {                                                                                      \
-    switch (DT) {                                                                            \
-      case ::sparrow::DType::F32: { using T = float; return __VA_ARGS__(); }                \
-      case ::sparrow::DType::F64: { using T = double; return __VA_ARGS__(); }               \
-      case ::sparrow::DType::BF16: { using T = __nv_bfloat16; return __VA_ARGS__(); }       \
-      default: ::sparrow::fail(OPNAME, ": unsupported dtype ", ::sparrow::dtype_name(DT), " on CUDA"); \
-    }                                                                                        \
+#define SPARROW_CUDA_FLOAT_DISPATCH(DT, OPNAME, ...)                                            \
+  [&] {                                                                                         \
+    switch (DT) {                                                                               \
+      case ::sparrow::DType::F32: {                                                             \
+        using T = float;                                                                        \
+        return __VA_ARGS__();                                                                   \
+      }                                                                                         \
+      case ::sparrow::DType::F64: {                                                             \
+        using T = double;                                                                       \
+        return __VA_ARGS__();                                                                   \
+      }                                                                                         \
+      case ::sparrow::DType::BF16: {                                                            \
+        using T = __nv_bfloat16;                                                                \
+        return __VA_ARGS__();                                                                   \
+      }                                                                                         \
+      default:                                                                                  \
+        ::sparrow::fail(OPNAME, ": unsupported dtype ", ::sparrow::dtype_name(DT), " on CUDA"); \
+    }                                                                                           \
   }()

@@ -20,30 +20,80 @@ __device__ __forceinline__ double m_pow(double x, double p) { return ::pow(x, p)
 
 struct AddScalarOp {
   double s;
-  template <class C> __device__ C operator()(C x) const { return x + C(s); }
+  template <class C>
+  __device__ C operator()(C x) const {
+    return x + C(s);
+  }
 };
 struct MulScalarOp {
   double s;
-  template <class C> __device__ C operator()(C x) const { return x * C(s); }
+  template <class C>
+  __device__ C operator()(C x) const {
+    return x * C(s);
+  }
 };
 struct PowOp {
   double p;
-  template <class C> __device__ C operator()(C x) const { return m_pow(x, C(p)); }
+  template <class C>
+  __device__ C operator()(C x) const {
+    return m_pow(x, C(p));
+  }
 };
-struct SquareOp { template <class C> __device__ C operator()(C x) const { return x * x; } };
-struct RecipOp { template <class C> __device__ C operator()(C x) const { return C(1) / x; } };
-struct NegOp { template <class C> __device__ C operator()(C x) const { return -x; } };
-struct ExpOp { template <class C> __device__ C operator()(C x) const { return m_exp(x); } };
-struct LogOp { template <class C> __device__ C operator()(C x) const { return m_log(x); } };
-struct TanhOp { template <class C> __device__ C operator()(C x) const { return m_tanh(x); } };
-struct SqrtOp { template <class C> __device__ C operator()(C x) const { return m_sqrt(x); } };
+struct SquareOp {
+  template <class C>
+  __device__ C operator()(C x) const {
+    return x * x;
+  }
+};
+struct RecipOp {
+  template <class C>
+  __device__ C operator()(C x) const {
+    return C(1) / x;
+  }
+};
+struct NegOp {
+  template <class C>
+  __device__ C operator()(C x) const {
+    return -x;
+  }
+};
+struct ExpOp {
+  template <class C>
+  __device__ C operator()(C x) const {
+    return m_exp(x);
+  }
+};
+struct LogOp {
+  template <class C>
+  __device__ C operator()(C x) const {
+    return m_log(x);
+  }
+};
+struct TanhOp {
+  template <class C>
+  __device__ C operator()(C x) const {
+    return m_tanh(x);
+  }
+};
+struct SqrtOp {
+  template <class C>
+  __device__ C operator()(C x) const {
+    return m_sqrt(x);
+  }
+};
 // ½x(1 + tanh(√(2/π)(x + 0.044715x³)))
 struct GeluOp {
-  template <class C> __device__ C operator()(C x) const {
+  template <class C>
+  __device__ C operator()(C x) const {
     return C(0.5) * x * (C(1) + m_tanh(C(0.7978845608028654) * (x + C(0.044715) * x * x * x)));
   }
 };
-struct SiluOp { template <class C> __device__ C operator()(C x) const { return x / (C(1) + m_exp(-x)); } };
+struct SiluOp {
+  template <class C>
+  __device__ C operator()(C x) const {
+    return x / (C(1) + m_exp(-x));
+  }
+};
 
 template <class F>
 void run_unary(const char* op, const Tensor& a, Tensor& out, F f) {
@@ -52,7 +102,8 @@ void run_unary(const char* op, const Tensor& a, Tensor& out, F f) {
     const MapPlan<2> p = plan_map<2>(out.shape(), {&out, &a});
     auto* o = static_cast<T*>(out.impl().storage->data);
     const auto* x = static_cast<const T*>(a.impl().storage->data);
-    SPARROW_MAP_LAUNCH(p, (map1_kernel<V><<<grid_for(p.n), 256, 0, stream()>>>(o, x, p.geo, p.n, InComputeType<T, F>{f})));
+    SPARROW_MAP_LAUNCH(p,
+                       (map1_kernel<V><<<grid_for(p.n), 256, 0, stream()>>>(o, x, p.geo, p.n, InComputeType<T, F>{f})));
   });
 }
 

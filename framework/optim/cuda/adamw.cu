@@ -33,8 +33,8 @@ __global__ void adamw_kernel(float* __restrict__ p, const float* __restrict__ g,
 void adamw_step(float* p, const float* g, float* m, float* v, bf16* copy, const optim::AdamWKernelArgs& a) {
   if (a.n == 0) return;
   constexpr int kThreads = 256;
-  adamw_kernel<<<grid_for(a.n, kThreads), kThreads, 0, stream()>>>(p, g, m, v,
-                                                                   reinterpret_cast<__nv_bfloat16*>(copy), a);
+  adamw_kernel<<<grid_for(a.n, kThreads), kThreads, 0, stream()>>>(p, g, m, v, reinterpret_cast<__nv_bfloat16*>(copy),
+                                                                   a);
   SPARROW_CUDA_LAUNCH_CHECK();
 }
 

@@ -52,7 +52,8 @@ __global__ void finish_norm_kernel(const double* __restrict__ partial, int block
 
 void grad_norm(const Tensor& x, Tensor& norm) {
   const int64_t n = x.numel();
-  const int blocks = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(kMaxBlocks, (n / 4 + kThreads - 1) / kThreads)));
+  const int blocks =
+      static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(kMaxBlocks, (n / 4 + kThreads - 1) / kThreads)));
   Tensor partial = empty({blocks}, DType::F64, x.device());
   partial_squares_kernel<<<blocks, kThreads, 0, stream()>>>(x.data<float>(), n, partial.data<double>());
   SPARROW_CUDA_LAUNCH_CHECK();
