@@ -12,6 +12,7 @@
 
 #include "train/checkpoint.h"
 #include "train/config/config.h"
+#include "train/program_main.h"
 #include "train/sample/generate.h"
 #include "train/sample/trained_model.h"
 
@@ -79,14 +80,6 @@ int run_cli(int argc, char** argv) {
 
 }  // namespace
 
-// Whatever escapes run_cli() ends as one line and a non-zero status, never as an abort.
 int main(int argc, char** argv) {
-  try {
-    return run_cli(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "sample: " << e.what() << "\n";
-  } catch (...) {
-    std::cerr << "sample: unexpected error\n";
-  }
-  return 1;
+  return sparrow::train::run_program("sample", [&] { return run_cli(argc, argv); });
 }

@@ -10,6 +10,7 @@
 #include "framework/core/error.h"
 #include "train/checkpoint.h"
 #include "train/config/config.h"
+#include "train/program_main.h"
 #include "train/trainer.h"
 
 using namespace sparrow;
@@ -80,18 +81,6 @@ int run_cli(int argc, char** argv) {
 
 }  // namespace
 
-// The last line of defence: whatever escapes run_cli() (an allocation failing while the command
-// line or the config is read, an exception type nobody expected) ends as one line and a
-// non-zero status, never as std::terminate's abort.
 int main(int argc, char** argv) {
-  try {
-    return run_cli(argc, argv);
-  } catch (const std::bad_alloc&) {
-    std::cerr << "train: out of memory\n";
-  } catch (const std::exception& e) {
-    std::cerr << "train: " << e.what() << "\n";
-  } catch (...) {
-    std::cerr << "train: unexpected error\n";
-  }
-  return 1;
+  return sparrow::train::run_program("train", [&] { return run_cli(argc, argv); });
 }

@@ -10,6 +10,7 @@
 
 #include "framework/core/atomic_file.h"
 #include "train/eval/evaluate_run.h"
+#include "train/program_main.h"
 
 using namespace sparrow;
 
@@ -62,12 +63,5 @@ int run_cli(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run_cli(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "eval: " << e.what() << "\n";
-  } catch (...) {
-    std::cerr << "eval: unexpected error\n";
-  }
-  return 1;
+  return sparrow::train::run_program("eval", [&] { return run_cli(argc, argv); });
 }
