@@ -11,7 +11,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 build_dir=${SPARROW_BUILD_DIR:-build}
-jobs=${SPARROW_JOBS:-$(nproc)}
+# GNU nproc honours OMP_NUM_THREADS, which scripts/test.sh sets to 1 for the tests: count the
+# cores without it, or the build would run one compiler at a time.
+jobs=${SPARROW_JOBS:-$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)}
 log() { echo "[setup] $*"; }
 
 # --- Debian packages -------------------------------------------------------------------
