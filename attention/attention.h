@@ -43,6 +43,9 @@ struct AttentionStats {
   // and passed by idle, and key/value bytes sent and not sent thanks to the layout.
   int64_t ring_hops_computed = 0, ring_hops_idle = 0;
   int64_t ring_bytes_sent = 0, ring_bytes_skipped = 0;
+  // The size of what the forward all-gathered or all-reduced over the context group besides the
+  // ring (adaptive: every rank's block means; hierarchical: the summaries' partial sums).
+  int64_t ring_collective_bytes = 0;
 };
 
 class Attention {
@@ -56,6 +59,12 @@ class Attention {
   // equal to the forward's rows at those positions. A backend without one refuses with an error
   // naming it (the built-ins all have one, on the CPU).
   virtual Tensor decode(const DecodeCall& call);
+
+  // Whether forward runs on a rank's shard of the sequence when AttentionCall::context is set
+  // (ring attention: attention/ring/context_parallel.h), rather than taking the shard for the
+  // whole sequence. The built-ins do; a backend registered from outside says so by overriding
+  // this, and the model refuses context parallelism for one that does not.
+  virtual bool supports_context_parallel() const { return false; }
 };
 
 // Builds the backend named by cfg.backend; throws sparrow::Error listing the known names.

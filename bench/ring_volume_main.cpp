@@ -28,7 +28,7 @@ namespace {
 
 struct Case {
   std::string name;     // as printed
-  std::string backend;  // dense | block_sparse
+  std::string backend;  // dense | block_sparse | hierarchical | adaptive
   std::vector<std::string> patterns;
   double sparsity;
 };
@@ -40,6 +40,10 @@ std::vector<Case> cases() {
     c.push_back({"local", "block_sparse", {"local"}, s});
     c.push_back({"local+global", "block_sparse", {"local", "global"}, s});
   }
+  // Backends whose layout is not a pattern: hierarchical (its defaults) and adaptive (selected
+  // from the data, here random tensors), with the collectives they need besides the ring.
+  c.push_back({"hierarchical", "hierarchical", {}, 0.0});
+  for (double s : {0.95, 0.99}) c.push_back({"adaptive", "adaptive", {}, s});
   return c;
 }
 
@@ -65,6 +69,7 @@ int main(int argc, char** argv) {
       while (std::getline(ss, item, ',')) {
         const int P = std::stoi(item);
         for (const Case& c : cases()) {
+          if (c.backend != "dense" && c.backend != "block_sparse") continue;  // their layouts need the data
           attn::AttentionConfig cfg;
           cfg.block_size = block;
           cfg.sparsity = c.sparsity;
@@ -115,9 +120,10 @@ int main(int argc, char** argv) {
       world->barrier();
       const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       const attn::AttentionStats s = attention->stats();
-      Tensor totals = from_vector(std::vector<double>{double(s.ring_hops_computed), double(s.ring_hops_idle),
-                                                      double(s.ring_bytes_sent), double(s.ring_bytes_skipped)},
-                                  {4}, DType::F64);
+      Tensor totals = from_vector(
+          std::vector<double>{double(s.ring_hops_computed), double(s.ring_hops_idle), double(s.ring_bytes_sent),
+                              double(s.ring_bytes_skipped), double(s.ring_collective_bytes)},
+          {5}, DType::F64);
       world->all_reduce(totals)->wait();
       const std::vector<double> t = totals.to_vector();
       if (r != 0) continue;
@@ -134,14 +140,15 @@ int main(int argc, char** argv) {
                        {"hops_idle", t[1]},
                        {"bytes_sent", t[2]},
                        {"bytes_skipped", t[3]},
+                       {"collective_bytes", t[4]},
                        {"fwd_bwd_ms", ms}};
       if (json) {
         std::cout << j.dump() << "\n";
       } else {
         std::printf(
-            "%-13s sparsity %.2f density %.3f  P=%d: hops computed %3.0f of %d, bytes sent %.3g (skipped %.3g), %.1f "
-            "ms\n",
-            c.name.c_str(), c.sparsity, s.density, P, t[0], P * (P - 1), t[2], t[3], ms);
+            "%-13s sparsity %.2f density %.3f  P=%d: hops computed %3.0f of %d, bytes sent %.3g (skipped %.3g), "
+            "collectives %.3g, %.1f ms\n",
+            c.name.c_str(), c.sparsity, s.density, P, t[0], P * (P - 1), t[2], t[3], t[4], ms);
       }
     }
     return 0;

@@ -74,6 +74,13 @@ Tensor Block::attention_sublayer(const Tensor& h, int64_t step) const {
   return dropout_ > 0 ? dropout(y, dropout_, *dropout_gen_, is_training()) : y;
 }
 
+void Block::set_context(const attn::ContextParallel* context) {
+  SPARROW_CHECK(!context || attn_->supports_context_parallel(), "attention backend '", attn_->name(),
+                "' does not run under context parallelism (dist.context_parallel > 1); the built-in backends do. "
+                "Set dist.context_parallel: 1, or give the backend a ring path and supports_context_parallel()");
+  context_ = context;
+}
+
 Tensor Block::forward(const Tensor& x, int64_t step) const {
   Tensor h = add(x, attention_sublayer(norm(*norm1_, x), step));
   return add(h, mlp_->forward(norm(*norm2_, h)));

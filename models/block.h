@@ -25,7 +25,8 @@ class Block : public nn::Module {
   Tensor decode(const Tensor& x, int64_t first, Tensor& k_cache, Tensor& v_cache, Tensor& q_cache, int64_t step) const;
   attn::Attention& attention() const { return *attn_; }
   // Under context parallelism x holds this rank's shard of each sequence (null: the whole).
-  void set_context(const attn::ContextParallel* context) { context_ = context; }
+  // Throws when the attention backend does not run on a shard (Attention::supports_context_parallel).
+  void set_context(const attn::ContextParallel* context);
 
  private:
   Tensor norm(const nn::Module& m, const Tensor& x) const;

@@ -294,23 +294,27 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
     rec["density"] = density;
     rec["attention"] = backends;
     if (parallel.context()) {
-      // Ring attention, per layer, summed over the ranks: visiting shards computed on, and the
-      // key/value bytes the layouts let the forward not send.
+      // Ring attention, per layer, summed over the ranks: visiting shards computed on, the
+      // key/value bytes the layouts let the forward not send, and the collectives' bytes
+      // besides the ring (adaptive's block means, hierarchical's summaries).
       std::vector<double> ring;
       for (auto& s : model.attention_stats()) {
         ring.push_back(static_cast<double>(s.ring_hops_computed));
         ring.push_back(static_cast<double>(s.ring_bytes_skipped));
+        ring.push_back(static_cast<double>(s.ring_collective_bytes));
       }
       Tensor t = from_vector(ring, {static_cast<int64_t>(ring.size())}, DType::F64, dev);
       parallel.sum(t);
       const std::vector<double> total = t.to_vector();
-      std::vector<double> hops, skipped;
-      for (size_t i = 0; i < total.size(); i += 2) {
+      std::vector<double> hops, skipped, collective;
+      for (size_t i = 0; i < total.size(); i += 3) {
         hops.push_back(total[i]);
         skipped.push_back(total[i + 1]);
+        collective.push_back(total[i + 2]);
       }
       rec["ring_hops_computed"] = hops;
       rec["ring_bytes_skipped"] = skipped;
+      rec["ring_collective_bytes"] = collective;
     }
     rec["target_sparsity"] = sparsity;
     rec["memory_bytes"] = current_memory_bytes(dev);

@@ -146,8 +146,10 @@ Tensor AdaptiveAttention::forward(const AttentionCall& call) {
   // means: adaptive_context_parallel.cpp), and ring attention runs it.
   const int64_t N = call.context ? call.context->seq_len : call.q.size(2);
   const double sparsity = cfg_.sparsity_at(call.step);
-  const auto [qbar, kbar] = call.context ? gather_adaptive_block_means(call.q, call.k, *call.context, cfg_.block_size)
-                                         : adaptive_block_means(call.q, call.k, cfg_.block_size);
+  int64_t gathered = 0;
+  const auto [qbar, kbar] = call.context
+                                ? gather_adaptive_block_means(call.q, call.k, *call.context, cfg_.block_size, &gathered)
+                                : adaptive_block_means(call.q, call.k, cfg_.block_size);
   layout_ = std::make_shared<const BlockLayout>(
       select_adaptive_layout_from_means(qbar, kbar, N, cfg_.adaptive, sparsity, cfg_.block_size, call.causal));
 
@@ -184,7 +186,10 @@ Tensor AdaptiveAttention::forward(const AttentionCall& call) {
   stats_.density = stats_.dense_blocks ? static_cast<double>(stats_.active_blocks) / stats_.dense_blocks : 0.0;
   stats_.target_sparsity = cfg_.adaptive.top_k > 0 ? 0.0 : sparsity;
   stats_.flops = flops;
-  if (call.context) ring_.add_to(stats_);
+  if (call.context) {
+    ring_.add_to(stats_);
+    stats_.ring_collective_bytes = gathered;
+  }
   return out;
 }
 

@@ -42,6 +42,7 @@ class AdaptiveAttention : public Attention {
   Tensor forward(const AttentionCall& call) override;
   AttentionStats stats() const override { return stats_; }
   std::string name() const override { return "adaptive"; }
+  bool supports_context_parallel() const override { return true; }
   // Selects from the cached queries and keys of the prefix, then attends (adaptive_decode.cpp).
   Tensor decode(const DecodeCall& call) override;
   // The layout of the last forward: B·H CSRs, head index b·H + h.
@@ -67,8 +68,8 @@ std::array<Tensor, 2> adaptive_block_means(const Tensor& q, const Tensor& k, int
 BlockLayout select_adaptive_layout_from_means(Tensor qbar, const Tensor& kbar, int64_t N, const AdaptiveConfig& ac,
                                               double sparsity, int64_t block_size, bool causal);
 // The whole sequence's q̄, k̄ [B, H, nb, D] from this rank's shards q, k [B, H, local, D] and every
-// other rank's (one all-gather over cp.comm: a collective).
+// other rank's (one all-gather over cp.comm: a collective). *gathered_bytes: the all-gather's size.
 std::array<Tensor, 2> gather_adaptive_block_means(const Tensor& q, const Tensor& k, const ContextParallel& cp,
-                                                  int64_t block_size);
+                                                  int64_t block_size, int64_t* gathered_bytes = nullptr);
 
 }  // namespace sparrow::attn

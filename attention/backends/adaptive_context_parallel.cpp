@@ -35,7 +35,7 @@ int64_t count(const std::vector<std::pair<int64_t, int64_t>>& runs) {
 }  // namespace
 
 std::array<Tensor, 2> gather_adaptive_block_means(const Tensor& q, const Tensor& k, const ContextParallel& cp,
-                                                  int64_t bs) {
+                                                  int64_t bs, int64_t* gathered_bytes) {
   const RingPlan plan = cp.dense_plan(false);
   SPARROW_CHECK(plan.chunk % bs == 0, "adaptive attention under context parallelism: block_size ", bs,
                 " does not divide the zigzag chunk of ", plan.chunk,
@@ -56,6 +56,7 @@ std::array<Tensor, 2> gather_adaptive_block_means(const Tensor& q, const Tensor&
   copy_(mk, km.reshape({1, B, H, km.size(2), D}));
   Tensor all = empty({int64_t(P) * 2 * B * H * most * D}, qm.dtype(), qm.device());
   cp.comm->all_gather(mine.reshape({-1}), all)->wait();
+  if (gathered_bytes) *gathered_bytes = static_cast<int64_t>(all.nbytes());
   all = all.reshape({P, 2, B, H, most, D});
 
   // Each rank's runs of blocks to their global places.

@@ -49,6 +49,12 @@ Attention& AutoAttention::chosen(const AutoChoice& choice) {
   return *inst.backend;
 }
 
+bool AutoAttention::supports_context_parallel() const {
+  AttentionConfig c = cfg_;
+  c.backend = cfg_.autocfg.sparse_backend;
+  return make_attention(c)->supports_context_parallel();
+}
+
 Tensor AutoAttention::forward(const AttentionCall& call) {
   SPARROW_PROFILE_OP("attention auto_select");
   check_dim("auto attention", call.q, 4);

@@ -30,6 +30,8 @@ class AutoAttention : public Attention {
   Tensor forward(const AttentionCall& call) override;
   AttentionStats stats() const override { return stats_; }
   std::string name() const override { return "auto"; }
+  // Dense does; the sparse backend it may choose decides.
+  bool supports_context_parallel() const override;
   // The backend chosen at seq_len decodes (auto_select_decode.cpp).
   Tensor decode(const DecodeCall& call) override;
   // The instance kept for `backend` (null if it has not been chosen yet).

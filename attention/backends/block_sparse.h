@@ -17,6 +17,7 @@ class BlockSparseAttention : public Attention {
   Tensor forward(const AttentionCall& call) override;
   AttentionStats stats() const override { return stats_; }
   std::string name() const override { return "block_sparse"; }
+  bool supports_context_parallel() const override { return true; }
   // The query's row of the layout at seq_len and the current sparsity (block_sparse_decode.cpp).
   Tensor decode(const DecodeCall& call) override;
   // The layout of the last forward (null before the first).

@@ -12,6 +12,7 @@ class DenseAttention : public Attention {
   Tensor forward(const AttentionCall& call) override;
   AttentionStats stats() const override { return stats_; }
   std::string name() const override { return "dense"; }
+  bool supports_context_parallel() const override { return true; }
   // Every cached key up to the query (dense_decode.cpp).
   Tensor decode(const DecodeCall& call) override;
 

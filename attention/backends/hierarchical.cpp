@@ -6,7 +6,6 @@
 
 #include "attention/backends/block_flops.h"
 #include "attention/kernels/block_attention.h"
-#include "attention/ring/context_parallel.h"
 #include "framework/core/profile.h"
 #include "framework/ops/ops.h"
 
@@ -140,17 +139,22 @@ Tensor HierarchicalAttention::forward(const AttentionCall& call) {
   SPARROW_PROFILE_OP("attention hierarchical");
   const char* op = "hierarchical attention";
   check_qkv(op, call);
-  require_whole_sequence(call, "hierarchical");
-  const int64_t B = call.q.size(0), H = call.q.size(1), N = call.q.size(2), D = call.q.size(3);
-  prepare(N, call.causal);
-  BlockAttentionArgs args;
-  args.layout = layout_.get();
-  args.layout_owner = layout_;
-  args.block_size = cfg_.block_size;
-  args.causal = true;  // masking is all in key_last (see the header)
-  args.scale = cfg_.softmax_scale;
-  args.key_last = key_last_;
-  Tensor out = block_attention(call.q, with_summaries(call.k, geo_), with_summaries(call.v, geo_), args);
+  const int64_t B = call.q.size(0), H = call.q.size(1), D = call.q.size(3);
+  const int64_t N = call.context ? call.context->seq_len : call.q.size(2);
+  Tensor out;
+  if (call.context) {
+    out = forward_context_parallel(call);
+  } else {
+    prepare(N, call.causal);
+    BlockAttentionArgs args;
+    args.layout = layout_.get();
+    args.layout_owner = layout_;
+    args.block_size = cfg_.block_size;
+    args.causal = true;  // masking is all in key_last (see the header)
+    args.scale = cfg_.softmax_scale;
+    args.key_last = key_last_;
+    out = block_attention(call.q, with_summaries(call.k, geo_), with_summaries(call.v, geo_), args);
+  }
 
   const BlockCSR& c = layout_->heads[0];
   stats_ = AttentionStats{};
@@ -160,6 +164,10 @@ Tensor HierarchicalAttention::forward(const AttentionCall& call) {
   stats_.dense_blocks = layout_->dense_blocks() * H;
   stats_.density = stats_.dense_blocks ? static_cast<double>(stats_.active_blocks) / stats_.dense_blocks : 0.0;
   stats_.flops = layout_head_flops(c, N, geo_.key_len, cfg_.block_size, D) * static_cast<double>(B * H);
+  if (call.context) {
+    ring_.add_to(stats_);
+    stats_.ring_collective_bytes = collective_bytes_;
+  }
   return out;
 }
 

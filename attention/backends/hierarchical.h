@@ -38,6 +38,7 @@
 
 #include "attention/attention.h"
 #include "attention/layout/block_layout.h"
+#include "attention/ring/context_parallel.h"
 
 namespace sparrow::attn {
 
@@ -68,6 +69,7 @@ class HierarchicalAttention : public Attention {
   Tensor forward(const AttentionCall& call) override;
   AttentionStats stats() const override { return stats_; }
   std::string name() const override { return "hierarchical"; }
+  bool supports_context_parallel() const override { return true; }
   // The query's row of the layout at seq_len over the fine keys of the cache and the summaries
   // of its complete groups (hierarchical_decode.cpp).
   Tensor decode(const DecodeCall& call) override;
@@ -77,6 +79,11 @@ class HierarchicalAttention : public Attention {
   const HierarchicalGeometry& last_geometry() const { return geo_; }
 
  private:
+  // Under context parallelism (hierarchical_context_parallel.cpp): the fine keys round the ring,
+  // the summaries built from every rank's partial sums and attended locally.
+  Tensor forward_context_parallel(const AttentionCall& call);
+  void prepare_context_parallel();
+
   AttentionConfig cfg_;
   AttentionStats stats_;
   // Built once per (length, masking) and kept while those do not change.
@@ -84,6 +91,11 @@ class HierarchicalAttention : public Attention {
   std::shared_ptr<const BlockLayout> layout_;
   std::vector<int64_t> key_last_;
   bool layout_causal_ = false;
+  // Context parallel: the layout's fine and summary columns apart, and the summaries' key_last.
+  std::shared_ptr<const BlockLayout> split_from_, fine_layout_, summary_layout_;
+  std::vector<int64_t> summary_key_last_;
+  RingRunner ring_;
+  int64_t collective_bytes_ = 0;  // the last forward's all-reduce of partial sums
 };
 
 }  // namespace sparrow::attn

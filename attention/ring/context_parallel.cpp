@@ -15,13 +15,8 @@ std::vector<TokenRange> ContextParallel::local_ranges() const {
   return runs;
 }
 
-void require_whole_sequence(const AttentionCall& call, const char* backend) {
-  SPARROW_CHECK(!call.context, "attention backend '", backend,
-                "' does not run under context parallelism yet (dense, block_sparse, adaptive and auto do); set "
-                "dist.context_parallel: 1 or pick one of those");
-}
-
-Tensor RingRunner::run(const AttentionCall& call, std::shared_ptr<const BlockLayout> layout, double scale) {
+Tensor RingRunner::run(const AttentionCall& call, std::shared_ptr<const BlockLayout> layout, double scale,
+                       const RingLocalKeys& local) {
   const ContextParallel& cp = *call.context;
   const int P = cp.comm->size();
   const int64_t block = layout ? layout->block_size : cp.block_size;
@@ -37,6 +32,7 @@ Tensor RingRunner::run(const AttentionCall& call, std::shared_ptr<const BlockLay
   a.plan = it->second.plan;
   a.layout = layout;
   a.scale = scale;
+  a.local = local;
   return ring_attention(call.q, call.k, call.v, a, &last_);
 }
 

@@ -22,14 +22,13 @@ struct ContextParallel {
   RingPlan dense_plan(bool causal) const;
 };
 
-// For backends that cannot run on a shard yet: a clear error when the call has a context.
-void require_whole_sequence(const AttentionCall& call, const char* backend);
-
 // One per backend instance: ring attention over `layout` (null: dense) with the plan cached per
 // layout, and the last call's exchange counts for the trainer's log.
 class RingRunner {
  public:
-  Tensor run(const AttentionCall& call, std::shared_ptr<const BlockLayout> layout, double scale);
+  // local: keys every rank holds whole, attended besides the sequence's (ring_attention.h).
+  Tensor run(const AttentionCall& call, std::shared_ptr<const BlockLayout> layout, double scale,
+             const RingLocalKeys& local = {});
   const RingStats& last() const { return last_; }
   // Adds the last call's ring counts to a backend's stats.
   void add_to(AttentionStats& s) const;

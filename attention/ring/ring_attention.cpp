@@ -106,7 +106,47 @@ struct RingContext {
     }
     return true;
   }
+  // The block-attention arguments of query chunk cq against the local keys; false: none to do.
+  // Their masking is all in key_last (so the kernel is causal), shifted to the chunk's first
+  // position: the kernel compares key_last with the query's row in the chunk.
+  std::map<int64_t, std::pair<std::shared_ptr<const BlockLayout>, std::vector<int64_t>>> local_layouts;
+  bool local_args(int64_t cq, BlockAttentionArgs& a) {
+    const RingLocalKeys& lk = args.local;
+    if (!lk.k.defined()) return false;
+    const TokenRange q = plan().chunk_range(cq);
+    auto it = local_layouts.find(cq);
+    if (it == local_layouts.end()) {
+      auto sub = sub_layout(*lk.layout, q, {0, lk.k.size(2)}, true, " [local keys, chunk " + std::to_string(cq) + "]");
+      std::vector<int64_t> last(lk.key_last);
+      for (int64_t& l : last) l -= q.begin;
+      it = local_layouts.emplace(cq, std::make_pair(std::move(sub), std::move(last))).first;
+    }
+    if (!it->second.first) return false;
+    a = BlockAttentionArgs{};
+    a.block_size = plan().block_size;
+    a.causal = true;
+    a.scale = scale;
+    a.layout = it->second.first.get();
+    a.layout_owner = it->second.first;
+    a.key_last = it->second.second;
+    return true;
+  }
 };
+
+void check_local_keys(const RingLocalKeys& lk, const Tensor& q, const RingPlan& plan) {
+  if (!lk.k.defined()) return;
+  SPARROW_CHECK(lk.v.defined() && lk.layout, "ring_attention: local keys need values and a layout");
+  SPARROW_CHECK(lk.k.dim() == 4 && lk.k.shape() == lk.v.shape() && lk.k.size(0) == q.size(0) &&
+                    lk.k.size(1) == q.size(1) && lk.k.size(3) == q.size(3),
+                "ring_attention: local keys ", shape_str(lk.k.shape()), " / values ", shape_str(lk.v.shape()),
+                " for queries ", shape_str(q.shape()));
+  const BlockLayout& L = *lk.layout;
+  SPARROW_CHECK(L.seq_len == plan.seq_len && L.block_size == plan.block_size && L.key_len == lk.k.size(2) &&
+                    static_cast<int64_t>(lk.key_last.size()) == lk.k.size(2),
+                "ring_attention: the local keys' layout is for ", L.seq_len, " queries × ", L.key_len,
+                " keys at block ", L.block_size, " (", lk.key_last.size(), " key_last entries); the sequence has ",
+                plan.seq_len, " at block ", plan.block_size, " and ", lk.k.size(2), " local keys");
+}
 
 }  // namespace
 
@@ -119,6 +159,11 @@ Tensor ring_attention(const Tensor& q, const Tensor& k, const Tensor& v, const R
   SPARROW_CHECK(args.comm && args.plan, "ring_attention: needs a communicator and a plan");
   auto ctx = std::make_shared<RingContext>();
   ctx->args = args;
+  if (args.local.k
+          .defined()) {  // held for the backward without their history (their inputs' grads come from this node)
+    ctx->args.local.k = args.local.k.detach();
+    ctx->args.local.v = args.local.v.detach();
+  }
   ctx->rank = args.comm->rank();
   ctx->P = args.comm->size();
   const RingPlan& plan = *args.plan;
@@ -128,6 +173,7 @@ Tensor ring_attention(const Tensor& q, const Tensor& k, const Tensor& v, const R
   SPARROW_CHECK(q.shape() == k.shape() && k.shape() == v.shape() && q.size(2) == plan.local_len(r),
                 "ring_attention: rank ", r, " holds ", plan.local_len(r), " of ", plan.seq_len, " tokens; q/k/v are ",
                 shape_str(q.shape()), " / ", shape_str(k.shape()), " / ", shape_str(v.shape()));
+  check_local_keys(args.local, q, plan);
   ctx->scale = args.scale > 0 ? args.scale : 1.0 / std::sqrt(static_cast<double>(q.size(3)));
   const DType acc = q.dtype() == DType::F64 ? DType::F64 : DType::F32;
   const auto mine = plan.chunks_of(r);
@@ -172,6 +218,13 @@ Tensor ring_attention(const Tensor& q, const Tensor& k, const Tensor& v, const R
     }
     if (h == 0) {
       if (plan.need[r][r]) attend(r, own_k, own_v);
+      for (int i = 0; i < 2; ++i) {
+        BlockAttentionArgs a;
+        if (!ctx->local_args(mine[i], a)) continue;
+        BlockAttentionForward f = block_attention_forward(qc[i], args.local.k, args.local.v, a);
+        kernel_out = f.out.dtype();
+        merge_by_lse(out[i], lse[i], f.out, f.lse);
+      }
     } else {
       for (int di = 0; di < 2; ++di) {
         const int d = kDirections[di], origin = ahead(r, -d * h, P);
@@ -198,13 +251,15 @@ Tensor ring_attention(const Tensor& q, const Tensor& k, const Tensor& v, const R
   if (stats) *stats = st;
 
   Tensor result = join(out, q.dtype());
-  if (!needs_grad({&q, &k, &v})) return result;
+  std::vector<Tensor> inputs{q, k, v};
+  if (args.local.k.defined()) inputs.insert(inputs.end(), {args.local.k, args.local.v});
+  if (!needs_grad(inputs)) return result;
 
   // Saved for backward: O in the dtype the kernels return it, and the merged LSE.
   const Pair o_saved{out[0].to(kernel_out), out[1].to(kernel_out)};
   const DType kd = k.dtype(), vd = v.dtype(), qd = q.dtype();
   return record(
-      result, "ring_attention", {q, k, v}, [ctx, qc, own_k, own_v, o_saved, lse, acc, kd, vd, qd](const Tensor& g) {
+      result, "ring_attention", inputs, [ctx, qc, own_k, own_v, o_saved, lse, acc, kd, vd, qd](const Tensor& g) {
         const RingPlan& plan = ctx->plan();
         dist::Communicator& comm = *ctx->args.comm;
         const int r = ctx->rank, P = ctx->P;
@@ -231,6 +286,21 @@ Tensor ring_attention(const Tensor& q, const Tensor& k, const Tensor& v, const R
         // and come home from the end of their path.
         Pair own_dk = zeros_like_pair(own_k, acc), own_dv = zeros_like_pair(own_v, acc);
         if (plan.need[r][r]) backprop(r, own_k, own_v, own_dk, own_dv);
+        // The local keys: this rank's queries' share of their gradients.
+        const RingLocalKeys& local = ctx->args.local;
+        Tensor local_dk, local_dv;
+        if (local.k.defined()) {
+          local_dk = zeros(local.k.shape(), acc, local.k.device());
+          local_dv = zeros(local.v.shape(), acc, local.v.device());
+          for (int i = 0; i < 2; ++i) {
+            BlockAttentionArgs a;
+            if (!ctx->local_args(mine[i], a)) continue;
+            BlockAttentionGrads gr = block_attention_backward(qc[i], local.k, local.v, o_saved[i], lse[i], dout[i], a);
+            accumulate_(dq[i], gr.dq);
+            accumulate_(local_dk, gr.dk);
+            accumulate_(local_dv, gr.dv);
+          }
+        }
         Pair held_k[2] = {own_k, own_k}, held_v[2] = {own_v, own_v};
         Pair held_dk[2] = {zeros_like_pair(own_k, acc), zeros_like_pair(own_k, acc)};
         Pair held_dv[2] = {zeros_like_pair(own_v, acc), zeros_like_pair(own_v, acc)};
@@ -293,7 +363,9 @@ Tensor ring_attention(const Tensor& q, const Tensor& k, const Tensor& v, const R
               accumulate_(own_dk[j], back_dk[di][j]);
               accumulate_(own_dv[j], back_dv[di][j]);
             }
-        return std::vector<Tensor>{join(dq, qd), join(own_dk, kd), join(own_dv, vd)};
+        std::vector<Tensor> grads{join(dq, qd), join(own_dk, kd), join(own_dv, vd)};
+        if (local.k.defined()) grads.insert(grads.end(), {local_dk.to(local.k.dtype()), local_dv.to(local.v.dtype())});
+        return grads;
       });
 }
 

@@ -14,6 +14,7 @@
 // Every rank must call it with the same plan, in the same order (it is a collective).
 #pragma once
 #include <memory>
+#include <vector>
 
 #include "attention/ring/ring_plan.h"
 #include "framework/core/tensor.h"
@@ -21,11 +22,23 @@
 
 namespace sparrow::attn {
 
+// Keys that every rank holds whole (hierarchical attention's pooled summaries): they never
+// travel; each rank's queries attend to them at the local step, inside the same softmax as the
+// sequence's keys (merged by LSE like a visiting shard), and their gradients stay on the rank
+// (each rank's share: the caller sums them over ranks, e.g. by dist::sum_over_ranks's backward).
+struct RingLocalKeys {
+  Tensor k, v;                                // [B, H, Nl, D], the same on every rank
+  std::shared_ptr<const BlockLayout> layout;  // the whole sequence's query blocks × these keys' blocks
+  std::vector<int64_t> key_last;              // per key, the last position it covers (block_attention.h):
+                                              // the causal rule; a key of key_last ≥ N is never seen
+};
+
 struct RingAttentionArgs {
   dist::Communicator* comm = nullptr;
   std::shared_ptr<const RingPlan> plan;
   std::shared_ptr<const BlockLayout> layout;  // the whole sequence's layout; null: dense
   double scale = 0.0;                         // 0: 1/sqrt(D)
+  RingLocalKeys local;                        // none when local.k is undefined
 };
 
 // What one call exchanged and computed on this rank (for logs and the cost model).

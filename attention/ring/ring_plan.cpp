@@ -34,9 +34,16 @@ int RingPlan::direction(int rank, int origin) const {
 int64_t RingPlan::hops_skipped() const { return int64_t(ranks) * (ranks - 1) - hops_sent(); }
 
 std::shared_ptr<const BlockLayout> chunk_layout(const BlockLayout& L, const RingPlan& plan, int64_t cq, int64_t ck) {
-  const TokenRange q = plan.chunk_range(cq), k = plan.chunk_range(ck);
+  return sub_layout(L, plan.chunk_range(cq), plan.chunk_range(ck), L.causal && cq == ck,
+                    " [ring chunk " + std::to_string(cq) + "×" + std::to_string(ck) + "]");
+}
+
+std::shared_ptr<const BlockLayout> sub_layout(const BlockLayout& L, TokenRange q, TokenRange k, bool causal,
+                                              const std::string& tag) {
   if (q.size() == 0 || k.size() == 0) return nullptr;
   const int64_t b = L.block_size;
+  SPARROW_CHECK(q.begin % b == 0 && k.begin % b == 0, "sub_layout: ranges [", q.begin, ", ", q.end, ") × [", k.begin,
+                ", ", k.end, ") do not start on blocks of ", b);
   const int64_t qb0 = q.begin / b, qb1 = (q.end + b - 1) / b, kb0 = k.begin / b, kb1 = (k.end + b - 1) / b;
   auto sub = std::make_shared<BlockLayout>();
   sub->seq_len = q.size();
@@ -44,8 +51,8 @@ std::shared_ptr<const BlockLayout> chunk_layout(const BlockLayout& L, const Ring
   sub->block_size = b;
   sub->num_q_blocks = qb1 - qb0;
   sub->num_k_blocks = kb1 - kb0;
-  sub->causal = L.causal && cq == ck;
-  sub->description = L.description + " [ring chunk " + std::to_string(cq) + "×" + std::to_string(ck) + "]";
+  sub->causal = causal;
+  sub->description = L.description + tag;
   bool any = false;
   for (const BlockCSR& c : L.heads) {
     BlockCSR s;

@@ -17,6 +17,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "attention/layout/block_layout.h"
@@ -54,5 +55,10 @@ RingPlan make_ring_plan(int64_t seq_len, int ranks, int64_t block_size, bool cau
 // no head has an active block there.
 std::shared_ptr<const BlockLayout> chunk_layout(const BlockLayout& layout, const RingPlan& plan, int64_t cq,
                                                 int64_t ck);
+// The layout restricted to query tokens q × key tokens k (both starting on a block boundary;
+// blocks renumbered from 0), with `causal` as its masking and `tag` added to its description;
+// null when no head has an active block there.
+std::shared_ptr<const BlockLayout> sub_layout(const BlockLayout& layout, TokenRange q, TokenRange k, bool causal,
+                                              const std::string& tag);
 
 }  // namespace sparrow::attn

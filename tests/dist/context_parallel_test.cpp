@@ -1,7 +1,7 @@
 // Context parallelism through the whole model, under mpirun: a transformer whose ranks each hold
 // a zigzag shard of every sequence gives the one-process loss and, after the gradient
 // all-reduce, the one-process gradients (f32, to reduction order), with dense, block-sparse and
-// adaptive layers, and refuses a backend that cannot run on a shard.
+// adaptive and hierarchical layers, and refuses a backend that cannot run on a shard.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -105,21 +105,39 @@ TEST(ContextParallel, AdaptiveRaggedEqualsOneProcess) {
   check_context_parallel_equals_one_process({"adaptive", "dense"}, 200);
 }
 
-TEST(ContextParallel, BackendsThatNeedTheWholeSequenceSaySo) {
+TEST(ContextParallel, HierarchicalRaggedEqualsOneProcess) {
+  // Fine keys round the ring, summaries from every rank's partial sums (hierarchical_context_parallel.cpp).
+  check_context_parallel_equals_one_process({"hierarchical", "dense"}, 200);
+}
+
+// A backend registered from outside that knows nothing of shards: it would take a rank's shard
+// for the whole sequence, so the model refuses it under context parallelism.
+class ShardBlindAttention : public attn::Attention {
+ public:
+  Tensor forward(const attn::AttentionCall& call) override { return call.v; }
+  attn::AttentionStats stats() const override { return {}; }
+  std::string name() const override { return "shard_blind"; }
+};
+
+TEST(ContextParallel, ABackendThatDoesNotRunOnAShardIsRefused) {
+  static const bool registered = [] {
+    attn::register_attention("shard_blind",
+                             [](const attn::AttentionConfig&) { return std::make_unique<ShardBlindAttention>(); });
+    return true;
+  }();
+  ASSERT_TRUE(registered);
   Generator init(1);
-  models::TransformerLM m(tiny_model({"hierarchical"}), init);
+  models::TransformerLM m(tiny_model({"dense", "shard_blind"}), init);
   attn::ContextParallel cp;
   cp.comm = &world();
   cp.seq_len = 128;
   cp.block_size = 16;
-  m.set_context_parallel(&cp);
-  const int64_t n = cp.dense_plan(true).local_len(world().rank());
-  Tensor ids = from_ints(std::vector<int32_t>(static_cast<size_t>(n), 1), {1, n});
   try {
-    m.loss(ids, ids, 0);
+    m.set_context_parallel(&cp);
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("context parallelism"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'shard_blind' does not run under context parallelism"), std::string::npos)
+        << e.what();
   }
 }
 

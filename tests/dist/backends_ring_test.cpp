@@ -1,0 +1,103 @@
+// Every built-in attention backend under context parallelism (mpirun -np 2 / 4): each rank's
+// shard of O, dQ, dK, dV equals the same shard of the backend's one-process forward and backward
+// over the whole sequence (f64, so "equal" means to rounding), causal and not, at a ragged
+// length. Hierarchical also at a block size whose summaries pool tokens of several ranks.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "attention/attention.h"
+#include "attention/ring/context_parallel.h"
+#include "framework/core/rng.h"
+#include "framework/ops/ops.h"
+
+namespace sparrow::attn {
+namespace {
+
+dist::Communicator& world() {
+  static std::unique_ptr<dist::Communicator> c = dist::make_communicator("mpi");
+  return *c;
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  const std::vector<double> x = a.to_vector(), y = b.to_vector();
+  EXPECT_EQ(x.size(), y.size());
+  double m = 0;
+  for (size_t i = 0; i < x.size() && i < y.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
+  return m;
+}
+
+AttentionConfig config(const std::string& backend, int64_t block) {
+  AttentionConfig cfg;
+  cfg.backend = backend;
+  cfg.block_size = block;
+  cfg.pattern.names = {"local", "global"};
+  cfg.pattern.window = 1;
+  cfg.sparsity = backend == "adaptive" ? 0.5 : 0.0;  // adaptive: a real choice among blocks
+  cfg.hierarchical.levels = 2;
+  cfg.hierarchical.pool = 2;
+  cfg.hierarchical.fine_window = 1;
+  cfg.autocfg.dense_max_seq = 64;  // auto: the sparse path at these lengths
+  cfg.autocfg.budget_tokens = 64;
+  return cfg;
+}
+
+void check_backend_ring_equals_one_process(const AttentionConfig& cfg, int64_t N, bool causal) {
+  SCOPED_TRACE(cfg.backend + " block " + std::to_string(cfg.block_size) + " N " + std::to_string(N) +
+               (causal ? " causal" : ""));
+  const int r = world().rank();
+  const int64_t B = 2, H = 2, D = 8;
+  Generator g(11);  // the same global tensors on every rank
+  Tensor q = randn({B, H, N, D}, g, DType::F64), k = randn({B, H, N, D}, g, DType::F64),
+         v = randn({B, H, N, D}, g, DType::F64), w = randn({B, H, N, D}, g, DType::F64);
+
+  // One process: the gradients of Σ O∘W.
+  Tensor wq = q.clone().requires_grad_(), wk = k.clone().requires_grad_(), wv = v.clone().requires_grad_();
+  AttentionCall whole;
+  whole.q = wq;
+  whole.k = wk;
+  whole.v = wv;
+  whole.causal = causal;
+  Tensor wo = make_attention(cfg)->forward(whole);
+  sum(mul(wo, w)).backward();
+
+  ContextParallel cp;
+  cp.comm = &world();
+  cp.seq_len = N;
+  cp.block_size = cfg.block_size;
+  const RingPlan plan = cp.dense_plan(causal);
+  Tensor sq = zigzag_shard(q, plan, r).requires_grad_(), sk = zigzag_shard(k, plan, r).requires_grad_(),
+         sv = zigzag_shard(v, plan, r).requires_grad_();
+  AttentionCall shard;
+  shard.q = sq;
+  shard.k = sk;
+  shard.v = sv;
+  shard.causal = causal;
+  shard.context = &cp;
+  auto backend = make_attention(cfg);
+  ASSERT_TRUE(backend->supports_context_parallel());
+  Tensor so = backend->forward(shard);
+  sum(mul(so, zigzag_shard(w, plan, r))).backward();
+
+  EXPECT_LT(max_abs_diff(so, zigzag_shard(wo.detach(), plan, r)), 1e-12) << "O";
+  EXPECT_LT(max_abs_diff(sq.grad(), zigzag_shard(wq.grad(), plan, r)), 1e-12) << "dQ";
+  EXPECT_LT(max_abs_diff(sk.grad(), zigzag_shard(wk.grad(), plan, r)), 1e-12) << "dK";
+  EXPECT_LT(max_abs_diff(sv.grad(), zigzag_shard(wv.grad(), plan, r)), 1e-12) << "dV";
+  EXPECT_LE(backend->stats().ring_hops_computed, world().size() - 1);
+}
+
+TEST(BackendsRing, EveryBuiltInEqualsOneProcess) {
+  for (const char* name : {"dense", "block_sparse", "hierarchical", "adaptive", "auto"})
+    for (bool causal : {false, true}) check_backend_ring_equals_one_process(config(name, 16), 200, causal);
+}
+
+TEST(BackendsRing, HierarchicalSummariesPoolingSeveralRanksEqualOneProcess) {
+  // Blocks of 4 at pool 4: level-2 summaries pool 16 tokens, and the zigzag chunks (28 tokens at
+  // 4 ranks, 52 at 2) cut through some of those groups, so their means add partial sums of two ranks.
+  AttentionConfig cfg = config("hierarchical", 4);
+  cfg.hierarchical.pool = 4;
+  for (bool causal : {false, true}) check_backend_ring_equals_one_process(cfg, 203, causal);
+}
+
+}  // namespace
+}  // namespace sparrow::attn
