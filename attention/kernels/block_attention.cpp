@@ -5,10 +5,9 @@
 #include <cmath>
 
 #include "attention/kernels/cpu/block_attention.h"
-#include "framework/autograd/node.h"
-#ifdef SPARROW_WITH_CUDA
 #include "attention/kernels/cuda/block_attention.h"
-#endif
+#include "framework/autograd/node.h"
+#include "framework/core/dispatch.h"
 
 namespace sparrow::attn {
 namespace {
@@ -71,26 +70,12 @@ void check_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const Block
 }
 
 BlockAttentionForward run_forward(const Tensor& q, const Tensor& k, const Tensor& v, const BlockAttentionArgs& a) {
-  if (q.is_cuda()) {
-#ifdef SPARROW_WITH_CUDA
-    return cuda::block_attention_forward(q, k, v, a);
-#else
-    fail("block_attention: a CUDA tensor in a build without CUDA");
-#endif
-  }
-  return cpu::block_attention_forward(q, k, v, a);
+  return SPARROW_DISPATCH(q.device(), block_attention_forward, q, k, v, a);
 }
 
 BlockAttentionGrads run_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                                  const Tensor& lse, const Tensor& dout, const BlockAttentionArgs& a) {
-  if (q.is_cuda()) {
-#ifdef SPARROW_WITH_CUDA
-    return cuda::block_attention_backward(q, k, v, out, lse, dout, a);
-#else
-    fail("block_attention: a CUDA tensor in a build without CUDA");
-#endif
-  }
-  return cpu::block_attention_backward(q, k, v, out, lse, dout, a);
+  return SPARROW_DISPATCH(q.device(), block_attention_backward, q, k, v, out, lse, dout, a);
 }
 
 // The args with block size and scale resolved.

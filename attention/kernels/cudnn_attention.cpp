@@ -8,7 +8,7 @@
 namespace sparrow::attn {
 
 Tensor cudnn_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale) {
-#ifndef SPARROW_WITH_CUDA
+#ifndef SPARROW_WITH_CUDA  // a CUDA-only op (cuDNN has no CPU kernel): one clear error before any check
   (void)q, (void)k, (void)v, (void)causal, (void)scale;
   fail("cudnn_attention: this build has no CUDA (configure with SPARROW_CUDA=ON on a machine with nvcc)");
 #else

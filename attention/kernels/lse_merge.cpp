@@ -1,6 +1,8 @@
 // merge_by_lse: checks and the device dispatch (kernels/cpu/lse_merge.cpp, kernels/cuda/lse_merge.cu).
 #include "attention/kernels/lse_merge.h"
 
+#include "framework/core/dispatch.h"
+
 namespace sparrow::attn {
 
 void merge_by_lse(Tensor& out_acc, Tensor& lse_acc, const Tensor& out_part, const Tensor& lse_part) {
@@ -20,15 +22,7 @@ void merge_by_lse(Tensor& out_acc, Tensor& lse_acc, const Tensor& out_part, cons
   for (const Tensor* t :
        {static_cast<const Tensor*>(&out_acc), static_cast<const Tensor*>(&lse_acc), &out_part, &lse_part})
     SPARROW_CHECK(t->is_contiguous(), op, ": ", describe(*t), " is not contiguous");
-  if (out_acc.is_cuda()) {
-#ifdef SPARROW_WITH_CUDA
-    cuda::merge_by_lse(out_acc, lse_acc, out_part, lse_part);
-    return;
-#else
-    fail(op, ": a CUDA tensor in a build without CUDA");
-#endif
-  }
-  cpu::merge_by_lse(out_acc, lse_acc, out_part, lse_part);
+  SPARROW_DISPATCH(out_acc.device(), merge_by_lse, out_acc, lse_acc, out_part, lse_part);
 }
 
 }  // namespace sparrow::attn

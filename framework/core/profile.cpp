@@ -9,7 +9,7 @@
 #include <mutex>
 #include <vector>
 
-#ifdef SPARROW_WITH_CUDA
+#ifdef SPARROW_WITH_CUDA  // runtime.h includes the CUDA headers, which a CPU-only build lacks
 #include "framework/cuda/runtime.h"
 #endif
 #include "framework/core/device.h"
@@ -40,7 +40,7 @@ int64_t now_ns() {
 
 // Waits for queued device work, so the clock brackets exactly the work issued in between.
 void wait_device() {
-#ifdef SPARROW_WITH_CUDA
+#ifdef SPARROW_WITH_CUDA  // cuda::synchronize (runtime.h) exists in CUDA builds only
   if (cuda_available()) cuda::synchronize();
 #endif
 }

@@ -4,11 +4,10 @@
 #include <stdexcept>
 
 #include "framework/autograd/node.h"
+#include "framework/core/dispatch.h"
 #include "framework/core/strided.h"
-#include "framework/ops/ops.h"
-#ifdef SPARROW_WITH_CUDA
 #include "framework/ops/cuda/copy.h"
-#endif
+#include "framework/ops/ops.h"
 
 namespace sparrow {
 
@@ -205,19 +204,6 @@ inline void store(char* base, DType t, int64_t i, double v) {
   }
 }
 
-// Host copy with any strides and dtypes.
-void copy_cpu(Tensor& dst, const Tensor& src) {
-  int64_t n = dst.numel();
-  if (n == 0) return;
-  if (dst.is_contiguous() && src.is_contiguous() && dst.dtype() == src.dtype()) {
-    std::memcpy(dst.data_ptr(), src.data_ptr(), dst.nbytes());
-    return;
-  }
-  char* d = static_cast<char*>(dst.impl().storage->data);
-  const char* s = static_cast<const char*>(src.impl().storage->data);
-  StridedWalk<2> w(dst.shape(), {&dst.strides(), &src.strides()}, {dst.offset(), src.offset()});
-  for (int64_t i = 0; i < n; ++i, w.next()) store(d, dst.dtype(), w.offsets()[0], load(s, src.dtype(), w.offsets()[1]));
-}
 }  // namespace
 
 Tensor from_vector(const std::vector<double>& v, const Shape& s, DType t, Device d) { return from_host(v, s, t, d); }
@@ -242,33 +228,50 @@ Tensor make_view(const Tensor& t, const Shape& shape, const Shape& strides, int6
   return Tensor(p);
 }
 
+// The host's kernels behind copy_ and accumulate_ (cuda::copy_strided and accumulate_strided are
+// in ops/cuda/copy.cu).
+namespace cpu {
+
+// Host copy with any strides and dtypes.
+void copy_strided(Tensor& dst, const Tensor& src) {
+  int64_t n = dst.numel();
+  if (n == 0) return;
+  if (dst.is_contiguous() && src.is_contiguous() && dst.dtype() == src.dtype()) {
+    std::memcpy(dst.data_ptr(), src.data_ptr(), dst.nbytes());
+    return;
+  }
+  char* d = static_cast<char*>(dst.impl().storage->data);
+  const char* s = static_cast<const char*>(src.impl().storage->data);
+  StridedWalk<2> w(dst.shape(), {&dst.strides(), &src.strides()}, {dst.offset(), src.offset()});
+  for (int64_t i = 0; i < n; ++i, w.next()) store(d, dst.dtype(), w.offsets()[0], load(s, src.dtype(), w.offsets()[1]));
+}
+
+// dst += src on the host: the ops (the GPU has one fused kernel instead).
+void accumulate_strided(Tensor& dst, const Tensor& src) {
+  NoGradGuard no_grad;
+  add_(dst, src.dtype() == dst.dtype() ? src : cast(src, dst.dtype()));
+}
+
+}  // namespace cpu
+
 void copy_(Tensor& dst, const Tensor& src) {
   SPARROW_CHECK(dst.shape() == src.shape(), "copy_: shapes ", shape_str(dst.shape()), " and ", shape_str(src.shape()),
                 " differ");
   if (dst.numel() == 0) return;
   const Device dd = dst.device(), sd = src.device();
-  if (dd.is_cpu() && sd.is_cpu()) return copy_cpu(dst, src);
-#ifdef SPARROW_WITH_CUDA
-  if (dd == sd) return cuda::copy_strided(dst, src);  // same GPU: cast and/or restride in one kernel
-  // Across devices: make src contiguous where it lives, move the bytes, then cast/restride where
-  // dst lives.
+  if (dd == sd) return SPARROW_DISPATCH(dd, copy_strided, dst, src);  // cast and/or restride in one pass
+  // Across devices (a build without CUDA fails in device_memory): make src contiguous where it
+  // lives, move the bytes, then cast/restride where dst lives.
   Tensor s = src.is_contiguous() ? src : src.detach().contiguous();
   Tensor staged = (dst.is_contiguous() && dst.dtype() == s.dtype()) ? dst : empty(s.shape(), s.dtype(), dd);
   device_memory::copy(staged.data_ptr(), dd, s.data_ptr(), sd, s.nbytes());
   if (!staged.same(dst)) copy_(dst, staged);
-#else
-  fail("copy_ between ", sd.str(), " and ", dd.str(), ": Sparrow was built without CUDA");
-#endif
 }
 
 void accumulate_(Tensor& dst, const Tensor& src) {
   SPARROW_CHECK(dst.shape() == src.shape() && dst.device() == src.device(), "accumulate_: ", describe(src), " into ",
                 describe(dst));
-#ifdef SPARROW_WITH_CUDA
-  if (dst.is_cuda()) return cuda::accumulate_strided(dst, src);
-#endif
-  NoGradGuard no_grad;
-  add_(dst, src.dtype() == dst.dtype() ? src : cast(src, dst.dtype()));
+  SPARROW_DISPATCH(dst.device(), accumulate_strided, dst, src);
 }
 
 std::string describe(const Tensor& t) {

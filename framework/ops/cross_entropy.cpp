@@ -6,12 +6,11 @@
 // the trainer logs) and f64 for f64 logits; the logits' gradient takes the logits' dtype.
 #include "framework/ops/cpu/cross_entropy.h"
 #include "framework/autograd/node.h"
+#include "framework/core/dispatch.h"
 #include "framework/core/profile.h"
+#include "framework/ops/cuda/cross_entropy.h"
 #include "framework/ops/fused_common.h"
 #include "framework/ops/ops.h"
-#ifdef SPARROW_WITH_CUDA
-#include "framework/ops/cuda/cross_entropy.h"
-#endif
 
 namespace sparrow {
 
@@ -31,14 +30,14 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int32_t ignore
   Tensor loss = zeros({}, sd, logits.device());
   Tensor lse = empty({N}, sd, logits.device());
   Tensor count = empty({1}, DType::I32, logits.device());
-  if (N > 0) SPARROW_FUSED_DISPATCH(xc, cross_entropy_forward, xc, tc, ignore_index, loss, lse, count);
+  if (N > 0) SPARROW_DISPATCH(xc.device(), cross_entropy_forward, xc, tc, ignore_index, loss, lse, count);
 
   return record(loss, "cross_entropy", {logits}, [=](const Tensor& g) {
     Tensor dx = empty(xc.shape(), xc.dtype(), xc.device());
     if (N > 0) {
       Tensor gs = empty({}, sd, xc.device());  // dL in the stats dtype, read by the kernel
       copy_(gs, g);
-      SPARROW_FUSED_DISPATCH(xc, cross_entropy_backward, xc, tc, ignore_index, lse, gs, count, dx);
+      SPARROW_DISPATCH(xc.device(), cross_entropy_backward, xc, tc, ignore_index, lse, gs, count, dx);
     }
     return std::vector<Tensor>{dx};
   });

@@ -5,14 +5,13 @@
 #include <cmath>
 
 #include "framework/autograd/node.h"
+#include "framework/core/dispatch.h"
 #include "framework/core/profile.h"
 #include "framework/core/rng.h"
 #include "framework/ops/cpu/dropout.h"
+#include "framework/ops/cuda/dropout.h"
 #include "framework/ops/fused_common.h"
 #include "framework/ops/ops.h"
-#ifdef SPARROW_WITH_CUDA
-#include "framework/ops/cuda/dropout.h"
-#endif
 
 namespace sparrow {
 
@@ -30,13 +29,14 @@ Tensor dropout(const Tensor& x, double p, Generator& gen, bool training) {
 
   const Tensor xc = fused::dense(x);
   Tensor y = empty(x.shape(), x.dtype(), x.device());
-  if (n > 0) SPARROW_FUSED_DISPATCH(x, dropout_apply, xc, y, seed, first, threshold, scale);
+  if (n > 0) SPARROW_DISPATCH(x.device(), dropout_apply, xc, y, seed, first, threshold, scale);
   const Shape shape = x.shape();
   const DType dtype = x.dtype();
   const Device device = x.device();
   return record(y, "dropout", {x}, [=](const Tensor& g) {
     Tensor dx = empty(shape, dtype, device);
-    if (n > 0) SPARROW_FUSED_DISPATCH(dx, dropout_apply, fused::dense_as(g, dtype), dx, seed, first, threshold, scale);
+    if (n > 0)
+      SPARROW_DISPATCH(dx.device(), dropout_apply, fused::dense_as(g, dtype), dx, seed, first, threshold, scale);
     return std::vector<Tensor>{dx};
   });
 }

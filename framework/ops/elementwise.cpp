@@ -3,16 +3,12 @@
 // shape with sum_to.
 #include "framework/ops/cpu/elementwise.h"
 #include "framework/autograd/node.h"
+#include "framework/core/dispatch.h"
 #include "framework/core/profile.h"
 #include "framework/ops/cpu/unary.h"
-#include "framework/ops/ops.h"
-#ifdef SPARROW_WITH_CUDA
 #include "framework/ops/cuda/elementwise.h"
 #include "framework/ops/cuda/unary.h"
-#define SPARROW_KERNEL(dev, call) ((dev).is_cuda() ? cuda::call : cpu::call)
-#else
-#define SPARROW_KERNEL(dev, call) cpu::call
-#endif
+#include "framework/ops/ops.h"
 
 namespace sparrow {
 
@@ -37,7 +33,7 @@ void check_inplace(const char* op, const Tensor& a) {
 Tensor add(const Tensor& a, const Tensor& b) {
   SPARROW_PROFILE_OP("add");
   Tensor out = binary_output("add", a, b);
-  SPARROW_KERNEL(out.device(), add(a, b, out));
+  SPARROW_DISPATCH(out.device(), add, a, b, out);
   const bool ga = a.requires_grad(), gb = b.requires_grad();
   return record(out, "add", {a, b}, [ga, gb, sa = a.shape(), sb = b.shape()](const Tensor& g) {
     return std::vector<Tensor>{ga ? sum_to(g, sa) : Tensor(), gb ? sum_to(g, sb) : Tensor()};
@@ -47,7 +43,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
 Tensor sub(const Tensor& a, const Tensor& b) {
   SPARROW_PROFILE_OP("sub");
   Tensor out = binary_output("sub", a, b);
-  SPARROW_KERNEL(out.device(), sub(a, b, out));
+  SPARROW_DISPATCH(out.device(), sub, a, b, out);
   const bool ga = a.requires_grad(), gb = b.requires_grad();
   return record(out, "sub", {a, b}, [ga, gb, sa = a.shape(), sb = b.shape()](const Tensor& g) {
     return std::vector<Tensor>{ga ? sum_to(g, sa) : Tensor(), gb ? sum_to(neg(g), sb) : Tensor()};
@@ -58,7 +54,7 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 Tensor mul(const Tensor& a, const Tensor& b) {
   SPARROW_PROFILE_OP("mul");
   Tensor out = binary_output("mul", a, b);
-  SPARROW_KERNEL(out.device(), mul(a, b, out));
+  SPARROW_DISPATCH(out.device(), mul, a, b, out);
   if (!needs_grad({&a, &b})) return out;
   const bool ga = a.requires_grad(), gb = b.requires_grad();
   Tensor as = gb ? a.detach() : Tensor(), bs = ga ? b.detach() : Tensor();
@@ -71,7 +67,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 Tensor div(const Tensor& a, const Tensor& b) {
   SPARROW_PROFILE_OP("div");
   Tensor out = binary_output("div", a, b);
-  SPARROW_KERNEL(out.device(), div(a, b, out));
+  SPARROW_DISPATCH(out.device(), div, a, b, out);
   if (!needs_grad({&a, &b})) return out;
   const bool ga = a.requires_grad(), gb = b.requires_grad();
   Tensor bs = b.detach(), ys = gb ? out.detach() : Tensor();
@@ -89,20 +85,20 @@ void add_(Tensor& a, const Tensor& b) {
   SPARROW_CHECK(broadcast_shapes(a.shape(), b.shape(), "add_") == a.shape(), "add_: ", shape_str(b.shape()),
                 " does not broadcast to the destination's ", shape_str(a.shape()));
   check_inplace("add_", a);
-  SPARROW_KERNEL(a.device(), add(a, b, a));
+  SPARROW_DISPATCH(a.device(), add, a, b, a);
 }
 
 void mul_(Tensor& a, double s) {
   SPARROW_PROFILE_OP("mul_");
   check_float("mul_", a);
   check_inplace("mul_", a);
-  SPARROW_KERNEL(a.device(), mul_scalar(a, s, a));
+  SPARROW_DISPATCH(a.device(), mul_scalar, a, s, a);
 }
 
 void fill_(Tensor& a, double v) {
   SPARROW_PROFILE_OP("fill_");
   check_inplace("fill_", a);
-  SPARROW_KERNEL(a.device(), fill(a, v));
+  SPARROW_DISPATCH(a.device(), fill, a, v);
 }
 
 }  // namespace sparrow

@@ -3,12 +3,11 @@
 #include <sstream>
 
 #include "framework/autograd/node.h"
+#include "framework/core/dispatch.h"
 #include "framework/core/profile.h"
 #include "framework/ops/cpu/embedding.h"
-#include "framework/ops/ops.h"
-#ifdef SPARROW_WITH_CUDA
 #include "framework/ops/cuda/embedding.h"
-#endif
+#include "framework/ops/ops.h"
 
 namespace sparrow {
 
@@ -17,13 +16,7 @@ namespace {
 Tensor embedding_grad(const Tensor& g, const Tensor& ids, const Shape& weight_shape) {
   Tensor grad_out = g.contiguous();
   Tensor gw = zeros(weight_shape, g.dtype(), g.device());
-  if (g.device().is_cpu()) {
-    cpu::embedding_backward(grad_out, ids, gw);
-  } else {
-#ifdef SPARROW_WITH_CUDA
-    cuda::embedding_backward(grad_out, ids, gw);
-#endif
-  }
+  SPARROW_DISPATCH(gw.device(), embedding_backward, grad_out, ids, gw);
   return gw;
 }
 
@@ -49,23 +42,8 @@ Tensor embedding(const Tensor& weight, const Tensor& ids_in) {
          << " is outside [0, " << v << ") for weight " << shape_str(w_shape);
       return os.str();
     };
-    if (weight.device().is_cpu()) {
-      const int64_t bad = cpu::embedding_first_bad_id(ids, v);
-      if (bad >= 0) throw Error(message(bad, ids.data<int32_t>()[bad]));
-    } else {
-#ifdef SPARROW_WITH_CUDA
-      cuda::embedding_check_ids(ids, v, message);
-#else
-      fail("embedding: ", describe(weight), " needs CUDA, but Sparrow was built without it");
-#endif
-    }
-    if (weight.device().is_cpu()) {
-      cpu::embedding_forward(w, ids, out);
-    } else {
-#ifdef SPARROW_WITH_CUDA
-      cuda::embedding_forward(w, ids, out);
-#endif
-    }
+    SPARROW_DISPATCH(weight.device(), embedding_check_ids, ids, v, message);
+    SPARROW_DISPATCH(weight.device(), embedding_forward, w, ids, out);
   }
   const Shape weight_shape = weight.shape();
   return record(out, "embedding", {weight, ids_in}, [ids, weight_shape](const Tensor& g) {

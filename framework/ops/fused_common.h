@@ -29,11 +29,3 @@ inline Tensor dense_as(const Tensor& g, DType dtype) {
 inline DType stats_dtype(DType t) { return t == DType::F64 ? DType::F64 : DType::F32; }
 
 }  // namespace sparrow::fused
-
-// Calls sparrow::cpu::FN or sparrow::cuda::FN by the device of tensor T.
-#ifdef SPARROW_WITH_CUDA
-#define SPARROW_FUSED_DISPATCH(T, FN, ...) \
-  ((T).is_cuda() ? ::sparrow::cuda::FN(__VA_ARGS__) : ::sparrow::cpu::FN(__VA_ARGS__))
-#else
-#define SPARROW_FUSED_DISPATCH(T, FN, ...) ::sparrow::cpu::FN(__VA_ARGS__)
-#endif

@@ -2,13 +2,14 @@
 // (and the MLP's GELU) in cuBLASLt epilogues on the GPU. On the CPU, and wherever an epilogue is
 // unavailable, the same math runs as separate passes; results agree within rounding.
 #include "framework/autograd/node.h"
+#include "framework/core/dispatch.h"
 #include "framework/core/profile.h"
-#include "framework/ops/matmul_forward.h"
-#include "framework/ops/ops.h"
-#ifdef SPARROW_WITH_CUDA
+#include "framework/ops/cpu/elementwise.h"
+#include "framework/ops/cpu/unary.h"
 #include "framework/ops/cuda/elementwise.h"
 #include "framework/ops/cuda/unary.h"
-#endif
+#include "framework/ops/matmul_forward.h"
+#include "framework/ops/ops.h"
 
 namespace sparrow {
 
@@ -55,12 +56,10 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
 
 namespace {
 
-#ifdef SPARROW_WITH_CUDA
 // The fused path: CUDA, bf16 or f32, a first-layer bias (the GELU epilogue adds one).
 bool fused_mlp(const Tensor& x, const Tensor& b1) {
   return x.is_cuda() && (x.dtype() == DType::BF16 || x.dtype() == DType::F32) && b1.defined();
 }
-#endif
 
 void check_mlp(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2) {
   const char* op = "mlp_gelu";
@@ -90,9 +89,6 @@ void check_mlp(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor
 Tensor mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2) {
   SPARROW_PROFILE_OP("mlp_gelu");
   check_mlp(x, w1, b1, w2, b2);
-#ifndef SPARROW_WITH_CUDA
-  return linear(gelu(linear(x, w1, b1)), w2, b2);
-#else
   if (!fused_mlp(x, b1)) return linear(gelu(linear(x, w1, b1)), w2, b2);
   const int64_t K = w1.size(1), H = w1.size(0), N = w2.size(0);
   const int64_t rows = shape_numel(x.shape()) / std::max<int64_t>(K, 1);
@@ -105,8 +101,8 @@ Tensor mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tenso
   bool fused = false;
   Tensor h = detail::matmul_forward(x2, w1d, false, true, {}, rows, H, K, {GemmEpilogue::GeluAuxBias, b1d, u, &fused});
   if (!fused) {  // no epilogue algorithm: h holds x·W1ᵀ
-    cuda::add(h, b1d, u);
-    cuda::gelu(u, h);
+    SPARROW_DISPATCH(u.device(), add, h, b1d, u);
+    SPARROW_DISPATCH(h.device(), gelu, u, h);
   }
   detail::GemmExtras second;
   if (b2d.defined()) {
@@ -130,7 +126,7 @@ Tensor mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tenso
     if (!fused_back) {  // du holds g·W2
       Tensor dh = du;
       du = empty({rows, H}, g2.dtype(), g2.device());
-      cuda::gelu_backward(dh, u, du);
+      SPARROW_DISPATCH(du.device(), gelu_backward, dh, u, du);
     }
     std::vector<Tensor> grads{gx ? reshape(matmul(du, w1d), x_shape) : Tensor(),
                               gw1 ? matmul(du, x2, true, false) : Tensor(), gb1 ? sum(du, {0}) : Tensor(),
@@ -138,7 +134,6 @@ Tensor mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tenso
     if (b2d.defined()) grads.push_back(gb2 ? sum(g2, {0}) : Tensor());
     return grads;
   });
-#endif
 }
 
 }  // namespace sparrow

@@ -11,15 +11,13 @@
 // each itself a matmul with the flags folded in, then summed over broadcast batch dims (sum_to).
 #include "framework/ops/cpu/matmul.h"
 #include "framework/autograd/node.h"
+#include "framework/core/dispatch.h"
 #include "framework/core/profile.h"
 #include "framework/core/strided.h"
-#include "framework/ops/cpu/elementwise.h"
+#include "framework/ops/cuda/matmul.h"
 #include "framework/ops/matmul_forward.h"
 #include "framework/ops/matmul_layout.h"
 #include "framework/ops/ops.h"
-#ifdef SPARROW_WITH_CUDA
-#include "framework/ops/cuda/matmul.h"
-#endif
 
 namespace sparrow {
 
@@ -100,23 +98,11 @@ Tensor matmul_forward(const Tensor& a, const Tensor& b, bool ta, bool tb, const 
   p.n = n;
   p.k = k;
   Tensor out = empty(out_shape, a.dtype(), a.device());
-  if (a.device().is_cpu()) {
-    cpu::matmul(p, out);
-    if (with_bias) {
-      Tensor row = reshape(extras.bias, {1, n});
-      cpu::add(out, row, out);
-    }
-  } else {
-#ifdef SPARROW_WITH_CUDA
-    p.epilogue = extras.epilogue;
-    p.bias = extras.bias;
-    p.aux = extras.aux;
-    const bool done = cuda::matmul(p, out);
-    if (extras.applied) *extras.applied = done;
-#else
-    fail("matmul: ", describe(a), " needs CUDA, but Sparrow was built without it");
-#endif
-  }
+  p.epilogue = extras.epilogue;
+  p.bias = extras.bias;
+  p.aux = extras.aux;
+  const bool done = SPARROW_DISPATCH(a.device(), matmul, p, out);
+  if (extras.applied) *extras.applied = done;
   return out;
 }
 

@@ -3,12 +3,11 @@
 // and rstd = 1/√(var + ε), so the backward recomputes x̂ instead of storing it.
 #include "framework/ops/cpu/norm.h"
 #include "framework/autograd/node.h"
+#include "framework/core/dispatch.h"
 #include "framework/core/profile.h"
+#include "framework/ops/cuda/norm.h"
 #include "framework/ops/fused_common.h"
 #include "framework/ops/ops.h"
-#ifdef SPARROW_WITH_CUDA
-#include "framework/ops/cuda/norm.h"
-#endif
 
 namespace sparrow {
 
@@ -37,7 +36,7 @@ Tensor norm(bool centered, const Tensor& x, const Tensor& weight, const Tensor& 
   Tensor y = empty(x.shape(), x.dtype(), x.device());
   Tensor mean = centered ? empty({rows}, sd, x.device()) : Tensor();
   Tensor rstd = empty({rows}, sd, x.device());
-  if (rows > 0) SPARROW_FUSED_DISPATCH(x, norm_forward, centered, xc, wc, bc, eps, y, mean, rstd);
+  if (rows > 0) SPARROW_DISPATCH(x.device(), norm_forward, centered, xc, wc, bc, eps, y, mean, rstd);
 
   const bool gx = x.requires_grad(), gw = weight.requires_grad(), gb = bias.defined() && bias.requires_grad();
   std::vector<Tensor> inputs{x, weight};
@@ -48,7 +47,7 @@ Tensor norm(bool centered, const Tensor& x, const Tensor& weight, const Tensor& 
     Tensor db = gb ? empty(bc.shape(), bc.dtype(), bc.device()) : Tensor();
     if (rows > 0) {
       const Tensor gc = fused::dense_as(g, xc.dtype());
-      SPARROW_FUSED_DISPATCH(xc, norm_backward, centered, gc, xc, wc, mean, rstd, dx, dw, db);
+      SPARROW_DISPATCH(xc.device(), norm_backward, centered, gc, xc, wc, mean, rstd, dx, dw, db);
     } else {
       if (dw.defined()) dw = zeros(wc.shape(), wc.dtype(), wc.device());
       if (db.defined()) db = zeros(bc.shape(), bc.dtype(), bc.device());

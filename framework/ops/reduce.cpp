@@ -8,15 +8,11 @@
 #include "framework/core/profile.h"
 
 #include "framework/autograd/node.h"
+#include "framework/core/dispatch.h"
 #include "framework/core/strided.h"
 #include "framework/ops/cpu/reduce.h"
-#include "framework/ops/ops.h"
-#ifdef SPARROW_WITH_CUDA
 #include "framework/ops/cuda/reduce.h"
-#define SPARROW_KERNEL(dev, call) ((dev).is_cuda() ? cuda::call : cpu::call)
-#else
-#define SPARROW_KERNEL(dev, call) cpu::call
-#endif
+#include "framework/ops/ops.h"
 
 namespace sparrow {
 
@@ -74,7 +70,7 @@ Tensor sum_impl(const char* op, const Tensor& a, const std::vector<int64_t>& dim
   coalesce(rs, rst);
   const double scale = average ? 1.0 / static_cast<double>(count) : 1.0;
   Tensor out = empty(output_shape(a.shape(), red, keepdim), a.dtype(), a.device());
-  SPARROW_KERNEL(a.device(), sum(a, ks, kst, rs, rst, scale, out));
+  SPARROW_DISPATCH(a.device(), sum, a, ks, kst, rs, rst, scale, out);
   return record(out, op, {a}, [red, keepdim, scale, in = a.shape()](const Tensor& g) {
     return std::vector<Tensor>{expand_reduced(scale == 1.0 ? g : mul_scalar(g, scale), in, red, keepdim)};
   });
@@ -120,7 +116,7 @@ Tensor max(const Tensor& a, int64_t dim, bool keepdim) {
   Shape out_shape = output_shape(a.shape(), red, keepdim);
   Tensor out = empty(out_shape, a.dtype(), a.device());
   Tensor idx = empty(out_shape, DType::I32, a.device());
-  SPARROW_KERNEL(a.device(), max(a, ks, kst, n, a.strides()[d], out, idx));
+  SPARROW_DISPATCH(a.device(), max, a, ks, kst, n, a.strides()[d], out, idx);
   if (!needs_grad({&a})) return out;
   int64_t outer = 1, inner = 1;
   for (int64_t i = 0; i < d; ++i) outer *= a.shape()[i];
@@ -130,7 +126,7 @@ Tensor max(const Tensor& a, int64_t dim, bool keepdim) {
     SPARROW_CHECK(gd.dtype() != DType::I32 && gd.numel() == outer * inner, "max backward: gradient ", describe(g),
                   " for an input ", shape_str(in));
     Tensor gi = zeros(in, gd.dtype(), gd.device());
-    SPARROW_KERNEL(gi.device(), max_backward(gd, idx, outer, n, inner, gi));
+    SPARROW_DISPATCH(gi.device(), max_backward, gd, idx, outer, n, inner, gi);
     return std::vector<Tensor>{gi};
   });
 }

@@ -2,12 +2,11 @@
 // backward is the inverse rotation of the incoming gradient (math in ops/cpu/rope.cpp).
 #include "framework/ops/cpu/rope.h"
 #include "framework/autograd/node.h"
+#include "framework/core/dispatch.h"
 #include "framework/core/profile.h"
+#include "framework/ops/cuda/rope.h"
 #include "framework/ops/fused_common.h"
 #include "framework/ops/ops.h"
-#ifdef SPARROW_WITH_CUDA
-#include "framework/ops/cuda/rope.h"
-#endif
 
 namespace sparrow {
 
@@ -20,13 +19,13 @@ Tensor rope(const Tensor& x, int64_t position_offset, double base) {
 
   const Tensor xc = fused::dense(x);
   Tensor y = empty(x.shape(), x.dtype(), x.device());
-  SPARROW_FUSED_DISPATCH(x, rope_apply, xc, y, position_offset, base, false);
+  SPARROW_DISPATCH(x.device(), rope_apply, xc, y, position_offset, base, false);
   const Shape shape = x.shape();
   const DType dtype = x.dtype();
   const Device device = x.device();
   return record(y, "rope", {x}, [=](const Tensor& g) {
     Tensor dx = empty(shape, dtype, device);
-    SPARROW_FUSED_DISPATCH(dx, rope_apply, fused::dense_as(g, dtype), dx, position_offset, base, true);
+    SPARROW_DISPATCH(dx.device(), rope_apply, fused::dense_as(g, dtype), dx, position_offset, base, true);
     return std::vector<Tensor>{dx};
   });
 }
@@ -44,13 +43,13 @@ Tensor rope_heads(const Tensor& qkv, int64_t heads, int64_t position_offset, dou
   SPARROW_CHECK(base > 0, "rope_heads: base must be > 0, got ", base);
   const Tensor xc = fused::dense(qkv);
   Tensor y = empty({3, B, heads, T, D}, qkv.dtype(), qkv.device());
-  SPARROW_FUSED_DISPATCH(qkv, rope_heads, xc, y, heads, position_offset, base, true);
+  SPARROW_DISPATCH(qkv.device(), rope_heads, xc, y, heads, position_offset, base, true);
   const Shape shape = qkv.shape();
   const DType dtype = qkv.dtype();
   const Device device = qkv.device();
   return record(y, "rope_heads", {qkv}, [=](const Tensor& g) {
     Tensor dx = empty(shape, dtype, device);
-    SPARROW_FUSED_DISPATCH(dx, rope_heads, fused::dense_as(g, dtype), dx, heads, position_offset, base, false);
+    SPARROW_DISPATCH(dx.device(), rope_heads, fused::dense_as(g, dtype), dx, heads, position_offset, base, false);
     return std::vector<Tensor>{dx};
   });
 }

@@ -3,12 +3,11 @@
 // with a stride, so a non-last dim costs no transpose.
 #include "framework/ops/cpu/softmax.h"
 #include "framework/autograd/node.h"
+#include "framework/core/dispatch.h"
 #include "framework/core/profile.h"
+#include "framework/ops/cuda/softmax.h"
 #include "framework/ops/fused_common.h"
 #include "framework/ops/ops.h"
-#ifdef SPARROW_WITH_CUDA
-#include "framework/ops/cuda/softmax.h"
-#endif
 
 namespace sparrow {
 
@@ -21,11 +20,11 @@ Tensor softmax_op(bool log, const Tensor& x, int64_t dim) {
   const int64_t d = normalize_dim(dim, x.dim(), op);
   const Tensor xc = fused::dense(x);
   Tensor y = empty(x.shape(), x.dtype(), x.device());
-  SPARROW_FUSED_DISPATCH(x, softmax_forward, log, xc, d, y);
+  SPARROW_DISPATCH(x.device(), softmax_forward, log, xc, d, y);
   const Tensor saved = y.detach();
   return record(y, op, {x}, [=](const Tensor& g) {
     Tensor dx = empty(saved.shape(), saved.dtype(), saved.device());
-    SPARROW_FUSED_DISPATCH(saved, softmax_backward, log, fused::dense_as(g, saved.dtype()), saved, d, dx);
+    SPARROW_DISPATCH(saved.device(), softmax_backward, log, fused::dense_as(g, saved.dtype()), saved, d, dx);
     return std::vector<Tensor>{dx};
   });
 }

@@ -3,16 +3,12 @@
 // chain of ops would be long.
 #include "framework/ops/cpu/unary.h"
 #include "framework/autograd/node.h"
+#include "framework/core/dispatch.h"
 #include "framework/core/profile.h"
 #include "framework/ops/cpu/elementwise.h"
-#include "framework/ops/ops.h"
-#ifdef SPARROW_WITH_CUDA
 #include "framework/ops/cuda/elementwise.h"
 #include "framework/ops/cuda/unary.h"
-#define SPARROW_KERNEL(dev, call) ((dev).is_cuda() ? cuda::call : cpu::call)
-#else
-#define SPARROW_KERNEL(dev, call) cpu::call
-#endif
+#include "framework/ops/ops.h"
 
 namespace sparrow {
 
@@ -33,13 +29,13 @@ Tensor fused_grad(FusedGrad k, const char* op, const Tensor& g, const Tensor& x)
   Tensor gx = empty(x.shape(), x.dtype(), x.device());
   switch (k) {
     case FusedGrad::Tanh:
-      SPARROW_KERNEL(gx.device(), tanh_backward(g, x, gx));
+      SPARROW_DISPATCH(gx.device(), tanh_backward, g, x, gx);
       break;
     case FusedGrad::Gelu:
-      SPARROW_KERNEL(gx.device(), gelu_backward(g, x, gx));
+      SPARROW_DISPATCH(gx.device(), gelu_backward, g, x, gx);
       break;
     case FusedGrad::Silu:
-      SPARROW_KERNEL(gx.device(), silu_backward(g, x, gx));
+      SPARROW_DISPATCH(gx.device(), silu_backward, g, x, gx);
       break;
   }
   return gx;
@@ -50,14 +46,14 @@ Tensor fused_grad(FusedGrad k, const char* op, const Tensor& g, const Tensor& x)
 Tensor add_scalar(const Tensor& a, double s) {
   SPARROW_PROFILE_OP("add_scalar");
   Tensor out = output_like("add_scalar", a);
-  SPARROW_KERNEL(out.device(), add_scalar(a, s, out));
+  SPARROW_DISPATCH(out.device(), add_scalar, a, s, out);
   return record(out, "add_scalar", {a}, [](const Tensor& g) { return std::vector<Tensor>{g}; });
 }
 
 Tensor mul_scalar(const Tensor& a, double s) {
   SPARROW_PROFILE_OP("mul_scalar");
   Tensor out = output_like("mul_scalar", a);
-  SPARROW_KERNEL(out.device(), mul_scalar(a, s, out));
+  SPARROW_DISPATCH(out.device(), mul_scalar, a, s, out);
   return record(out, "mul_scalar", {a}, [s](const Tensor& g) { return std::vector<Tensor>{mul_scalar(g, s)}; });
 }
 
@@ -65,7 +61,7 @@ Tensor mul_scalar(const Tensor& a, double s) {
 Tensor pow_scalar(const Tensor& a, double p) {
   SPARROW_PROFILE_OP("pow_scalar");
   Tensor out = output_like("pow_scalar", a);
-  SPARROW_KERNEL(out.device(), pow_scalar(a, p, out));
+  SPARROW_DISPATCH(out.device(), pow_scalar, a, p, out);
   if (!needs_grad({&a})) return out;
   return record(out, "pow_scalar", {a}, [p, x = a.detach()](const Tensor& g) {
     if (p == 0.0) return std::vector<Tensor>{zeros(x.shape(), x.dtype(), x.device())};
@@ -77,7 +73,7 @@ Tensor pow_scalar(const Tensor& a, double p) {
 Tensor neg(const Tensor& a) {
   SPARROW_PROFILE_OP("neg");
   Tensor out = output_like("neg", a);
-  SPARROW_KERNEL(out.device(), neg(a, out));
+  SPARROW_DISPATCH(out.device(), neg, a, out);
   return record(out, "neg", {a}, [](const Tensor& g) { return std::vector<Tensor>{neg(g)}; });
 }
 
@@ -85,7 +81,7 @@ Tensor neg(const Tensor& a) {
 Tensor exp(const Tensor& a) {
   SPARROW_PROFILE_OP("exp");
   Tensor out = output_like("exp", a);
-  SPARROW_KERNEL(out.device(), exp(a, out));
+  SPARROW_DISPATCH(out.device(), exp, a, out);
   if (!needs_grad({&a})) return out;
   return record(out, "exp", {a}, [y = out.detach()](const Tensor& g) { return std::vector<Tensor>{mul(g, y)}; });
 }
@@ -93,7 +89,7 @@ Tensor exp(const Tensor& a) {
 Tensor log(const Tensor& a) {
   SPARROW_PROFILE_OP("log");
   Tensor out = output_like("log", a);
-  SPARROW_KERNEL(out.device(), log(a, out));
+  SPARROW_DISPATCH(out.device(), log, a, out);
   if (!needs_grad({&a})) return out;
   return record(out, "log", {a}, [x = a.detach()](const Tensor& g) { return std::vector<Tensor>{div(g, x)}; });
 }
@@ -102,7 +98,7 @@ Tensor log(const Tensor& a) {
 Tensor tanh(const Tensor& a) {
   SPARROW_PROFILE_OP("tanh");
   Tensor out = output_like("tanh", a);
-  SPARROW_KERNEL(out.device(), tanh(a, out));
+  SPARROW_DISPATCH(out.device(), tanh, a, out);
   if (!needs_grad({&a})) return out;
   return record(out, "tanh", {a}, [y = out.detach()](const Tensor& g) {
     return std::vector<Tensor>{fused_grad(FusedGrad::Tanh, "tanh backward", g, y)};
@@ -113,7 +109,7 @@ Tensor tanh(const Tensor& a) {
 Tensor sqrt(const Tensor& a) {
   SPARROW_PROFILE_OP("sqrt");
   Tensor out = output_like("sqrt", a);
-  SPARROW_KERNEL(out.device(), sqrt(a, out));
+  SPARROW_DISPATCH(out.device(), sqrt, a, out);
   if (!needs_grad({&a})) return out;
   return record(out, "sqrt", {a},
                 [y = out.detach()](const Tensor& g) { return std::vector<Tensor>{mul_scalar(div(g, y), 0.5)}; });
@@ -122,7 +118,7 @@ Tensor sqrt(const Tensor& a) {
 Tensor gelu(const Tensor& a) {
   SPARROW_PROFILE_OP("gelu");
   Tensor out = output_like("gelu", a);
-  SPARROW_KERNEL(out.device(), gelu(a, out));
+  SPARROW_DISPATCH(out.device(), gelu, a, out);
   if (!needs_grad({&a})) return out;
   return record(out, "gelu", {a}, [x = a.detach()](const Tensor& g) {
     return std::vector<Tensor>{fused_grad(FusedGrad::Gelu, "gelu backward", g, x)};
@@ -132,7 +128,7 @@ Tensor gelu(const Tensor& a) {
 Tensor silu(const Tensor& a) {
   SPARROW_PROFILE_OP("silu");
   Tensor out = output_like("silu", a);
-  SPARROW_KERNEL(out.device(), silu(a, out));
+  SPARROW_DISPATCH(out.device(), silu, a, out);
   if (!needs_grad({&a})) return out;
   return record(out, "silu", {a}, [x = a.detach()](const Tensor& g) {
     return std::vector<Tensor>{fused_grad(FusedGrad::Silu, "silu backward", g, x)};

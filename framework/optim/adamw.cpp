@@ -3,11 +3,10 @@
 #include <algorithm>
 #include <cmath>
 
-#include "framework/optim/cpu/adamw.h"
-#ifdef SPARROW_WITH_CUDA
+#include "framework/core/dispatch.h"
 #include "framework/cuda/staged.h"
+#include "framework/optim/cpu/adamw.h"
 #include "framework/optim/cuda/adamw.h"
-#endif
 
 namespace sparrow::optim {
 
@@ -32,10 +31,8 @@ AdamW::AdamW(nn::ParameterBuffer params, AdamWOptions opt, AdamWShard shard)
   const int64_t n = shard_.end - shard_.begin;
   exp_avg_ = zeros({n}, DType::F32, params_.device());
   exp_avg_sq_ = zeros({n}, DType::F32, params_.device());
-#ifdef SPARROW_WITH_CUDA
   if (params_.device().is_cuda())
     staged_ = std::make_shared<cuda::StagedBytes>(sizeof(AdamWStepScalars), params_.device().index);
-#endif
 }
 
 void AdamW::set_compute_copy(Tensor c) {
@@ -60,9 +57,7 @@ void AdamW::stage(double max_norm) {
   s.inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
   s.max_norm = static_cast<float>(max_norm);
   host_scalars_ = s;
-#ifdef SPARROW_WITH_CUDA
   if (staged_) *static_cast<AdamWStepScalars*>(staged_->host()) = s;
-#endif
 }
 
 void AdamW::launch(const Tensor& loss, const Tensor& norm) {
@@ -92,17 +87,9 @@ void AdamW::launch(const Tensor& loss, const Tensor& norm) {
   float* m = exp_avg_.data<float>();
   float* v = exp_avg_sq_.data<float>();
   bf16* copy = compute_copy_.defined() ? compute_copy_.data<bf16>() + b : nullptr;
-  if (params_.device().is_cpu()) {
-    a.s = &host_scalars_;
-    cpu::adamw_step(p, g, m, v, copy, a);
-  } else {
-#ifdef SPARROW_WITH_CUDA
-    a.s = static_cast<const AdamWStepScalars*>(staged_->upload());
-    cuda::adamw_step(p, g, m, v, copy, a);
-#else
-    fail("AdamW: parameters on ", params_.device().str(), " but Sparrow was built without CUDA");
-#endif
-  }
+  // The GPU kernel reads the scalars from device memory, staged through pinned memory.
+  a.s = staged_ ? static_cast<const AdamWStepScalars*>(staged_->upload()) : &host_scalars_;
+  SPARROW_DISPATCH(params_.device(), adamw_step, p, g, m, v, copy, a);
 }
 
 void AdamW::load_state(const AdamWState& s) {

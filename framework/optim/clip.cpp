@@ -3,11 +3,10 @@
 #include <cmath>
 
 #include "framework/autograd/node.h"
+#include "framework/core/dispatch.h"
 #include "framework/ops/ops.h"
 #include "framework/optim/cpu/grad_norm.h"
-#ifdef SPARROW_WITH_CUDA
 #include "framework/optim/cuda/grad_norm.h"
-#endif
 
 namespace sparrow::optim {
 
@@ -49,15 +48,7 @@ void grad_norm_to(const Tensor& g, Tensor& norm) {
                 describe(g));
   SPARROW_CHECK(norm.dtype() == DType::F32 && norm.numel() == 1 && norm.is_contiguous() && norm.device() == g.device(),
                 "grad_norm_to: norm must be one f32 element on ", g.device().str(), ", got ", describe(norm));
-  if (g.device().is_cpu()) {
-    cpu::grad_norm(g, norm);
-  } else {
-#ifdef SPARROW_WITH_CUDA
-    cuda::grad_norm(g, norm);
-#else
-    fail("grad_norm_to: ", describe(g), " needs CUDA, but Sparrow was built without it");
-#endif
-  }
+  SPARROW_DISPATCH(g.device(), grad_norm, g, norm);
 }
 
 double clip_grad_norm(nn::ParameterBuffer& params, double max_norm) {

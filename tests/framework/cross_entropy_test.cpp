@@ -1,10 +1,13 @@
 // cross_entropy on the CPU: the loss against log-softmax + NLL by hand (with ignored targets),
 // the gradient formula (softmax − onehot)/count, gradients by finite differences in f64, the
 // all-ignored case, bf16/f32 logits, and the errors (bad targets are named).
+// Then on every device (CrossEntropyOnDevice): vocabularies up to 50K against the f64 host
+// reference, the all-ignored case and bad targets.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
+#include "common/devices.h"
 #include "common/gradcheck.h"
 
 using namespace sparrow;
@@ -121,3 +124,52 @@ TEST(CrossEntropy, ShapeAndDtypeErrors) {
 }
 
 }  // namespace
+
+// ---- on every device: the f32 and bf16 kernels (f64 on the GPU) against the f64 host reference --
+namespace {
+
+using sparrow::testing::DeviceTest;
+using sparrow::testing::expect_matches_f64;
+using sparrow::testing::float_dtypes;
+using sparrow::testing::Fn;
+
+class CrossEntropyOnDevice : public DeviceTest {};
+
+// f32: rows up to 50K wide sum in another order than the reference (≈ √n·ε relative).
+double fused_tolerance(DType dt) { return dt == DType::F64 ? 1e-12 : dt == DType::F32 ? 1e-4 : 2e-2; }
+
+}  // namespace
+
+TEST_P(CrossEntropyOnDevice, MatchesTheReference) {
+  const Device d = device();
+  Generator g(4);
+  for (DType dt : float_dtypes(d))
+    for (Shape s : {Shape{64, 256}, Shape{7, 50257}, Shape{300, 1000}}) {
+      std::vector<int32_t> t(static_cast<size_t>(s[0]));
+      for (size_t i = 0; i < t.size(); ++i) t[i] = i % 5 == 2 ? -100 : static_cast<int32_t>((i * 7919) % s[1]);
+      Fn f = [&](const std::vector<Tensor>& in) { return cross_entropy(in[0], from_ints(t, {s[0]}, in[0].device())); };
+      expect_matches_f64("cross_entropy " + shape_str(s), f, {randn(s, g, DType::F64, Device::cpu(), 2.0)}, d, dt,
+                         fused_tolerance(dt));
+    }
+}
+
+TEST_P(CrossEntropyOnDevice, AllIgnoredAndBadTargets) {
+  const Device d = device();
+  Generator g(5);
+  Tensor x = randn({4, 300}, g, DType::F32, d).detach();
+  x.requires_grad_(true);
+  Tensor loss = cross_entropy(x, from_ints({-100, -100, -100, -100}, {4}, d));
+  EXPECT_EQ(loss.item(), 0.0);
+  loss.backward();
+  for (double v : x.grad().to_vector()) ASSERT_EQ(v, 0.0);
+  for (int32_t bad : {300, -7}) {
+    try {
+      cross_entropy(x, from_ints({1, bad, -100, 2}, {4}, d));
+      ADD_FAILURE() << "target " << bad << " did not throw on " << d.str();
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(std::to_string(bad)), std::string::npos) << e.what();
+    }
+  }
+}
+
+SPARROW_DEVICE_TESTS(CrossEntropyOnDevice);

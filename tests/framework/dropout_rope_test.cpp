@@ -2,10 +2,13 @@
 // Philox(seed, first + i/4)[i % 4] ≥ ⌊p·2³²⌋), rate and scaling, reproducibility, the generator's
 // advance, identity when not training, gradients. rope: values against the rotation by hand,
 // position offsets, the relative-position property, norm preservation, gradients, errors.
+// Then on every device (DropoutRopeOnDevice): dropout's mask equals the f64 host reference's for
+// the same seed, and rope/rope_heads match it, values and gradients.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
+#include "common/devices.h"
 #include "common/gradcheck.h"
 
 using namespace sparrow;
@@ -194,3 +197,83 @@ TEST(Rope, Errors) {
 }
 
 }  // namespace
+
+// ---- on every device: the f32 and bf16 kernels (f64 on the GPU) against the f64 host reference --
+namespace {
+
+using sparrow::testing::DeviceTest;
+using sparrow::testing::expect_matches_f64;
+using sparrow::testing::float_dtypes;
+using sparrow::testing::Fn;
+
+class DropoutRopeOnDevice : public DeviceTest {};
+
+// f32: rows up to 50K wide sum in another order than the reference (≈ √n·ε relative).
+double fused_tolerance(DType dt) { return dt == DType::F64 ? 1e-12 : dt == DType::F32 ? 1e-4 : 2e-2; }
+
+}  // namespace
+
+// The mask depends on the seed and the element only: the same on every device and in every dtype
+// as in the f64 host reference.
+TEST_P(DropoutRopeOnDevice, DropoutMaskIsTheReferenceMask) {
+  const Device d = device();
+  Generator data(6);
+  for (DType dt : float_dtypes(d)) {
+    SCOPED_TRACE(dtype_name(dt));
+    Tensor x = randn({3, 1001}, data, dt);  // 3003 elements: a partial last group
+    Tensor xd = x.to(d).detach(), xr = x.to(DType::F64).detach();
+    xd.requires_grad_(true);
+    xr.requires_grad_(true);
+    Generator a(123), b(123);
+    a.reserve(17);
+    b.reserve(17);
+    Tensor yd = dropout(xd, 0.3, a), yr = dropout(xr, 0.3, b);
+    EXPECT_EQ(a.offset(), b.offset());
+    const std::vector<double> vd = yd.to_vector(), vr = yr.to_vector();
+    ASSERT_EQ(vd.size(), vr.size());
+    int64_t differ_in_mask = 0;
+    for (size_t i = 0; i < vd.size(); ++i) differ_in_mask += (vd[i] == 0) != (vr[i] == 0);
+    EXPECT_EQ(differ_in_mask, 0);
+    EXPECT_LT(rel_error(yd, yr), fused_tolerance(dt));
+    Tensor w = randn(x.shape(), data, dt);
+    yd.backward(w.to(d));
+    yr.backward(w.to(DType::F64));
+    EXPECT_LT(rel_error(xd.grad(), xr.grad()), fused_tolerance(dt));
+  }
+}
+
+TEST_P(DropoutRopeOnDevice, Rope) {
+  const Device d = device();
+  Generator g(7);
+  for (DType dt : float_dtypes(d)) {
+    for (int64_t offset : {int64_t(0), int64_t(100), int64_t(1000000)}) {
+      Fn f = [offset](const std::vector<Tensor>& in) { return rope(in[0], offset, 10000.0); };
+      // f64 at θ ~ 10⁶ rad: the two libms' pow/sin differ by an ulp or two of θ (~10⁻¹⁰ rad).
+      const double tol = dt == DType::F64 && offset > 1000 ? 1e-8 : fused_tolerance(dt);
+      expect_matches_f64("rope offset " + std::to_string(offset), f, {randn({2, 4, 33, 64}, g, DType::F64)}, d, dt,
+                         tol);
+    }
+    Fn fp = [](const std::vector<Tensor>& in) { return rope(in[0].permute({0, 2, 1, 3}), 5, 500.0); };
+    expect_matches_f64("rope of a permuted view", fp, {randn({1, 9, 3, 16}, g, DType::F64)}, d, dt,
+                       fused_tolerance(dt));
+  }
+}
+
+// rope_heads: the 16-byte vector path (D = 64) and the narrow path (D = 6), offsets up to 10⁶,
+// values and the gradient of qkv.
+TEST_P(DropoutRopeOnDevice, RopeHeads) {
+  const Device d = device();
+  Generator g(8);
+  for (DType dt : float_dtypes(d)) {
+    for (int64_t offset : {int64_t(0), int64_t(1000000)}) {
+      Fn f = [offset](const std::vector<Tensor>& in) { return rope_heads(in[0], 3, offset, 10000.0); };
+      const double tol = dt == DType::F64 && offset > 1000 ? 1e-8 : fused_tolerance(dt);
+      expect_matches_f64("rope_heads D 64 offset " + std::to_string(offset), f,
+                         {randn({2, 37, 3 * 3 * 64}, g, DType::F64)}, d, dt, tol);
+    }
+    Fn narrow = [](const std::vector<Tensor>& in) { return rope_heads(in[0], 2, 3, 500.0); };
+    expect_matches_f64("rope_heads D 6", narrow, {randn({1, 9, 3 * 2 * 6}, g, DType::F64)}, d, dt, fused_tolerance(dt));
+  }
+}
+
+SPARROW_DEVICE_TESTS(DropoutRopeOnDevice);

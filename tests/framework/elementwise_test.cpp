@@ -1,16 +1,20 @@
 // Elementwise, scalar and unary ops on the CPU: values against a direct per-element
 // computation, NumPy broadcasting, strided (transposed) inputs and outputs, the in-place ops,
-// BF16 rounding, error messages, and every gradient against finite differences in f64.
+// BF16 rounding, error messages, and every gradient against finite differences in f64. Then on
+// every device (ElementwiseOnDevice): the f32 and bf16 kernels (and f64 on the GPU), forward and
+// every input's gradient, against the f64 host reference.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <functional>
 
+#include "common/devices.h"
 #include "common/gradcheck.h"
 
 using namespace sparrow;
 using sparrow::testing::gradcheck;
 using sparrow::testing::leaf;
+using sparrow::testing::rel_error;
 
 namespace {
 
@@ -349,3 +353,90 @@ TEST(Unary, NoRecordUnderNoGrad) {
   EXPECT_FALSE(y.requires_grad());
   EXPECT_TRUE(y.is_leaf());
 }
+
+// ---- on every device: the f32 and bf16 kernels against the f64 host reference --------------------
+namespace {
+
+using sparrow::testing::DeviceTest;
+using sparrow::testing::expect_matches_f64;
+using sparrow::testing::float_dtypes;
+
+class ElementwiseOnDevice : public DeviceTest {};
+
+// f32 within 1e-5 relative; bf16 within its rounding.
+double tolerance(DType t) { return t == DType::BF16 ? 2e-2 : 1e-5; }
+
+}  // namespace
+
+TEST_P(ElementwiseOnDevice, BinaryOps) {
+  const Device d = device();
+  Generator gen(1);
+  const std::vector<std::pair<Shape, Shape>> shapes = {
+      {{3, 1, 4}, {2, 1}}, {{64, 256}, {256}}, {{1000, 513}, {1000, 513}}, {{5, 7}, {}}, {{1, 300}, {200, 1}}};
+  for (DType dt : float_dtypes(d))
+    for (const auto& c : binary_cases())
+      for (const auto& [sa, sb] : shapes) {
+        Tensor a = randn(sa, gen, DType::F64), b = rand_uniform(sb, gen, 0.5, 2.0, DType::F64);
+        expect_matches_f64(
+            std::string(c.name) + " " + shape_str(sa) + " " + shape_str(sb),
+            [&op = c.op](const std::vector<Tensor>& x) { return op(x[0], x[1]); }, {a, b}, d, dt, tolerance(dt));
+      }
+  // A transposed operand.
+  for (const auto& c : binary_cases()) {
+    Tensor a = randn({40, 30}, gen, DType::F64), b = rand_uniform({30, 40}, gen, 0.5, 2.0, DType::F64);
+    expect_matches_f64(
+        std::string(c.name) + " transposed",
+        [&op = c.op](const std::vector<Tensor>& x) { return op(x[0].transpose(0, 1), x[1]); }, {a, b}, d, DType::F32,
+        tolerance(DType::F32));
+  }
+  // Mixing devices is an error, not a silent copy.
+  if (d.is_cuda()) {
+    EXPECT_THROW(add(zeros({2}), zeros({2}, DType::F32, d)), Error);
+  }
+}
+
+TEST_P(ElementwiseOnDevice, UnaryOps) {
+  const Device d = device();
+  Generator gen(2);
+  for (DType dt : float_dtypes(d))
+    for (const auto& c : unary_cases()) {
+      Tensor a = c.positive ? rand_uniform({257, 129}, gen, 0.2, 3.0, DType::F64) : randn({257, 129}, gen, DType::F64);
+      expect_matches_f64(
+          c.name, [&op = c.op](const std::vector<Tensor>& x) { return op(x[0]); }, {a}, d, dt, tolerance(dt));
+      expect_matches_f64(
+          std::string(c.name) + " transposed",
+          [&op = c.op](const std::vector<Tensor>& x) { return op(x[0].transpose(0, 1)); }, {a}, d, dt, tolerance(dt));
+    }
+}
+
+TEST_P(ElementwiseOnDevice, InPlaceOpsAndFill) {
+  const Device d = device();
+  Generator gen(5);
+  for (DType dt : float_dtypes(d)) {
+    SCOPED_TRACE(dtype_name(dt));
+    Tensor a = randn({300, 200}, gen, DType::F64), b = randn({200}, gen, DType::F64), c = randn({300}, gen, DType::F64);
+    Tensor x = a.to(dt).to(d), want = a.to(dt).to(DType::F64);
+    add_(x, b.to(dt).to(d));
+    add_(want, b.to(dt).to(DType::F64));
+    EXPECT_LE(rel_error(x, want), tolerance(dt));
+    mul_(x, -0.5);
+    mul_(want, -0.5);
+    EXPECT_LE(rel_error(x, want), tolerance(dt));
+    // In place through a transposed view.
+    Tensor xt = x.transpose(0, 1), wt = want.transpose(0, 1);
+    add_(xt, c.to(dt).to(d));
+    add_(wt, c.to(dt).to(DType::F64));
+    EXPECT_LE(rel_error(x, want), tolerance(dt));
+  }
+  for (DType dt : {DType::F32, DType::F64, DType::BF16, DType::I32}) {
+    Tensor z = zeros({5, 6}, dt, d);
+    Tensor col = z.slice(1, 2, 4);
+    fill_(col, 3.0);
+    std::vector<double> v = z.to_vector();
+    for (int r = 0; r < 5; ++r)
+      for (int k = 0; k < 6; ++k) EXPECT_EQ(v[r * 6 + k], (k == 2 || k == 3) ? 3.0 : 0.0) << dtype_name(dt);
+  }
+  EXPECT_EQ(full({}, 2.5, DType::F32, d).item(), 2.5);
+}
+
+SPARROW_DEVICE_TESTS(ElementwiseOnDevice);

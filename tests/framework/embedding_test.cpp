@@ -1,7 +1,9 @@
 // embedding on the CPU: gathered rows, id range errors, and the weight gradient (repeated ids
-// accumulate) against finite differences in f64 and a hand sum.
+// accumulate) against finite differences in f64 and a hand sum. Then on every device
+// (EmbeddingOnDevice): gather and scatter-add against the f64 host reference, and bad ids.
 #include <gtest/gtest.h>
 
+#include "common/devices.h"
 #include "common/gradcheck.h"
 
 using namespace sparrow;
@@ -69,3 +71,50 @@ TEST(EmbeddingGrad, Bf16AccumulatesInF32) {
   e.backward(from_vector(std::vector<double>(300, 1.0), {300, 1}, DType::BF16));
   EXPECT_EQ(w.grad().to_vector(), (std::vector<double>{0, 300}));
 }
+
+// ---- on every device: the gather and the scatter-add against the f64 host reference -------------
+namespace {
+
+using sparrow::testing::DeviceTest;
+using sparrow::testing::expect_matches_f64;
+using sparrow::testing::float_dtypes;
+
+class EmbeddingOnDevice : public DeviceTest {};
+
+}  // namespace
+
+TEST_P(EmbeddingOnDevice, ForwardAndBackward) {
+  const Device d = device();
+  Generator g(37);
+  std::vector<int32_t> id;
+  for (int i = 0; i < 600; ++i) id.push_back(static_cast<int32_t>(g.below(50)));  // many repeats
+  Tensor ids = from_ints(id, {20, 30});
+  for (DType dt : float_dtypes(d)) {
+    Tensor w = randn({50, 24}, g, DType::F64).to(dt);
+    // The gather moves rows: exact.
+    EXPECT_EQ(embedding(w.to(d), ids.to(d)).to_vector(), embedding(w.to(DType::F64), ids).to_vector())
+        << dtype_name(dt);
+    // The scatter-add sums repeated ids in another order (atomics on the GPU): equal up to rounding.
+    const double tol = dt == DType::F64 ? 1e-12 : dt == DType::F32 ? 1e-5 : 1e-2;
+    expect_matches_f64(
+        "embedding", [&ids](const std::vector<Tensor>& x) { return embedding(x[0], ids.to(x[0].device())); }, {w}, d,
+        dt, tol);
+  }
+}
+
+TEST_P(EmbeddingOnDevice, OutOfRangeIdThrows) {
+  const Device d = device();
+  Tensor w = zeros({5, 3}, DType::F32, d);
+  try {
+    embedding(w, from_ints({0, 1, 7, 2}, {4}, d));
+    FAIL() << "no throw";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("id 7"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(embedding(w, from_ints({-3}, {1}, d)), Error);
+  if (d.is_cuda()) {  // ids on another device
+    EXPECT_THROW(embedding(w, from_ints({0}, {1})), Error);
+  }
+}
+
+SPARROW_DEVICE_TESTS(EmbeddingOnDevice);

@@ -1,10 +1,13 @@
 // matmul on the CPU: values against a plain triple loop (every transpose combination, batch
 // broadcasting, transposed and row-sliced views, bf16), errors, and gradients by finite
 // differences in f64.
+// Then on every device (MatmulOnDevice): every transpose combination, batch broadcasting, views,
+// linear and mlp_gelu, values and gradients, against the f64 host reference.
 #include <gtest/gtest.h>
 
 #include <omp.h>
 
+#include "common/devices.h"
 #include "common/gradcheck.h"
 
 using namespace sparrow;
@@ -243,3 +246,116 @@ TEST(MatmulGrad, MlpGelu) {
   EXPECT_THROW(mlp_gelu(x, w1, b1, leaf({5, 7}, g), b2), Error);
   EXPECT_THROW(mlp_gelu(x, w1, leaf({5}, g), w2, b2), Error);
 }
+
+// ---- on every device: f32 and bf16 (f64 on the GPU) against the f64 host reference ---------------
+namespace {
+
+using sparrow::testing::DeviceTest;
+using sparrow::testing::expect_matches_f64;
+using sparrow::testing::float_dtypes;
+using sparrow::testing::Fn;
+
+class MatmulOnDevice : public DeviceTest {};
+
+// f32 within 1e-5 relative (no TF32 on the GPU), f64 tightly, bf16 within its output rounding.
+double tolerance(DType dt) { return dt == DType::F64 ? 1e-12 : dt == DType::F32 ? 1e-5 : 1e-2; }
+
+struct Case {
+  Shape a, b;
+  bool ta, tb;
+};
+
+const std::vector<Case> kCases =
+    {
+        {{64, 32}, {32, 48}, false, false},         {{32, 64}, {32, 48}, true, false},
+        {{64, 32}, {48, 32}, false, true},          {{32, 64}, {48, 32}, true, true},
+        {{37, 19}, {19, 23}, false, false},          // odd sizes: unaligned leading dims
+        {{3, 4, 33, 17}, {4, 17, 9}, false, false},  // b broadcast over the leading batch dim
+        {{2, 1, 16, 8}, {3, 8, 16}, true, true},     // both broadcast
+        {{8, 16}, {5, 16, 12}, false, false},        // 2-D a, batched b (per-element calls)
+        {{2, 5, 24}, {24, 7}, false, false},         // folded into one GEMM
+        {{6, 128, 64}, {6, 128, 64}, false, true},
+};
+
+}  // namespace
+
+// Every transpose combination and batch broadcast: the product and both gradients.
+TEST_P(MatmulOnDevice, ProductsAndGradients) {
+  const Device d = device();
+  Generator g(21);
+  for (DType dt : float_dtypes(d))
+    for (const Case& c : kCases) {
+      Fn f = [&c](const std::vector<Tensor>& x) { return matmul(x[0], x[1], c.ta, c.tb); };
+      expect_matches_f64(shape_str(c.a) + " x " + shape_str(c.b), f,
+                         {randn(c.a, g, DType::F64), randn(c.b, g, DType::F64)}, d, dt, tolerance(dt));
+    }
+  Fn plain = [](const std::vector<Tensor>& x) { return matmul(x[0], x[1]); };
+  expect_matches_f64("large square", plain, {randn({512, 384}, g, DType::F64), randn({384, 640}, g, DType::F64)}, d,
+                     DType::F32, tolerance(DType::F32));
+}
+
+// A transposed view, a row slice at an odd element offset (misaligned for 16-byte loads), and a
+// permuted view that must be copied.
+TEST_P(MatmulOnDevice, ViewsAndOddOffsets) {
+  const Device d = device();
+  Generator g(24);
+  Tensor a = randn({3, 20, 9}, g, DType::F64), b = randn({3, 20, 13}, g, DType::F64);
+  Tensor p = randn({20, 3, 9}, g, DType::F64);
+  for (DType dt : float_dtypes(d)) {
+    expect_matches_f64(
+        "transposed view", [](const std::vector<Tensor>& x) { return matmul(transpose(x[0], 1, 2), x[1]); }, {a, b}, d,
+        dt, tolerance(dt));
+    expect_matches_f64(
+        "odd row slice", [](const std::vector<Tensor>& x) { return matmul(x[0], slice(x[1], 2, 1, 12), true, false); },
+        {a, b}, d, dt, tolerance(dt));
+    expect_matches_f64(
+        "permuted view",
+        [](const std::vector<Tensor>& x) {
+          return matmul(permute(x[0], {1, 0, 2}), x[1], true, false);
+        },
+        {p, b}, d, dt, tolerance(dt));
+  }
+}
+
+// linear = x·Wᵀ + b (on the GPU with the bias in cuBLASLt's epilogue): values and all three
+// gradients, for 2-D and 3-D inputs, odd and aligned widths.
+TEST_P(MatmulOnDevice, LinearWithBias) {
+  const Device d = device();
+  Generator g(27);
+  const std::vector<std::pair<Shape, int64_t>> shapes = {{{64, 32}, 48}, {{3, 37, 19}, 23}, {{2, 128, 64}, 192}};
+  for (DType dt : float_dtypes(d, false)) {
+    const double tol = dt == DType::F32 ? 1e-5 : 2e-2;
+    for (const auto& [xs, n] : shapes) {
+      Fn f = [](const std::vector<Tensor>& x) { return linear(x[0], x[1], x[2]); };
+      expect_matches_f64("linear " + shape_str(xs) + " n " + std::to_string(n), f,
+                         {randn(xs, g, DType::F64), randn({n, xs.back()}, g, DType::F64), randn({n}, g, DType::F64)}, d,
+                         dt, tol);
+    }
+  }
+}
+
+// mlp_gelu = gelu(x·W1ᵀ + b1)·W2ᵀ + b2 (on the GPU with the GELU in cuBLASLt's epilogues):
+// output and all five gradients.
+TEST_P(MatmulOnDevice, MlpGelu) {
+  const Device d = device();
+  Generator g(28);
+  struct Shapes {
+    Shape x;
+    int64_t hidden, out;
+  };
+  const std::vector<Shapes> shapes = {{{64, 32}, 128, 32}, {{2, 37, 24}, 96, 40}, {{3, 128, 64}, 256, 64}};
+  for (DType dt : float_dtypes(d, false)) {
+    const double tol = dt == DType::F32 ? 1e-5 : 2e-2;
+    for (const Shapes& s : shapes) {
+      const int64_t in = s.x.back();
+      Fn f = [](const std::vector<Tensor>& x) { return mlp_gelu(x[0], x[1], x[2], x[3], x[4]); };
+      expect_matches_f64(
+          "mlp_gelu " + shape_str(s.x), f,
+          {randn(s.x, g, DType::F64), randn({s.hidden, in}, g, DType::F64), randn({s.hidden}, g, DType::F64),
+           randn({s.out, s.hidden}, g, DType::F64), randn({s.out}, g, DType::F64)},
+          d, dt, tol);
+    }
+  }
+}
+
+SPARROW_DEVICE_TESTS(MatmulOnDevice);

@@ -1,10 +1,13 @@
 // layer_norm and rms_norm on the CPU: values against a plain per-row reference (f64, f32, bf16),
 // gradients of x, weight and bias by finite differences in f64 (with and without bias, through
 // a transposed view, with only the parameters requiring grad), and the errors.
+// Then on every device (NormOnDevice): the f32 and bf16 kernels (f64 on the GPU), values and
+// every gradient, against the f64 host reference.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
+#include "common/devices.h"
 #include "common/gradcheck.h"
 
 using namespace sparrow;
@@ -175,3 +178,51 @@ TEST(RmsNorm, Errors) {
 }
 
 }  // namespace
+
+// ---- on every device: the f32 and bf16 kernels (f64 on the GPU) against the f64 host reference --
+namespace {
+
+using sparrow::testing::DeviceTest;
+using sparrow::testing::expect_matches_f64;
+using sparrow::testing::float_dtypes;
+using sparrow::testing::Fn;
+
+class NormOnDevice : public DeviceTest {};
+
+// f32: rows up to 50K wide sum in another order than the reference (≈ √n·ε relative).
+double fused_tolerance(DType dt) { return dt == DType::F64 ? 1e-12 : dt == DType::F32 ? 1e-4 : 2e-2; }
+
+}  // namespace
+
+TEST_P(NormOnDevice, LayerNorm) {
+  const Device d = device();
+  Generator g(1);
+  auto ln = [](const std::vector<Tensor>& in) { return layer_norm(in[0], in[1], in[2], 1e-5); };
+  auto ln_nobias = [](const std::vector<Tensor>& in) { return layer_norm(in[0], in[1], Tensor(), 1e-5); };
+  for (DType dt : float_dtypes(d)) {
+    for (Shape s : {Shape{37, 768}, Shape{3, 5, 3000}, Shape{3000, 64}, Shape{4, 7}}) {
+      const int64_t D = s.back();
+      std::vector<Tensor> in{randn(s, g, DType::F64, Device::cpu(), 2.0), randn({D}, g, DType::F64),
+                             randn({D}, g, DType::F64)};
+      expect_matches_f64("layer_norm " + shape_str(s), ln, in, d, dt, fused_tolerance(dt));
+      expect_matches_f64("layer_norm without bias " + shape_str(s), ln_nobias, {in[0], in[1]}, d, dt,
+                         fused_tolerance(dt));
+    }
+  }
+  // Only the parameters need gradients (no dx kernel).
+  std::vector<Tensor> in{randn({50, 96}, g, DType::F64), randn({96}, g, DType::F64), randn({96}, g, DType::F64)};
+  expect_matches_f64("layer_norm params only", ln, in, d, DType::F32, fused_tolerance(DType::F32), {false, true, true});
+}
+
+TEST_P(NormOnDevice, RmsNorm) {
+  const Device d = device();
+  Generator g(2);
+  auto rn = [](const std::vector<Tensor>& in) { return rms_norm(in[0], in[1], 1e-6); };
+  for (DType dt : float_dtypes(d))
+    for (Shape s : {Shape{37, 512}, Shape{2, 3, 4100}, Shape{2000, 32}}) {
+      std::vector<Tensor> in{randn(s, g, DType::F64, Device::cpu(), 2.0), randn({s.back()}, g, DType::F64)};
+      expect_matches_f64("rms_norm " + shape_str(s), rn, in, d, dt, fused_tolerance(dt));
+    }
+}
+
+SPARROW_DEVICE_TESTS(NormOnDevice);

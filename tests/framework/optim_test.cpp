@@ -1,8 +1,10 @@
-// optim: AdamW and SGD against hand-computed steps, clipping, learning-rate schedules.
+// optim: AdamW and SGD against hand-computed steps, clipping, learning-rate schedules. Then on
+// every device (OptimOnDevice): AdamW against its formula in double, and the gradient buffer.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
+#include "common/devices.h"
 #include "common/gradcheck.h"
 #include "framework/core/rng.h"
 #include "framework/dist/optimizer_shards.h"
@@ -367,3 +369,96 @@ TEST(AdamW, ShardsUpdateLikeTheWholeBufferBitForBit) {
   EXPECT_THROW(optim::AdamW(b, o, optim::AdamWShard{16, 8}), Error);
   EXPECT_THROW(shards[0]->load_state({1, zeros({5}), zeros({5})}), Error);
 }
+
+// ---- on every device: AdamW and the gradient buffer against references in double ----------------
+namespace {
+
+using sparrow::testing::DeviceTest;
+
+class OptimOnDevice : public DeviceTest {};
+
+struct Net : nn::Module {
+  std::shared_ptr<nn::Linear> a, b;
+  std::shared_ptr<nn::LayerNorm> ln;
+  explicit Net(Generator& g) {
+    a = register_module("a", std::make_shared<nn::Linear>(37, 64, true, g));
+    ln = register_module("ln", std::make_shared<nn::LayerNorm>(64));
+    b = register_module("b", std::make_shared<nn::Linear>(64, 19, false, g));
+  }
+};
+
+double max_abs_diff(const std::vector<double>& x, const std::vector<double>& y) {
+  double d = 0;
+  for (size_t i = 0; i < x.size(); ++i) d = std::max(d, std::abs(x[i] - y[i]));
+  return d;
+}
+
+}  // namespace
+
+// A few clipped steps of a small model against AdamW's formula in double, element by element;
+// weights and both moments equal to fp32 rounding (FMA on the GPU), and the bf16 compute copy.
+TEST_P(OptimOnDevice, AdamWMatchesTheFormulaInDouble) {
+  const Device d = device();
+  Generator g1(1);
+  Net net(g1);
+  net.to(d);
+  nn::ParameterBuffer buf = nn::ParameterBuffer::pack(net, DType::F32, d);
+  const optim::AdamWOptions o{.lr = 3e-2, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1};
+  optim::AdamW opt(buf, o);
+  Tensor copy = zeros({buf.numel()}, DType::BF16, d);
+  opt.set_compute_copy(copy);
+  const size_t n = static_cast<size_t>(buf.numel());
+  const size_t decay_end = static_cast<size_t>(buf.decay_numel());
+  std::vector<double> p = buf.data().to_vector(), m(n, 0.0), v(n, 0.0);
+  const double max_norm = 50.0;
+  Generator gg(7);
+  for (int s = 0; s < 5; ++s) {
+    Tensor grad = randn({buf.numel()}, gg);
+    Tensor gd = buf.grad();
+    copy_(gd, grad);
+    std::vector<double> gv = grad.to_vector();
+    double ss = 0;
+    for (double x : gv) ss += x * x;
+    const double norm = std::sqrt(ss);
+    EXPECT_NEAR(optim::clip_grad_norm(buf, max_norm), norm, 1e-3);
+    if (norm > max_norm)
+      for (double& x : gv) x *= max_norm / (norm + 1e-6);
+    opt.step();
+    const double t = s + 1, bc1 = 1 - std::pow(o.beta1, t), bc2 = 1 - std::pow(o.beta2, t);
+    for (size_t i = 0; i < n; ++i) {
+      if (i < decay_end) p[i] *= 1 - o.lr * o.weight_decay;
+      m[i] = o.beta1 * m[i] + (1 - o.beta1) * gv[i];
+      v[i] = o.beta2 * v[i] + (1 - o.beta2) * gv[i] * gv[i];
+      p[i] -= o.lr / bc1 * m[i] / (std::sqrt(v[i] / bc2) + o.eps);
+    }
+  }
+  EXPECT_LT(max_abs_diff(buf.data().to_vector(), p), 1e-5);
+  EXPECT_LT(max_abs_diff(opt.state().exp_avg.to_vector(), m), 1e-6);
+  EXPECT_LT(max_abs_diff(opt.state().exp_avg_sq.to_vector(), v), 1e-6);
+  std::vector<double> pd = buf.data().to_vector(), c = copy.to_vector();
+  for (size_t i = 0; i < pd.size(); ++i) ASSERT_EQ(c[i], double(float(bf16(float(pd[i]))))) << i;
+  // The model's own handles see the update.
+  EXPECT_EQ(net.a->weight.to_vector(), buf.slot("a.weight").param.to_vector());
+}
+
+// backward writes the gradients into the packed buffer on the device; their values against the
+// same model in f64 on the host.
+TEST_P(OptimOnDevice, GradientsLandInTheDeviceBuffer) {
+  const Device d = device();
+  Generator g(3);
+  Net net(g);
+  nn::ParameterBuffer buf = nn::ParameterBuffer::pack(net, DType::F32, d);
+  Tensor x = randn({8, 37}, g, DType::F32, d);
+  sum(net.b->forward(net.ln->forward(net.a->forward(x)))).backward();
+  buf.check_bound();
+  EXPECT_EQ(buf.grad().device(), d);
+  EXPECT_EQ(net.a->weight.grad().to_vector(), buf.slot("a.weight").grad.to_vector());
+  EXPECT_GT(optim::grad_norm(buf.grad()), 0.0);
+  Generator g2(3);
+  Net ref(g2);
+  nn::ParameterBuffer ref_buf = nn::ParameterBuffer::pack(ref, DType::F64);
+  sum(ref.b->forward(ref.ln->forward(ref.a->forward(x.to(Device::cpu()).to(DType::F64))))).backward();
+  EXPECT_LT(max_abs_diff(net.a->weight.grad().to_vector(), ref.a->weight.grad().to_vector()), 1e-3);
+}
+
+SPARROW_DEVICE_TESTS(OptimOnDevice);

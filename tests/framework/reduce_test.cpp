@@ -1,11 +1,13 @@
 // Reductions on the CPU: sum / mean over dim lists with keepdim, max over a dim (values, the
 // first-maximum rule, NaN), sum_to; against direct loops, on contiguous and transposed inputs,
-// through every kernel path (rows, columns, split ranges); gradients in f64.
+// through every kernel path (rows, columns, split ranges); gradients in f64. Then on every device
+// (ReduceOnDevice): the f32 and bf16 kernels, forward and gradient, against the f64 host reference.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
 
+#include "common/devices.h"
 #include "common/gradcheck.h"
 
 using namespace sparrow;
@@ -212,3 +214,95 @@ TEST(Reduce, SumTo) {
         << shape_str(s) << " permuted";
   }
 }
+
+// ---- on every device: the f32 and bf16 kernels against the f64 host reference --------------------
+namespace {
+
+using sparrow::testing::DeviceTest;
+using sparrow::testing::expect_matches_f64;
+using sparrow::testing::float_dtypes;
+using sparrow::testing::rel_error;
+
+class ReduceOnDevice : public DeviceTest {};
+
+// f32 within 1e-5 relative; bf16 within its rounding.
+double tolerance(DType t) { return t == DType::BF16 ? 2e-2 : 1e-5; }
+
+}  // namespace
+
+// Each reduction kernel path: rows, short rows, columns, split rows and split columns.
+TEST_P(ReduceOnDevice, SumAndMeanEveryKernelPath) {
+  const Device d = device();
+  Generator gen(3);
+  struct Case {
+    Shape shape;
+    std::vector<int64_t> dims;
+    bool keep;
+  };
+  const std::vector<Case> cases = {
+      {{3, 4, 5}, {}, false},        {{3, 4, 5}, {-1}, true},
+      {{3, 4, 5}, {0, 2}, false},    {{1 << 20}, {}, false},  // all dims, split rows
+      {{4096, 768}, {0}, false},                              // columns, split
+      {{300, 20000}, {0}, false},                             // columns, no split
+      {{8, 100000}, {1}, false},                              // few long rows, split
+      {{2048, 768}, {1}, false},                              // many rows
+      {{100000, 4}, {1}, true},                               // short rows
+      {{16, 64, 32}, {0, 1}, false},                          // columns over two reduced dims
+  };
+  for (DType dt : float_dtypes(d, false))
+    for (const Case& c : cases) {
+      Tensor a = rand_uniform(c.shape, gen, -1.0, 2.0, DType::F64);
+      const std::string tag = shape_str(c.shape);
+      expect_matches_f64(
+          "sum " + tag, [&c](const std::vector<Tensor>& x) { return sum(x[0], c.dims, c.keep); }, {a}, d, dt,
+          tolerance(dt));
+      expect_matches_f64(
+          "mean " + tag, [&c](const std::vector<Tensor>& x) { return mean(x[0], c.dims, c.keep); }, {a}, d, dt,
+          tolerance(dt));
+    }
+  // Permuted input: strided reduced and kept spaces.
+  Tensor p = randn({6, 7, 8}, gen, DType::F64);
+  for (const std::vector<int64_t>& dims : {std::vector<int64_t>{}, {0}, {1}, {2}, {0, 2}})
+    expect_matches_f64(
+        "sum permuted",
+        [&dims](const std::vector<Tensor>& x) {
+          return sum(x[0].permute({2, 0, 1}), dims);
+        },
+        {p}, d, DType::F32, tolerance(DType::F32));
+}
+
+TEST_P(ReduceOnDevice, MaxAndSumTo) {
+  const Device d = device();
+  Generator gen(4);
+  for (DType dt : float_dtypes(d, false)) {
+    Tensor a = randn({33, 70, 9}, gen, DType::F64);
+    for (int64_t dim : {0, 1, 2, -1})
+      for (bool keep : {false, true}) {
+        expect_matches_f64(
+            "max dim " + std::to_string(dim),
+            [dim, keep](const std::vector<Tensor>& x) { return max(x[0], dim, keep); }, {a}, d, dt, tolerance(dt));
+        expect_matches_f64(
+            "max permuted dim " + std::to_string(dim),
+            [dim, keep](const std::vector<Tensor>& x) {
+              return max(x[0].permute({1, 2, 0}), dim, keep);
+            },
+            {a}, d, dt, tolerance(dt));
+      }
+    Tensor b = randn({4, 3, 1000}, gen, DType::F64);
+    for (const Shape& s : {Shape{1000}, Shape{3, 1}, Shape{}, Shape{4, 1, 1}, Shape{1, 3, 1000}})
+      expect_matches_f64(
+          "sum_to " + shape_str(s), [&s](const std::vector<Tensor>& x) { return sum_to(x[0], s); }, {b}, d, dt,
+          tolerance(dt));
+  }
+  // Ties and NaN: the first maximum wins, and NaN propagates.
+  Tensor t = from_vector(std::vector<double>{2, 7, 7, 1, NAN, 3}, {2, 3}, DType::F32, d);
+  std::vector<double> mv = max(t, 1).to_vector();
+  EXPECT_EQ(mv[0], 7.0);
+  EXPECT_TRUE(std::isnan(mv[1]));
+  Tensor l = from_vector(std::vector<double>{2, 7, 7, 1}, {4}, DType::F32, d);
+  l.requires_grad_(true);
+  max(l, 0).backward();
+  EXPECT_EQ(l.grad().to_vector(), (std::vector<double>{0, 1, 0, 0}));
+}
+
+SPARROW_DEVICE_TESTS(ReduceOnDevice);

@@ -1,9 +1,11 @@
 // Shape/view ops, contiguous, cast and to_device on the CPU: values, which results are views,
-// errors, and gradients by finite differences in f64.
+// errors, and gradients by finite differences in f64. Then on every device (ShapeOnDevice): views,
+// concat/split, zero-filled gradient gaps, cast and to_device, exactly against the f64 host run.
 #include <gtest/gtest.h>
 
 #include <numeric>
 
+#include "common/devices.h"
 #include "common/gradcheck.h"
 
 using namespace sparrow;
@@ -237,3 +239,105 @@ TEST(ShapeGrad, CastThroughF64) {
   EXPECT_EQ(a.grad().dtype(), DType::F64);
   EXPECT_EQ(a.grad().to_vector(), (std::vector<double>{1, 2, 3, 4, 5, 6}));
 }
+
+// ---- on every device: views, concat/split, cast and to_device against the f64 host reference ----
+// These ops move values and never round them, so every dtype's result equals the reference
+// exactly (the multiplications below are by powers of two).
+namespace {
+
+using sparrow::testing::DeviceTest;
+using sparrow::testing::expect_matches_f64;
+using sparrow::testing::float_dtypes;
+using sparrow::testing::Fn;
+
+class ShapeOnDevice : public DeviceTest {
+ protected:
+  // f on device() in each float dtype against the f64 host run, exactly, forward and gradients.
+  void expect_exact(const std::string& what, const Fn& f, const std::vector<Shape>& shapes, uint64_t seed) {
+    Generator g(seed);
+    std::vector<Tensor> in;
+    for (const Shape& s : shapes) in.push_back(randn(s, g, DType::F64));
+    for (DType dt : float_dtypes(device())) expect_matches_f64(what, f, in, device(), dt, 0);
+  }
+};
+
+}  // namespace
+
+TEST_P(ShapeOnDevice, Views) {
+  expect_exact(
+      "reshape of a transpose",
+      [](const std::vector<Tensor>& x) {
+        return reshape(transpose(x[0], 0, 2), {-1, 6});
+      },
+      {{2, 3, 4}}, 31);
+  expect_exact(
+      "contiguous permute",
+      [](const std::vector<Tensor>& x) {
+        return permute(x[0], {2, 0, 1}).contiguous();
+      },
+      {{2, 3, 4}}, 32);
+  expect_exact(
+      "slice of a slice", [](const std::vector<Tensor>& x) { return slice(slice(x[0], 1, 1, 3), 2, -3, -1); },
+      {{2, 3, 5}}, 33);
+}
+
+TEST_P(ShapeOnDevice, ConcatAndSplit) {
+  expect_exact(
+      "concat",
+      [](const std::vector<Tensor>& x) {
+        return concat({x[0], transpose(x[1], 0, 1), x[2]}, 1);
+      },
+      {{3, 2}, {4, 3}, {3, 1}}, 34);
+  expect_exact(
+      "split",
+      [](const std::vector<Tensor>& x) {
+        std::vector<Tensor> p = split(x[0], {1, 3, 2}, 0);
+        return concat({p[2], p[0]}, 0);
+      },
+      {{6, 5}}, 35);
+}
+
+// Slices of a recorded tensor whose windows leave gaps: the engine's lazily allocated gradient
+// buffer must have its gaps zero-filled. A NaN-filled block of the same size is freed first, so
+// a caching allocator (the GPU's) hands that memory back and an unfilled gap would show as NaN.
+TEST_P(ShapeOnDevice, SliceGradientsWithGapsAreZeroFilled) {
+  for (int round = 0; round < 2; ++round) {
+    for (DType dt : float_dtypes(device())) {
+      Tensor poison = full({4, 6, 8}, std::nan(""), dt, device());
+      (void)poison;
+    }
+    expect_exact(
+        "slices with gaps",
+        [](const std::vector<Tensor>& x) {
+          Tensor y = mul_scalar(x[0], 4.0);
+          return concat({slice(y, 1, 0, 1), mul_scalar(slice(y, 1, 4, 6), 2.0)}, 1);
+        },
+        {{4, 6, 8}}, 40 + round);
+  }
+}
+
+TEST_P(ShapeOnDevice, CastAndToDevice) {
+  const Device d = device();
+  Generator g(36);
+  Tensor a = randn({5, 7}, g);
+  Tensor ad = to_device(a, d);
+  EXPECT_EQ(ad.device(), d);
+  const std::vector<double> av = a.to_vector();
+  EXPECT_EQ(ad.to_vector(), av);
+  // bf16 rounds to nearest even, as the host's bf16 type does.
+  std::vector<double> want(av.size());
+  for (size_t i = 0; i < av.size(); ++i) want[i] = double(float(bf16(float(av[i]))));
+  EXPECT_EQ(cast(ad, DType::BF16).to_vector(), want);
+  EXPECT_EQ(cast(ad, DType::F64).to_vector(), av);
+  // Gradients go back to the input's device and dtype.
+  Tensor x = randn({4}, g, DType::F64);
+  x.requires_grad_(true);
+  Tensor y = cast(to_device(x, d), DType::F32);
+  y.backward(from_vector(std::vector<double>{1, -2, 3, -4}, {4}, DType::F32, d));
+  ASSERT_TRUE(x.grad().defined());
+  EXPECT_TRUE(x.grad().device().is_cpu());
+  EXPECT_EQ(x.grad().dtype(), DType::F64);
+  EXPECT_EQ(x.grad().to_vector(), (std::vector<double>{1, -2, 3, -4}));
+}
+
+SPARROW_DEVICE_TESTS(ShapeOnDevice);

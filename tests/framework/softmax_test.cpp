@@ -1,10 +1,13 @@
 // softmax and log_softmax on the CPU: values against a per-line reference over every dim of a
 // 3-D tensor, stability at large logits, bf16/f32 accuracy, and gradients by finite differences
 // in f64 over the last dim, a middle dim, the first dim and a transposed view.
+// Then on every device (SoftmaxOnDevice): the f32 and bf16 kernels (f64 on the GPU) over any dim,
+// values and gradients, against the f64 host reference.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
+#include "common/devices.h"
 #include "common/gradcheck.h"
 
 using namespace sparrow;
@@ -124,3 +127,43 @@ TEST(Softmax, Errors) {
 }
 
 }  // namespace
+
+// ---- on every device: the f32 and bf16 kernels (f64 on the GPU) against the f64 host reference --
+namespace {
+
+using sparrow::testing::DeviceTest;
+using sparrow::testing::expect_matches_f64;
+using sparrow::testing::float_dtypes;
+using sparrow::testing::Fn;
+
+class SoftmaxOnDevice : public DeviceTest {};
+
+// f32: rows up to 50K wide sum in another order than the reference (≈ √n·ε relative).
+double fused_tolerance(DType dt) { return dt == DType::F64 ? 1e-12 : dt == DType::F32 ? 1e-4 : 2e-2; }
+
+}  // namespace
+
+TEST_P(SoftmaxOnDevice, SoftmaxAndLogSoftmaxOverAnyDim) {
+  const Device d = device();
+  Generator g(3);
+  for (DType dt : float_dtypes(d)) {
+    for (bool log : {false, true}) {
+      const std::string name = log ? "log_softmax" : "softmax";
+      for (auto [s, dim] : {std::pair{Shape{33, 1000}, int64_t(-1)}, std::pair{Shape{4, 50257}, int64_t(1)},
+                            std::pair{Shape{300, 17}, int64_t(1)}, std::pair{Shape{6, 50, 7}, int64_t(1)},
+                            std::pair{Shape{6, 50, 7}, int64_t(0)}}) {
+        Fn f = [log, dim = dim](const std::vector<Tensor>& in) {
+          return log ? log_softmax(in[0], dim) : softmax(in[0], dim);
+        };
+        expect_matches_f64(name + " " + shape_str(s) + " dim " + std::to_string(dim), f,
+                           {randn(s, g, DType::F64, Device::cpu(), 3.0)}, d, dt, fused_tolerance(dt));
+      }
+    }
+  }
+  // A transposed (non-contiguous) input.
+  Fn ft = [](const std::vector<Tensor>& in) { return softmax(in[0].transpose(0, 1), -1); };
+  expect_matches_f64("softmax of a transpose", ft, {randn({40, 30}, g, DType::F64)}, d, DType::F32,
+                     fused_tolerance(DType::F32));
+}
+
+SPARROW_DEVICE_TESTS(SoftmaxOnDevice);

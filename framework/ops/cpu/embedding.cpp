@@ -29,11 +29,10 @@ void scatter_add(const T* g, const int32_t* ids, int64_t n, int64_t d, Acc* acc)
 
 }  // namespace
 
-int64_t embedding_first_bad_id(const Tensor& ids, int64_t v) {
+void embedding_check_ids(const Tensor& ids, int64_t v, std::function<std::string(int64_t, int64_t)> message) {
   const int32_t* id = ids.data<int32_t>();
   for (int64_t i = 0, n = ids.numel(); i < n; ++i)
-    if (id[i] < 0 || id[i] >= v) return i;
-  return -1;
+    if (id[i] < 0 || id[i] >= v) throw Error(message(i, id[i]));
 }
 
 void embedding_forward(const Tensor& weight, const Tensor& ids, Tensor& out) {

@@ -1,11 +1,14 @@
-// CPU embedding kernels: row gather (forward) and row scatter-add (backward).
+// CPU embedding kernels: id range check, row gather (forward), row scatter-add (backward).
 #pragma once
+#include <functional>
+#include <string>
+
 #include "framework/core/tensor.h"
 
 namespace sparrow::cpu {
 
-// Flat position of the first id outside [0, v) in contiguous I32 ids, or -1 when all are in range.
-int64_t embedding_first_bad_id(const Tensor& ids, int64_t v);
+// Throws message(position, id) for the first id outside [0, v) in contiguous I32 ids.
+void embedding_check_ids(const Tensor& ids, int64_t v, std::function<std::string(int64_t, int64_t)> message);
 // out[i, :] = weight[ids[i], :]. weight [V, D] and out [n, D] contiguous, ids contiguous I32 of n
 // elements already checked to lie in [0, V).
 void embedding_forward(const Tensor& weight, const Tensor& ids, Tensor& out);

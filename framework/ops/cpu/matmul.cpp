@@ -10,6 +10,9 @@
 
 #include <Eigen/Core>
 
+#include "framework/ops/cpu/elementwise.h"
+#include "framework/ops/ops.h"
+
 namespace sparrow::cpu {
 
 namespace {
@@ -48,16 +51,21 @@ void gemm_batched(const GemmProblem& p, T* c) {
 
 }  // namespace
 
-void matmul(const GemmProblem& p, Tensor& out) {
+bool matmul(const GemmProblem& p, Tensor& out) {
   SPARROW_CHECK(out.is_contiguous(), "matmul (cpu): output must be contiguous");
   switch (out.dtype()) {
     case DType::F32:
-      return gemm_batched<float>(p, out.data<float>());
+      gemm_batched<float>(p, out.data<float>());
+      break;
     case DType::F64:
-      return gemm_batched<double>(p, out.data<double>());
+      gemm_batched<double>(p, out.data<double>());
+      break;
     default:
       fail("matmul (cpu): unsupported dtype ", dtype_name(out.dtype()), " (f32 and f64; bf16 via f32)");
   }
+  // The one epilogue the CPU applies, as a second pass: the bias added to every row.
+  if (p.epilogue == GemmEpilogue::Bias) add(out, reshape(p.bias, {1, p.n}), out);
+  return p.epilogue == GemmEpilogue::None || p.epilogue == GemmEpilogue::Bias;
 }
 
 }  // namespace sparrow::cpu
