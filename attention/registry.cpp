@@ -29,8 +29,10 @@ void check_sparsity_targets(const char* op, const AttentionConfig& cfg) {
   SPARROW_CHECK(in_range(cfg.sparsity), op, ": sparsity ", cfg.sparsity, " (must be in [0, 1))");
   const SparsitySchedule& s = cfg.schedule;
   if (!s.active()) return;
-  SPARROW_CHECK(in_range(s.from) && in_range(s.to), op, ": schedule from ", s.from, " to ", s.to,
-                " (both must be in [0, 1))");
+  // Both ends in (0, 1): sparsity 0 is "the pattern as configured", not dense, so a schedule
+  // through 0 would jump between the configured pattern and a nearly dense one.
+  SPARROW_CHECK(in_range(s.from) && in_range(s.to) && s.from > 0 && s.to > 0, op, ": schedule from ", s.from, " to ",
+                s.to, " (both must be in (0, 1); 0 is the pattern as configured, not dense)");
   SPARROW_CHECK(s.shape == "linear" || s.shape == "cosine" || s.shape == "step", op, ": schedule shape '", s.shape,
                 "' (expected linear, cosine or step)");
   SPARROW_CHECK(s.shape == "step" || s.end > s.start, op, ": schedule end ", s.end, " must be > start ", s.start,

@@ -221,6 +221,10 @@ TEST(Config, OutOfRangeValues) {
             "cfg.yaml:3:19: key 'attention.layers.1.sparsity' must be in [0, 1), got 2");
   EXPECT_EQ(text_error("attention:\n  schedule: {from: 0.5, to: 0.9, start: 100, end: 50}\n"),
             "cfg.yaml:2:51: key 'attention.schedule.end' must be > schedule.start (100), got 50");
+  // 0 would be "the pattern as configured" at one end of the schedule, not dense: refused.
+  EXPECT_EQ(text_error("attention:\n  schedule: {from: 0, to: 0.9, start: 0, end: 50}\n"),
+            "cfg.yaml:2:20: key 'attention.schedule.from' must be in (0, 1), got 0 (sparsity 0 is the pattern as "
+            "configured, not dense: for a schedule that starts nearly dense, give e.g. 0.01)");
   EXPECT_EQ(text_error("data:\n  synthetic: {pairs: 2, queries: 3}\n"),
             "cfg.yaml:2:34: key 'data.synthetic.queries' must be <= data.synthetic.pairs (2), got 3");
 }

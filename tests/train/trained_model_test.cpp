@@ -17,7 +17,7 @@ using namespace sparrow;
 
 namespace {
 
-// tiny.yaml with block-sparse attention whose sparsity goes linearly from 0 to 0.8 over steps
+// tiny.yaml with block-sparse attention whose sparsity goes linearly from 0.1 to 0.8 over steps
 // 0..4; checkpoints at steps 2 and 4.
 fs::path train_scheduled_run() {
   const fs::path run = fs::temp_directory_path() / ("sparrow_trained_model_" + std::to_string(::getpid()));
@@ -25,7 +25,7 @@ fs::path train_scheduled_run() {
   std::string c = "OMP_NUM_THREADS=1 " + sparrow::testing::bin_dir() + "/train --config " +
                   sparrow::testing::source_dir() + "/configs/tiny.yaml --out " + run.string() +
                   " --set train.device=cpu --set eval.every=0 --set schedule.warmup_steps=1 --set train.steps=4"
-                  " --set checkpoint.every=2 --set attention.backend=block_sparse --set attention.schedule.from=0"
+                  " --set checkpoint.every=2 --set attention.backend=block_sparse --set attention.schedule.from=0.1"
                   " --set attention.schedule.to=0.8 --set attention.schedule.start=0 --set attention.schedule.end=4";
   for (const std::string& o : sparrow::testing::data_overrides()) c += " --set " + o;
   const int st = std::system((c + " >/dev/null 2>&1").c_str());
@@ -48,14 +48,14 @@ TEST(TrainedModel, LayersTakeTheScheduleAtTheLastStepTaken) {
   EXPECT_EQ(newest.step, 4);
   EXPECT_EQ(fs::path(newest.checkpoint).filename(), "step-00000004");
   EXPECT_FALSE(newest.model->is_training());
-  // The sparsity of the last step the weights took: step 3 of 0 → 0.8 over steps 0..4.
+  // The sparsity of the last step the weights took: step 3 of 0.1 → 0.8 over steps 0..4.
   EXPECT_EQ(newest.attention_step(), 3);
   EXPECT_DOUBLE_EQ(target_sparsity_of_a_forward(newest), newest.config.attention.layer(0).attn.schedule.at(3));
-  EXPECT_NEAR(target_sparsity_of_a_forward(newest), 0.6, 1e-12);
+  EXPECT_NEAR(target_sparsity_of_a_forward(newest), 0.625, 1e-12);
 
   train::TrainedModel older = train::load_trained_model(run.string(), (run / "checkpoints" / "step-00000002").string());
   EXPECT_EQ(older.step, 2);
-  EXPECT_NEAR(target_sparsity_of_a_forward(older), 0.2, 1e-12);
+  EXPECT_NEAR(target_sparsity_of_a_forward(older), 0.275, 1e-12);
 
   // Resumed at another sequence length, config.yaml says 32: the older checkpoints, trained at
   // 64, would be decoded with layouts of the wrong length and are refused.

@@ -46,6 +46,13 @@ class Checker {
   void half_open(const std::string& path, double v, double lo, double hi) const {
     if (!(v >= lo && v < hi)) fail(path, "must be in [" + text(lo) + ", " + text(hi) + "), got " + text(v));
   }
+  void schedule_end(const std::string& path, double v) const {
+    if (!(v > 0 && v < 1))
+      fail(path, "must be in (0, 1), got " + text(v) +
+                     (v == 0 ? " (sparsity 0 is the pattern as configured, not dense: for a schedule that starts "
+                               "nearly dense, give e.g. 0.01)"
+                             : ""));
+  }
   void not_empty(const std::string& path, const std::string& v) const {
     if (v.empty()) fail(path, "must not be empty");
   }
@@ -73,8 +80,10 @@ class Checker {
     if (a.autocfg.sparse_backend == "auto") fail(p + "auto.sparse_backend", "must name a concrete backend, got 'auto'");
     const SparsitySchedule& s = a.schedule;
     if (s.active()) {
-      half_open(p + "schedule.from", s.from, 0.0, 1.0);
-      half_open(p + "schedule.to", s.to, 0.0, 1.0);
+      // A schedule moves a target through (0, 1). Sparsity 0 means "the pattern as configured"
+      // (bigbird's defaults are ~80% sparse at 4K), not dense, so 0 at either end would jump.
+      schedule_end(p + "schedule.from", s.from);
+      schedule_end(p + "schedule.to", s.to);
       at_least<int64_t>(p + "schedule.start", s.start, 0);
       if (s.shape != "step" && s.end <= s.start)
         fail(p + "schedule.end", "must be > schedule.start (" + text(s.start) + "), got " + text(s.end));
