@@ -31,7 +31,7 @@ fi
 [[ ${HOPPER_SKIP_BUILD:-0} == 1 ]] || cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH=$D -DCMAKE_LIBRARY_PATH=$L \
   -DSPARROW_MPI=OFF > "$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
 grep -i cutlass "$out/configure.log"
-[[ ${HOPPER_SKIP_BUILD:-0} == 1 ]] || ninja -C build-gpu -j 16 -k 0 test_gpu bench_attention attention_layout > "$out/build.log" 2>&1 ||
+[[ ${HOPPER_SKIP_BUILD:-0} == 1 ]] || ninja -C build-gpu -j 16 -k 0 test_gpu test_attention bench_attention attention_layout > "$out/build.log" 2>&1 ||
   { grep -E 'error|FAILED' "$out/build.log" | head -40; exit 1; }
 echo "build: $(( $(date +%s) - t0 )) s"
 grep -A2 "sm90.*fwd_kernel\|fwd_kernelILi" "$out/build.log" | head -20
@@ -41,6 +41,9 @@ rc=0
 if [[ $parts == *test* ]]; then
   timeout $(( $(left) > 20 ? $(left) - 10 : 10 )) $bin/test_gpu --gtest_filter='AttentionSm90*:AttentionGpu.*' \
     > "$out/test_sm90.log" 2>&1; rc=$?
+  # The block-attention kernels' cases on every device (tests/attention/block_attention_test.cpp).
+  timeout $(( $(left) > 20 ? $(left) - 10 : 10 )) $bin/test_attention --gtest_filter='*BlockAttentionOnDevice.*/cuda' \
+    >> "$out/test_sm90.log" 2>&1 || rc=$?
   grep -E '^\[  (PASSED|FAILED) |^\[  FAILED|NOTE|INFO|Failure|error|Expected|Which is|vs ' "$out/test_sm90.log" | head -40
   echo "tests rc=$rc ($(( $(date +%s) - t0 )) s)"
 fi

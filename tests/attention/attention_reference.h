@@ -83,6 +83,17 @@ inline double rel_error(const std::vector<double>& a, const std::vector<double>&
   return a.size() == b.size() ? num / std::max(den, 1e-300) : std::numeric_limits<double>::infinity();
 }
 
+// ‖a − b‖₂ / ‖b‖₂ over all elements: for bf16 results, whose every element rounds to 2⁻⁸.
+inline double norm_rel_error(const std::vector<double>& a, const std::vector<double>& b) {
+  if (a.size() != b.size()) return std::numeric_limits<double>::infinity();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num += (a[i] - b[i]) * (a[i] - b[i]);
+    den += b[i] * b[i];
+  }
+  return std::sqrt(num) / std::max(std::sqrt(den), 1e-300);
+}
+
 // A CSR (with transpose) where pair (qb, kb) is active with probability `keep` (seeded).
 inline attn::BlockCSR random_csr(int64_t nqb, int64_t nkb, double keep, uint64_t seed) {
   Generator g(seed);

@@ -1,13 +1,29 @@
-// The block-attention kernel against a slow explicit dense attention with the equivalent
-// element mask: O and the gradients of Σ O∘W for q, k, v, in f64 (1e-10) and f32 (1e-5).
+// The block-attention kernel against a slow explicit dense attention in f64 with the equivalent
+// element mask (attention_reference.h): O and the gradients of Σ O∘W for q, k, v.
+//
+// BlockAttentionOnDevice runs each case on every device (tests/common/devices.h): the CPU kernel
+// and the CUDA kernels (tensor-core bf16 path; the plain path for f32, f64 and other block sizes)
+// against the same f64 reference, on inputs rounded to the case's dtype first. Errors: f64 and
+// f32 as max|got − ref| / max|ref| (1e-10, 1e-5); bf16 as ‖got − ref‖₂ / ‖ref‖₂ (2e-2). On the GPU
+// every output lands in NaN-poisoned memory (common/poison.h), so an element a kernel never
+// writes fails the finiteness check. Cases: dense, head dims 32/64/128, per-head and shared
+// layouts with empty rows, patterns from get_layout, key_last summary keys, a row that sees
+// nothing (zeros), lengths not a multiple of the block, blocks 16 to 128, causal and not.
+//
+// The rest is CPU-only: finite differences (f64, tiny shapes), strided inputs, no-grad, bad
+// inputs (the dispatcher's checks, the same for every device) and the CPU backward schedules.
 #include <gtest/gtest.h>
 #include <omp.h>
 
 #include <cmath>
+#include <limits>
 
+#include "attention/attention_config.h"
 #include "attention/kernels/block_attention.h"
 #include "attention_reference.h"
+#include "common/devices.h"
 #include "common/gradcheck.h"
+#include "common/poison.h"
 
 using namespace sparrow;
 using namespace sparrow::attn;
@@ -21,31 +37,55 @@ struct Case {
   int64_t B = 2, H = 3, Nq = 100, Nk = 100, D = 32, block = 32;
   bool causal = false;
   DType dtype = DType::F64;
-  std::vector<int64_t> key_last;        // empty: key j at position j
-  std::shared_ptr<BlockLayout> layout;  // null: dense
+  std::vector<int64_t> key_last;              // empty: key j at position j
+  std::shared_ptr<const BlockLayout> layout;  // null: dense
 };
 
 struct Result {
   double o, dq, dk, dv;
+  size_t nonfinite = 0;  // elements of O, dQ, dK, dV that are NaN or ±inf (unwritten on the GPU)
 };
 
-// Runs the kernel and the reference on the same random inputs; returns the relative errors.
-Result compare(const Case& c, uint64_t seed = 7) {
+double tolerance(DType dt) { return dt == DType::F64 ? 1e-10 : dt == DType::F32 ? 1e-5 : 2e-2; }
+
+// The error of got against the f64 reference: max-relative for f64 and f32, relative 2-norm for
+// bf16 (whose elements round to 2⁻⁸ each).
+double error(DType dt, const std::vector<double>& got, const std::vector<double>& ref) {
+  return dt == DType::BF16 ? st::norm_rel_error(got, ref) : st::rel_error(got, ref);
+}
+
+// Runs the kernel on device d in c.dtype and the reference in f64 on the same rounded inputs;
+// returns the errors.
+Result compare(const Case& c, Device d, uint64_t seed = 7) {
   Generator g(seed);
-  Tensor q = randn({c.B, c.H, c.Nq, c.D}, g, c.dtype), k = randn({c.B, c.H, c.Nk, c.D}, g, c.dtype),
-         v = randn({c.B, c.H, c.Nk, c.D}, g, c.dtype), w = randn({c.B, c.H, c.Nq, c.D}, g, c.dtype);
-  q.requires_grad_();
-  k.requires_grad_();
-  v.requires_grad_();
+  auto make = [&](const Shape& s) { return randn(s, g, DType::F64).to(c.dtype); };
+  const Tensor q = make({c.B, c.H, c.Nq, c.D}), k = make({c.B, c.H, c.Nk, c.D}), v = make({c.B, c.H, c.Nk, c.D}),
+               w = make({c.B, c.H, c.Nq, c.D});
+  Tensor qd = q.to(d).detach(), kd = k.to(d).detach(), vd = v.to(d).detach(), wd = w.to(d);
+  qd.requires_grad_();
+  kd.requires_grad_();
+  vd.requires_grad_();
   BlockAttentionArgs args;
   args.layout = c.layout.get();
   args.block_size = c.block;
   args.causal = c.causal;
   args.key_last = c.key_last;
-  Tensor o = block_attention(q, k, v, args);
+  // Cached blocks of every output size (O and dQ; dK and dV; LSE; the backward's row sums) are
+  // NaN before the forward and again before the backward.
+  const size_t es = dtype_size(c.dtype), rows = static_cast<size_t>(c.B * c.H * c.Nq);
+  const std::vector<size_t> sizes{static_cast<size_t>(qd.numel()) * es, static_cast<size_t>(kd.numel()) * es, rows * 8,
+                                  static_cast<size_t>(c.B * c.H * (c.Nq + 64)) * 4};
+  st::poison_allocator(d, sizes);
+  Tensor o = block_attention(qd, kd, vd, args);
   EXPECT_EQ(o.shape(), q.shape());
   EXPECT_EQ(o.dtype(), c.dtype);
-  o.backward(w);
+  EXPECT_EQ(o.device(), d);
+  st::poison_allocator(d, sizes);
+  o.backward(wd);
+  for (const Tensor* t : {&qd, &kd, &vd}) {
+    EXPECT_EQ(t->grad().dtype(), c.dtype);
+    EXPECT_EQ(t->grad().device(), d);
+  }
   const int64_t bs = c.layout ? c.layout->block_size : c.block;
   Visible vis = [&](int64_t h, int64_t i, int64_t j) {
     if (c.layout && !st::csr_has(c.layout->head(h), i / bs, j / bs)) return false;
@@ -53,15 +93,28 @@ Result compare(const Case& c, uint64_t seed = 7) {
     return !c.causal || last <= i;
   };
   auto ref = reference_attention(q, k, v, w, 1.0 / std::sqrt(double(c.D)), vis);
-  return {st::rel_error(o.to_vector(), ref.o), st::rel_error(q.grad().to_vector(), ref.dq),
-          st::rel_error(k.grad().to_vector(), ref.dk), st::rel_error(v.grad().to_vector(), ref.dv)};
+  const std::vector<double> O = o.to_vector(), dQ = qd.grad().to_vector(), dK = kd.grad().to_vector(),
+                            dV = vd.grad().to_vector();
+  Result r{error(c.dtype, O, ref.o), error(c.dtype, dQ, ref.dq), error(c.dtype, dK, ref.dk),
+           error(c.dtype, dV, ref.dv)};
+  r.nonfinite = st::count_nonfinite(O) + st::count_nonfinite(dQ) + st::count_nonfinite(dK) + st::count_nonfinite(dV);
+  return r;
 }
 
 void expect_close(const Result& r, double tol) {
+  EXPECT_EQ(r.nonfinite, 0u) << "elements left unwritten (NaN poison) or non-finite";
   EXPECT_LT(r.o, tol) << "O";
   EXPECT_LT(r.dq, tol) << "dQ";
   EXPECT_LT(r.dk, tol) << "dK";
   EXPECT_LT(r.dv, tol) << "dV";
+}
+
+void expect_matches_reference(const Case& c, Device d, uint64_t seed = 7) {
+  SCOPED_TRACE(::testing::Message() << dtype_name(c.dtype) << " B=" << c.B << " H=" << c.H << " Nq=" << c.Nq << " Nk="
+                                    << c.Nk << " D=" << c.D << " block=" << (c.layout ? c.layout->block_size : c.block)
+                                    << (c.causal ? " causal" : "") << (c.layout ? " layout" : " dense")
+                                    << (c.key_last.empty() ? "" : " key_last"));
+  expect_close(compare(c, d, seed), tolerance(c.dtype));
 }
 
 std::shared_ptr<BlockLayout> random_layout(int64_t N, int64_t Nk, int64_t bs, int64_t heads, bool causal, double keep,
@@ -78,28 +131,40 @@ std::shared_ptr<BlockLayout> random_layout(int64_t N, int64_t Nk, int64_t bs, in
   return L;
 }
 
+class BlockAttentionOnDevice : public st::DeviceTest {};
+
 }  // namespace
 
-TEST(BlockAttention, DenseMatchesReferenceF64) {
+TEST_P(BlockAttentionOnDevice, Dense) {
   for (bool causal : {false, true}) {
-    Case c;
-    c.causal = causal;
-    SCOPED_TRACE(causal ? "causal" : "non-causal");
-    expect_close(compare(c), 1e-10);
+    for (DType dt : {DType::F64, DType::F32}) {
+      Case c;
+      c.causal = causal;
+      c.dtype = dt;
+      expect_matches_reference(c, device());
+    }
+    for (int64_t D : {64, 128}) {  // bf16 at block 64: the tensor-core path on the GPU
+      Case c;
+      c.B = 1;
+      c.H = 2;
+      c.Nq = c.Nk = 200;  // 128 + 72: ragged last query tile and key tile
+      c.D = D;
+      c.block = 64;
+      c.causal = causal;
+      c.dtype = DType::BF16;
+      expect_matches_reference(c, device(), 11);
+    }
   }
+  Case c;  // bf16, head dim 32, several batches and heads
+  c.D = 32;
+  c.Nq = c.Nk = 97;
+  c.block = 64;
+  c.causal = true;
+  c.dtype = DType::BF16;
+  expect_matches_reference(c, device(), 11);
 }
 
-TEST(BlockAttention, DenseMatchesReferenceF32) {
-  for (bool causal : {false, true}) {
-    Case c;
-    c.causal = causal;
-    c.dtype = DType::F32;
-    SCOPED_TRACE(causal ? "causal" : "non-causal");
-    expect_close(compare(c), 1e-5);
-  }
-}
-
-TEST(BlockAttention, HeadDims) {
+TEST_P(BlockAttentionOnDevice, HeadDims) {
   for (int64_t D : {32, 64, 128})
     for (bool causal : {false, true}) {
       Case c;
@@ -109,67 +174,242 @@ TEST(BlockAttention, HeadDims) {
       c.block = 16;
       c.D = D;
       c.causal = causal;
-      SCOPED_TRACE("D=" + std::to_string(D) + (causal ? " causal" : ""));
-      expect_close(compare(c), 1e-10);
+      expect_matches_reference(c, device());
     }
 }
 
-TEST(BlockAttention, PerHeadLayoutsWithEmptyRows) {
+TEST_P(BlockAttentionOnDevice, PerHeadLayoutsWithEmptyRows) {
   // keep = 0.5 over a 4×4 grid: some query blocks of some heads get no key block at all,
   // and under causal more rows see nothing; those rows must give O = 0 and no gradient.
-  for (bool causal : {false, true})
+  for (bool causal : {false, true}) {
     for (DType dt : {DType::F64, DType::F32}) {
       Case c;
       c.causal = causal;
       c.dtype = dt;
       c.layout = random_layout(c.Nq, c.Nk, c.block, c.H, causal, 0.5, 11);
-      SCOPED_TRACE(std::string(causal ? "causal " : "") + dtype_name(dt));
-      expect_close(compare(c), dt == DType::F64 ? 1e-10 : 1e-5);
+      expect_matches_reference(c, device());
+    }
+    for (int64_t D : {64, 128}) {  // bf16 at block 64, 300 = 4 blocks + 44
+      Case c;
+      c.B = 1;
+      c.H = 2;
+      c.Nq = c.Nk = 300;
+      c.D = D;
+      c.causal = causal;
+      c.dtype = DType::BF16;
+      c.layout = random_layout(300, 300, 64, c.H, causal, 0.45, 21);
+      expect_matches_reference(c, device(), 11);
+    }
+  }
+}
+
+TEST_P(BlockAttentionOnDevice, SharedLayout) {
+  {
+    Case c;
+    c.causal = true;
+    c.layout = random_layout(c.Nq, c.Nk, c.block, 1, true, 0.7, 3);
+    expect_matches_reference(c, device());
+  }
+  for (bool causal : {false, true}) {  // bf16 at block 128, one CSR for every head
+    Case c;
+    c.B = 1;
+    c.H = 3;
+    c.Nq = c.Nk = 333;
+    c.D = 128;
+    c.causal = causal;
+    c.dtype = DType::BF16;
+    c.layout = random_layout(333, 333, 128, 1, causal, 0.6, 5);
+    expect_matches_reference(c, device(), 11);
+  }
+}
+
+TEST_P(BlockAttentionOnDevice, PatternLayoutFromGetLayout) {
+  AttentionConfig cfg;
+  cfg.backend = "block_sparse";
+  cfg.block_size = 64;
+  cfg.sparsity = 0.0;  // the pattern as configured
+  cfg.pattern.names = {"bigbird"};
+  cfg.pattern.window = 1;
+  cfg.pattern.global_blocks = 1;
+  cfg.pattern.random_blocks = 2;
+  for (bool causal : {false, true}) {
+    Case c;
+    c.B = 1;
+    c.H = 2;
+    c.Nq = c.Nk = 1000;
+    c.D = 64;
+    c.causal = causal;
+    c.dtype = DType::BF16;
+    c.layout = get_layout(cfg, c.Nq, c.H, causal);
+    expect_matches_reference(c, device(), 11);
+  }
+}
+
+TEST_P(BlockAttentionOnDevice, KeyLastSummaryKeys) {
+  for (bool with_layout : {false, true}) {
+    {
+      // 70 fine keys plus 5 pooled summaries of 14 positions each, appended after them: summary
+      // p covers positions 14p .. 14p+13 and is visible only from position 14p+13 on.
+      Case c;
+      c.Nq = 70;
+      c.Nk = 75;
+      c.block = 16;
+      c.causal = true;
+      for (int64_t j = 0; j < 70; ++j) c.key_last.push_back(j);
+      for (int64_t p = 0; p < 5; ++p) c.key_last.push_back(14 * p + 13);
+      if (with_layout) c.layout = random_layout(c.Nq, c.Nk, c.block, c.H, true, 0.8, 5);
+      expect_matches_reference(c, device());
+    }
+    {
+      // bf16 at block 64: 250 fine keys plus 4 pooled summaries of 64 positions, summary p
+      // visible from position 64p + 63 on (hierarchical's coarse keys).
+      Case c;
+      c.B = 1;
+      c.H = 2;
+      c.Nq = 250;
+      c.Nk = 254;
+      c.D = 64;
+      c.block = 64;
+      c.causal = true;
+      c.dtype = DType::BF16;
+      for (int64_t j = 0; j < 250; ++j) c.key_last.push_back(j);
+      for (int64_t p = 0; p < 4; ++p) c.key_last.push_back(std::min<int64_t>(64 * p + 63, 249));
+      if (with_layout) c.layout = random_layout(c.Nq, c.Nk, 64, c.H, true, 0.7, 3);
+      expect_matches_reference(c, device(), 11);
+    }
+  }
+}
+
+// A query row that sees no key: O = 0 and LSE = −inf exactly, no gradient, no NaN.
+TEST_P(BlockAttentionOnDevice, RowThatSeesNothingGetsZeros) {
+  const Device d = device();
+  auto expect_zero_rows = [&](const Tensor& q, const Tensor& k, const BlockAttentionArgs& a, int64_t from, int64_t to) {
+    const int64_t H = q.size(1), N = q.size(2), D = q.size(3);
+    BlockAttentionForward f = block_attention_forward(q.to(d), k.to(d), k.to(d), a);
+    EXPECT_EQ(f.out.device(), d);
+    const std::vector<double> o = f.out.to_vector(), lse = f.lse.to_vector();
+    EXPECT_EQ(st::count_nonfinite(o), 0u);
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t i = from; i < to; ++i) {
+        EXPECT_EQ(lse[h * N + i], -std::numeric_limits<double>::infinity()) << "head " << h << " row " << i;
+        for (int64_t j = 0; j < D; ++j) EXPECT_EQ(o[(h * N + i) * D + j], 0.0) << "head " << h << " row " << i;
+      }
+  };
+  {
+    // Every key summarises up to 3 positions ahead, so queries 0..2 see nothing under causal.
+    Case c;
+    c.Nq = c.Nk = 40;
+    c.block = 16;
+    c.causal = true;
+    for (int64_t j = 0; j < c.Nk; ++j) c.key_last.push_back(j + 3);
+    expect_matches_reference(c, d);
+    Generator g(1);
+    BlockAttentionArgs a;
+    a.block_size = 16;
+    a.causal = true;
+    a.key_last = c.key_last;
+    expect_zero_rows(randn({1, 1, 40, 8}, g, DType::F64), randn({1, 1, 40, 8}, g, DType::F64), a, 0, 3);
+  }
+  {
+    // bf16 at block 64, a layout whose second query block row is empty.
+    auto L = std::make_shared<BlockLayout>();
+    L->seq_len = 192;
+    L->block_size = 64;
+    L->num_q_blocks = L->num_k_blocks = 3;
+    BlockCSR csr;
+    csr.row_ptr = {0, 1, 1, 3};
+    csr.col_idx = {0, 0, 2};
+    csr.build_transpose(3);
+    L->heads.push_back(csr);
+    Case c;
+    c.B = 1;
+    c.H = 2;
+    c.Nq = c.Nk = 192;
+    c.D = 64;
+    c.dtype = DType::BF16;
+    c.layout = L;
+    expect_matches_reference(c, d, 11);
+    Generator g(1);
+    const Tensor q = randn({1, 2, 192, 64}, g, DType::F64).to(DType::BF16);
+    BlockAttentionArgs a;
+    a.layout = L.get();
+    a.scale = 0.125;
+    expect_zero_rows(q, q, a, 64, 128);
+  }
+}
+
+// Lengths and head dims off the tensor-core shapes, layout blocks that are not a multiple of 64
+// (the plain kernels on the GPU), in each dtype.
+TEST_P(BlockAttentionOnDevice, OddShapesAndBlockSizes) {
+  {
+    Case c;
+    c.B = 1;
+    c.H = 2;
+    c.dtype = DType::F32;
+    c.D = 48;
+    c.Nq = c.Nk = 150;
+    c.causal = true;
+    c.block = 32;
+    expect_matches_reference(c, device(), 11);
+  }
+  {
+    Case c;
+    c.B = 1;
+    c.H = 2;
+    c.dtype = DType::BF16;
+    c.D = 64;
+    c.Nq = c.Nk = 150;
+    c.layout = random_layout(150, 150, 32, c.H, false, 0.5, 9);
+    expect_matches_reference(c, device(), 11);
+  }
+  {
+    Case c;
+    c.B = 1;
+    c.H = 2;
+    c.dtype = DType::F64;
+    c.D = 16;
+    c.Nq = c.Nk = 70;
+    c.causal = true;
+    c.layout = random_layout(70, 70, 16, c.H, true, 0.6, 4);
+    expect_matches_reference(c, device(), 11);
+  }
+}
+
+TEST_P(BlockAttentionOnDevice, RowsLongerThanOneRun) {
+  // The CPU kernel groups consecutive blocks into runs of 256 keys/queries: at block 64 and
+  // N = 330 (6 blocks, the last ragged) a row spans a full run and a partial one.
+  for (bool causal : {false, true})
+    for (bool with_layout : {false, true}) {
+      Case c;
+      c.B = 1;
+      c.H = 2;
+      c.Nq = c.Nk = 330;
+      c.D = 16;
+      c.block = 64;
+      c.causal = causal;
+      if (with_layout) c.layout = random_layout(c.Nq, c.Nk, c.block, c.H, causal, 0.8, 21);
+      expect_matches_reference(c, device());
     }
 }
 
-TEST(BlockAttention, SharedLayout) {
-  Case c;
-  c.causal = true;
-  c.layout = random_layout(c.Nq, c.Nk, c.block, 1, true, 0.7, 3);
-  expect_close(compare(c), 1e-10);
-}
-
-TEST(BlockAttention, RowThatSeesNothing) {
-  // Every key summarises up to 3 positions ahead, so queries 0..2 see nothing under causal.
-  Case c;
-  c.Nq = c.Nk = 40;
-  c.block = 16;
-  c.causal = true;
-  for (int64_t j = 0; j < c.Nk; ++j) c.key_last.push_back(j + 3);
-  expect_close(compare(c), 1e-10);
-  Generator g(1);
-  Tensor q = randn({1, 1, 40, 8}, g, DType::F64), k = randn({1, 1, 40, 8}, g, DType::F64);
-  BlockAttentionArgs a;
-  a.block_size = 16;
-  a.causal = true;
-  a.key_last = c.key_last;
-  std::vector<double> o = block_attention(q, k, k, a).to_vector();
-  for (int i = 0; i < 3 * 8; ++i) EXPECT_EQ(o[i], 0.0);
-  for (double x : o) EXPECT_TRUE(std::isfinite(x));
-}
-
-TEST(BlockAttention, KeyLastWithMoreKeysThanQueries) {
-  // 70 fine keys plus 5 pooled summaries of 14 positions each, appended after them: summary p
-  // covers positions 14p .. 14p+13 and is visible only from position 14p+13 on.
-  for (bool with_layout : {false, true}) {
+TEST_P(BlockAttentionOnDevice, LayoutCacheFollowsContents) {
+  // The same layout object used twice, then a different one (the GPU caches a layout's device
+  // copy): each result matches the reference.
+  auto L1 = random_layout(256, 256, 64, 2, false, 0.5, 1);
+  auto L2 = random_layout(256, 256, 64, 2, false, 0.5, 2);
+  for (auto L : {L1, L1, L2}) {
     Case c;
-    c.Nq = 70;
-    c.Nk = 75;
-    c.block = 16;
-    c.causal = true;
-    for (int64_t j = 0; j < 70; ++j) c.key_last.push_back(j);
-    for (int64_t p = 0; p < 5; ++p) c.key_last.push_back(14 * p + 13);
-    if (with_layout) c.layout = random_layout(c.Nq, c.Nk, c.block, c.H, true, 0.8, 5);
-    SCOPED_TRACE(with_layout ? "layout" : "dense");
-    expect_close(compare(c), 1e-10);
+    c.B = 1;
+    c.H = 2;
+    c.Nq = c.Nk = 256;
+    c.D = 64;
+    c.dtype = DType::BF16;
+    c.layout = L;
+    expect_matches_reference(c, device(), 11);
   }
 }
+
+SPARROW_DEVICE_TESTS(BlockAttentionOnDevice);
 
 TEST(BlockAttention, NonContiguousInputs) {
   // q, k, v as [B, N, H, D] storage viewed as [B, H, N, D] (the usual qkv-split layout).
@@ -188,41 +428,6 @@ TEST(BlockAttention, NonContiguousInputs) {
   a.block_size = 8;
   a.causal = true;
   EXPECT_LT(st::rel_error(block_attention(q, k, v, a).to_vector(), block_attention(qc, kc, vc, a).to_vector()), 1e-15);
-}
-
-TEST(BlockAttention, Bf16MatchesF32) {
-  Generator g(4);
-  const Shape s{1, 2, 70, 32};
-  Tensor q32 = randn(s, g), k32 = randn(s, g), v32 = randn(s, g), w32 = randn(s, g);
-  auto to_bf16 = [](const Tensor& t) {
-    Tensor b = empty(t.shape(), DType::BF16);
-    copy_(b, t);
-    return b;
-  };
-  // Round the f32 inputs to bf16 first, so both runs see the same values.
-  Tensor qb = to_bf16(q32), kb = to_bf16(k32), vb = to_bf16(v32), wb = to_bf16(w32);
-  std::vector<Tensor> ins32, insb;
-  for (const Tensor& t : {qb, kb, vb}) {
-    Tensor f = empty(s, DType::F32);
-    copy_(f, t);
-    ins32.push_back(f.requires_grad_());
-    insb.push_back(t.detach().requires_grad_());
-  }
-  Tensor w = empty(s, DType::F32);
-  copy_(w, wb);
-  BlockAttentionArgs a;
-  a.block_size = 32;
-  a.causal = true;
-  Tensor o32 = block_attention(ins32[0], ins32[1], ins32[2], a);
-  Tensor ob = block_attention(insb[0], insb[1], insb[2], a);
-  EXPECT_EQ(ob.dtype(), DType::BF16);
-  o32.backward(w);
-  ob.backward(wb);
-  EXPECT_LT(st::rel_error(ob.to_vector(), o32.to_vector()), 1e-2);
-  for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(insb[i].grad().dtype(), DType::BF16);
-    EXPECT_LT(st::rel_error(insb[i].grad().to_vector(), ins32[i].grad().to_vector()), 1e-2) << "input " << i;
-  }
 }
 
 TEST(BlockAttention, FiniteDifferences) {
@@ -278,24 +483,6 @@ TEST(BlockAttention, BadInputsThrow) {
   EXPECT_THROW(block_attention(q, k, k, bad), Error);
 }
 
-TEST(BlockAttention, RowsLongerThanOneRun) {
-  // The kernel groups consecutive blocks into runs of 256 keys/queries: at block 64 and N = 330
-  // (6 blocks, the last ragged) a row spans a full run and a partial one.
-  for (bool causal : {false, true})
-    for (bool with_layout : {false, true}) {
-      Case c;
-      c.B = 1;
-      c.H = 2;
-      c.Nq = c.Nk = 330;
-      c.D = 16;
-      c.block = 64;
-      c.causal = causal;
-      if (with_layout) c.layout = random_layout(c.Nq, c.Nk, c.block, c.H, causal, 0.8, 21);
-      SCOPED_TRACE(std::string(causal ? "causal" : "non-causal") + (with_layout ? " layout" : " dense"));
-      expect_close(compare(c), 1e-10);
-    }
-}
-
 // The backward has two schedules: one pass per (batch·head) when there are at least as many
 // heads as threads, else a dQ pass and a dK/dV pass. Both must match the reference, whatever
 // OMP_NUM_THREADS the suite runs with.
@@ -309,7 +496,7 @@ TEST(BlockAttention, BothBackwardSchedulesMatchTheReference) {
       c.B = 1;
       c.H = 2;
       c.causal = causal;
-      expect_close(compare(c), 1e-10);
+      expect_close(compare(c, Device::cpu()), 1e-10);
     }
   }
   omp_set_num_threads(saved);

@@ -18,13 +18,11 @@
 #include "attention/kernels/cuda/block_attention_lists.h"
 #include "attention/layout/block_layout.h"
 #include "common/gradcheck.h"
+#include "common/poison.h"
 #include "framework/core/rng.h"
 
 #ifdef SPARROW_WITH_CUDA
-#include <cuda_runtime.h>
-
 #include "attention/kernels/cuda/block_attention.h"
-#include "framework/cuda/allocator.h"
 #include "framework/cuda/runtime.h"
 #endif
 
@@ -105,22 +103,11 @@ double norm_ratio(const std::vector<double>& a, const std::vector<double>& b, si
   return a.size() != b.size() ? INFINITY : std::sqrt(num) / std::max(std::sqrt(den), 1e-300);
 }
 
-void poison_allocator(const std::vector<size_t>& sizes) {
-  std::vector<std::pair<void*, size_t>> blocks;
-  for (size_t s : sizes)
-    for (int c = 0; c < 4; ++c) {
-      void* p = sparrow::cuda::allocate(s, 0);
-      SPARROW_CUDA_CHECK(cudaMemsetAsync(p, 0xFF, s, sparrow::cuda::stream()));
-      blocks.emplace_back(p, s);
-    }
-  sparrow::cuda::synchronize();
-  for (auto& [p, s] : blocks) sparrow::cuda::release(p, s, 0);
-}
-
 BlockAttentionForward forward_with(const char* kernel, const Tensor& q, const Tensor& k, const Tensor& v,
                                    const BlockAttentionArgs& a) {
   setenv("SPARROW_BLOCK_ATTN_KERNEL", kernel, 1);
-  poison_allocator({static_cast<size_t>(q.numel()) * 2, static_cast<size_t>(q.size(0) * q.size(1) * q.size(2)) * 4});
+  sparrow::testing::poison_allocator(
+      q.device(), {static_cast<size_t>(q.numel()) * 2, static_cast<size_t>(q.size(0) * q.size(1) * q.size(2)) * 4});
   BlockAttentionForward f = attn::cuda::block_attention_forward(q, k, v, a);
   sparrow::cuda::synchronize();
   unsetenv("SPARROW_BLOCK_ATTN_KERNEL");
