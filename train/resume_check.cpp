@@ -66,4 +66,14 @@ void check_resumable(const Config& cfg, const TrainState& state, const std::stri
                     "); resuming needs the same model and data: use a new --out to start over");
 }
 
+std::optional<int64_t> trained_seq_len(const TrainState& state, const std::string& ckpt_dir) {
+  if (!state.extra.is_object() || !state.extra.contains("config") || !state.extra["config"].is_string())
+    return std::nullopt;
+  try {
+    return load_config_text(state.extra["config"].get<std::string>(), ckpt_dir + "/state.json").train.seq_len;
+  } catch (const ConfigError&) {
+    return std::nullopt;
+  }
+}
+
 }  // namespace sparrow::train

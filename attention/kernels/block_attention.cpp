@@ -6,6 +6,7 @@
 
 #include "attention/kernels/cpu/block_attention.h"
 #include "attention/kernels/cuda/block_attention.h"
+#include "attention/kernels/qkv_checks.h"
 #include "framework/autograd/node.h"
 #include "framework/core/dispatch.h"
 
@@ -46,19 +47,9 @@ void check_layout(const BlockLayout& L, int64_t H, int64_t Nq, int64_t Nk) {
 }
 
 void check_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const BlockAttentionArgs& args) {
-  const char* op = "block_attention";
-  check_dim(op, q, 4);
-  check_dim(op, k, 4);
-  check_dim(op, v, 4);
-  check_same_dtype(op, q, k);
-  check_same_dtype(op, q, v);
-  check_same_device(op, q, k);
-  check_same_device(op, q, v);
+  check_qkv_tensors("block_attention", q, k, v);
   SPARROW_CHECK(q.dtype() == DType::F32 || q.dtype() == DType::F64 || q.dtype() == DType::BF16,
                 "block_attention: unsupported dtype ", dtype_name(q.dtype()));
-  SPARROW_CHECK(k.shape() == v.shape() && q.size(0) == k.size(0) && q.size(1) == k.size(1) && q.size(3) == k.size(3),
-                "block_attention: q ", shape_str(q.shape()), ", k ", shape_str(k.shape()), ", v ", shape_str(v.shape()),
-                " (expected [B, H, Nq, D], [B, H, Nk, D], [B, H, Nk, D])");
   SPARROW_CHECK(q.size(3) > 0, "block_attention: head dim 0 in q ", shape_str(q.shape()));
   if (args.layout)
     check_layout(*args.layout, q.size(1), q.size(2), k.size(2));

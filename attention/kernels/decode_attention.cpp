@@ -4,24 +4,15 @@
 #include <cmath>
 
 #include "attention/kernels/cpu/decode_attention.h"
+#include "attention/kernels/qkv_checks.h"
 
 namespace sparrow::attn {
 namespace {
 
 void check_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const DecodeAttentionArgs& args) {
-  const char* op = "decode_attention";
-  check_dim(op, q, 4);
-  check_dim(op, k, 4);
-  check_dim(op, v, 4);
-  check_same_dtype(op, q, k);
-  check_same_dtype(op, q, v);
-  check_same_device(op, q, k);
-  check_same_device(op, q, v);
+  check_qkv_tensors("decode_attention", q, k, v);
   SPARROW_CHECK(q.dtype() == DType::F32 || q.dtype() == DType::F64, "decode_attention: dtype ", dtype_name(q.dtype()),
                 " (decode computes in f32 or f64)");
-  SPARROW_CHECK(k.shape() == v.shape() && q.size(0) == k.size(0) && q.size(1) == k.size(1) && q.size(3) == k.size(3),
-                "decode_attention: q ", shape_str(q.shape()), ", k ", shape_str(k.shape()), ", v ",
-                shape_str(v.shape()), " (expected [B, H, T, D], [B, H, Nk, D], [B, H, Nk, D])");
   SPARROW_CHECK(args.first >= 0, "decode_attention: first position ", args.first);
   SPARROW_CHECK(args.scale >= 0 && std::isfinite(args.scale), "decode_attention: softmax scale ", args.scale);
   SPARROW_CHECK(args.key_last.empty() || static_cast<int64_t>(args.key_last.size()) == k.size(2),

@@ -40,16 +40,10 @@ void check_checkpoint(const Config& cfg, const std::string& config_file, const T
   } catch (const ConfigError& e) {
     refuse(std::string(e.what()) + " (" + config_file + ")");
   }
-  if (!st.extra.is_object() || !st.extra.contains("config") || !st.extra["config"].is_string()) return;
-  Config theirs;
-  try {
-    theirs = load_config_text(st.extra["config"].get<std::string>(), dir + "/state.json");
-  } catch (const ConfigError&) {
-    return;  // written under older rules: the shapes are still checked by the load
-  }
-  if (theirs.train.seq_len != cfg.train.seq_len)
+  const std::optional<int64_t> trained = trained_seq_len(st, dir);
+  if (trained && *trained != cfg.train.seq_len)
     refuse("sequence length mismatch: " + config_file + " has train.seq_len " + std::to_string(cfg.train.seq_len) +
-           " but checkpoint " + dir + " was trained at " + std::to_string(theirs.train.seq_len));
+           " but checkpoint " + dir + " was trained at " + std::to_string(*trained));
 }
 
 // metrics.jsonl's val_bpb at `step`, if that record has one (a torn or foreign line is skipped).

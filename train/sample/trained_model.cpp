@@ -18,10 +18,9 @@ namespace {
 // config.yaml gives (a run resumed with another train.seq_len rewrites config.yaml, and its older
 // checkpoints were trained at the old one). A checkpoint recording no configuration passes.
 void check_trained_length(const Config& cfg, const TrainState& st, const std::string& dir) {
-  if (!st.extra.is_object() || !st.extra.contains("config") || !st.extra["config"].is_string()) return;
-  const Config theirs = load_config_text(st.extra["config"].get<std::string>(), dir + "/state.json");
-  if (theirs.train.seq_len != cfg.train.seq_len)
-    throw SampleError("checkpoint " + dir + " was trained at train.seq_len " + std::to_string(theirs.train.seq_len) +
+  const std::optional<int64_t> trained = trained_seq_len(st, dir);
+  if (trained && *trained != cfg.train.seq_len)
+    throw SampleError("checkpoint " + dir + " was trained at train.seq_len " + std::to_string(*trained) +
                       ", but the run's config.yaml has " + std::to_string(cfg.train.seq_len));
 }
 
