@@ -4,16 +4,14 @@
 
 #include <numeric>
 
+#include "dist/mpi_world.h"
 #include "framework/dist/communicator.h"
 #include "framework/ops/ops.h"
 
 namespace sparrow::dist {
 namespace {
 
-Communicator& world() {
-  static std::unique_ptr<Communicator> c = make_communicator("mpi");
-  return *c;
-}
+using sparrow::testing::world;
 
 // Rank r's values: r·100 + i, distinct across ranks and elements.
 Tensor rank_values(int r, int64_t n, DType t) {

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "attention/ring/context_parallel.h"
+#include "dist/mpi_world.h"
 #include "framework/nn/parameter_buffer.h"
 #include "framework/ops/ops.h"
 #include "models/transformer.h"
@@ -14,10 +15,7 @@
 namespace sparrow {
 namespace {
 
-dist::Communicator& world() {
-  static std::unique_ptr<dist::Communicator> c = dist::make_communicator("mpi");
-  return *c;
-}
+using sparrow::testing::world;
 
 models::TransformerOptions tiny_model(const std::vector<std::string>& backends) {
   models::TransformerOptions o;

@@ -2,6 +2,7 @@
 // gradient buffer ends equal to one all-reduce of it, with small buckets started early.
 #include <gtest/gtest.h>
 
+#include "dist/mpi_world.h"
 #include "framework/autograd/checkpoint.h"
 #include "framework/core/rng.h"
 #include "framework/dist/gradient_buckets.h"
@@ -13,10 +14,7 @@
 namespace sparrow::dist {
 namespace {
 
-Communicator& world() {
-  static std::unique_ptr<Communicator> c = make_communicator("mpi");
-  return *c;
-}
+using sparrow::testing::world;
 
 struct ThreeLayers : nn::Module {
   std::shared_ptr<nn::Linear> l1, l2, l3;

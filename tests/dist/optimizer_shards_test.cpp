@@ -3,6 +3,7 @@
 // unsharded optimizer's, bit for bit.
 #include <gtest/gtest.h>
 
+#include "dist/mpi_world.h"
 #include "framework/core/rng.h"
 #include "framework/dist/optimizer_shards.h"
 #include "framework/nn/linear.h"
@@ -12,10 +13,7 @@
 namespace sparrow::dist {
 namespace {
 
-Communicator& world() {
-  static std::unique_ptr<Communicator> c = make_communicator("mpi");
-  return *c;
-}
+using sparrow::testing::world;
 
 TEST(OptimizerShards, GatheredShardsEqualTheUnshardedUpdateOnEveryRank) {
   Generator i1(5), i2(5);

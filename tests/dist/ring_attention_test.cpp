@@ -8,24 +8,15 @@
 
 #include "attention/kernels/block_attention.h"
 #include "attention/ring/ring_attention.h"
+#include "dist/mpi_world.h"
 #include "framework/core/rng.h"
 #include "framework/ops/ops.h"
 
 namespace sparrow::attn {
 namespace {
 
-dist::Communicator& world() {
-  static std::unique_ptr<dist::Communicator> c = dist::make_communicator("mpi");
-  return *c;
-}
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  const std::vector<double> x = a.to_vector(), y = b.to_vector();
-  EXPECT_EQ(x.size(), y.size());
-  double m = 0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
-  return m;
-}
+using sparrow::testing::max_abs_diff;
+using sparrow::testing::world;
 
 struct Case {
   const char* name;
