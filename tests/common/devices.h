@@ -89,6 +89,13 @@ inline void expect_matches_f64(const std::string& what, const Fn& f, const std::
   }
 }
 
+// Tolerances (relative, against the f64 reference) shared by the per-device op tests.
+// Elementwise and reduction kernels: f32 within 1e-5; bf16 within its rounding.
+inline double elementwise_tolerance(DType t) { return t == DType::BF16 ? 2e-2 : 1e-5; }
+// Fused row ops (norm, softmax, cross-entropy, dropout, rope): f32 rows up to 50K wide sum in
+// another order than the reference (≈ √n·ε relative); f64 (GPU) to rounding; bf16 its rounding.
+inline double fused_tolerance(DType dt) { return dt == DType::F64 ? 1e-12 : dt == DType::F32 ? 1e-4 : 2e-2; }
+
 }  // namespace sparrow::testing
 
 // After the TEST_Ps of a DeviceTest fixture: their cpu and cuda instances.

@@ -208,8 +208,7 @@ using sparrow::testing::Fn;
 
 class DropoutRopeOnDevice : public DeviceTest {};
 
-// f32: rows up to 50K wide sum in another order than the reference (≈ √n·ε relative).
-double fused_tolerance(DType dt) { return dt == DType::F64 ? 1e-12 : dt == DType::F32 ? 1e-4 : 2e-2; }
+using sparrow::testing::fused_tolerance;
 
 }  // namespace
 

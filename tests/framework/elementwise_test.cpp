@@ -363,8 +363,7 @@ using sparrow::testing::float_dtypes;
 
 class ElementwiseOnDevice : public DeviceTest {};
 
-// f32 within 1e-5 relative; bf16 within its rounding.
-double tolerance(DType t) { return t == DType::BF16 ? 2e-2 : 1e-5; }
+using sparrow::testing::elementwise_tolerance;
 
 }  // namespace
 
@@ -379,7 +378,8 @@ TEST_P(ElementwiseOnDevice, BinaryOps) {
         Tensor a = randn(sa, gen, DType::F64), b = rand_uniform(sb, gen, 0.5, 2.0, DType::F64);
         expect_matches_f64(
             std::string(c.name) + " " + shape_str(sa) + " " + shape_str(sb),
-            [&op = c.op](const std::vector<Tensor>& x) { return op(x[0], x[1]); }, {a, b}, d, dt, tolerance(dt));
+            [&op = c.op](const std::vector<Tensor>& x) { return op(x[0], x[1]); }, {a, b}, d, dt,
+            elementwise_tolerance(dt));
       }
   // A transposed operand.
   for (const auto& c : binary_cases()) {
@@ -387,7 +387,7 @@ TEST_P(ElementwiseOnDevice, BinaryOps) {
     expect_matches_f64(
         std::string(c.name) + " transposed",
         [&op = c.op](const std::vector<Tensor>& x) { return op(x[0].transpose(0, 1), x[1]); }, {a, b}, d, DType::F32,
-        tolerance(DType::F32));
+        elementwise_tolerance(DType::F32));
   }
   // Mixing devices is an error, not a silent copy.
   if (d.is_cuda()) {
@@ -402,10 +402,12 @@ TEST_P(ElementwiseOnDevice, UnaryOps) {
     for (const auto& c : unary_cases()) {
       Tensor a = c.positive ? rand_uniform({257, 129}, gen, 0.2, 3.0, DType::F64) : randn({257, 129}, gen, DType::F64);
       expect_matches_f64(
-          c.name, [&op = c.op](const std::vector<Tensor>& x) { return op(x[0]); }, {a}, d, dt, tolerance(dt));
+          c.name, [&op = c.op](const std::vector<Tensor>& x) { return op(x[0]); }, {a}, d, dt,
+          elementwise_tolerance(dt));
       expect_matches_f64(
           std::string(c.name) + " transposed",
-          [&op = c.op](const std::vector<Tensor>& x) { return op(x[0].transpose(0, 1)); }, {a}, d, dt, tolerance(dt));
+          [&op = c.op](const std::vector<Tensor>& x) { return op(x[0].transpose(0, 1)); }, {a}, d, dt,
+          elementwise_tolerance(dt));
     }
 }
 
@@ -418,15 +420,15 @@ TEST_P(ElementwiseOnDevice, InPlaceOpsAndFill) {
     Tensor x = a.to(dt).to(d), want = a.to(dt).to(DType::F64);
     add_(x, b.to(dt).to(d));
     add_(want, b.to(dt).to(DType::F64));
-    EXPECT_LE(rel_error(x, want), tolerance(dt));
+    EXPECT_LE(rel_error(x, want), elementwise_tolerance(dt));
     mul_(x, -0.5);
     mul_(want, -0.5);
-    EXPECT_LE(rel_error(x, want), tolerance(dt));
+    EXPECT_LE(rel_error(x, want), elementwise_tolerance(dt));
     // In place through a transposed view.
     Tensor xt = x.transpose(0, 1), wt = want.transpose(0, 1);
     add_(xt, c.to(dt).to(d));
     add_(wt, c.to(dt).to(DType::F64));
-    EXPECT_LE(rel_error(x, want), tolerance(dt));
+    EXPECT_LE(rel_error(x, want), elementwise_tolerance(dt));
   }
   for (DType dt : {DType::F32, DType::F64, DType::BF16, DType::I32}) {
     Tensor z = zeros({5, 6}, dt, d);

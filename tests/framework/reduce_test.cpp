@@ -225,8 +225,7 @@ using sparrow::testing::rel_error;
 
 class ReduceOnDevice : public DeviceTest {};
 
-// f32 within 1e-5 relative; bf16 within its rounding.
-double tolerance(DType t) { return t == DType::BF16 ? 2e-2 : 1e-5; }
+using sparrow::testing::elementwise_tolerance;
 
 }  // namespace
 
@@ -255,10 +254,10 @@ TEST_P(ReduceOnDevice, SumAndMeanEveryKernelPath) {
       const std::string tag = shape_str(c.shape);
       expect_matches_f64(
           "sum " + tag, [&c](const std::vector<Tensor>& x) { return sum(x[0], c.dims, c.keep); }, {a}, d, dt,
-          tolerance(dt));
+          elementwise_tolerance(dt));
       expect_matches_f64(
           "mean " + tag, [&c](const std::vector<Tensor>& x) { return mean(x[0], c.dims, c.keep); }, {a}, d, dt,
-          tolerance(dt));
+          elementwise_tolerance(dt));
     }
   // Permuted input: strided reduced and kept spaces.
   Tensor p = randn({6, 7, 8}, gen, DType::F64);
@@ -268,7 +267,7 @@ TEST_P(ReduceOnDevice, SumAndMeanEveryKernelPath) {
         [&dims](const std::vector<Tensor>& x) {
           return sum(x[0].permute({2, 0, 1}), dims);
         },
-        {p}, d, DType::F32, tolerance(DType::F32));
+        {p}, d, DType::F32, elementwise_tolerance(DType::F32));
 }
 
 TEST_P(ReduceOnDevice, MaxAndSumTo) {
@@ -280,19 +279,20 @@ TEST_P(ReduceOnDevice, MaxAndSumTo) {
       for (bool keep : {false, true}) {
         expect_matches_f64(
             "max dim " + std::to_string(dim),
-            [dim, keep](const std::vector<Tensor>& x) { return max(x[0], dim, keep); }, {a}, d, dt, tolerance(dt));
+            [dim, keep](const std::vector<Tensor>& x) { return max(x[0], dim, keep); }, {a}, d, dt,
+            elementwise_tolerance(dt));
         expect_matches_f64(
             "max permuted dim " + std::to_string(dim),
             [dim, keep](const std::vector<Tensor>& x) {
               return max(x[0].permute({1, 2, 0}), dim, keep);
             },
-            {a}, d, dt, tolerance(dt));
+            {a}, d, dt, elementwise_tolerance(dt));
       }
     Tensor b = randn({4, 3, 1000}, gen, DType::F64);
     for (const Shape& s : {Shape{1000}, Shape{3, 1}, Shape{}, Shape{4, 1, 1}, Shape{1, 3, 1000}})
       expect_matches_f64(
           "sum_to " + shape_str(s), [&s](const std::vector<Tensor>& x) { return sum_to(x[0], s); }, {b}, d, dt,
-          tolerance(dt));
+          elementwise_tolerance(dt));
   }
   // Ties and NaN: the first maximum wins, and NaN propagates.
   Tensor t = from_vector(std::vector<double>{2, 7, 7, 1, NAN, 3}, {2, 3}, DType::F32, d);
