@@ -12,6 +12,7 @@
 #   HOPPER_DEADLINE=s    skip the remaining parts after this many seconds (default 280)
 #   HOPPER_STB_DIR=dir   a folder holding stb/*.h (the GPU host has no libstb-dev; .deps/usr neither)
 #   HOPPER_CAUSAL="no yes"  which masks to time (default both)
+#   HOPPER_KERNELS="sm90 mma"  which kernels bench times (default both)
 #   HOPPER_SKIP_BUILD=1  reuse build-gpu as it is (built by scripts/gpu-check.sh in the same call)
 set -uo pipefail
 out=${OUT:-$PWD/gpu-out}; mkdir -p "$out"
@@ -72,7 +73,7 @@ causal_flags=""
 for c in ${HOPPER_CAUSAL:-no yes}; do causal_flags+=" $([[ $c == yes ]] && echo --causal || echo _)"; done
 if [[ $parts == *bench* ]]; then
   for N in $seqs; do for Dh in $dims; do for s in $dens; do for causal in $causal_flags; do
-    for kern in sm90 mma; do
+    for kern in ${HOPPER_KERNELS:-sm90 mma}; do
       [[ $(left) -lt 20 ]] && { echo "bench: out of time at N=$N D=$Dh s=$s"; break 5; }
       SPARROW_BLOCK_ATTN_KERNEL=$kern timeout 60 $bin/bench_attention --device cuda --backend block_sparse \
         --pattern bigbird --sparsity $s --seq $N --heads 16 --head-dim $Dh --block 128 --dtype bf16 --repeat 10 \
