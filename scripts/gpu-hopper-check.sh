@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# One call on an H100/H200 host for the sm_90a block-attention forward: build (test_gpu,
-# bench_attention, attention_layout), the GPU attention tests (sm_90a vs CPU and vs mma.sync),
-# compute-sanitizer memcheck on a small case, SASS check for HGMMA, then timings of the sm_90a
-# forward vs the mma.sync forward (bench_attention, SPARROW_BLOCK_ATTN_KERNEL) and FlexAttention
-# on the identical layouts (attention_layout --dump-csr → bench/attention_gpu_compare.py).
+# One call on an H100/H200 host for the sm_90a block-attention kernels: build (test_gpu,
+# bench_attention, attention_layout), the GPU attention tests (sm_90a forward and backward vs CPU
+# and vs mma.sync), compute-sanitizer memcheck on a small case, SASS check for HGMMA, then timings
+# of the sm_90a kernels (forward and backward) vs the mma.sync ones (bench_attention,
+# SPARROW_BLOCK_ATTN_KERNEL) and FlexAttention on the identical layouts (attention_layout --dump-csr → bench/attention_gpu_compare.py).
 # Logs and JSON lines under $OUT (or ./gpu-out). Needs .deps (make-deps.sh: Eigen, yaml-cpp,
 # gtest under .deps/usr; cudnn_frontend-*; cutlass-*).
 #   HOPPER_PARTS="test memcheck sass bench flex"   (default: all)
@@ -62,11 +62,13 @@ if [[ $parts == *memcheck* && $(left) -gt 60 ]]; then
   done
 fi
 if [[ $parts == *sass* ]]; then
-  obj=$(find build-gpu -name 'block_attention_sm90.cu.o' | head -1)
-  if [[ -n $obj ]] && command -v cuobjdump >/dev/null; then
-    cuobjdump --dump-sass "$obj" > "$out/sm90.sass" 2>&1
-    echo "SASS: HGMMA $(grep -c HGMMA "$out/sm90.sass"), local LDL/STL $(grep -cE 'LDL|STL' "$out/sm90.sass"), UTMALDG $(grep -c UTMALDG "$out/sm90.sass"), USETMAXREG $(grep -c USETMAXREG "$out/sm90.sass")"
-  fi
+  for part in sm90 sm90_bwd; do  # the forward's object, then the backward's
+    obj=$(find build-gpu -name "block_attention_$part.cu.o" | head -1)
+    if [[ -n $obj ]] && command -v cuobjdump >/dev/null; then
+      cuobjdump --dump-sass "$obj" > "$out/$part.sass" 2>&1
+      echo "SASS $part: HGMMA $(grep -c HGMMA "$out/$part.sass"), local LDL/STL $(grep -cE 'LDL|STL' "$out/$part.sass"), UTMALDG $(grep -c UTMALDG "$out/$part.sass"), USETMAXREG $(grep -c USETMAXREG "$out/$part.sass")"
+    fi
+  done
 fi
 seqs=${HOPPER_SEQS:-16384 65536}; dims=${HOPPER_DIMS:-64 128}; dens=${HOPPER_DENS:-0.90 0.95 0.99}
 causal_flags=""

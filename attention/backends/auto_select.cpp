@@ -21,6 +21,13 @@ AutoAttention::AutoAttention(const AttentionConfig& cfg) : cfg_(cfg) {
   SPARROW_CHECK(a.budget_tokens >= 1, "auto attention: budget_tokens ", a.budget_tokens, " (must be ≥ 1)");
   SPARROW_CHECK(std::isfinite(a.max_sparsity) && a.max_sparsity >= 0 && a.max_sparsity < 1,
                 "auto attention: max_sparsity ", a.max_sparsity, " (must be in [0, 1))");
+  // The rule sets the sparsity by length; a sparsity or schedule in the config would be ignored
+  // silently, so it is refused instead.
+  const char* why = "but auto chooses the sparsity from the sequence length (attention.auto.budget_tokens, "
+                    "max_sparsity): remove it or pick a concrete backend";
+  SPARROW_CHECK(cfg.sparsity == 0.0, "auto attention: attention.sparsity is ", cfg.sparsity, " ", why);
+  SPARROW_CHECK(!cfg.schedule.active(), "auto attention: attention.schedule is set (from ", cfg.schedule.from, " to ",
+                cfg.schedule.to, ") ", why);
   SPARROW_CHECK(a.sparse_backend != "auto", "auto attention: sparse_backend must name a concrete backend, got 'auto'");
   const std::vector<std::string> names = attention_backend_names();
   std::string known;

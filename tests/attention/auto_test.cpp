@@ -87,7 +87,6 @@ TEST(Auto, OutputIsTheChosenBackends) {
 
 TEST(Auto, KeepsOneInstancePerBackendWhileItsSparsityHolds) {
   auto cfg = auto_config("block_sparse");
-  cfg.schedule = {0.1, 0.5, 0, 4, "linear"};  // not auto's: the length decides its sparsity
   AutoAttention a(cfg);
   Generator g(3);
   EXPECT_EQ(a.instance("dense"), nullptr);
@@ -126,5 +125,21 @@ TEST(Auto, RejectsBadConfigs) {
   EXPECT_THROW(AutoAttention{cfg}, Error);
   cfg.autocfg.max_sparsity = 0.9;
   cfg.autocfg.budget_tokens = 0;
+  EXPECT_THROW(AutoAttention{cfg}, Error);
+  // A sparsity or schedule the rule would override is refused, not ignored.
+  cfg = auto_config("block_sparse");
+  cfg.sparsity = 0.95;
+  try {
+    AutoAttention a(cfg);
+    FAIL() << "no error for attention.sparsity under auto";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("attention.sparsity"), std::string::npos) << e.what();
+  }
+  cfg.sparsity = 0.0;
+  cfg.schedule.from = 0.01;
+  cfg.schedule.to = 0.9;
+  cfg.schedule.start = 0;
+  cfg.schedule.end = 10;
+  ASSERT_TRUE(cfg.schedule.active());
   EXPECT_THROW(AutoAttention{cfg}, Error);
 }

@@ -6,10 +6,12 @@
 // Skips without a GPU, and (with a note) on a device the sm_90a kernel does not serve.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "attention/attention_config.h"
@@ -79,6 +81,36 @@ TEST(AttentionSm90Lists, PartialFirstThenFullMatchesBruteForce) {
         }
       }
     }
+}
+
+// The tiles of the sm_90a backward are uneven (dK/dV: 64 query rows × 128 keys; dQ: 128 × 64):
+// classify_tile against brute force over every tile position, ragged and not, causal and not.
+TEST(AttentionSm90Lists, ClassifyTileMatchesBruteForce) {
+  using attn::cuda::BlockKind;
+  for (bool causal : {false, true})
+    for (int64_t n : {64, 128, 200, 1000})
+      for (auto [rows, cols] : {std::pair<int64_t, int64_t>{64, 128}, {128, 64}, {128, 128}})
+        for (int64_t q0 = 0; q0 < n + rows; q0 += rows)
+          for (int64_t k0 = 0; k0 < n + cols; k0 += cols) {
+            int64_t seen = 0, total = 0;
+            for (int64_t i = q0; i < std::min(n, q0 + rows); ++i)
+              for (int64_t j = k0; j < k0 + cols; ++j) {
+                ++total;
+                seen += j < n && (!causal || j <= i);
+              }
+            const BlockKind want = seen == 0 ? BlockKind::kSkip : (seen == total ? BlockKind::kFull : BlockKind::kPartial);
+            const BlockKind got = attn::cuda::classify_tile(q0, rows, k0, cols, n, n, causal);
+            SCOPED_TRACE(::testing::Message() << "n=" << n << " tile " << rows << "x" << cols << " at (" << q0 << ", "
+                                              << k0 << ")" << (causal ? " causal" : ""));
+            // Skip and full must be exact (a skipped tile with a visible element loses it; a full
+            // tile with a masked one computes it); a partial tile only costs the mask.
+            if (want == BlockKind::kSkip || got == BlockKind::kSkip) {
+              ASSERT_EQ(static_cast<int>(got), static_cast<int>(want));
+            }
+            if (got == BlockKind::kFull) {
+              ASSERT_EQ(static_cast<int>(want), static_cast<int>(BlockKind::kFull));
+            }
+          }
 }
 
 #ifdef SPARROW_WITH_CUDA
@@ -204,8 +236,70 @@ TEST(AttentionSm90Gpu, ForwardMatchesCpuAndMma) {
 #endif
 }
 
-// The backward (mma.sync) consumes the sm_90a forward's O and LSE: gradients equal the mma.sync
-// path's on the same inputs.
+// The sm_90a backward (dK/dV pass over key blocks, dQ pass over query blocks) against the
+// mma.sync backward and the CPU reference's (f32 on the same rounded inputs), given one forward's
+// O and LSE: every pattern at block 128, dense, causal and not, ragged N, B 2, H 3, D 64 and 128.
+// dQ, dK and dV land in poisoned memory, so an element the kernels skip fails.
+TEST(AttentionSm90Gpu, BackwardMatchesCpuAndMma) {
+  SPARROW_REQUIRE_GPU();
+#ifdef SPARROW_WITH_CUDA
+  if (!sm90_here()) return;
+  const std::vector<std::string> patterns{"dense", "local",  "dilated", "strided",
+                                          "fixed", "global", "random",  "bigbird"};
+  int cases = 0;
+  for (int64_t N : {128, 200, 1000, 2048})
+    for (int64_t D : {64, 128})
+      for (bool causal : {false, true})
+        for (const std::string& pat : patterns) {
+          const int64_t B = 2, H = 3;
+          Generator g(5000 + N + D + causal * 7 + cases);
+          auto make = [&]() { return on(randn({B, H, N, D}, g, DType::F32), Device::cpu(), DType::BF16); };
+          Tensor qh = make(), kh = make(), vh = make(), gh = make();
+          auto L = pattern_layout(pat, N, H, causal);
+          BlockAttentionArgs a;
+          a.layout = L.get();
+          a.block_size = 128;
+          a.causal = causal;
+          a.scale = 1.0 / std::sqrt(static_cast<double>(D));
+          SCOPED_TRACE(::testing::Message() << pat << " N=" << N << " D=" << D << (causal ? " causal" : ""));
+          Tensor q = on(qh, kGpu, DType::BF16), k = on(kh, kGpu, DType::BF16), v = on(vh, kGpu, DType::BF16),
+                 dout = on(gh, kGpu, DType::BF16);
+          const BlockAttentionForward f = forward_with("mma", q, k, v, a);
+          auto backward_with = [&](const char* kernel) {
+            setenv("SPARROW_BLOCK_ATTN_KERNEL", kernel, 1);
+            sparrow::testing::poison_allocator(kGpu, {static_cast<size_t>(q.numel()) * 2});
+            BlockAttentionGrads r = attn::cuda::block_attention_backward(q, k, v, f.out, f.lse, dout, a);
+            sparrow::cuda::synchronize();
+            unsetenv("SPARROW_BLOCK_ATTN_KERNEL");
+            return std::vector<std::vector<double>>{r.dq.to_vector(), r.dk.to_vector(), r.dv.to_vector()};
+          };
+          const auto gs = backward_with("sm90"), gm = backward_with("mma");
+          std::vector<std::vector<double>> gc;
+          if (N <= 1000 || pat != "dense") {
+            auto f32 = [](const Tensor& t) { return on(t, Device::cpu(), DType::F32); };
+            BlockAttentionGrads c = attn::cpu::block_attention_backward(
+                f32(qh), f32(kh), f32(vh), f32(f.out), on(f.lse, Device::cpu(), DType::F32), f32(gh), a);
+            gc = {c.dq.to_vector(), c.dk.to_vector(), c.dv.to_vector()};
+          }
+          const char* names[3] = {"dQ", "dK", "dV"};
+          for (int t = 0; t < 3; ++t) {
+            size_t bad = 0;
+            EXPECT_LT(norm_ratio(gs[t], gm[t], &bad), 2e-2) << names[t] << " vs mma.sync";
+            EXPECT_EQ(bad, 0u) << names[t] << " elements unwritten (NaN poison) or non-finite";
+            if (!gc.empty()) {
+              size_t b2 = 0;
+              EXPECT_LT(norm_ratio(gs[t], gc[t], &b2), 2e-2) << names[t] << " vs CPU";
+            }
+          }
+          ++cases;
+        }
+  std::printf("[   INFO   ] %d sm_90a backward cases\n", cases);
+#endif
+}
+
+// The backward consumes the sm_90a forward's O and LSE: gradients through autograd equal the
+// mma.sync path's on the same inputs (with SPARROW_BLOCK_ATTN_KERNEL=sm90 the backward is the
+// sm_90a one too).
 TEST(AttentionSm90Gpu, BackwardThroughSm90Forward) {
   SPARROW_REQUIRE_GPU();
 #ifdef SPARROW_WITH_CUDA

@@ -19,15 +19,22 @@ namespace sparrow::attn::cuda {
 
 enum class BlockKind : int { kSkip = 0, kPartial = 1, kFull = 2 };
 
-// Key block kb (keys [kb·block, kb·block + block)) seen from query block qb, positions plain
-// (key j visible to query i iff j ≤ i under causality).
-SPARROW_HD BlockKind classify_key_block(int64_t qb, int64_t kb, int64_t block, int64_t nq, int64_t nk, bool causal) {
-  const int64_t q0 = qb * block, k0 = kb * block;
-  const int64_t q_last = (q0 + block < nq ? q0 + block : nq) - 1;
-  if (k0 >= nk) return BlockKind::kSkip;
+// Query rows [q0, q0 + rows) against keys [k0, k0 + cols), positions plain (key j visible to
+// query i iff j ≤ i under causality): kSkip when no element is visible (rows past nq have nothing
+// to compute), kFull when every element of the rows below nq is, else kPartial. The sm_90a kernels
+// tile unevenly (forward 128 × 128; backward dK/dV 64 query rows × 128 keys, dQ 128 × 64).
+SPARROW_HD BlockKind classify_tile(int64_t q0, int64_t rows, int64_t k0, int64_t cols, int64_t nq, int64_t nk,
+                                   bool causal) {
+  const int64_t q_last = (q0 + rows < nq ? q0 + rows : nq) - 1;
+  if (k0 >= nk || q0 >= nq) return BlockKind::kSkip;
   if (causal && k0 > q_last) return BlockKind::kSkip;
-  if (k0 + block > nk || (causal && k0 + block - 1 > q0)) return BlockKind::kPartial;
+  if (k0 + cols > nk || (causal && k0 + cols - 1 > q0)) return BlockKind::kPartial;
   return BlockKind::kFull;
+}
+
+// Key block kb (keys [kb·block, kb·block + block)) seen from query block qb.
+SPARROW_HD BlockKind classify_key_block(int64_t qb, int64_t kb, int64_t block, int64_t nq, int64_t nk, bool causal) {
+  return classify_tile(qb * block, block, kb * block, block, nq, nk, causal);
 }
 
 // Writes the row's partial blocks, then its full blocks, into out (room for n entries);

@@ -59,19 +59,10 @@ void sm90_forward(const Sm90Forward&, cudaStream_t) {
 
 #else
 
-#include <cutlass/arch/barrier.h>
-#include <cutlass/arch/reg_reconfig.h>
-#include <cutlass/cutlass.h>
-#include <cutlass/numeric_types.h>
-#include <cute/tensor.hpp>
+#include "attention/kernels/cuda/block_attention_sm90_common.cuh"
 
 namespace sparrow::attn::cuda {
 namespace sm90 {
-
-using namespace cute;
-using Elt = cutlass::bfloat16_t;
-using Bar = cutlass::arch::ClusterBarrier;
-using TxBar = cutlass::arch::ClusterTransactionBarrier;
 
 constexpr int kM = kSm90Block, kN = kSm90Block;
 constexpr int kThreads = 384;  // producer warpgroup + 2 consumer warpgroups
@@ -83,8 +74,7 @@ struct Cfg {
   using SmemLayoutQ = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<Elt>{}, Shape<Int<kM>, Int<D>>{}));
   using SmemLayoutK = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<Elt>{}, Shape<Int<kN>, Int<D>, Int<kStages>>{}));
   // Vᵀ (D × keys × stages) viewed on V's row-major (K-major for QKᵀ) tiles: MN-major for P·V.
-  using SmemLayoutVt = decltype(composition(
-      SmemLayoutK{}, make_ordered_layout(Shape<Int<D>, Int<kN>, Int<kStages>>{}, Step<_2, _1, _3>{})));
+  using SmemLayoutVt = TransposedSmem<SmemLayoutK, kN, D, kStages>;
   using MmaQK = decltype(make_tiled_mma(GMMA::ss_op_selector<Elt, Elt, float, Shape<Int<kM>, Int<kN>, Int<D>>>(),
                                         Layout<Shape<_2, _1, _1>>{}));
   using MmaPV = decltype(make_tiled_mma(
@@ -104,19 +94,12 @@ struct Cfg {
 };
 
 template <int D>
-auto gmem_tensor(const Elt* p, int n, int bh) {
-  return make_tensor(make_gmem_ptr(p), make_shape(n, Int<D>{}, bh),
-                     make_stride(static_cast<int64_t>(D), _1{}, static_cast<int64_t>(n) * D));
-}
-template <int D>
 auto make_tma_q(const Elt* p, int n, int bh) {
-  return make_tma_copy(SM90_TMA_LOAD{}, gmem_tensor<D>(p, n, bh), typename Cfg<D>::SmemLayoutQ{},
-                       Shape<Int<kM>, Int<D>>{}, _1{});
+  return make_tma_rows<kM, D>(p, n, bh, typename Cfg<D>::SmemLayoutQ{});
 }
 template <int D>
 auto make_tma_kv(const Elt* p, int n, int bh) {
-  return make_tma_copy(SM90_TMA_LOAD{}, gmem_tensor<D>(p, n, bh), take<0, 2>(typename Cfg<D>::SmemLayoutK{}),
-                       Shape<Int<kN>, Int<D>>{}, _1{});
+  return make_tma_rows<kN, D>(p, n, bh, take<0, 2>(typename Cfg<D>::SmemLayoutK{}));
 }
 
 template <int D>
@@ -157,13 +140,6 @@ __device__ Walk make_walk(const Params<D>& p, int h, int m_block) {
     w.nv = p.counts[2 * row + 1];
   }
   return w;
-}
-
-// ((2, 2, V), MMA_M, MMA_N) accumulator layout → ((2, MMA_M), (2, V, MMA_N)): rows × columns.
-template <class L>
-__device__ auto rowcol(L l) {
-  auto l0 = get<0>(l);
-  return make_layout(make_layout(get<1>(l0), get<1>(l)), make_layout(get<0>(l0), get<2>(l0), get<2>(l)));
 }
 
 __device__ __forceinline__ float quad_max(float x) {
@@ -332,12 +308,7 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
         CUTLASS_PRAGMA_UNROLL
         for (int c = 0; c < size<1>(Ors); ++c) Ors(r, c) *= alpha;
       }
-      CUTLASS_PRAGMA_UNROLL
-      for (int e = 0; e < size(tSrS); e += 2) {
-        const __nv_bfloat162 b2 = __float22bfloat162_rn(make_float2(tSrS(e), tSrS(e + 1)));
-        tOrP(e) = Elt::bitcast(reinterpret_cast<const uint16_t*>(&b2)[0]);
-        tOrP(e + 1) = Elt::bitcast(reinterpret_cast<const uint16_t*>(&b2)[1]);
-      }
+      to_bf16_fragment(tSrS, tOrP);
 
       TxBar::wait(&ss.full_v[stage], phase);
       warpgroup_fence_operand(tOrO);
@@ -397,13 +368,8 @@ void launch(const Sm90Forward& f, cudaStream_t stream) {
               f.lists,
               f.counts};
   constexpr int smem = static_cast<int>(sizeof(typename C::Smem));
-  static std::atomic<uint64_t> attr_done{0};  // bit per device: the dynamic shared-memory limit raised
-  const int dev = sparrow::cuda::current_device();
-  const uint64_t bit = dev >= 0 && dev < 64 ? uint64_t{1} << dev : 0;
-  if (bit == 0 || (attr_done.load() & bit) == 0) {
-    SPARROW_CUDA_CHECK(cudaFuncSetAttribute(fwd_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    attr_done.fetch_or(bit);
-  }
+  static std::atomic<uint64_t> smem_raised{0};
+  raise_smem_limit(fwd_kernel<D>, smem, smem_raised);
   const dim3 grid(static_cast<unsigned>(f.bh), static_cast<unsigned>((f.nq + kM - 1) / kM));
   fwd_kernel<D><<<grid, kThreads, smem, stream>>>(p);
   SPARROW_CUDA_LAUNCH_CHECK();

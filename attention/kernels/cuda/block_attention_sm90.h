@@ -1,5 +1,5 @@
-// sm_90a (Hopper) block-attention forward: TMA + mbarrier pipeline + wgmma, warp-specialised
-// (block_attention_sm90.cu). Included only from .cu files.
+// sm_90a (Hopper) block attention: TMA + mbarrier pipeline + wgmma, warp-specialised; forward in
+// block_attention_sm90.cu, backward in block_attention_sm90_bwd.cu. Included only from .cu files.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -26,6 +26,27 @@ struct Sm90Forward {
   const int32_t* counts = nullptr;  // [nh][nqb][2]: partial count, total count
 };
 
+// The backward's inputs (block_attention_sm90_bwd.cu): q, k, v, dout as for the forward, and the
+// row statistics of attn_bwd_prep — LSE₂ = LSE·log₂e (+∞ for a row that sees nothing and for the
+// padding rows) and Di = rowsum(dO ∘ O), both f32 [B·H, nq_pad] with nq_pad a multiple of 64.
+// Writes dq (bf16 [B·H, nq, d]), dk, dv (bf16 [B·H, nk, d]): every element, zeros where nothing is seen.
+struct Sm90Backward {
+  const void* q = nullptr;
+  const void* k = nullptr;
+  const void* v = nullptr;
+  const void* dout = nullptr;
+  const float* lse2 = nullptr;
+  const float* di = nullptr;
+  void* dq = nullptr;
+  void* dk = nullptr;
+  void* dv = nullptr;
+  int64_t bh = 0, heads = 1, nq = 0, nk = 0, nq_pad = 0;
+  int d = 0;
+  float scale = 0, scale_log2 = 0;
+  bool causal = false;
+  LayoutView view;  // row_ptr == nullptr: dense; else block == kSm90Block, with the transpose (col_ptr)
+};
+
 // Whether this build has the kernel (CUTLASS headers found at configure time).
 bool sm90_built();
 // Fills lists / counts for a layout (view.row_ptr != nullptr) on the stream.
@@ -33,5 +54,7 @@ void sm90_build_lists(const LayoutView& view, int64_t nq, int64_t nk, bool causa
                       cudaStream_t stream);
 // Launches the forward (d 64 or 128, no key_last); the caller has checked the shape.
 void sm90_forward(const Sm90Forward& f, cudaStream_t stream);
+// Launches the backward: a dK/dV pass over key blocks and a dQ pass over query blocks (nq, nk > 0).
+void sm90_backward(const Sm90Backward& b, cudaStream_t stream);
 
 }  // namespace sparrow::attn::cuda

@@ -1,0 +1,639 @@
+// sm_90a block-attention backward, two passes on the forward's machinery (TMA into an mbarrier
+// ring, a producer warpgroup, two consumer warpgroups on wgmma; block_attention_sm90.cu):
+//
+//   dK/dV pass — CTA = one key block (128 keys; 64 per consumer warpgroup) of one (batch, head).
+//     K and V are loaded once; the layout's COLUMN (the transpose CSR) gives the query blocks that
+//     see the key block, each streamed as two 64-row tiles of Q and dO (TMA) with their LSE₂ and
+//     Di (plain loads by a second producer warp). Per tile, with keys as rows:
+//       Sᵀ = K Qᵀ, dPᵀ = V dOᵀ                (wgmma 64×64×16, both operands from smem)
+//       Pᵀ = exp2(Sᵀ·scale·log₂e − LSE₂), dSᵀ = Pᵀ ∘ (dPᵀ − Di)   (mask on partial tiles only)
+//       dV += Pᵀ dO, dK += dSᵀ Q              (wgmma register-A, dO and Q read MN-major)
+//     then dK ·= scale. dK and dV stay in registers for the whole column: no atomics.
+//   dQ pass — CTA = one query block (128 rows; 64 per consumer warpgroup). Q and dO are loaded
+//     once; the layout's ROW gives the key blocks, each streamed as two 64-key tiles of K and V:
+//       S = Q Kᵀ, dP = dO Vᵀ, P = exp2(S·scale·log₂e − LSE₂), dS = P ∘ (dP − Di), dQ += dS K,
+//     then dQ ·= scale.
+//
+// S and dP are computed in both passes (7 tile GEMMs where FlashAttention-3's single pass with f32
+// dQ atomics does 5): deterministic, and no f32 [B·H, N, D] dQ buffer, the same trade the
+// mma.sync backward makes (block_attention_mma.cuh). Tiles are 64 wide along the streamed
+// dimension so that the accumulators of D = 128 fit: dK, dV 64 + 64, Sᵀ and dPᵀ 16 + 16 f32
+// registers a thread per 64-key half.
+//
+// Masking follows classify_tile (block_attention_lists.h): a tile past the sequence or above the
+// causal diagonal is skipped by producer and consumers alike; a partial tile gets the per-element
+// rule key < nk and (not causal or key ≤ query); rows past nq have LSE₂ = +∞, so P = 0 there.
+#include <cuda_bf16.h>
+
+#include "attention/kernels/cuda/block_attention_lists.h"
+#include "attention/kernels/cuda/block_attention_sm90.h"
+#include "framework/cuda/runtime.h"
+
+#ifndef SPARROW_WITH_CUTLASS
+
+namespace sparrow::attn::cuda {
+void sm90_backward(const Sm90Backward&, cudaStream_t) {
+  fail("block_attention: built without CUTLASS (no sm_90a kernel)");
+}
+}  // namespace sparrow::attn::cuda
+
+#else
+
+#include "attention/kernels/cuda/block_attention_sm90_common.cuh"
+
+namespace sparrow::attn::cuda {
+namespace sm90 {
+
+constexpr int kBlock = kSm90Block;  // keys per dK/dV CTA, query rows per dQ CTA
+constexpr int kHalf = 64;           // rows of a streamed tile (half a layout block)
+constexpr int kThreads = 384;       // producer warpgroup + 2 consumer warpgroups
+constexpr int kConsumerWarps = 8;
+
+// ---------------------------------------------------------------------------------------------
+// The tiles a CTA streams, in the same order for producer and consumers.
+
+// Key block kb's column: the query blocks that see it (the layout's transpose), or every block.
+struct ColumnBlocks {
+  const int32_t* rows = nullptr;  // null: dense, blocks first .. first + n − 1
+  int n = 0, first = 0;
+  __device__ int at(int i) const { return rows != nullptr ? rows[i] : first + i; }
+};
+__device__ inline ColumnBlocks column_blocks(const LayoutView& L, int h, int kb, int nqb, bool causal) {
+  ColumnBlocks c;
+  if (L.row_ptr == nullptr) {
+    c.first = causal ? kb : 0;  // under causality query block qb sees key block kb only if qb ≥ kb
+    c.n = nqb > c.first ? nqb - c.first : 0;
+  } else {
+    const int lh = L.nh == 1 ? 0 : h;
+    const int64_t* cp = L.col_ptr + static_cast<int64_t>(lh) * (L.nkb + 1);
+    c.rows = L.row_idx + cp[kb];
+    c.n = static_cast<int>(cp[kb + 1] - cp[kb]);
+  }
+  return c;
+}
+
+// Query block qb's row: the key blocks it sees, or every block (up to the diagonal if causal).
+struct RowBlocks {
+  const int32_t* cols = nullptr;  // null: dense, blocks 0 .. n − 1
+  int n = 0;
+  __device__ int at(int i) const { return cols != nullptr ? cols[i] : i; }
+};
+__device__ inline RowBlocks row_blocks(const LayoutView& L, int h, int qb, int nkb, bool causal) {
+  RowBlocks r;
+  if (L.row_ptr == nullptr) {
+    r.n = causal && qb + 1 < nkb ? qb + 1 : nkb;
+  } else {
+    const int lh = L.nh == 1 ? 0 : h;
+    const int64_t* rp = L.row_ptr + static_cast<int64_t>(lh) * (L.nqb + 1);
+    r.cols = L.col_idx + rp[qb];
+    r.n = static_cast<int>(rp[qb + 1] - rp[qb]);
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// dK/dV pass.
+
+// What both passes share: a resident 128-row block (K, V or Q, dO) against streamed 64-row tiles.
+template <int D>
+struct Tiles {
+  using SmemBlock = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<Elt>{}, Shape<Int<kBlock>, Int<D>>{}));
+  template <int S>
+  using SmemHalves = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<Elt>{}, Shape<Int<kHalf>, Int<D>, Int<S>>{}));
+  // Block × tileᵀ, contracting D (Sᵀ = K Qᵀ, dPᵀ = V dOᵀ; S = Q Kᵀ, dP = dO Vᵀ); both from smem.
+  using MmaScores = decltype(make_tiled_mma(
+      GMMA::ss_op_selector<Elt, Elt, float, Shape<Int<kBlock>, Int<kHalf>, Int<D>>>(), Layout<Shape<_2, _1, _1>>{}));
+  // Block rows × D, contracting the tile's rows (dV += Pᵀ dO, dK += dSᵀ Q; dQ += dS K): A from
+  // registers, B the tile read MN-major.
+  using MmaAccumulate = decltype(make_tiled_mma(
+      GMMA::rs_op_selector<Elt, Elt, float, Shape<Int<kBlock>, Int<D>, Int<kHalf>>, GMMA::Major::K, GMMA::Major::MN>(),
+      Layout<Shape<_2, _1, _1>>{}));
+  static constexpr int kTileBytes = kHalf * D * 2;
+  static constexpr int kBlockBytes = kBlock * D * 2;
+};
+
+template <int D>
+struct DkdvCfg : Tiles<D> {
+  static constexpr int kStages = D == 64 ? 4 : 3;
+  using SmemLayoutKV = typename Tiles<D>::SmemBlock;
+  using SmemLayoutQ = typename Tiles<D>::template SmemHalves<kStages>;
+  using SmemLayoutQt = TransposedSmem<SmemLayoutQ, kHalf, D, kStages>;  // Qᵀ, dOᵀ for dK, dV
+
+  struct Smem {
+    array_aligned<Elt, cosize_v<SmemLayoutKV>, 1024> k;
+    array_aligned<Elt, cosize_v<SmemLayoutKV>, 1024> v;
+    array_aligned<Elt, cosize_v<SmemLayoutQ>, 1024> q;
+    array_aligned<Elt, cosize_v<SmemLayoutQ>, 1024> dout;
+    float lse2[kStages][kHalf];
+    float di[kStages][kHalf];
+    alignas(8) uint64_t bar_kv;
+    uint64_t full[kStages];  // TMA's bytes + the statistics warp's 32 arrivals
+    uint64_t empty[kStages];
+  };
+};
+
+template <int D>
+auto make_tma_block(const Elt* p, int n, int bh) {
+  return make_tma_rows<kBlock, D>(p, n, bh, typename Tiles<D>::SmemBlock{});
+}
+template <int D>
+auto make_tma_half(const Elt* p, int n, int bh) {
+  return make_tma_rows<kHalf, D>(p, n, bh, take<0, 2>(typename Tiles<D>::template SmemHalves<1>{}));
+}
+
+template <int D>
+struct BwdParams {
+  decltype(make_tma_block<D>(nullptr, 1, 1)) tma_block_a;  // dK/dV: K; dQ: Q
+  decltype(make_tma_block<D>(nullptr, 1, 1)) tma_block_b;  // dK/dV: V; dQ: dO
+  decltype(make_tma_half<D>(nullptr, 1, 1)) tma_half_a;    // dK/dV: Q tiles; dQ: K tiles
+  decltype(make_tma_half<D>(nullptr, 1, 1)) tma_half_b;    // dK/dV: dO tiles; dQ: V tiles
+  Elt* out_a;                                              // dK/dV: dK; dQ: dQ
+  Elt* out_b;                                              // dK/dV: dV
+  const float* lse2;
+  const float* di;
+  int nq, nk, nq_pad, bh, heads, nqb, nkb;
+  float scale, scale_log2;
+  bool causal;
+  LayoutView view;
+};
+
+// Stores a (128 rows × D) f32 accumulator (rows r0 + row of the tile, below n) as bf16 × factor.
+template <int D, class Acc, class Coords>
+__device__ void store_rows(const Acc& acc_rc, const Coords& crd_rc, Elt* base, int r0, int n, float factor) {
+  CUTLASS_PRAGMA_UNROLL
+  for (int r = 0; r < size<0>(acc_rc); ++r) {
+    const int row = r0 + get<0>(crd_rc(r, 0));
+    if (row >= n) continue;
+    CUTLASS_PRAGMA_UNROLL
+    for (int c = 0; c < size<1>(acc_rc); c += 2) {
+      const int col = get<1>(crd_rc(r, c));
+      const __nv_bfloat162 b2 = __float22bfloat162_rn(make_float2(acc_rc(r, c) * factor, acc_rc(r, c + 1) * factor));
+      *reinterpret_cast<__nv_bfloat162*>(base + static_cast<int64_t>(row) * D + col) = b2;
+    }
+  }
+}
+
+template <int D>
+__global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT const BwdParams<D> p) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using C = DkdvCfg<D>;
+  constexpr int S = C::kStages;
+  extern __shared__ __align__(1024) unsigned char smem_raw[];
+  auto& ss = *reinterpret_cast<typename C::Smem*>(smem_raw);
+
+  const int tid = threadIdx.x;
+  const int wg = cutlass::canonical_warp_group_idx();
+  // Grid (B·H, key blocks), heads fastest. Under causality the first key blocks have the longest
+  // columns: they go first.
+  const int kb = static_cast<int>(blockIdx.y);
+  const int bh = blockIdx.x, h = bh % p.heads;
+  const int k0 = kb * kBlock;
+  const ColumnBlocks col = column_blocks(p.view, h, kb, p.nqb, p.causal);
+  // Tile t of the walk: query rows [q0, q0 + 64) of block col.at(t / 2); kSkip ones are passed over.
+  auto tile_q0 = [&](int t) { return col.at(t >> 1) * kBlock + (t & 1) * kHalf; };
+  auto tile_kind = [&](int t) { return classify_tile(tile_q0(t), kHalf, k0, kBlock, p.nq, p.nk, p.causal); };
+  const int tiles = 2 * col.n;
+
+  if (tid == 0) {
+    Bar::init(&ss.bar_kv, 1);
+    CUTLASS_PRAGMA_UNROLL
+    for (int s = 0; s < S; ++s) {
+      Bar::init(&ss.full[s], 1 + 32);
+      Bar::init(&ss.empty[s], kConsumerWarps);
+    }
+    cutlass::arch::fence_barrier_init();
+  }
+  __syncthreads();
+
+  Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename C::SmemLayoutKV{});
+  Tensor sV = make_tensor(make_smem_ptr(ss.v.data()), typename C::SmemLayoutKV{});
+  Tensor sQ = make_tensor(make_smem_ptr(ss.q.data()), typename C::SmemLayoutQ{});
+  Tensor sdO = make_tensor(make_smem_ptr(ss.dout.data()), typename C::SmemLayoutQ{});
+
+  if (wg == 0) {
+    // ------------------------------------------------------------------ producers
+    cutlass::arch::warpgroup_reg_dealloc<32>();
+    const int warp = tid / 32, lane = tid % 32;
+    if (warp == 0 && lane == 0) {
+      Tensor mK = p.tma_block_a.get_tma_tensor(make_shape(p.nk, Int<D>{}, p.bh));
+      Tensor mV = p.tma_block_b.get_tma_tensor(make_shape(p.nk, Int<D>{}, p.bh));
+      Tensor mQ = p.tma_half_a.get_tma_tensor(make_shape(p.nq, Int<D>{}, p.bh));
+      Tensor mdO = p.tma_half_b.get_tma_tensor(make_shape(p.nq, Int<D>{}, p.bh));
+      Tensor gK = local_tile(mK(_, _, bh), Shape<Int<kBlock>, Int<D>>{}, make_coord(kb, _0{}));
+      Tensor gV = local_tile(mV(_, _, bh), Shape<Int<kBlock>, Int<D>>{}, make_coord(kb, _0{}));
+      Tensor gQ = local_tile(mQ(_, _, bh), Shape<Int<kHalf>, Int<D>>{}, make_coord(_, _0{}));  // (64, D, tiles)
+      Tensor gdO = local_tile(mdO(_, _, bh), Shape<Int<kHalf>, Int<D>>{}, make_coord(_, _0{}));
+      auto [tKg, tKs] = tma_partition(p.tma_block_a, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sK), group_modes<0, 2>(gK));
+      auto [tVg, tVs] = tma_partition(p.tma_block_b, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sV), group_modes<0, 2>(gV));
+      auto [tQg, tQs] = tma_partition(p.tma_half_a, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sQ), group_modes<0, 2>(gQ));
+      auto [tdOg, tdOs] =
+          tma_partition(p.tma_half_b, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sdO), group_modes<0, 2>(gdO));
+
+      TxBar::arrive_and_expect_tx(&ss.bar_kv, 2 * C::kBlockBytes);
+      copy(p.tma_block_a.with(ss.bar_kv), tKg, tKs);
+      copy(p.tma_block_b.with(ss.bar_kv), tVg, tVs);
+      int stage = 0;
+      uint32_t phase = 0;
+      for (int t = 0; t < tiles; ++t) {
+        if (tile_kind(t) == BlockKind::kSkip) continue;
+        const int qt = tile_q0(t) / kHalf;
+        Bar::wait(&ss.empty[stage], phase ^ 1);
+        TxBar::arrive_and_expect_tx(&ss.full[stage], 2 * C::kTileBytes);
+        copy(p.tma_half_a.with(ss.full[stage]), tQg(_, qt), tQs(_, stage));
+        copy(p.tma_half_b.with(ss.full[stage]), tdOg(_, qt), tdOs(_, stage));
+        if (++stage == S) {
+          stage = 0;
+          phase ^= 1;
+        }
+      }
+    } else if (warp == 1) {
+      // The tile's LSE₂ and Di (rows below nq_pad, a multiple of 64: always in range).
+      const float* lse2 = p.lse2 + static_cast<int64_t>(bh) * p.nq_pad;
+      const float* di = p.di + static_cast<int64_t>(bh) * p.nq_pad;
+      int stage = 0;
+      uint32_t phase = 0;
+      for (int t = 0; t < tiles; ++t) {
+        if (tile_kind(t) == BlockKind::kSkip) continue;
+        const int q0 = tile_q0(t);
+        Bar::wait(&ss.empty[stage], phase ^ 1);
+        ss.lse2[stage][lane] = lse2[q0 + lane];
+        ss.lse2[stage][lane + 32] = lse2[q0 + lane + 32];
+        ss.di[stage][lane] = di[q0 + lane];
+        ss.di[stage][lane + 32] = di[q0 + lane + 32];
+        Bar::arrive(&ss.full[stage]);  // release: the stores above are visible to the waiters
+        if (++stage == S) {
+          stage = 0;
+          phase ^= 1;
+        }
+      }
+    }
+  } else {
+    // ------------------------------------------------------------------ consumers
+    cutlass::arch::warpgroup_reg_alloc<240>();
+    const int ctid = tid - 128;
+    const int lane = tid & 31;
+    typename C::MmaScores mma_t;
+    typename C::MmaAccumulate mma_kv;
+    auto thr_t = mma_t.get_thread_slice(ctid);
+    auto thr_kv = mma_kv.get_thread_slice(ctid);
+    Tensor sQt = make_tensor(make_smem_ptr(ss.q.data()), typename C::SmemLayoutQt{});
+    Tensor sdOt = make_tensor(make_smem_ptr(ss.dout.data()), typename C::SmemLayoutQt{});
+
+    Tensor tSrK = thr_t.partition_fragment_A(sK);       // (MMA, MMA_M, MMA_K)
+    Tensor tSrV = thr_t.partition_fragment_A(sV);
+    Tensor tSrQ = thr_t.partition_fragment_B(sQ);       // (MMA, MMA_N, MMA_K, S)
+    Tensor tSrdO = thr_t.partition_fragment_B(sdO);
+    Tensor tKrQt = thr_kv.partition_fragment_B(sQt);    // (MMA, MMA_N, MMA_K, S)
+    Tensor tVrdOt = thr_kv.partition_fragment_B(sdOt);
+    Tensor tSrS = partition_fragment_C(mma_t, Shape<Int<kBlock>, Int<kHalf>>{});
+    Tensor tSrdP = partition_fragment_C(mma_t, Shape<Int<kBlock>, Int<kHalf>>{});
+    Tensor tdKrdK = partition_fragment_C(mma_kv, Shape<Int<kBlock>, Int<D>>{});
+    Tensor tdVrdV = partition_fragment_C(mma_kv, Shape<Int<kBlock>, Int<D>>{});
+    static_assert(decltype(size<1>(tSrS))::value == 1 && decltype(size<2>(tSrS))::value == 1);
+    static_assert(decltype(size(tSrS))::value == kHalf / 2);
+
+    Tensor cS = make_identity_tensor(Shape<Int<kBlock>, Int<kHalf>>{});
+    Tensor Crs = make_tensor(thr_t.partition_C(cS).data(), rowcol(thr_t.partition_C(cS).layout()));
+    Tensor Srs = make_tensor(tSrS.data(), rowcol(tSrS.layout()));
+    Tensor dPrs = make_tensor(tSrdP.data(), rowcol(tSrdP.layout()));
+    // Pᵀ and dSᵀ as register A-fragments: ((2, 2, 2), 1, kHalf/16).
+    Tensor tKVrP = make_tensor<Elt>(Layout<Shape<Shape<_2, _2, _2>, _1, Int<kHalf / 16>>>{});
+    Tensor tKVrdS = make_tensor<Elt>(Layout<Shape<Shape<_2, _2, _2>, _1, Int<kHalf / 16>>>{});
+
+    clear(tdKrdK);
+    clear(tdVrdV);
+    Bar::wait(&ss.bar_kv, 0);
+    int stage = 0;
+    uint32_t phase = 0;
+    for (int t = 0; t < tiles; ++t) {
+      const BlockKind kind = tile_kind(t);
+      if (kind == BlockKind::kSkip) continue;
+      const int q0 = tile_q0(t);
+      TxBar::wait(&ss.full[stage], phase);
+      warpgroup_fence_operand(tSrS);
+      warpgroup_fence_operand(tSrdP);
+      warpgroup_arrive();
+      mma_t.accumulate_ = GMMA::ScaleOut::Zero;
+      CUTLASS_PRAGMA_UNROLL
+      for (int kk = 0; kk < size<2>(tSrK); ++kk) {
+        cute::gemm(mma_t, tSrK(_, _, kk), tSrQ(_, _, kk, stage), tSrS);
+        mma_t.accumulate_ = GMMA::ScaleOut::One;
+      }
+      mma_t.accumulate_ = GMMA::ScaleOut::Zero;
+      CUTLASS_PRAGMA_UNROLL
+      for (int kk = 0; kk < size<2>(tSrV); ++kk) {
+        cute::gemm(mma_t, tSrV(_, _, kk), tSrdO(_, _, kk, stage), tSrdP);
+        mma_t.accumulate_ = GMMA::ScaleOut::One;
+      }
+      warpgroup_commit_batch();
+      warpgroup_wait<0>();
+      warpgroup_fence_operand(tSrS);
+      warpgroup_fence_operand(tSrdP);
+
+      // Pᵀ and dSᵀ in place of Sᵀ and dPᵀ; rows are keys, columns query rows of the tile.
+      const bool partial = kind == BlockKind::kPartial;
+      CUTLASS_PRAGMA_UNROLL
+      for (int c = 0; c < size<1>(Srs); ++c) {
+        const int qc = get<1>(Crs(0, c));
+        const float lse2 = ss.lse2[stage][qc], di = ss.di[stage][qc];
+        CUTLASS_PRAGMA_UNROLL
+        for (int r = 0; r < size<0>(Srs); ++r) {
+          bool ok = true;
+          if (partial) {
+            const int key = k0 + get<0>(Crs(r, c)), query = q0 + qc;
+            ok = key < p.nk && (!p.causal || key <= query);
+          }
+          const float pr = ok ? exp2f(Srs(r, c) * p.scale_log2 - lse2) : 0.f;
+          Srs(r, c) = pr;
+          dPrs(r, c) = pr * (dPrs(r, c) - di);
+        }
+      }
+      to_bf16_fragment(tSrS, tKVrP);
+      to_bf16_fragment(tSrdP, tKVrdS);
+
+      warpgroup_fence_operand(tdVrdV);
+      warpgroup_fence_operand(tdKrdK);
+      warpgroup_fence_operand(tKVrP);
+      warpgroup_fence_operand(tKVrdS);
+      warpgroup_arrive();
+      CUTLASS_PRAGMA_UNROLL
+      for (int kk = 0; kk < kHalf / 16; ++kk) cute::gemm(mma_kv, tKVrP(_, _, kk), tVrdOt(_, _, kk, stage), tdVrdV);
+      CUTLASS_PRAGMA_UNROLL
+      for (int kk = 0; kk < kHalf / 16; ++kk) cute::gemm(mma_kv, tKVrdS(_, _, kk), tKrQt(_, _, kk, stage), tdKrdK);
+      warpgroup_commit_batch();
+      warpgroup_wait<0>();
+      warpgroup_fence_operand(tdVrdV);
+      warpgroup_fence_operand(tdKrdK);
+      __syncwarp();
+      if (lane == 0) Bar::arrive(&ss.empty[stage]);
+      if (++stage == S) {
+        stage = 0;
+        phase ^= 1;
+      }
+    }
+
+    // Epilogue: keys below nk; a key no query sees gets zeros.
+    Tensor cKV = make_identity_tensor(Shape<Int<kBlock>, Int<D>>{});
+    Tensor CKVrs = make_tensor(thr_kv.partition_C(cKV).data(), rowcol(thr_kv.partition_C(cKV).layout()));
+    const int64_t base = static_cast<int64_t>(bh) * p.nk * D;
+    store_rows<D>(make_tensor(tdKrdK.data(), rowcol(tdKrdK.layout())), CKVrs, p.out_a + base, k0, p.nk, p.scale);
+    store_rows<D>(make_tensor(tdVrdV.data(), rowcol(tdVrdV.layout())), CKVrs, p.out_b + base, k0, p.nk, 1.f);
+  }
+#endif
+}
+
+// ---------------------------------------------------------------------------------------------
+// dQ pass.
+
+template <int D>
+struct DqCfg : Tiles<D> {
+  static constexpr int kStages = 4;
+  using SmemLayoutQ = typename Tiles<D>::SmemBlock;  // Q and dO
+  using SmemLayoutKs = typename Tiles<D>::template SmemHalves<kStages>;
+  using SmemLayoutKt = TransposedSmem<SmemLayoutKs, kHalf, D, kStages>;  // Kᵀ for dQ += dS K
+
+  struct Smem {
+    array_aligned<Elt, cosize_v<SmemLayoutQ>, 1024> q;
+    array_aligned<Elt, cosize_v<SmemLayoutQ>, 1024> dout;
+    array_aligned<Elt, cosize_v<SmemLayoutKs>, 1024> k;
+    array_aligned<Elt, cosize_v<SmemLayoutKs>, 1024> v;
+    alignas(8) uint64_t bar_q;
+    uint64_t full[kStages];
+    uint64_t empty[kStages];
+  };
+};
+
+template <int D>
+__global__ void __launch_bounds__(kThreads, 1) dq_kernel(CUTE_GRID_CONSTANT const BwdParams<D> p) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using C = DqCfg<D>;
+  constexpr int S = C::kStages;
+  extern __shared__ __align__(1024) unsigned char smem_raw[];
+  auto& ss = *reinterpret_cast<typename C::Smem*>(smem_raw);
+
+  const int tid = threadIdx.x;
+  const int wg = cutlass::canonical_warp_group_idx();
+  // Grid (B·H, query blocks), heads fastest; under causality the later (longer) rows first.
+  const int qb = p.causal ? static_cast<int>(gridDim.y) - 1 - static_cast<int>(blockIdx.y) : static_cast<int>(blockIdx.y);
+  const int bh = blockIdx.x, h = bh % p.heads;
+  const int q0 = qb * kBlock;
+  const RowBlocks row = row_blocks(p.view, h, qb, p.nkb, p.causal);
+  auto tile_k0 = [&](int t) { return row.at(t >> 1) * kBlock + (t & 1) * kHalf; };
+  auto tile_kind = [&](int t) { return classify_tile(q0, kBlock, tile_k0(t), kHalf, p.nq, p.nk, p.causal); };
+  const int tiles = 2 * row.n;
+
+  if (tid == 0) {
+    Bar::init(&ss.bar_q, 1);
+    CUTLASS_PRAGMA_UNROLL
+    for (int s = 0; s < S; ++s) {
+      Bar::init(&ss.full[s], 1);
+      Bar::init(&ss.empty[s], kConsumerWarps);
+    }
+    cutlass::arch::fence_barrier_init();
+  }
+  __syncthreads();
+
+  Tensor sQ = make_tensor(make_smem_ptr(ss.q.data()), typename C::SmemLayoutQ{});
+  Tensor sdO = make_tensor(make_smem_ptr(ss.dout.data()), typename C::SmemLayoutQ{});
+  Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename C::SmemLayoutKs{});
+  Tensor sV = make_tensor(make_smem_ptr(ss.v.data()), typename C::SmemLayoutKs{});
+
+  if (wg == 0) {
+    // ------------------------------------------------------------------ producer
+    cutlass::arch::warpgroup_reg_dealloc<40>();
+    if (tid == 0) {
+      Tensor mQ = p.tma_block_a.get_tma_tensor(make_shape(p.nq, Int<D>{}, p.bh));
+      Tensor mdO = p.tma_block_b.get_tma_tensor(make_shape(p.nq, Int<D>{}, p.bh));
+      Tensor mK = p.tma_half_a.get_tma_tensor(make_shape(p.nk, Int<D>{}, p.bh));
+      Tensor mV = p.tma_half_b.get_tma_tensor(make_shape(p.nk, Int<D>{}, p.bh));
+      Tensor gQ = local_tile(mQ(_, _, bh), Shape<Int<kBlock>, Int<D>>{}, make_coord(qb, _0{}));
+      Tensor gdO = local_tile(mdO(_, _, bh), Shape<Int<kBlock>, Int<D>>{}, make_coord(qb, _0{}));
+      Tensor gK = local_tile(mK(_, _, bh), Shape<Int<kHalf>, Int<D>>{}, make_coord(_, _0{}));  // (64, D, tiles)
+      Tensor gV = local_tile(mV(_, _, bh), Shape<Int<kHalf>, Int<D>>{}, make_coord(_, _0{}));
+      auto [tQg, tQs] = tma_partition(p.tma_block_a, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sQ), group_modes<0, 2>(gQ));
+      auto [tdOg, tdOs] =
+          tma_partition(p.tma_block_b, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sdO), group_modes<0, 2>(gdO));
+      auto [tKg, tKs] = tma_partition(p.tma_half_a, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sK), group_modes<0, 2>(gK));
+      auto [tVg, tVs] = tma_partition(p.tma_half_b, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sV), group_modes<0, 2>(gV));
+
+      TxBar::arrive_and_expect_tx(&ss.bar_q, 2 * C::kBlockBytes);
+      copy(p.tma_block_a.with(ss.bar_q), tQg, tQs);
+      copy(p.tma_block_b.with(ss.bar_q), tdOg, tdOs);
+      int stage = 0;
+      uint32_t phase = 0;
+      for (int t = 0; t < tiles; ++t) {
+        if (tile_kind(t) == BlockKind::kSkip) continue;
+        const int kt = tile_k0(t) / kHalf;
+        Bar::wait(&ss.empty[stage], phase ^ 1);
+        TxBar::arrive_and_expect_tx(&ss.full[stage], 2 * C::kTileBytes);
+        copy(p.tma_half_a.with(ss.full[stage]), tKg(_, kt), tKs(_, stage));
+        copy(p.tma_half_b.with(ss.full[stage]), tVg(_, kt), tVs(_, stage));
+        if (++stage == S) {
+          stage = 0;
+          phase ^= 1;
+        }
+      }
+    }
+  } else {
+    // ------------------------------------------------------------------ consumers
+    cutlass::arch::warpgroup_reg_alloc<232>();
+    const int ctid = tid - 128;
+    const int lane = tid & 31;
+    typename C::MmaScores mma_s;
+    typename C::MmaAccumulate mma_q;
+    auto thr_s = mma_s.get_thread_slice(ctid);
+    auto thr_q = mma_q.get_thread_slice(ctid);
+    Tensor sKt = make_tensor(make_smem_ptr(ss.k.data()), typename C::SmemLayoutKt{});
+
+    Tensor tSrQ = thr_s.partition_fragment_A(sQ);    // (MMA, MMA_M, MMA_K)
+    Tensor tSrdO = thr_s.partition_fragment_A(sdO);
+    Tensor tSrK = thr_s.partition_fragment_B(sK);    // (MMA, MMA_N, MMA_K, S)
+    Tensor tSrV = thr_s.partition_fragment_B(sV);
+    Tensor tQrKt = thr_q.partition_fragment_B(sKt);  // (MMA, MMA_N, MMA_K, S)
+    Tensor tSrS = partition_fragment_C(mma_s, Shape<Int<kBlock>, Int<kHalf>>{});
+    Tensor tSrdP = partition_fragment_C(mma_s, Shape<Int<kBlock>, Int<kHalf>>{});
+    Tensor tQrdQ = partition_fragment_C(mma_q, Shape<Int<kBlock>, Int<D>>{});
+
+    Tensor cS = make_identity_tensor(Shape<Int<kBlock>, Int<kHalf>>{});
+    Tensor Crs = make_tensor(thr_s.partition_C(cS).data(), rowcol(thr_s.partition_C(cS).layout()));
+    Tensor Srs = make_tensor(tSrS.data(), rowcol(tSrS.layout()));
+    Tensor dPrs = make_tensor(tSrdP.data(), rowcol(tSrdP.layout()));
+    static_assert(decltype(size<0>(Srs))::value == 2);
+    Tensor tQrdS = make_tensor<Elt>(Layout<Shape<Shape<_2, _2, _2>, _1, Int<kHalf / 16>>>{});
+
+    // This thread's two query rows: their LSE₂ and Di once (rows past nq: +∞ and 0, so P = 0).
+    float lse2[2], di[2];
+    CUTLASS_PRAGMA_UNROLL
+    for (int r = 0; r < 2; ++r) {
+      const int row = q0 + get<0>(Crs(r, 0));
+      const int64_t at = static_cast<int64_t>(bh) * p.nq_pad + row;
+      lse2[r] = row < p.nq ? p.lse2[at] : INFINITY;
+      di[r] = row < p.nq ? p.di[at] : 0.f;
+    }
+
+    clear(tQrdQ);
+    Bar::wait(&ss.bar_q, 0);
+    int stage = 0;
+    uint32_t phase = 0;
+    for (int t = 0; t < tiles; ++t) {
+      const BlockKind kind = tile_kind(t);
+      if (kind == BlockKind::kSkip) continue;
+      const int k0 = tile_k0(t);
+      TxBar::wait(&ss.full[stage], phase);
+      warpgroup_fence_operand(tSrS);
+      warpgroup_fence_operand(tSrdP);
+      warpgroup_arrive();
+      mma_s.accumulate_ = GMMA::ScaleOut::Zero;
+      CUTLASS_PRAGMA_UNROLL
+      for (int kk = 0; kk < size<2>(tSrQ); ++kk) {
+        cute::gemm(mma_s, tSrQ(_, _, kk), tSrK(_, _, kk, stage), tSrS);
+        mma_s.accumulate_ = GMMA::ScaleOut::One;
+      }
+      mma_s.accumulate_ = GMMA::ScaleOut::Zero;
+      CUTLASS_PRAGMA_UNROLL
+      for (int kk = 0; kk < size<2>(tSrdO); ++kk) {
+        cute::gemm(mma_s, tSrdO(_, _, kk), tSrV(_, _, kk, stage), tSrdP);
+        mma_s.accumulate_ = GMMA::ScaleOut::One;
+      }
+      warpgroup_commit_batch();
+      warpgroup_wait<0>();
+      warpgroup_fence_operand(tSrS);
+      warpgroup_fence_operand(tSrdP);
+
+      const bool partial = kind == BlockKind::kPartial;
+      CUTLASS_PRAGMA_UNROLL
+      for (int r = 0; r < size<0>(Srs); ++r) {
+        CUTLASS_PRAGMA_UNROLL
+        for (int c = 0; c < size<1>(Srs); ++c) {
+          bool ok = true;
+          if (partial) {
+            const int query = q0 + get<0>(Crs(r, c)), key = k0 + get<1>(Crs(r, c));
+            ok = key < p.nk && (!p.causal || key <= query);
+          }
+          const float pr = ok ? exp2f(Srs(r, c) * p.scale_log2 - lse2[r]) : 0.f;
+          dPrs(r, c) = pr * (dPrs(r, c) - di[r]);
+        }
+      }
+      to_bf16_fragment(tSrdP, tQrdS);
+
+      warpgroup_fence_operand(tQrdQ);
+      warpgroup_fence_operand(tQrdS);
+      warpgroup_arrive();
+      CUTLASS_PRAGMA_UNROLL
+      for (int kk = 0; kk < kHalf / 16; ++kk) cute::gemm(mma_q, tQrdS(_, _, kk), tQrKt(_, _, kk, stage), tQrdQ);
+      warpgroup_commit_batch();
+      warpgroup_wait<0>();
+      warpgroup_fence_operand(tQrdQ);
+      __syncwarp();
+      if (lane == 0) Bar::arrive(&ss.empty[stage]);
+      if (++stage == S) {
+        stage = 0;
+        phase ^= 1;
+      }
+    }
+
+    Tensor cQ = make_identity_tensor(Shape<Int<kBlock>, Int<D>>{});
+    Tensor CQrs = make_tensor(thr_q.partition_C(cQ).data(), rowcol(thr_q.partition_C(cQ).layout()));
+    store_rows<D>(make_tensor(tQrdQ.data(), rowcol(tQrdQ.layout())), CQrs,
+                  p.out_a + static_cast<int64_t>(bh) * p.nq * D, q0, p.nq, p.scale);
+  }
+#endif
+}
+
+template <int D>
+void launch(const Sm90Backward& b, cudaStream_t stream) {
+  const int nq = static_cast<int>(b.nq), nk = static_cast<int>(b.nk), bh = static_cast<int>(b.bh);
+  const int nqb = (nq + kBlock - 1) / kBlock, nkb = (nk + kBlock - 1) / kBlock;
+  auto e = [](const void* x) { return static_cast<const Elt*>(x); };
+  auto params = [&](const void* block_a, const void* block_b, int n_block, const void* half_a, const void* half_b,
+                    int n_half, void* out_a, void* out_b) {
+    return BwdParams<D>{make_tma_block<D>(e(block_a), n_block, bh),
+                        make_tma_block<D>(e(block_b), n_block, bh),
+                        make_tma_half<D>(e(half_a), n_half, bh),
+                        make_tma_half<D>(e(half_b), n_half, bh),
+                        static_cast<Elt*>(out_a),
+                        static_cast<Elt*>(out_b),
+                        b.lse2,
+                        b.di,
+                        nq,
+                        nk,
+                        static_cast<int>(b.nq_pad),
+                        bh,
+                        static_cast<int>(b.heads),
+                        nqb,
+                        nkb,
+                        b.scale,
+                        b.scale_log2,
+                        b.causal,
+                        b.view};
+  };
+  {
+    constexpr int smem = static_cast<int>(sizeof(typename DkdvCfg<D>::Smem));
+    static std::atomic<uint64_t> smem_raised{0};
+    raise_smem_limit(dkdv_kernel<D>, smem, smem_raised);
+    dkdv_kernel<D><<<dim3(static_cast<unsigned>(bh), static_cast<unsigned>(nkb)), kThreads, smem, stream>>>(
+        params(b.k, b.v, nk, b.q, b.dout, nq, b.dk, b.dv));
+    SPARROW_CUDA_LAUNCH_CHECK();
+  }
+  {
+    constexpr int smem = static_cast<int>(sizeof(typename DqCfg<D>::Smem));
+    static std::atomic<uint64_t> smem_raised{0};
+    raise_smem_limit(dq_kernel<D>, smem, smem_raised);
+    dq_kernel<D><<<dim3(static_cast<unsigned>(bh), static_cast<unsigned>(nqb)), kThreads, smem, stream>>>(
+        params(b.q, b.dout, nq, b.k, b.v, nk, b.dq, nullptr));
+    SPARROW_CUDA_LAUNCH_CHECK();
+  }
+}
+
+}  // namespace sm90
+
+void sm90_backward(const Sm90Backward& b, cudaStream_t stream) {
+  if (b.d == 64)
+    sm90::launch<64>(b, stream);
+  else
+    sm90::launch<128>(b, stream);
+}
+
+}  // namespace sparrow::attn::cuda
+
+#endif  // SPARROW_WITH_CUTLASS

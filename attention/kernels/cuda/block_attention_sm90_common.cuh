@@ -1,0 +1,73 @@
+// What the sm_90a block-attention kernels share (block_attention_sm90.cu: forward;
+// block_attention_sm90_bwd.cu: backward): CuTe types, the global-memory view TMA reads, the
+// transposed shared-memory view a GEMM contracting over tile rows needs, the accumulator's
+// rows × columns view, and the shared-memory limit. Compiled only with CUTLASS (SPARROW_WITH_CUTLASS).
+#pragma once
+#include <cutlass/arch/barrier.h>
+#include <cutlass/arch/reg_reconfig.h>
+#include <cutlass/cutlass.h>
+#include <cutlass/numeric_types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cute/tensor.hpp>
+
+#include "framework/cuda/runtime.h"
+
+namespace sparrow::attn::cuda::sm90 {
+
+using namespace cute;
+using Elt = cutlass::bfloat16_t;
+using Bar = cutlass::arch::ClusterBarrier;
+using TxBar = cutlass::arch::ClusterTransactionBarrier;
+
+// The [n, D] rows of every (batch, head) as one (n, D, B·H) tensor: the source of every TMA load.
+template <int D>
+auto gmem_tensor(const Elt* p, int n, int bh) {
+  return make_tensor(make_gmem_ptr(p), make_shape(n, Int<D>{}, bh),
+                     make_stride(static_cast<int64_t>(D), _1{}, static_cast<int64_t>(n) * D));
+}
+
+// A TMA load of (Rows × D) tiles of gmem_tensor<D> into the (Rows × D) smem layout SL.
+template <int Rows, int D, class SL>
+auto make_tma_rows(const Elt* p, int n, int bh, SL smem_layout) {
+  return make_tma_copy(SM90_TMA_LOAD{}, gmem_tensor<D>(p, n, bh), smem_layout, Shape<Int<Rows>, Int<D>>{}, _1{});
+}
+
+// (D × Rows × S) view of a (Rows × D × S) K-major (row-major, swizzled) smem layout: the B operand,
+// MN-major, of a GEMM that contracts over the tile's rows (P·V, Pᵀ·dO, dSᵀ·Q, dS·K), read straight
+// from the tile TMA wrote.
+template <class SL, int Rows, int D, int S>
+using TransposedSmem =
+    decltype(composition(SL{}, make_ordered_layout(Shape<Int<D>, Int<Rows>, Int<S>>{}, Step<_2, _1, _3>{})));
+
+// ((2, 2, V), MMA_M, MMA_N) accumulator layout → ((2, MMA_M), (2, V, MMA_N)): rows × columns.
+template <class L>
+__device__ auto rowcol(L l) {
+  auto l0 = get<0>(l);
+  return make_layout(make_layout(get<1>(l0), get<1>(l)), make_layout(get<0>(l0), get<2>(l0), get<2>(l)));
+}
+
+// Accumulator (f32) → bf16 A-fragment of the next GEMM, in place order: a wgmma accumulator's
+// element order equals the register-A fragment's for the same (rows × k) tile.
+template <class Acc, class Frag>
+__device__ __forceinline__ void to_bf16_fragment(const Acc& acc, Frag& frag) {
+  CUTLASS_PRAGMA_UNROLL
+  for (int e = 0; e < size(acc); e += 2) {
+    const __nv_bfloat162 b2 = __float22bfloat162_rn(make_float2(acc(e), acc(e + 1)));
+    frag(e) = Elt::bitcast(reinterpret_cast<const uint16_t*>(&b2)[0]);
+    frag(e + 1) = Elt::bitcast(reinterpret_cast<const uint16_t*>(&b2)[1]);
+  }
+}
+
+// Raises a kernel's dynamic shared-memory limit once per device (`done` holds a bit per device).
+template <class Kernel>
+void raise_smem_limit(Kernel kernel, int bytes, std::atomic<uint64_t>& done) {
+  const int dev = sparrow::cuda::current_device();
+  const uint64_t bit = dev >= 0 && dev < 64 ? uint64_t{1} << dev : 0;
+  if (bit != 0 && (done.load() & bit) != 0) return;
+  SPARROW_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  done.fetch_or(bit);
+}
+
+}  // namespace sparrow::attn::cuda::sm90
