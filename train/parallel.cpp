@@ -45,6 +45,15 @@ Tensor token_shard(const Tensor& x, const attn::RingPlan& plan, int rank) {
 
 }  // namespace
 
+int rank_gpu_index(int world_size, int local_rank, int gpus_visible) {
+  if (world_size <= 1) return 0;
+  if (local_rank >= gpus_visible)
+    throw TrainError("train.device is a GPU but this rank is local rank " + std::to_string(local_rank) +
+                     " on a host with " + std::to_string(gpus_visible) +
+                     " GPU(s) visible: start at most one rank per GPU, or train on the CPU (train.device: cpu)");
+  return local_rank;
+}
+
 Parallel::Parallel(const Config& cfg, Device device) : device_(device) {
   world_ = dist::make_communicator(backend_for(cfg, device));
   const int P = world_->size();

@@ -62,4 +62,10 @@ class Parallel {
   attn::ContextParallel context_;
 };
 
+// The GPU this rank trains on, cuda:<index>: 0 for a single process; under a launcher the local
+// rank, the GPU its NCCL communicator opens (framework/dist/nccl_communicator.cpp), so that each
+// rank's model, allocations and collectives live on one GPU of their own. Throws a TrainError
+// naming the counts when this host has fewer GPUs than ranks.
+int rank_gpu_index(int world_size, int local_rank, int gpus_visible);
+
 }  // namespace sparrow::train

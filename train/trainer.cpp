@@ -48,16 +48,20 @@ void write_profile(const fs::path& out, int64_t steps) {
   std::fputs(table.c_str(), stdout);
 }
 
+// Under a launcher each rank takes the GPU of its local rank (rank_gpu_index).
 Device resolve_device(const std::string& d) {
   if (d == "cpu") return Device::cpu();
+  const auto this_ranks_gpu = [] {
+    return Device::cuda(rank_gpu_index(dist::launched_world_size(), dist::launched_local_rank(), cuda_device_count()));
+  };
   if (d == "cuda") {
     if (!cuda_available())
       throw TrainError("train.device is 'cuda' but no CUDA device is available (this build: " +
                        std::string(cuda_device_count() ? "" : "no GPU visible or built without CUDA") +
                        "); use train.device: auto or cpu");
-    return Device::cuda(0);
+    return this_ranks_gpu();
   }
-  return cuda_available() ? Device::cuda(0) : Device::cpu();
+  return cuda_available() ? this_ranks_gpu() : Device::cpu();
 }
 
 optim::LrSchedule lr_schedule(const Config& cfg) {

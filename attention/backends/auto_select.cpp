@@ -23,8 +23,9 @@ AutoAttention::AutoAttention(const AttentionConfig& cfg) : cfg_(cfg) {
                 "auto attention: max_sparsity ", a.max_sparsity, " (must be in [0, 1))");
   // The rule sets the sparsity by length; a sparsity or schedule in the config would be ignored
   // silently, so it is refused instead.
-  const char* why = "but auto chooses the sparsity from the sequence length (attention.auto.budget_tokens, "
-                    "max_sparsity): remove it or pick a concrete backend";
+  const char* why =
+      "but auto chooses the sparsity from the sequence length (attention.auto.budget_tokens, "
+      "max_sparsity): remove it or pick a concrete backend";
   SPARROW_CHECK(cfg.sparsity == 0.0, "auto attention: attention.sparsity is ", cfg.sparsity, " ", why);
   SPARROW_CHECK(!cfg.schedule.active(), "auto attention: attention.schedule is set (from ", cfg.schedule.from, " to ",
                 cfg.schedule.to, ") ", why);

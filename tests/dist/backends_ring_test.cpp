@@ -1,7 +1,9 @@
 // Every built-in attention backend under context parallelism (mpirun -np 2 / 4): each rank's
 // shard of O, dQ, dK, dV equals the same shard of the backend's one-process forward and backward
-// over the whole sequence (f64, so "equal" means to rounding), causal and not, at a ragged
-// length. Hierarchical also at a block size whose summaries pool tokens of several ranks.
+// over the whole sequence, causal and not, at a ragged length. Hierarchical also at a block size
+// whose summaries pool tokens of several ranks. The reference is the one-process run on the host
+// in f64. On the host the ring runs in f64 over MPI ("equal" means to rounding: 1e-12); on the
+// GPUs (one per rank, NCCL) it runs in f32, the GPU ring merge's widest part dtype (1e-4).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -15,8 +17,8 @@
 namespace sparrow::attn {
 namespace {
 
+using sparrow::testing::DistDeviceTest;
 using sparrow::testing::max_abs_diff;
-using sparrow::testing::world;
 
 AttentionConfig config(const std::string& backend, int64_t block) {
   AttentionConfig cfg;
@@ -33,14 +35,26 @@ AttentionConfig config(const std::string& backend, int64_t block) {
   return cfg;
 }
 
-void check_backend_ring_equals_one_process(const AttentionConfig& cfg, int64_t N, bool causal) {
+class BackendsRing : public DistDeviceTest {
+ protected:
+  void check_backend_ring_equals_one_process(const AttentionConfig& cfg, int64_t N, bool causal);
+};
+
+void BackendsRing::check_backend_ring_equals_one_process(const AttentionConfig& cfg, int64_t N, bool causal) {
   SCOPED_TRACE(cfg.backend + " block " + std::to_string(cfg.block_size) + " N " + std::to_string(N) +
-               (causal ? " causal" : ""));
-  const int r = world().rank();
+               (causal ? " causal" : "") + " on " + device().str());
+  dist::Communicator& world = comm();
+  const int r = world.rank();
   const int64_t B = 2, H = 2, D = 8;
-  Generator g(11);  // the same global tensors on every rank
-  Tensor q = randn({B, H, N, D}, g, DType::F64), k = randn({B, H, N, D}, g, DType::F64),
-         v = randn({B, H, N, D}, g, DType::F64), w = randn({B, H, N, D}, g, DType::F64);
+  const DType dt = device().is_cpu() ? DType::F64 : DType::F32;
+  const double tol = device().is_cpu() ? 1e-12 : 1e-4;
+  Generator g(11);  // the same global tensors on every rank, rounded to the ring's dtype
+  auto make = [&] { return randn({B, H, N, D}, g, DType::F64).to(dt).to(DType::F64); };
+  Tensor q = make(), k = make(), v = make(), w = make();
+  // This rank's shard of a global tensor, on its device in the ring's dtype.
+  auto shard_of = [&](const Tensor& t, const RingPlan& plan) {
+    return zigzag_shard(t, plan, r).to(dt).to(device()).detach();
+  };
 
   // One process: the gradients of Σ O∘W.
   Tensor wq = q.clone().requires_grad_(), wk = k.clone().requires_grad_(), wv = v.clone().requires_grad_();
@@ -53,12 +67,12 @@ void check_backend_ring_equals_one_process(const AttentionConfig& cfg, int64_t N
   sum(mul(wo, w)).backward();
 
   ContextParallel cp;
-  cp.comm = &world();
+  cp.comm = &world;
   cp.seq_len = N;
   cp.block_size = cfg.block_size;
   const RingPlan plan = cp.dense_plan(causal);
-  Tensor sq = zigzag_shard(q, plan, r).requires_grad_(), sk = zigzag_shard(k, plan, r).requires_grad_(),
-         sv = zigzag_shard(v, plan, r).requires_grad_();
+  Tensor sq = shard_of(q, plan).requires_grad_(), sk = shard_of(k, plan).requires_grad_(),
+         sv = shard_of(v, plan).requires_grad_();
   AttentionCall shard;
   shard.q = sq;
   shard.k = sk;
@@ -68,27 +82,30 @@ void check_backend_ring_equals_one_process(const AttentionConfig& cfg, int64_t N
   auto backend = make_attention(cfg);
   ASSERT_TRUE(backend->supports_context_parallel());
   Tensor so = backend->forward(shard);
-  sum(mul(so, zigzag_shard(w, plan, r))).backward();
+  ASSERT_EQ(so.device(), device());
+  sum(mul(so, shard_of(w, plan))).backward();
 
-  EXPECT_LT(max_abs_diff(so, zigzag_shard(wo.detach(), plan, r)), 1e-12) << "O";
-  EXPECT_LT(max_abs_diff(sq.grad(), zigzag_shard(wq.grad(), plan, r)), 1e-12) << "dQ";
-  EXPECT_LT(max_abs_diff(sk.grad(), zigzag_shard(wk.grad(), plan, r)), 1e-12) << "dK";
-  EXPECT_LT(max_abs_diff(sv.grad(), zigzag_shard(wv.grad(), plan, r)), 1e-12) << "dV";
-  EXPECT_LE(backend->stats().ring_hops_computed, world().size() - 1);
+  EXPECT_LT(max_abs_diff(so, zigzag_shard(wo.detach(), plan, r)), tol) << "O";
+  EXPECT_LT(max_abs_diff(sq.grad(), zigzag_shard(wq.grad(), plan, r)), tol) << "dQ";
+  EXPECT_LT(max_abs_diff(sk.grad(), zigzag_shard(wk.grad(), plan, r)), tol) << "dK";
+  EXPECT_LT(max_abs_diff(sv.grad(), zigzag_shard(wv.grad(), plan, r)), tol) << "dV";
+  EXPECT_LE(backend->stats().ring_hops_computed, world.size() - 1);
 }
 
-TEST(BackendsRing, EveryBuiltInEqualsOneProcess) {
+TEST_P(BackendsRing, EveryBuiltInEqualsOneProcess) {
   for (const char* name : {"dense", "block_sparse", "hierarchical", "adaptive", "auto"})
     for (bool causal : {false, true}) check_backend_ring_equals_one_process(config(name, 16), 200, causal);
 }
 
-TEST(BackendsRing, HierarchicalSummariesPoolingSeveralRanksEqualOneProcess) {
+TEST_P(BackendsRing, HierarchicalSummariesPoolingSeveralRanksEqualOneProcess) {
   // Blocks of 4 at pool 4: level-2 summaries pool 16 tokens, and the zigzag chunks (28 tokens at
   // 4 ranks, 52 at 2) cut through some of those groups, so their means add partial sums of two ranks.
   AttentionConfig cfg = config("hierarchical", 4);
   cfg.hierarchical.pool = 4;
   for (bool causal : {false, true}) check_backend_ring_equals_one_process(cfg, 203, causal);
 }
+
+SPARROW_DEVICE_TESTS(BackendsRing);
 
 }  // namespace
 }  // namespace sparrow::attn

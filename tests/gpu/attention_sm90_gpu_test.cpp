@@ -98,7 +98,8 @@ TEST(AttentionSm90Lists, ClassifyTileMatchesBruteForce) {
                 ++total;
                 seen += j < n && (!causal || j <= i);
               }
-            const BlockKind want = seen == 0 ? BlockKind::kSkip : (seen == total ? BlockKind::kFull : BlockKind::kPartial);
+            const BlockKind want =
+                seen == 0 ? BlockKind::kSkip : (seen == total ? BlockKind::kFull : BlockKind::kPartial);
             const BlockKind got = attn::cuda::classify_tile(q0, rows, k0, cols, n, n, causal);
             SCOPED_TRACE(::testing::Message() << "n=" << n << " tile " << rows << "x" << cols << " at (" << q0 << ", "
                                               << k0 << ")" << (causal ? " causal" : ""));

@@ -13,6 +13,7 @@
 #include "common/paths.h"
 #include "train/checkpoint.h"
 #include "train/config/config.h"
+#include "train/parallel.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -51,6 +52,23 @@ RunResult run(const Config& c, const fs::path& dir, const std::string& resume = 
 }
 
 }  // namespace
+
+// Each rank of a multi-GPU launch trains on the GPU of its local rank (the one its NCCL
+// communicator opens), never all on cuda:0; too few GPUs for the ranks is a clear error.
+TEST(Trainer, EachRankTrainsOnTheGpuOfItsLocalRank) {
+  EXPECT_EQ(rank_gpu_index(1, 0, 1), 0);
+  EXPECT_EQ(rank_gpu_index(1, 0, 8), 0);
+  EXPECT_EQ(rank_gpu_index(4, 0, 4), 0);
+  EXPECT_EQ(rank_gpu_index(4, 3, 4), 3);
+  EXPECT_EQ(rank_gpu_index(16, 5, 8), 5);  // two hosts of 8: local rank 5 of the second
+  try {
+    rank_gpu_index(4, 2, 2);
+    FAIL() << "no error for 4 ranks on a 2-GPU host";
+  } catch (const TrainError& e) {
+    EXPECT_NE(std::string(e.what()).find("local rank 2"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("2 GPU(s)"), std::string::npos) << e.what();
+  }
+}
 
 TEST(Trainer, TinyConfigLossFalls) {
   fs::path dir = fresh_dir("falls");

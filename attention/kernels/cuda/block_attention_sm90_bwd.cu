@@ -212,7 +212,9 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
 
   if (wg == 0) {
     // ------------------------------------------------------------------ producers
-    cutlass::arch::warpgroup_reg_dealloc<32>();
+    // 40 + 2 × 232 registers a thread-row: the 168 × 384 the CTA was launched with (setmaxnreg
+    // only moves registers between the warpgroups of a CTA).
+    cutlass::arch::warpgroup_reg_dealloc<40>();
     const int warp = tid / 32, lane = tid % 32;
     if (warp == 0 && lane == 0) {
       Tensor mK = p.tma_block_a.get_tma_tensor(make_shape(p.nk, Int<D>{}, p.bh));
@@ -223,9 +225,12 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
       Tensor gV = local_tile(mV(_, _, bh), Shape<Int<kBlock>, Int<D>>{}, make_coord(kb, _0{}));
       Tensor gQ = local_tile(mQ(_, _, bh), Shape<Int<kHalf>, Int<D>>{}, make_coord(_, _0{}));  // (64, D, tiles)
       Tensor gdO = local_tile(mdO(_, _, bh), Shape<Int<kHalf>, Int<D>>{}, make_coord(_, _0{}));
-      auto [tKg, tKs] = tma_partition(p.tma_block_a, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sK), group_modes<0, 2>(gK));
-      auto [tVg, tVs] = tma_partition(p.tma_block_b, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sV), group_modes<0, 2>(gV));
-      auto [tQg, tQs] = tma_partition(p.tma_half_a, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sQ), group_modes<0, 2>(gQ));
+      auto [tKg, tKs] =
+          tma_partition(p.tma_block_a, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sK), group_modes<0, 2>(gK));
+      auto [tVg, tVs] =
+          tma_partition(p.tma_block_b, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sV), group_modes<0, 2>(gV));
+      auto [tQg, tQs] =
+          tma_partition(p.tma_half_a, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sQ), group_modes<0, 2>(gQ));
       auto [tdOg, tdOs] =
           tma_partition(p.tma_half_b, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sdO), group_modes<0, 2>(gdO));
 
@@ -269,7 +274,7 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
     }
   } else {
     // ------------------------------------------------------------------ consumers
-    cutlass::arch::warpgroup_reg_alloc<240>();
+    cutlass::arch::warpgroup_reg_alloc<232>();
     const int ctid = tid - 128;
     const int lane = tid & 31;
     typename C::MmaScores mma_t;
@@ -279,11 +284,11 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
     Tensor sQt = make_tensor(make_smem_ptr(ss.q.data()), typename C::SmemLayoutQt{});
     Tensor sdOt = make_tensor(make_smem_ptr(ss.dout.data()), typename C::SmemLayoutQt{});
 
-    Tensor tSrK = thr_t.partition_fragment_A(sK);       // (MMA, MMA_M, MMA_K)
+    Tensor tSrK = thr_t.partition_fragment_A(sK);  // (MMA, MMA_M, MMA_K)
     Tensor tSrV = thr_t.partition_fragment_A(sV);
-    Tensor tSrQ = thr_t.partition_fragment_B(sQ);       // (MMA, MMA_N, MMA_K, S)
+    Tensor tSrQ = thr_t.partition_fragment_B(sQ);  // (MMA, MMA_N, MMA_K, S)
     Tensor tSrdO = thr_t.partition_fragment_B(sdO);
-    Tensor tKrQt = thr_kv.partition_fragment_B(sQt);    // (MMA, MMA_N, MMA_K, S)
+    Tensor tKrQt = thr_kv.partition_fragment_B(sQt);  // (MMA, MMA_N, MMA_K, S)
     Tensor tVrdOt = thr_kv.partition_fragment_B(sdOt);
     Tensor tSrS = partition_fragment_C(mma_t, Shape<Int<kBlock>, Int<kHalf>>{});
     Tensor tSrdP = partition_fragment_C(mma_t, Shape<Int<kBlock>, Int<kHalf>>{});
@@ -414,7 +419,8 @@ __global__ void __launch_bounds__(kThreads, 1) dq_kernel(CUTE_GRID_CONSTANT cons
   const int tid = threadIdx.x;
   const int wg = cutlass::canonical_warp_group_idx();
   // Grid (B·H, query blocks), heads fastest; under causality the later (longer) rows first.
-  const int qb = p.causal ? static_cast<int>(gridDim.y) - 1 - static_cast<int>(blockIdx.y) : static_cast<int>(blockIdx.y);
+  const int qb =
+      p.causal ? static_cast<int>(gridDim.y) - 1 - static_cast<int>(blockIdx.y) : static_cast<int>(blockIdx.y);
   const int bh = blockIdx.x, h = bh % p.heads;
   const int q0 = qb * kBlock;
   const RowBlocks row = row_blocks(p.view, h, qb, p.nkb, p.causal);
@@ -450,11 +456,14 @@ __global__ void __launch_bounds__(kThreads, 1) dq_kernel(CUTE_GRID_CONSTANT cons
       Tensor gdO = local_tile(mdO(_, _, bh), Shape<Int<kBlock>, Int<D>>{}, make_coord(qb, _0{}));
       Tensor gK = local_tile(mK(_, _, bh), Shape<Int<kHalf>, Int<D>>{}, make_coord(_, _0{}));  // (64, D, tiles)
       Tensor gV = local_tile(mV(_, _, bh), Shape<Int<kHalf>, Int<D>>{}, make_coord(_, _0{}));
-      auto [tQg, tQs] = tma_partition(p.tma_block_a, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sQ), group_modes<0, 2>(gQ));
+      auto [tQg, tQs] =
+          tma_partition(p.tma_block_a, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sQ), group_modes<0, 2>(gQ));
       auto [tdOg, tdOs] =
           tma_partition(p.tma_block_b, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sdO), group_modes<0, 2>(gdO));
-      auto [tKg, tKs] = tma_partition(p.tma_half_a, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sK), group_modes<0, 2>(gK));
-      auto [tVg, tVs] = tma_partition(p.tma_half_b, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sV), group_modes<0, 2>(gV));
+      auto [tKg, tKs] =
+          tma_partition(p.tma_half_a, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sK), group_modes<0, 2>(gK));
+      auto [tVg, tVs] =
+          tma_partition(p.tma_half_b, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sV), group_modes<0, 2>(gV));
 
       TxBar::arrive_and_expect_tx(&ss.bar_q, 2 * C::kBlockBytes);
       copy(p.tma_block_a.with(ss.bar_q), tQg, tQs);
@@ -485,9 +494,9 @@ __global__ void __launch_bounds__(kThreads, 1) dq_kernel(CUTE_GRID_CONSTANT cons
     auto thr_q = mma_q.get_thread_slice(ctid);
     Tensor sKt = make_tensor(make_smem_ptr(ss.k.data()), typename C::SmemLayoutKt{});
 
-    Tensor tSrQ = thr_s.partition_fragment_A(sQ);    // (MMA, MMA_M, MMA_K)
+    Tensor tSrQ = thr_s.partition_fragment_A(sQ);  // (MMA, MMA_M, MMA_K)
     Tensor tSrdO = thr_s.partition_fragment_A(sdO);
-    Tensor tSrK = thr_s.partition_fragment_B(sK);    // (MMA, MMA_N, MMA_K, S)
+    Tensor tSrK = thr_s.partition_fragment_B(sK);  // (MMA, MMA_N, MMA_K, S)
     Tensor tSrV = thr_s.partition_fragment_B(sV);
     Tensor tQrKt = thr_q.partition_fragment_B(sKt);  // (MMA, MMA_N, MMA_K, S)
     Tensor tSrS = partition_fragment_C(mma_s, Shape<Int<kBlock>, Int<kHalf>>{});
