@@ -6,7 +6,8 @@
 # SPARROW_BLOCK_ATTN_KERNEL) and FlexAttention on the identical layouts (attention_layout --dump-csr → bench/attention_gpu_compare.py).
 # Logs and JSON lines under $OUT (or ./gpu-out). Needs .deps (make-deps.sh: Eigen, yaml-cpp,
 # gtest under .deps/usr; cudnn_frontend-*; cutlass-*).
-#   HOPPER_PARTS="test memcheck sass bench flex"   (default: all)
+#   HOPPER_PARTS="test memcheck sass bench adaptive flex"   (default: all; adaptive times the adaptive
+#                backend with its selection on the host and on the device, SPARROW_ADAPTIVE_SELECT)
 #   HOPPER_SEQS="16384 65536"  HOPPER_DIMS="64 128"  HOPPER_DENS="0.90 0.95 0.99" (sparsities)
 #   HOPPER_SM90_ONLY=1   build only sm_90a code (halves nvcc time; edits this copy's CMakeLists)
 #   HOPPER_DEADLINE=s    skip the remaining parts after this many seconds (default 280)
@@ -19,7 +20,7 @@ out=${OUT:-$PWD/gpu-out}; mkdir -p "$out"
 t0=$(date +%s)
 deadline=${HOPPER_DEADLINE:-280}
 left() { echo $(( deadline - ($(date +%s) - t0) )); }
-parts=${HOPPER_PARTS:-test memcheck sass bench flex}
+parts=${HOPPER_PARTS:-test memcheck sass bench adaptive flex}
 D=$PWD/.deps/usr; L=$D/lib/x86_64-linux-gnu
 export LD_LIBRARY_PATH=$L:${LD_LIBRARY_PATH:-}
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$out/card.txt"
@@ -40,7 +41,7 @@ bin=build-gpu/bin
 rc=0
 
 if [[ $parts == *test* ]]; then
-  timeout $(( $(left) > 20 ? $(left) - 10 : 10 )) $bin/test_gpu --gtest_filter='AttentionSm90*:AttentionGpu.*' \
+  timeout $(( $(left) > 20 ? $(left) - 10 : 10 )) $bin/test_gpu --gtest_filter='AttentionSm90*:AttentionGpu.*:AdaptiveSelectGpu.*' \
     > "$out/test_sm90.log" 2>&1; rc=$?
   # The block-attention kernels' cases on every device (tests/attention/block_attention_test.cpp).
   timeout $(( $(left) > 20 ? $(left) - 10 : 10 )) $bin/test_attention --gtest_filter='*BlockAttentionOnDevice.*/cuda' \
@@ -96,6 +97,21 @@ for k, v in sorted(by.items()):
     if not s or not m: continue
     print(f"{k[0]:>6} {k[1]:>4} {k[2]:>6} {str(k[3]):>6} | {s['fwd_ms']:9.3f} {m['fwd_ms']:9.3f} {m['fwd_ms']/s['fwd_ms']:5.2f} | "
           f"{s['fwdbwd_ms']:9.3f} {m['fwdbwd_ms']:9.3f} | {s['fwd_gflops']/1e3:6.1f}")
+PY
+fi
+if [[ $parts == *adaptive* ]]; then
+  for N in $seqs; do for where in host device; do
+    [[ $(left) -lt 20 ]] && { echo "adaptive: out of time at N=$N"; break 2; }
+    SPARROW_ADAPTIVE_SELECT=$where timeout 60 $bin/bench_attention --device cuda --backend adaptive --sparsity 0.95 \
+      --seq $N --heads 16 --head-dim 64 --block 128 --dtype bf16 --repeat 10 --causal --json | python3 -c "import json,sys
+for l in sys.stdin:
+  j=json.loads(l); j['selection']='$where'; print(json.dumps(j))" >> "$out/adaptive.jsonl"
+  done; done
+  python3 - "$out/adaptive.jsonl" <<'PY'
+import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    print(f"adaptive 95% N={r['seq']:>6} selection on the {r['selection']:<6}: fwd {r['fwd_ms']:8.3f} ms, fwd+bwd {r['fwdbwd_ms']:8.3f} ms")
 PY
 fi
 if [[ $parts == *flex* && $(left) -gt 60 ]]; then

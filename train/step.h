@@ -20,7 +20,7 @@
 //
 // train.cuda_graph: auto | on | off. A graph is not used on the CPU, with --profile (per-op times
 // need the host between ops), or when the capture fails (a backend that reads device values on
-// the host, such as adaptive attention's layout selection): auto then says why and runs eagerly;
+// the host, such as adaptive attention's layout selection on the host): auto then says why and runs eagerly;
 // on stops.
 #pragma once
 #include <functional>

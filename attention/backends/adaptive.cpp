@@ -4,10 +4,14 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 
 #include "attention/backends/block_flops.h"
 #include "attention/kernels/block_attention.h"
+#ifdef SPARROW_WITH_CUDA
+#include "attention/kernels/cuda/adaptive_select.h"
+#endif
 #include "attention/ring/context_parallel.h"
 #include "framework/autograd/node.h"
 #include "framework/core/profile.h"
@@ -22,7 +26,23 @@ int64_t forced_count(const AdaptiveConfig& ac, int64_t r, int64_t range) {
   return sinks + (r >= sinks ? 1 : 0);
 }
 
+// The selection runs on the GPU for CUDA inputs when SPARROW_ADAPTIVE_SELECT=device; by default
+// on the host until AdaptiveSelectGpu.* (tests/gpu/adaptive_select_gpu_test.cpp) has passed on a GPU.
+constexpr bool kDeviceSelectionByDefault = false;
+
+bool select_on_device(const AttentionCall& call) {
+  if (!call.q.is_cuda() || call.context != nullptr) return false;
+  const char* e = std::getenv("SPARROW_ADAPTIVE_SELECT");
+  return e != nullptr ? std::string(e) == "device" : kDeviceSelectionByDefault;
+}
+
 }  // namespace
+
+Tensor scoring_query_means(const Tensor& qbar, bool causal) {
+  const int64_t nb = qbar.size(2);
+  if (!causal || nb <= 1) return qbar;
+  return concat({slice(qbar, 2, 0, 1), slice(qbar, 2, 0, nb - 1)}, 2);
+}
 
 std::vector<int64_t> adaptive_row_budgets(const AdaptiveConfig& ac, double sparsity, int64_t nb, bool causal) {
   std::vector<int64_t> budgets(nb);
@@ -80,7 +100,7 @@ BlockLayout select_adaptive_layout_from_means(Tensor qbar, const Tensor& kbar, i
     // Causal: row r is scored by the previous block's query mean, q̄_{r−1} (row 0 has nothing to
     // choose). q̄_r would mix in the queries of the block's later positions, so the blocks a
     // position attends to — and its output — would depend on tokens after it.
-    if (causal && nb > 1) qbar = concat({slice(qbar, 2, 0, 1), slice(qbar, 2, 0, nb - 1)}, 2);
+    qbar = scoring_query_means(qbar, causal);
     // Query-block chunks of at most ~4M scores over all batch·heads.
     const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 22) / std::max<int64_t>(1, BH * nb));
     std::vector<int32_t> cand;
@@ -150,6 +170,8 @@ Tensor AdaptiveAttention::forward(const AttentionCall& call) {
   const auto [qbar, kbar] = call.context
                                 ? gather_adaptive_block_means(call.q, call.k, *call.context, cfg_.block_size, &gathered)
                                 : adaptive_block_means(call.q, call.k, cfg_.block_size);
+  const bool on_device = select_on_device(call);
+  if (on_device) return forward_selected_on_device(call, qbar, kbar, sparsity);
   layout_ = std::make_shared<const BlockLayout>(
       select_adaptive_layout_from_means(qbar, kbar, N, cfg_.adaptive, sparsity, cfg_.block_size, call.causal));
 
@@ -191,6 +213,51 @@ Tensor AdaptiveAttention::forward(const AttentionCall& call) {
     stats_.ring_collective_bytes = gathered;
   }
   return out;
+}
+
+// The device path: the same selection on the GPU (no host wait), attention over it, and the stats
+// from the budgets (the active blocks exactly; FLOPs counting every selected pair at full block
+// width, which overcounts by the ragged last key block's missing columns where a row selected it).
+Tensor AdaptiveAttention::forward_selected_on_device(const AttentionCall& call, const Tensor& qbar, const Tensor& kbar,
+                                                     double sparsity) {
+#ifdef SPARROW_WITH_CUDA
+  const int64_t B = call.q.size(0), H = call.q.size(1), N = call.q.size(2), D = call.q.size(3);
+  const int64_t bs = cfg_.block_size, nb = (N + bs - 1) / bs;
+  const std::vector<int64_t> budgets = adaptive_row_budgets(cfg_.adaptive, sparsity, nb, call.causal);
+  std::shared_ptr<const cuda::DeviceLayout> dev;
+  {
+    NoGradGuard no_grad;
+    dev = cuda::select_layout_on_device(scoring_query_means(qbar, call.causal), kbar, budgets,
+                                        cfg_.adaptive.sink_blocks, call.causal, bs);
+  }
+  layout_ = nullptr;  // the layout lives on the device
+  const Shape folded{1, B * H, N, D};
+  BlockAttentionArgs args;
+  args.device_layout = dev;
+  args.block_size = bs;
+  args.causal = call.causal;
+  args.scale = cfg_.softmax_scale;
+  Tensor out = reshape(block_attention(reshape(call.q, folded), reshape(call.k, folded), reshape(call.v, folded), args),
+                       call.q.shape());
+
+  stats_ = AttentionStats{};
+  stats_.backend = "adaptive";
+  stats_.seq_len = N;
+  double per_head = 0, flops = 0;
+  for (int64_t r = 0; r < nb; ++r) {
+    per_head += static_cast<double>(budgets[r]);
+    flops += static_cast<double>(budgets[r]) * block_pair_flops(std::min(bs, N - r * bs), bs, D);
+  }
+  stats_.active_blocks = static_cast<int64_t>(per_head) * B * H;
+  stats_.dense_blocks = (call.causal ? nb * (nb + 1) / 2 : nb * nb) * B * H;
+  stats_.density = stats_.dense_blocks ? static_cast<double>(stats_.active_blocks) / stats_.dense_blocks : 0.0;
+  stats_.target_sparsity = cfg_.adaptive.top_k > 0 ? 0.0 : sparsity;
+  stats_.flops = flops * static_cast<double>(B * H);
+  return out;
+#else
+  (void)call, (void)qbar, (void)kbar, (void)sparsity;
+  fail("adaptive attention: selection on the device in a build without CUDA");
+#endif
 }
 
 }  // namespace sparrow::attn

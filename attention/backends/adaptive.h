@@ -18,7 +18,10 @@
 // Scoring runs in f32 (f64 for f64 inputs; bf16 is widened), with framework ops under
 // NoGradGuard — the selection is not differentiable (as in MoBA) — in chunks of query blocks
 // so the scores never hold more than a bounded slab of the (nb × nb) grid; the top-k runs on
-// the host. The attention over the selected blocks is exact and differentiable.
+// the host. On a GPU it can run on the device instead (kernels/cuda/adaptive_select.h: the same
+// layout, no host wait, so the step can be captured in a CUDA graph): SPARROW_ADAPTIVE_SELECT=device
+// (host: the host selection), device by default once verified on a GPU (adaptive.cpp). The
+// attention over the selected blocks is exact and differentiable.
 //
 // The sparsity is cfg.sparsity_at(call.step) (the schedule where it is on); the selection is
 // remade every forward anyway, since it depends on q and k.
@@ -49,11 +52,17 @@ class AdaptiveAttention : public Attention {
   std::shared_ptr<const BlockLayout> last_layout() const { return layout_; }
 
  private:
+  Tensor forward_selected_on_device(const AttentionCall& call, const Tensor& qbar, const Tensor& kbar, double sparsity);
+
   AttentionConfig cfg_;
   AttentionStats stats_;
   std::shared_ptr<const BlockLayout> layout_;
   RingRunner ring_;  // context parallelism
 };
+
+// The query means that score row r's choice: q̄_r, or under causality q̄_{r−1} (row 0: q̄_0, which
+// has no choice to make).
+Tensor scoring_query_means(const Tensor& qbar, bool causal);
 
 // The per-row block count k_r for nb blocks (see above).
 std::vector<int64_t> adaptive_row_budgets(const AdaptiveConfig& ac, double sparsity, int64_t nb, bool causal);

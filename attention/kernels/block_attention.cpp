@@ -55,6 +55,9 @@ void check_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const Block
     check_layout(*args.layout, q.size(1), q.size(2), k.size(2));
   else
     SPARROW_CHECK(args.block_size > 0, "block_attention: block size ", args.block_size);
+  if (args.device_layout)  // its geometry is checked by the CUDA kernels' front end
+    SPARROW_CHECK(q.is_cuda() && args.layout == nullptr, "block_attention: a device layout with ",
+                  args.layout ? "a host layout too" : "tensors on the CPU", " (", describe(q), ")");
   SPARROW_CHECK(args.key_last.empty() || static_cast<int64_t>(args.key_last.size()) == k.size(2),
                 "block_attention: key_last has ", args.key_last.size(), " entries for ", k.size(2), " keys");
   SPARROW_CHECK(args.scale >= 0 && std::isfinite(args.scale), "block_attention: softmax scale ", args.scale);

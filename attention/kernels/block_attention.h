@@ -19,6 +19,10 @@
 
 namespace sparrow::attn {
 
+namespace cuda {
+struct DeviceLayout;  // kernels/cuda/device_layout.cuh
+}
+
 struct BlockAttentionArgs {
   // Active (query block, key block) pairs. Null: dense — every key block (causal: those with
   // any visible key), never materialising a layout.
@@ -31,6 +35,9 @@ struct BlockAttentionArgs {
   // Optional owner of *layout: the recorded backward holds it, so a layout the caller (or the
   // layout cache) drops between forward and backward stays alive for the backward.
   std::shared_ptr<const BlockLayout> layout_owner;
+  // Instead of `layout`, one already on the GPU (CUDA tensors only), as adaptive selection on the
+  // device builds it (kernels/cuda/adaptive_select.h); block_size must be its block size.
+  std::shared_ptr<const cuda::DeviceLayout> device_layout;
 };
 
 // q: [B, H, Nq, D], k/v: [B, H, Nk, D]. Returns O [B, H, Nq, D], recorded for autograd as one

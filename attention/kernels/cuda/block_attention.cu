@@ -66,7 +66,7 @@ bool device_is_sm90() {
 }
 
 struct Problem;
-bool use_sm90(const Problem& p, const BlockAttentionArgs& args);
+bool use_sm90(const Problem& p);
 
 Problem prepare(const Tensor& q, const Tensor& k, const Tensor& v, const BlockAttentionArgs& args) {
   SPARROW_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, kOp, ": q, k, v must be [B, H, N, D], got ",
@@ -104,7 +104,16 @@ Problem prepare(const Tensor& q, const Tensor& k, const Tensor& v, const BlockAt
   g.key_last = p.key_last_hold ? static_cast<const int32_t*>(p.key_last_hold->data()) : nullptr;
 
   int64_t block = args.block_size > 0 ? args.block_size : 64;
-  if (args.layout) {
+  if (args.device_layout) {
+    const LayoutView& V = args.device_layout->view;
+    block = V.block;
+    SPARROW_CHECK(block > 0 && V.nqb == (p.nq + block - 1) / block && V.nkb == (p.nk + block - 1) / block &&
+                      (V.nh == 1 || V.nh == p.h),
+                  kOp, ": device layout (", V.nqb, "×", V.nkb, " blocks of ", block, ", ", V.nh,
+                  " heads) does not fit q ", shape_str(q.shape()), ", k ", shape_str(k.shape()));
+    p.layout_hold = args.device_layout;
+    p.view = V;
+  } else if (args.layout) {
     const BlockLayout& L = *args.layout;
     const int64_t key_len = L.key_len > 0 ? L.key_len : L.seq_len;
     block = L.block_size;
@@ -121,16 +130,15 @@ Problem prepare(const Tensor& q, const Tensor& k, const Tensor& v, const BlockAt
   const bool d_ok = p.d == 32 || p.d == 64 || p.d == 128;
   // cp.async moves whole 16-byte chunks: a view whose first element is not 16-byte aligned (an
   // odd storage offset) takes the plain kernels.
-  p.fast = q.dtype() == DType::BF16 && d_ok && (args.layout == nullptr || block % kTile == 0) && aligned16(q) &&
-           aligned16(k) && aligned16(v);
-  p.fwd_warps = (args.layout == nullptr || block % 128 == 0) ? 8 : 4;
-  if (args.layout)
-    for (const BlockCSR& c : args.layout->heads) p.layout_entries += c.nnz();
-  p.sm90 = use_sm90(p, args);
+  p.fast = q.dtype() == DType::BF16 && d_ok && (!p.layout_hold || block % kTile == 0) && aligned16(q) && aligned16(k) &&
+           aligned16(v);
+  p.fwd_warps = (!p.layout_hold || block % 128 == 0) ? 8 : 4;
+  if (p.layout_hold) p.layout_entries = p.layout_hold->entries;
+  p.sm90 = use_sm90(p);
   return p;
 }
 
-bool use_sm90(const Problem& p, const BlockAttentionArgs& args) {
+bool use_sm90(const Problem& p) {
   bool want = kSm90ByDefault;
   if (const char* e = std::getenv("SPARROW_BLOCK_ATTN_KERNEL")) {
     if (std::strcmp(e, "mma") == 0) want = false;
@@ -138,7 +146,7 @@ bool use_sm90(const Problem& p, const BlockAttentionArgs& args) {
   }
   if (!want || !p.fast || !sm90_built() || p.geo.key_last != nullptr || (p.d != 64 && p.d != 128)) return false;
   if (p.nk == 0) return false;  // a TMA descriptor needs a non-empty tensor
-  if (args.layout != nullptr && args.layout->block_size != kSm90Block) return false;
+  if (p.layout_hold && p.view.block != kSm90Block) return false;
   if (p.nq >= INT_MAX / 2 || p.nk >= INT_MAX / 2 || p.nq == 0 || (p.nq + kSm90Block - 1) / kSm90Block > 65535)
     return false;
   return device_is_sm90();

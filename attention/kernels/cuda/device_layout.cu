@@ -137,6 +137,7 @@ std::shared_ptr<DeviceLayout> upload(const BlockLayout& L, int device) {
   v.nqb = nqb;
   v.nkb = nkb;
   v.block = static_cast<int>(L.block_size);
+  out->entries = static_cast<int64_t>(col_idx.size());
   return out;
 }
 

@@ -30,7 +30,11 @@ class DeviceBuffer {
 
 struct DeviceLayout {
   std::shared_ptr<DeviceBuffer> buffer;  // row_ptr, col_ptr (int64), col_idx, row_idx (int32)
+  // Where row_ptr lives in a buffer of its own (adaptive selection on the device caches the row
+  // pointers its budgets fix: adaptive_select.cu); null when it is in `buffer`.
+  std::shared_ptr<const DeviceBuffer> row_ptr_buffer;
   LayoutView view;
+  int64_t entries = 0;  // Σ nnz over the stored heads
 };
 
 // The layout on the current device (validated on first upload: a malformed CSR throws
