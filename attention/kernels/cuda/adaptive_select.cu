@@ -1,7 +1,7 @@
 // Adaptive block selection on the GPU (adaptive_select.h).
 //
-// Scores: S = q̄_sel k̄ᵀ per (batch·head), in query-row chunks of at most 2²⁴ scores (one matmul
-// each) so that 1M-token sequences do not hold nb² scores at once.
+// Scores: S = q̄_sel k̄ᵀ per (batch·head), in query-row chunks of at most 2²² scores (one matmul
+// each, as on the host) so that 1M-token sequences do not hold nb² scores at once.
 // Selection: one warp per (batch·head, row). The row's `more` = budget − forced blocks are the
 // best candidates c ∈ [sinks, range), c ≠ r, in the total order (higher score, then lower index):
 // `more` rounds of a warp arg-max, each over the candidates ranked after the previous round's
@@ -203,7 +203,9 @@ std::shared_ptr<const DeviceLayout> select_layout_on_device(const Tensor& qsel, 
 
   // Selection, a chunk of query rows at a time.
   Tensor q = qsel.contiguous(), k = kbar.contiguous();
-  const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 24) / std::max<int64_t>(1, BH * nb));
+  // The host selection's chunks (adaptive.cpp), so both run the very same matmuls: scores equal
+  // to the bit, and near-ties broken alike.
+  const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 22) / std::max<int64_t>(1, BH * nb));
   for (int64_t r0 = 0; r0 < nb; r0 += chunk) {
     const int64_t r1 = std::min(nb, r0 + chunk), rc = r1 - r0;
     const Tensor s = matmul(q.slice(2, r0, r1), k, false, true).contiguous();  // [B, H, rc, nb]
