@@ -179,8 +179,11 @@ void launch_fwd_sm90(const Problem& p, const Tensor& q, const Tensor& k, const T
   sm90_forward(f, sparrow::cuda::stream());
 }
 
+// SPARROW_BLOCK_ATTN_BWD (sm90 / mma) picks the backward alone; else SPARROW_BLOCK_ATTN_KERNEL picks
+// both passes' kernels; else the default above.
 bool use_sm90_backward(const Problem& p) {
   if (!p.sm90) return false;
+  if (const char* b = std::getenv("SPARROW_BLOCK_ATTN_BWD")) return std::strcmp(b, "sm90") == 0;
   const char* e = std::getenv("SPARROW_BLOCK_ATTN_KERNEL");
   return e != nullptr ? std::strcmp(e, "sm90") == 0 : kSm90BackwardByDefault;
 }
