@@ -173,6 +173,45 @@ __device__ void store_rows(const Acc& acc_rc, const Coords& crd_rc, Elt* base, i
   }
 }
 
+// A position in the ring of S shared-memory stages: the stage and the parity of its barriers' phase.
+template <int S>
+struct Ring {
+  int stage = 0;
+  uint32_t phase = 0;
+  __device__ void advance() {
+    if (++stage == S) {
+      stage = 0;
+      phase ^= 1;
+    }
+  }
+};
+
+// Both passes' score GEMMs, issued as one batch and waited for: c1 = a1·b1(stage)ᵀ and
+// c2 = a2·b2(stage)ᵀ over D (Sᵀ and dPᵀ for dK/dV, S and dP for dQ), accumulators overwritten.
+template <class Mma, class A1, class B1, class C1, class A2, class B2, class C2>
+__device__ __forceinline__ void score_gemm_pair(Mma& mma, const A1& a1, const B1& b1, C1& c1, const A2& a2,
+                                                const B2& b2, C2& c2, int stage) {
+  warpgroup_fence_operand(c1);
+  warpgroup_fence_operand(c2);
+  warpgroup_arrive();
+  mma.accumulate_ = GMMA::ScaleOut::Zero;
+  CUTLASS_PRAGMA_UNROLL
+  for (int kk = 0; kk < size<2>(a1); ++kk) {
+    cute::gemm(mma, a1(_, _, kk), b1(_, _, kk, stage), c1);
+    mma.accumulate_ = GMMA::ScaleOut::One;
+  }
+  mma.accumulate_ = GMMA::ScaleOut::Zero;
+  CUTLASS_PRAGMA_UNROLL
+  for (int kk = 0; kk < size<2>(a2); ++kk) {
+    cute::gemm(mma, a2(_, _, kk), b2(_, _, kk, stage), c2);
+    mma.accumulate_ = GMMA::ScaleOut::One;
+  }
+  warpgroup_commit_batch();
+  warpgroup_wait<0>();
+  warpgroup_fence_operand(c1);
+  warpgroup_fence_operand(c2);
+}
+
 template <int D>
 __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT const BwdParams<D> p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -237,39 +276,31 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
       TxBar::arrive_and_expect_tx(&ss.bar_kv, 2 * C::kBlockBytes);
       copy(p.tma_block_a.with(ss.bar_kv), tKg, tKs);
       copy(p.tma_block_b.with(ss.bar_kv), tVg, tVs);
-      int stage = 0;
-      uint32_t phase = 0;
+      Ring<S> ring;
       for (int t = 0; t < tiles; ++t) {
         if (tile_kind(t) == BlockKind::kSkip) continue;
         const int qt = tile_q0(t) / kHalf;
-        Bar::wait(&ss.empty[stage], phase ^ 1);
-        TxBar::arrive_and_expect_tx(&ss.full[stage], 2 * C::kTileBytes);
-        copy(p.tma_half_a.with(ss.full[stage]), tQg(_, qt), tQs(_, stage));
-        copy(p.tma_half_b.with(ss.full[stage]), tdOg(_, qt), tdOs(_, stage));
-        if (++stage == S) {
-          stage = 0;
-          phase ^= 1;
-        }
+        Bar::wait(&ss.empty[ring.stage], ring.phase ^ 1);
+        TxBar::arrive_and_expect_tx(&ss.full[ring.stage], 2 * C::kTileBytes);
+        copy(p.tma_half_a.with(ss.full[ring.stage]), tQg(_, qt), tQs(_, ring.stage));
+        copy(p.tma_half_b.with(ss.full[ring.stage]), tdOg(_, qt), tdOs(_, ring.stage));
+        ring.advance();
       }
     } else if (warp == 1) {
       // The tile's LSE₂ and Di (rows below nq_pad, a multiple of 64: always in range).
       const float* lse2 = p.lse2 + static_cast<int64_t>(bh) * p.nq_pad;
       const float* di = p.di + static_cast<int64_t>(bh) * p.nq_pad;
-      int stage = 0;
-      uint32_t phase = 0;
+      Ring<S> ring;
       for (int t = 0; t < tiles; ++t) {
         if (tile_kind(t) == BlockKind::kSkip) continue;
         const int q0 = tile_q0(t);
-        Bar::wait(&ss.empty[stage], phase ^ 1);
-        ss.lse2[stage][lane] = lse2[q0 + lane];
-        ss.lse2[stage][lane + 32] = lse2[q0 + lane + 32];
-        ss.di[stage][lane] = di[q0 + lane];
-        ss.di[stage][lane + 32] = di[q0 + lane + 32];
-        Bar::arrive(&ss.full[stage]);  // release: the stores above are visible to the waiters
-        if (++stage == S) {
-          stage = 0;
-          phase ^= 1;
-        }
+        Bar::wait(&ss.empty[ring.stage], ring.phase ^ 1);
+        ss.lse2[ring.stage][lane] = lse2[q0 + lane];
+        ss.lse2[ring.stage][lane + 32] = lse2[q0 + lane + 32];
+        ss.di[ring.stage][lane] = di[q0 + lane];
+        ss.di[ring.stage][lane + 32] = di[q0 + lane + 32];
+        Bar::arrive(&ss.full[ring.stage]);  // release: the stores above are visible to the waiters
+        ring.advance();
       }
     }
   } else {
@@ -308,39 +339,20 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
     clear(tdKrdK);
     clear(tdVrdV);
     Bar::wait(&ss.bar_kv, 0);
-    int stage = 0;
-    uint32_t phase = 0;
+    Ring<S> ring;
     for (int t = 0; t < tiles; ++t) {
       const BlockKind kind = tile_kind(t);
       if (kind == BlockKind::kSkip) continue;
       const int q0 = tile_q0(t);
-      TxBar::wait(&ss.full[stage], phase);
-      warpgroup_fence_operand(tSrS);
-      warpgroup_fence_operand(tSrdP);
-      warpgroup_arrive();
-      mma_t.accumulate_ = GMMA::ScaleOut::Zero;
-      CUTLASS_PRAGMA_UNROLL
-      for (int kk = 0; kk < size<2>(tSrK); ++kk) {
-        cute::gemm(mma_t, tSrK(_, _, kk), tSrQ(_, _, kk, stage), tSrS);
-        mma_t.accumulate_ = GMMA::ScaleOut::One;
-      }
-      mma_t.accumulate_ = GMMA::ScaleOut::Zero;
-      CUTLASS_PRAGMA_UNROLL
-      for (int kk = 0; kk < size<2>(tSrV); ++kk) {
-        cute::gemm(mma_t, tSrV(_, _, kk), tSrdO(_, _, kk, stage), tSrdP);
-        mma_t.accumulate_ = GMMA::ScaleOut::One;
-      }
-      warpgroup_commit_batch();
-      warpgroup_wait<0>();
-      warpgroup_fence_operand(tSrS);
-      warpgroup_fence_operand(tSrdP);
+      TxBar::wait(&ss.full[ring.stage], ring.phase);
+      score_gemm_pair(mma_t, tSrK, tSrQ, tSrS, tSrV, tSrdO, tSrdP, ring.stage);
 
       // Pᵀ and dSᵀ in place of Sᵀ and dPᵀ; rows are keys, columns query rows of the tile.
       const bool partial = kind == BlockKind::kPartial;
       CUTLASS_PRAGMA_UNROLL
       for (int c = 0; c < size<1>(Srs); ++c) {
         const int qc = get<1>(Crs(0, c));
-        const float lse2 = ss.lse2[stage][qc], di = ss.di[stage][qc];
+        const float lse2 = ss.lse2[ring.stage][qc], di = ss.di[ring.stage][qc];
         CUTLASS_PRAGMA_UNROLL
         for (int r = 0; r < size<0>(Srs); ++r) {
           bool ok = true;
@@ -362,19 +374,16 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
       warpgroup_fence_operand(tKVrdS);
       warpgroup_arrive();
       CUTLASS_PRAGMA_UNROLL
-      for (int kk = 0; kk < kHalf / 16; ++kk) cute::gemm(mma_kv, tKVrP(_, _, kk), tVrdOt(_, _, kk, stage), tdVrdV);
+      for (int kk = 0; kk < kHalf / 16; ++kk) cute::gemm(mma_kv, tKVrP(_, _, kk), tVrdOt(_, _, kk, ring.stage), tdVrdV);
       CUTLASS_PRAGMA_UNROLL
-      for (int kk = 0; kk < kHalf / 16; ++kk) cute::gemm(mma_kv, tKVrdS(_, _, kk), tKrQt(_, _, kk, stage), tdKrdK);
+      for (int kk = 0; kk < kHalf / 16; ++kk) cute::gemm(mma_kv, tKVrdS(_, _, kk), tKrQt(_, _, kk, ring.stage), tdKrdK);
       warpgroup_commit_batch();
       warpgroup_wait<0>();
       warpgroup_fence_operand(tdVrdV);
       warpgroup_fence_operand(tdKrdK);
       __syncwarp();
-      if (lane == 0) Bar::arrive(&ss.empty[stage]);
-      if (++stage == S) {
-        stage = 0;
-        phase ^= 1;
-      }
+      if (lane == 0) Bar::arrive(&ss.empty[ring.stage]);
+      ring.advance();
     }
 
     // Epilogue: keys below nk; a key no query sees gets zeros.
@@ -468,19 +477,15 @@ __global__ void __launch_bounds__(kThreads, 1) dq_kernel(CUTE_GRID_CONSTANT cons
       TxBar::arrive_and_expect_tx(&ss.bar_q, 2 * C::kBlockBytes);
       copy(p.tma_block_a.with(ss.bar_q), tQg, tQs);
       copy(p.tma_block_b.with(ss.bar_q), tdOg, tdOs);
-      int stage = 0;
-      uint32_t phase = 0;
+      Ring<S> ring;
       for (int t = 0; t < tiles; ++t) {
         if (tile_kind(t) == BlockKind::kSkip) continue;
         const int kt = tile_k0(t) / kHalf;
-        Bar::wait(&ss.empty[stage], phase ^ 1);
-        TxBar::arrive_and_expect_tx(&ss.full[stage], 2 * C::kTileBytes);
-        copy(p.tma_half_a.with(ss.full[stage]), tKg(_, kt), tKs(_, stage));
-        copy(p.tma_half_b.with(ss.full[stage]), tVg(_, kt), tVs(_, stage));
-        if (++stage == S) {
-          stage = 0;
-          phase ^= 1;
-        }
+        Bar::wait(&ss.empty[ring.stage], ring.phase ^ 1);
+        TxBar::arrive_and_expect_tx(&ss.full[ring.stage], 2 * C::kTileBytes);
+        copy(p.tma_half_a.with(ss.full[ring.stage]), tKg(_, kt), tKs(_, ring.stage));
+        copy(p.tma_half_b.with(ss.full[ring.stage]), tVg(_, kt), tVs(_, ring.stage));
+        ring.advance();
       }
     }
   } else {
@@ -522,32 +527,13 @@ __global__ void __launch_bounds__(kThreads, 1) dq_kernel(CUTE_GRID_CONSTANT cons
 
     clear(tQrdQ);
     Bar::wait(&ss.bar_q, 0);
-    int stage = 0;
-    uint32_t phase = 0;
+    Ring<S> ring;
     for (int t = 0; t < tiles; ++t) {
       const BlockKind kind = tile_kind(t);
       if (kind == BlockKind::kSkip) continue;
       const int k0 = tile_k0(t);
-      TxBar::wait(&ss.full[stage], phase);
-      warpgroup_fence_operand(tSrS);
-      warpgroup_fence_operand(tSrdP);
-      warpgroup_arrive();
-      mma_s.accumulate_ = GMMA::ScaleOut::Zero;
-      CUTLASS_PRAGMA_UNROLL
-      for (int kk = 0; kk < size<2>(tSrQ); ++kk) {
-        cute::gemm(mma_s, tSrQ(_, _, kk), tSrK(_, _, kk, stage), tSrS);
-        mma_s.accumulate_ = GMMA::ScaleOut::One;
-      }
-      mma_s.accumulate_ = GMMA::ScaleOut::Zero;
-      CUTLASS_PRAGMA_UNROLL
-      for (int kk = 0; kk < size<2>(tSrdO); ++kk) {
-        cute::gemm(mma_s, tSrdO(_, _, kk), tSrV(_, _, kk, stage), tSrdP);
-        mma_s.accumulate_ = GMMA::ScaleOut::One;
-      }
-      warpgroup_commit_batch();
-      warpgroup_wait<0>();
-      warpgroup_fence_operand(tSrS);
-      warpgroup_fence_operand(tSrdP);
+      TxBar::wait(&ss.full[ring.stage], ring.phase);
+      score_gemm_pair(mma_s, tSrQ, tSrK, tSrS, tSrdO, tSrV, tSrdP, ring.stage);
 
       const bool partial = kind == BlockKind::kPartial;
       CUTLASS_PRAGMA_UNROLL
@@ -569,16 +555,13 @@ __global__ void __launch_bounds__(kThreads, 1) dq_kernel(CUTE_GRID_CONSTANT cons
       warpgroup_fence_operand(tQrdS);
       warpgroup_arrive();
       CUTLASS_PRAGMA_UNROLL
-      for (int kk = 0; kk < kHalf / 16; ++kk) cute::gemm(mma_q, tQrdS(_, _, kk), tQrKt(_, _, kk, stage), tQrdQ);
+      for (int kk = 0; kk < kHalf / 16; ++kk) cute::gemm(mma_q, tQrdS(_, _, kk), tQrKt(_, _, kk, ring.stage), tQrdQ);
       warpgroup_commit_batch();
       warpgroup_wait<0>();
       warpgroup_fence_operand(tQrdQ);
       __syncwarp();
-      if (lane == 0) Bar::arrive(&ss.empty[stage]);
-      if (++stage == S) {
-        stage = 0;
-        phase ^= 1;
-      }
+      if (lane == 0) Bar::arrive(&ss.empty[ring.stage]);
+      ring.advance();
     }
 
     Tensor cQ = make_identity_tensor(Shape<Int<kBlock>, Int<D>>{});
