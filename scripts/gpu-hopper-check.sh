@@ -13,7 +13,8 @@
 #   HOPPER_DEADLINE=s    skip the remaining parts after this many seconds (default 280)
 #   HOPPER_STB_DIR=dir   a folder holding stb/*.h (the GPU host has no libstb-dev; .deps/usr neither)
 #   HOPPER_CAUSAL="no yes"  which masks to time (default both)
-#   HOPPER_KERNELS="sm90 mma"  which kernels bench times (default both)
+#   HOPPER_KERNELS="sm90 mma"  which kernels bench times (default both); sm90_onepass and
+#                sm90_deterministic: the sm_90a forward with that backward (SPARROW_BLOCK_ATTN_BWD)
 #   HOPPER_SKIP_BUILD=1  reuse build-gpu as it is (built by scripts/gpu-check.sh in the same call)
 set -uo pipefail
 out=${OUT:-$PWD/gpu-out}; mkdir -p "$out"
@@ -47,7 +48,7 @@ if [[ $parts == *test* ]]; then
   grep -E '^\[  (PASSED|FAILED) |INFO|Failure' "$out/test_sm90_bwd.log" | head -20
   if [[ $brc -ne 0 ]]; then
     echo "sm_90a backward: rc=$brc (124: timed out); the parts below use the mma.sync backward"
-    export SPARROW_BLOCK_ATTN_BWD=mma
+    export SPARROW_BLOCK_ATTN_BWD=mma bwd_failed=1
     rc=1
   fi
   timeout $(( $(left) > 20 ? $(left) - 10 : 10 )) $bin/test_gpu \
@@ -88,7 +89,9 @@ if [[ $parts == *bench* ]]; then
   for N in $seqs; do for Dh in $dims; do for s in $dens; do for causal in $causal_flags; do
     for kern in ${HOPPER_KERNELS:-sm90 mma}; do
       [[ $(left) -lt 20 ]] && { echo "bench: out of time at N=$N D=$Dh s=$s"; break 5; }
-      SPARROW_BLOCK_ATTN_KERNEL=$kern timeout 60 $bin/bench_attention --device cuda --backend block_sparse \
+      [[ $kern == sm90_* && -n ${bwd_failed:-} ]] && continue
+      bwd=${SPARROW_BLOCK_ATTN_BWD:-}; [[ $kern == sm90_* ]] && bwd=$kern
+      SPARROW_BLOCK_ATTN_KERNEL=${kern%%_*} SPARROW_BLOCK_ATTN_BWD=$bwd timeout 60 $bin/bench_attention --device cuda --backend block_sparse \
         --pattern bigbird --sparsity $s --seq $N --heads 16 --head-dim $Dh --block 128 --dtype bf16 --repeat 10 \
         ${causal#_} --json | python3 -c "import json,sys
 for l in sys.stdin:
@@ -98,15 +101,14 @@ for l in sys.stdin:
   python3 - "$out/sparrow_attn.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
+kernels = list(dict.fromkeys(r["kernel"] for r in rows))
 by = {}
 for r in rows:
     by.setdefault((r["seq"], r["head_dim"], round(r["density"], 3), r["causal"]), {})[r["kernel"]] = r
-print(f"{'N':>6} {'D':>4} {'dens':>6} {'causal':>6} | {'sm90 fwd':>9} {'mma fwd':>9} {'x':>5} | {'sm90 f+b':>9} {'mma f+b':>9} | sm90 fwd TF/s")
+print(f"{'N':>6} {'D':>4} {'dens':>6} {'causal':>6} | " + " | ".join(f"{k:>18} fwd  f+b ms" for k in kernels))
 for k, v in sorted(by.items()):
-    s, m = v.get("sm90"), v.get("mma")
-    if not s or not m: continue
-    print(f"{k[0]:>6} {k[1]:>4} {k[2]:>6} {str(k[3]):>6} | {s['fwd_ms']:9.3f} {m['fwd_ms']:9.3f} {m['fwd_ms']/s['fwd_ms']:5.2f} | "
-          f"{s['fwdbwd_ms']:9.3f} {m['fwdbwd_ms']:9.3f} | {s['fwd_gflops']/1e3:6.1f}")
+    cells = [f"{v[n]['fwd_ms']:9.3f} {v[n]['fwdbwd_ms']:9.3f}" if n in v else f"{'-':>9} {'-':>9}" for n in kernels]
+    print(f"{k[0]:>6} {k[1]:>4} {k[2]:>6} {str(k[3]):>6} | " + " | ".join(f"{c:>27}" for c in cells))
 PY
 fi
 if [[ $parts == *adaptive* ]]; then

@@ -18,10 +18,9 @@
 // Scoring runs in f32 (f64 for f64 inputs; bf16 is widened), with framework ops under
 // NoGradGuard — the selection is not differentiable (as in MoBA) — in chunks of query blocks
 // so the scores never hold more than a bounded slab of the (nb × nb) grid; the top-k runs on
-// the host. On a GPU it can run on the device instead (kernels/cuda/adaptive_select.h: the same
-// layout, no host wait, so the step can be captured in a CUDA graph): SPARROW_ADAPTIVE_SELECT=device
-// (host: the host selection), device by default once verified on a GPU (adaptive.cpp). The
-// attention over the selected blocks is exact and differentiable.
+// the host. On a GPU it runs on the device (kernels/cuda/adaptive_select.h: the same layout, no
+// host wait, so the step can be captured in a CUDA graph); SPARROW_ADAPTIVE_SELECT=host keeps it
+// on the host (adaptive.cpp). The attention over the selected blocks is exact and differentiable.
 //
 // The sparsity is cfg.sparsity_at(call.step) (the schedule where it is on); the selection is
 // remade every forward anyway, since it depends on q and k.

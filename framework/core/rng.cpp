@@ -36,16 +36,44 @@ uint32_t Generator::next_u32() {
   return buf_[4 - buf_left_--];
 }
 
+namespace {
+// 53 random bits (hi's top 27, lo's top 26) → [0, 1).
+double uniform_from(uint32_t hi, uint32_t lo) {
+  return (double(hi >> 5) * 67108864.0 + double(lo >> 6)) * (1.0 / 9007199254740992.0);
+}
+// Box–Muller on two uniforms: four 32-bit draws, one Philox counter.
+double normal_from(uint32_t a, uint32_t b, uint32_t c, uint32_t d) {
+  double u1 = uniform_from(a, b);
+  const double u2 = uniform_from(c, d);
+  if (u1 < 1e-300) u1 = 1e-300;
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+}
+}  // namespace
+
 double Generator::uniform() {
-  // 53 random bits → [0, 1)
-  uint64_t hi = next_u32() >> 5, lo = next_u32() >> 6;
-  return (double(hi) * 67108864.0 + double(lo)) * (1.0 / 9007199254740992.0);
+  const uint32_t hi = next_u32(), lo = next_u32();
+  return uniform_from(hi, lo);
 }
 
 double Generator::normal() {
-  double u1 = uniform(), u2 = uniform();
-  if (u1 < 1e-300) u1 = 1e-300;
-  return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+  const uint32_t a = next_u32(), b = next_u32(), c = next_u32(), d = next_u32();
+  return normal_from(a, b, c, d);
+}
+
+void Generator::fill_normal(double* out, int64_t n, double stddev) {
+  if (buf_left_ != 0) {  // mid-counter: the draws are not one counter each; the sequential way
+    for (int64_t i = 0; i < n; ++i) out[i] = normal() * stddev;
+    return;
+  }
+  // On a counter boundary normal() number i uses counter offset + i alone, so the draws are
+  // independent: the same values as n calls to normal(), on every core.
+  const uint64_t first = reserve(static_cast<uint64_t>(n));
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t u[4];
+    Philox::generate(seed_, first + static_cast<uint64_t>(i), u);
+    out[i] = normal_from(u[0], u[1], u[2], u[3]) * stddev;
+  }
 }
 
 uint64_t Generator::below(uint64_t n) {
@@ -55,7 +83,7 @@ uint64_t Generator::below(uint64_t n) {
 
 Tensor randn(const Shape& shape, Generator& gen, DType dtype, Device device, double stddev) {
   std::vector<double> v(static_cast<size_t>(shape_numel(shape)));
-  for (double& x : v) x = gen.normal() * stddev;
+  gen.fill_normal(v.data(), static_cast<int64_t>(v.size()), stddev);
   return from_vector(v, shape, dtype, device);
 }
 

@@ -33,8 +33,10 @@ class Generator {
   }
 
   uint32_t next_u32();
-  double uniform();            // [0, 1)
-  double normal();             // N(0, 1), Box–Muller
+  double uniform();  // [0, 1)
+  double normal();   // N(0, 1), Box–Muller
+  // out[i] = normal() · stddev for i < n: the same values as n calls, drawn in parallel.
+  void fill_normal(double* out, int64_t n, double stddev = 1.0);
   uint64_t below(uint64_t n);  // uniform integer in [0, n)
 
  private:

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <utility>
@@ -237,10 +238,11 @@ TEST(AttentionSm90Gpu, ForwardMatchesCpuAndMma) {
 #endif
 }
 
-// The sm_90a backward (dK/dV pass over key blocks, dQ pass over query blocks) against the
-// mma.sync backward and the CPU reference's (f32 on the same rounded inputs), given one forward's
-// O and LSE: every pattern at block 128, dense, causal and not, ragged N, B 2, H 3, D 64 and 128.
-// dQ, dK and dV land in poisoned memory, so an element the kernels skip fails.
+// Both sm_90a backwards — one pass with f32 dQ atomics, and two deterministic passes (dK/dV over
+// key blocks, dQ over query blocks) — against the mma.sync backward and the CPU reference's (f32
+// on the same rounded inputs), given one forward's O and LSE: every pattern at block 128, dense,
+// causal and not, ragged N, B 2, H 3, D 64 and 128. dQ, dK and dV land in poisoned memory, so an
+// element the kernels skip fails; the deterministic one gives the same bits twice.
 TEST(AttentionSm90Gpu, BackwardMatchesCpuAndMma) {
   SPARROW_REQUIRE_GPU();
 #ifdef SPARROW_WITH_CUDA
@@ -267,14 +269,15 @@ TEST(AttentionSm90Gpu, BackwardMatchesCpuAndMma) {
                  dout = on(gh, kGpu, DType::BF16);
           const BlockAttentionForward f = forward_with("mma", q, k, v, a);
           auto backward_with = [&](const char* kernel) {
-            setenv("SPARROW_BLOCK_ATTN_KERNEL", kernel, 1);
+            setenv("SPARROW_BLOCK_ATTN_BWD", kernel, 1);
             sparrow::testing::poison_allocator(kGpu, {static_cast<size_t>(q.numel()) * 2});
             BlockAttentionGrads r = attn::cuda::block_attention_backward(q, k, v, f.out, f.lse, dout, a);
             sparrow::cuda::synchronize();
-            unsetenv("SPARROW_BLOCK_ATTN_KERNEL");
+            unsetenv("SPARROW_BLOCK_ATTN_BWD");
             return std::vector<std::vector<double>>{r.dq.to_vector(), r.dk.to_vector(), r.dv.to_vector()};
           };
-          const auto gs = backward_with("sm90"), gm = backward_with("mma");
+          const auto gm = backward_with("mma"), gd = backward_with("sm90_deterministic");
+          EXPECT_TRUE(backward_with("sm90_deterministic") == gd) << "two-pass backward not reproducible";
           std::vector<std::vector<double>> gc;
           if (N <= 1000 || pat != "dense") {
             auto f32 = [](const Tensor& t) { return on(t, Device::cpu(), DType::F32); };
@@ -283,13 +286,16 @@ TEST(AttentionSm90Gpu, BackwardMatchesCpuAndMma) {
             gc = {c.dq.to_vector(), c.dk.to_vector(), c.dv.to_vector()};
           }
           const char* names[3] = {"dQ", "dK", "dV"};
-          for (int t = 0; t < 3; ++t) {
-            size_t bad = 0;
-            EXPECT_LT(norm_ratio(gs[t], gm[t], &bad), 2e-2) << names[t] << " vs mma.sync";
-            EXPECT_EQ(bad, 0u) << names[t] << " elements unwritten (NaN poison) or non-finite";
-            if (!gc.empty()) {
-              size_t b2 = 0;
-              EXPECT_LT(norm_ratio(gs[t], gc[t], &b2), 2e-2) << names[t] << " vs CPU";
+          for (const char* kind : {"sm90_onepass", "sm90_deterministic"}) {
+            const auto gs = std::strcmp(kind, "sm90_deterministic") == 0 ? gd : backward_with(kind);
+            for (int t = 0; t < 3; ++t) {
+              size_t bad = 0;
+              EXPECT_LT(norm_ratio(gs[t], gm[t], &bad), 2e-2) << kind << " " << names[t] << " vs mma.sync";
+              EXPECT_EQ(bad, 0u) << kind << " " << names[t] << " elements unwritten (NaN poison) or non-finite";
+              if (!gc.empty()) {
+                size_t b2 = 0;
+                EXPECT_LT(norm_ratio(gs[t], gc[t], &b2), 2e-2) << kind << " " << names[t] << " vs CPU";
+              }
             }
           }
           ++cases;

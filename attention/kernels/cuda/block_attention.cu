@@ -43,10 +43,16 @@ struct Problem {
 // picks: "mma" forces the mma.sync kernels, "sm90" the sm_90a one where it applies; unset, the
 // default below.
 constexpr bool kSm90ByDefault = true;  // verified on an H100: tests/gpu/attention_sm90_gpu_test.cpp, memcheck
-// The sm_90a backward (block_attention_sm90_bwd.cu) runs only when asked for by name
-// (SPARROW_BLOCK_ATTN_KERNEL=sm90) until AttentionSm90Gpu.BackwardMatchesCpuAndMma has passed on a
-// Hopper card; by default the backward after an sm_90a forward is the mma.sync one.
-constexpr bool kSm90BackwardByDefault = false;
+// The sm_90a backward (block_attention_sm90_bwd.cu), after an sm_90a forward: one pass with dQ
+// summed by f32 atomics (5 GEMMs a tile; not bit-reproducible) or two deterministic passes (7).
+// SPARROW_BLOCK_ATTN_BWD picks: "mma" (the mma.sync backward), "sm90" (the default below),
+// "sm90_onepass", "sm90_deterministic"; unset, SPARROW_BLOCK_ATTN_KERNEL=mma picks mma.sync.
+// Two passes by default: on an H100 the one pass was no faster at D 64 (64K, 10 %: f+b 26.1 vs
+// 26.4 ms) and slower at D 128 (47.5 vs 36.1): its f32 reductions, twice FA3's (each consumer
+// warpgroup adds its own 64 keys' share), cost what the two saved GEMMs buy (bench/HOPPER_NOTES.md).
+// Both verified there: AttentionSm90Gpu.Backward*, compute-sanitizer memcheck/racecheck/synccheck.
+enum class Sm90Bwd { kNone, kOnePass, kTwoPass };
+constexpr Sm90Bwd kSm90BackwardDefault = Sm90Bwd::kTwoPass;
 
 bool device_is_sm90() {
   static std::mutex mu;
@@ -179,18 +185,29 @@ void launch_fwd_sm90(const Problem& p, const Tensor& q, const Tensor& k, const T
   sm90_forward(f, sparrow::cuda::stream());
 }
 
-// SPARROW_BLOCK_ATTN_BWD (sm90 / mma) picks the backward alone; else SPARROW_BLOCK_ATTN_KERNEL picks
-// both passes' kernels; else the default above.
-bool use_sm90_backward(const Problem& p) {
-  if (!p.sm90) return false;
-  if (const char* b = std::getenv("SPARROW_BLOCK_ATTN_BWD")) return std::strcmp(b, "sm90") == 0;
+Sm90Bwd sm90_backward_kind(const Problem& p) {
+  if (!p.sm90) return Sm90Bwd::kNone;
+  if (const char* b = std::getenv("SPARROW_BLOCK_ATTN_BWD"); b != nullptr && *b != '\0') {
+    if (std::strcmp(b, "sm90_onepass") == 0) return Sm90Bwd::kOnePass;
+    if (std::strcmp(b, "sm90_deterministic") == 0) return Sm90Bwd::kTwoPass;
+    if (std::strcmp(b, "sm90") == 0) return kSm90BackwardDefault;
+    SPARROW_CHECK(std::strcmp(b, "mma") == 0, "SPARROW_BLOCK_ATTN_BWD=", b,
+                  ": expected mma, sm90, sm90_onepass or sm90_deterministic");
+    return Sm90Bwd::kNone;
+  }
   const char* e = std::getenv("SPARROW_BLOCK_ATTN_KERNEL");
-  return e != nullptr ? std::strcmp(e, "sm90") == 0 : kSm90BackwardByDefault;
+  return e != nullptr && std::strcmp(e, "mma") == 0 ? Sm90Bwd::kNone : kSm90BackwardDefault;
 }
 
-void launch_bwd_sm90(const Problem& p, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& dout,
-                     const Tensor& lse2, const Tensor& di, int64_t nq_pad, Tensor& dq, Tensor& dk, Tensor& dv) {
+void launch_bwd_sm90(Sm90Bwd kind, const Problem& p, const Tensor& q, const Tensor& k, const Tensor& v,
+                     const Tensor& dout, const Tensor& lse2, const Tensor& di, int64_t nq_pad, Tensor& dq, Tensor& dk,
+                     Tensor& dv) {
   Sm90Backward b;
+  Tensor dq_sums;  // one pass: f32 [B·H, nq_pad, d], held until the kernels are queued (stream-ordered pool)
+  if (kind == Sm90Bwd::kOnePass) {
+    dq_sums = empty({p.b * p.h, nq_pad, p.d}, DType::F32, q.device());
+    b.dq_accum = dq_sums.data<float>();
+  }
   b.q = q.data_ptr();
   b.k = k.data_ptr();
   b.v = v.data_ptr();
@@ -390,8 +407,8 @@ BlockAttentionGrads block_attention_backward(const Tensor& q, const Tensor& k, c
         bfp(o), bfp(g), lse.data<float>(), lse2.data<float>(), di.data<float>(), p.b * p.h, p.nq, nq_pad,
         static_cast<int>(p.d));
     SPARROW_CUDA_LAUNCH_CHECK();
-    if (use_sm90_backward(p)) {
-      launch_bwd_sm90(p, q, k, v, g, lse2, di, nq_pad, r.dq, r.dk, r.dv);
+    if (const Sm90Bwd kind = sm90_backward_kind(p); kind != Sm90Bwd::kNone) {
+      launch_bwd_sm90(kind, p, q, k, v, g, lse2, di, nq_pad, r.dq, r.dk, r.dv);
       return r;
     }
     switch (p.d) {

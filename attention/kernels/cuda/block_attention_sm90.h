@@ -30,6 +30,8 @@ struct Sm90Forward {
 // row statistics of attn_bwd_prep — LSE₂ = LSE·log₂e (+∞ for a row that sees nothing and for the
 // padding rows) and Di = rowsum(dO ∘ O), both f32 [B·H, nq_pad] with nq_pad a multiple of 64.
 // Writes dq (bf16 [B·H, nq, d]), dk, dv (bf16 [B·H, nk, d]): every element, zeros where nothing is seen.
+// dq_accum set (f32 [B·H, nq_pad, d], any contents): one pass with dQ summed by atomics into it
+// (5 GEMMs a tile, not bit-reproducible); null: two deterministic passes (7 GEMMs a tile).
 struct Sm90Backward {
   const void* q = nullptr;
   const void* k = nullptr;
@@ -40,6 +42,7 @@ struct Sm90Backward {
   void* dq = nullptr;
   void* dk = nullptr;
   void* dv = nullptr;
+  float* dq_accum = nullptr;
   int64_t bh = 0, heads = 1, nq = 0, nk = 0, nq_pad = 0;
   int d = 0;
   float scale = 0, scale_log2 = 0;
@@ -54,7 +57,8 @@ void sm90_build_lists(const LayoutView& view, int64_t nq, int64_t nk, bool causa
                       cudaStream_t stream);
 // Launches the forward (d 64 or 128, no key_last); the caller has checked the shape.
 void sm90_forward(const Sm90Forward& f, cudaStream_t stream);
-// Launches the backward: a dK/dV pass over key blocks and a dQ pass over query blocks (nq, nk > 0).
+// Launches the backward (nq, nk > 0): a dK/dV pass over key blocks (with dQ's sums when one pass),
+// then a dQ pass over query blocks (two passes) or dQ from the sums (one pass).
 void sm90_backward(const Sm90Backward& b, cudaStream_t stream);
 
 }  // namespace sparrow::attn::cuda

@@ -4,7 +4,7 @@
 //   dK/dV pass — CTA = one key block (128 keys; 64 per consumer warpgroup) of one (batch, head).
 //     K and V are loaded once; the layout's COLUMN (the transpose CSR) gives the query blocks that
 //     see the key block, each streamed as two 64-row tiles of Q and dO (TMA) with their LSE₂ and
-//     Di (plain loads by a second producer warp). Per tile, with keys as rows:
+//     Di (bulk copies on the same barrier). Per tile, with keys as rows:
 //       Sᵀ = K Qᵀ, dPᵀ = V dOᵀ                (wgmma 64×64×16, both operands from smem)
 //       Pᵀ = exp2(Sᵀ·scale·log₂e − LSE₂), dSᵀ = Pᵀ ∘ (dPᵀ − Di)   (mask on partial tiles only)
 //       dV += Pᵀ dO, dK += dSᵀ Q              (wgmma register-A, dO and Q read MN-major)
@@ -14,10 +14,15 @@
 //       S = Q Kᵀ, dP = dO Vᵀ, P = exp2(S·scale·log₂e − LSE₂), dS = P ∘ (dP − Di), dQ += dS K,
 //     then dQ ·= scale.
 //
-// S and dP are computed in both passes (7 tile GEMMs where FlashAttention-3's single pass with f32
-// dQ atomics does 5): deterministic, and no f32 [B·H, N, D] dQ buffer, the same trade the
-// mma.sync backward makes (block_attention_mma.cuh). Tiles are 64 wide along the streamed
-// dimension so that the accumulators of D = 128 fit: dK, dV 64 + 64, Sᵀ and dPᵀ 16 + 16 f32
+// S and dP are computed in both passes (7 tile GEMMs a tile pair): deterministic, and no f32
+// [B·H, N, D] dQ buffer, the same trade the mma.sync backward makes (block_attention_mma.cuh).
+// The one-pass variant (Sm90Backward::dq_accum set) does 5, as FlashAttention-3 does: the dK/dV
+// pass also forms each tile's dQ share,
+//       dQ[q0 .. q0+64) += dS · K             (wgmma, dS through shared memory, K read MN-major)
+// and adds it to an f32 [B·H, nq_pad, D] buffer with float2 atomics (each consumer warpgroup its
+// own 64 keys' share), converted to bf16 · scale after. Float addition in arrival order: not
+// bit-reproducible from run to run, hence both. Tiles are 64 wide along the streamed dimension so
+// that the accumulators of D = 128 fit: dK, dV 64 + 64, Sᵀ and dPᵀ 16 + 16 and dQ 64 f32
 // registers a thread per 64-key half.
 //
 // Masking follows classify_tile (block_attention_lists.h): a tile past the sequence or above the
@@ -48,6 +53,10 @@ constexpr int kBlock = kSm90Block;  // keys per dK/dV CTA, query rows per dQ CTA
 constexpr int kHalf = 64;           // rows of a streamed tile (half a layout block)
 constexpr int kThreads = 384;       // producer warpgroup + 2 consumer warpgroups
 constexpr int kConsumerWarps = 8;
+// The dK/dV pass's consumers read a stage's LSE₂ and Di with ordinary loads, so each thread
+// releases the stage itself (one arrival a warp after __syncwarp is as ordered, but
+// compute-sanitizer racecheck flags it against the next bulk copy into the stage).
+constexpr int kConsumerThreads = 256;
 
 // ---------------------------------------------------------------------------------------------
 // The tiles a CTA streams, in the same order for producer and consumers.
@@ -118,17 +127,40 @@ struct DkdvCfg : Tiles<D> {
   using SmemLayoutKV = typename Tiles<D>::SmemBlock;
   using SmemLayoutQ = typename Tiles<D>::template SmemHalves<kStages>;
   using SmemLayoutQt = TransposedSmem<SmemLayoutQ, kHalf, D, kStages>;  // Qᵀ, dOᵀ for dK, dV
+  // One pass only. dS of a tile as (query rows × keys), rows contiguous: the A operand of
+  // dQ += dS·K, each warpgroup writing and reading its own 64 keys' columns. Two buffers, so a
+  // warpgroup writes tile t+1's while the wgmma of tile t may still be reading.
+  using SmemLayoutdS = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<Elt>{}, Shape<Int<kHalf>, Int<kBlock>, _2>{}));
+  // The same bytes as (keys × query rows × 2), rows contiguous: where the dSᵀ accumulator goes,
+  // by stmatrix (4 stores a thread a tile; element-wise stores' 16 addresses spill at D = 128).
+  using SmemLayoutdSt = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<Elt>{}, Shape<Int<kBlock>, Int<kHalf>, _2>{}));
+  // dQ share (64 rows × 64 columns) = dS (64 × a warpgroup's 64 keys) · K (those keys × 64
+  // columns): one warpgroup, contracting over K-steps [4w, 4w + 4) of the 128 keys. D = 128 takes
+  // two in turn, so the accumulator is 32 registers beside dK's and dV's 64 + 64 (all of D at once:
+  // 80 bytes of spills and serialised wgmma).
+  static constexpr int kDqCols = 64;
+  // Kᵀ (columns × keys) of one 64-column chunk of K, the B of dS·K: chunk c of SmemLayoutKV starts
+  // c · kBlock · 64 elements in (tile_to_shape lays the 128-row atoms of a 64-column band together).
+  using SmemLayoutKt =
+      TransposedSmem<decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<Elt>{}, Shape<Int<kBlock>, Int<kDqCols>>{})),
+                     kBlock, kDqCols, 1>;
+  using MmaDq =
+      decltype(make_tiled_mma(GMMA::ss_op_selector<Elt, Elt, float, Shape<Int<kHalf>, Int<kDqCols>, Int<kBlock>>,
+                                                   GMMA::Major::MN, GMMA::Major::MN>()));
 
   struct Smem {
     array_aligned<Elt, cosize_v<SmemLayoutKV>, 1024> k;
     array_aligned<Elt, cosize_v<SmemLayoutKV>, 1024> v;
     array_aligned<Elt, cosize_v<SmemLayoutQ>, 1024> q;
     array_aligned<Elt, cosize_v<SmemLayoutQ>, 1024> dout;
-    float lse2[kStages][kHalf];
-    float di[kStages][kHalf];
+    alignas(16) float lse2[kStages][kHalf];  // bulk copies: 16-byte aligned, 256 bytes each
+    alignas(16) float di[kStages][kHalf];
     alignas(8) uint64_t bar_kv;
-    uint64_t full[kStages];  // TMA's bytes + the statistics warp's 32 arrivals
+    uint64_t full[kStages];  // TMA's bytes: Q and dO tiles, LSE₂ and Di
     uint64_t empty[kStages];
+  };
+  struct SmemOnePass : Smem {
+    array_aligned<Elt, cosize_v<SmemLayoutdS>, 1024> ds;
   };
 };
 
@@ -149,6 +181,7 @@ struct BwdParams {
   decltype(make_tma_half<D>(nullptr, 1, 1)) tma_half_b;    // dK/dV: dO tiles; dQ: V tiles
   Elt* out_a;                                              // dK/dV: dK; dQ: dQ
   Elt* out_b;                                              // dK/dV: dV
+  float* dq_accum;                                         // dK/dV, one pass: f32 dQ sums; else null
   const float* lse2;
   const float* di;
   int nq, nk, nq_pad, bh, heads, nqb, nkb;
@@ -212,13 +245,40 @@ __device__ __forceinline__ void score_gemm_pair(Mma& mma, const A1& a1, const B1
   warpgroup_fence_operand(c2);
 }
 
-template <int D>
+// Adds a warpgroup's dQ share (64 rows × 64 f32, rows q0 + row of the tile, columns col0 + column)
+// into the f32 sums: float2 reductions, rows past nq skipped (their dS is 0).
+template <int D, class Acc, class Coords>
+__device__ void add_rows(const Acc& acc_rc, const Coords& crd_rc, float* base, int q0, int col0, int nq) {
+  CUTLASS_PRAGMA_UNROLL
+  for (int r = 0; r < size<0>(acc_rc); ++r) {
+    const int row = q0 + get<0>(crd_rc(r, 0));
+    if (row >= nq) continue;
+    CUTLASS_PRAGMA_UNROLL
+    for (int c = 0; c < size<1>(acc_rc); c += 2) {
+      const int col = col0 + get<1>(crd_rc(r, c));
+      atomicAdd(reinterpret_cast<float2*>(base + static_cast<int64_t>(row) * D + col),
+                make_float2(acc_rc(r, c), acc_rc(r, c + 1)));
+    }
+  }
+}
+
+// The one-pass dS buffer (null in the two-pass kernel's shared memory, which has none).
+template <bool kOnePass, class SmemT>
+__device__ Elt* ds_buffer(SmemT& ss) {
+  if constexpr (kOnePass)
+    return ss.ds.data();
+  else
+    return nullptr;
+}
+
+template <int D, bool kOnePass>
 __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT const BwdParams<D> p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using C = DkdvCfg<D>;
   constexpr int S = C::kStages;
+  using SmemT = std::conditional_t<kOnePass, typename C::SmemOnePass, typename C::Smem>;
   extern __shared__ __align__(1024) unsigned char smem_raw[];
-  auto& ss = *reinterpret_cast<typename C::Smem*>(smem_raw);
+  auto& ss = *reinterpret_cast<SmemT*>(smem_raw);
 
   const int tid = threadIdx.x;
   const int wg = cutlass::canonical_warp_group_idx();
@@ -237,8 +297,8 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
     Bar::init(&ss.bar_kv, 1);
     CUTLASS_PRAGMA_UNROLL
     for (int s = 0; s < S; ++s) {
-      Bar::init(&ss.full[s], 1 + 32);
-      Bar::init(&ss.empty[s], kConsumerWarps);
+      Bar::init(&ss.full[s], 1);
+      Bar::init(&ss.empty[s], kConsumerThreads);
     }
     cutlass::arch::fence_barrier_init();
   }
@@ -250,12 +310,11 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
   Tensor sdO = make_tensor(make_smem_ptr(ss.dout.data()), typename C::SmemLayoutQ{});
 
   if (wg == 0) {
-    // ------------------------------------------------------------------ producers
+    // ------------------------------------------------------------------ producer
     // 40 + 2 × 232 registers a thread-row: the 168 × 384 the CTA was launched with (setmaxnreg
     // only moves registers between the warpgroups of a CTA).
     cutlass::arch::warpgroup_reg_dealloc<40>();
-    const int warp = tid / 32, lane = tid % 32;
-    if (warp == 0 && lane == 0) {
+    if (tid == 0) {
       Tensor mK = p.tma_block_a.get_tma_tensor(make_shape(p.nk, Int<D>{}, p.bh));
       Tensor mV = p.tma_block_b.get_tma_tensor(make_shape(p.nk, Int<D>{}, p.bh));
       Tensor mQ = p.tma_half_a.get_tma_tensor(make_shape(p.nq, Int<D>{}, p.bh));
@@ -272,6 +331,11 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
           tma_partition(p.tma_half_a, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sQ), group_modes<0, 2>(gQ));
       auto [tdOg, tdOs] =
           tma_partition(p.tma_half_b, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sdO), group_modes<0, 2>(gdO));
+      // The tile's LSE₂ and Di: rows below nq_pad, a multiple of 64, so always in range; 256-byte
+      // aligned (q0 and nq_pad are multiples of 64).
+      const float* lse2 = p.lse2 + static_cast<int64_t>(bh) * p.nq_pad;
+      const float* di = p.di + static_cast<int64_t>(bh) * p.nq_pad;
+      constexpr int kStatBytes = kHalf * static_cast<int>(sizeof(float));
 
       TxBar::arrive_and_expect_tx(&ss.bar_kv, 2 * C::kBlockBytes);
       copy(p.tma_block_a.with(ss.bar_kv), tKg, tKs);
@@ -279,27 +343,14 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
       Ring<S> ring;
       for (int t = 0; t < tiles; ++t) {
         if (tile_kind(t) == BlockKind::kSkip) continue;
-        const int qt = tile_q0(t) / kHalf;
-        Bar::wait(&ss.empty[ring.stage], ring.phase ^ 1);
-        TxBar::arrive_and_expect_tx(&ss.full[ring.stage], 2 * C::kTileBytes);
-        copy(p.tma_half_a.with(ss.full[ring.stage]), tQg(_, qt), tQs(_, ring.stage));
-        copy(p.tma_half_b.with(ss.full[ring.stage]), tdOg(_, qt), tdOs(_, ring.stage));
-        ring.advance();
-      }
-    } else if (warp == 1) {
-      // The tile's LSE₂ and Di (rows below nq_pad, a multiple of 64: always in range).
-      const float* lse2 = p.lse2 + static_cast<int64_t>(bh) * p.nq_pad;
-      const float* di = p.di + static_cast<int64_t>(bh) * p.nq_pad;
-      Ring<S> ring;
-      for (int t = 0; t < tiles; ++t) {
-        if (tile_kind(t) == BlockKind::kSkip) continue;
         const int q0 = tile_q0(t);
         Bar::wait(&ss.empty[ring.stage], ring.phase ^ 1);
-        ss.lse2[ring.stage][lane] = lse2[q0 + lane];
-        ss.lse2[ring.stage][lane + 32] = lse2[q0 + lane + 32];
-        ss.di[ring.stage][lane] = di[q0 + lane];
-        ss.di[ring.stage][lane + 32] = di[q0 + lane + 32];
-        Bar::arrive(&ss.full[ring.stage]);  // release: the stores above are visible to the waiters
+        uint64_t* full = &ss.full[ring.stage];
+        TxBar::arrive_and_expect_tx(full, 2 * C::kTileBytes + 2 * kStatBytes);
+        copy(p.tma_half_a.with(*full), tQg(_, q0 / kHalf), tQs(_, ring.stage));
+        copy(p.tma_half_b.with(*full), tdOg(_, q0 / kHalf), tdOs(_, ring.stage));
+        SM90_BULK_COPY_G2S::copy(lse2 + q0, full, ss.lse2[ring.stage], kStatBytes);
+        SM90_BULK_COPY_G2S::copy(di + q0, full, ss.di[ring.stage], kStatBytes);
         ring.advance();
       }
     }
@@ -307,7 +358,6 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
     // ------------------------------------------------------------------ consumers
     cutlass::arch::warpgroup_reg_alloc<232>();
     const int ctid = tid - 128;
-    const int lane = tid & 31;
     typename C::MmaScores mma_t;
     typename C::MmaAccumulate mma_kv;
     auto thr_t = mma_t.get_thread_slice(ctid);
@@ -336,10 +386,30 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
     Tensor tKVrP = make_tensor<Elt>(Layout<Shape<Shape<_2, _2, _2>, _1, Int<kHalf / 16>>>{});
     Tensor tKVrdS = make_tensor<Elt>(Layout<Shape<Shape<_2, _2, _2>, _1, Int<kHalf / 16>>>{});
 
+    // One pass: dS in shared memory and this warpgroup's dQ share (unused, and compiled away, in
+    // the two-pass kernel).
+    typename C::MmaDq mma_dq;
+    auto thr_dq = mma_dq.get_thread_slice(ctid % 128);
+    Tensor sdS = make_tensor(make_smem_ptr(ds_buffer<kOnePass>(ss)), typename C::SmemLayoutdS{});
+    Tensor tQrdS = thr_dq.partition_fragment_A(sdS);  // (MMA, MMA_M, MMA_K, 2)
+    auto r2s = make_tiled_copy_C(Copy_Atom<SM90_U32x4_STSM_N, Elt>{}, mma_t);
+    auto r2s_ds = r2s.get_thread_slice(ctid);
+    Tensor tdSs = r2s_ds.partition_D(
+        make_tensor(make_smem_ptr(ds_buffer<kOnePass>(ss)), typename C::SmemLayoutdSt{}));  // (CPY, M, N, 2)
+    auto kt_chunk = [&](int c) {                                                            // (MMA, MMA_N, MMA_K, 1)
+      return thr_dq.partition_fragment_B(
+          make_tensor(make_smem_ptr(ss.k.data() + c * kBlock * C::kDqCols), typename C::SmemLayoutKt{}));
+    };
+    Tensor tQrdQ = partition_fragment_C(mma_dq, Shape<Int<kHalf>, Int<C::kDqCols>>{});
+    Tensor cQ = make_identity_tensor(Shape<Int<kHalf>, Int<C::kDqCols>>{});
+    Tensor CQrs = make_tensor(thr_dq.partition_C(cQ).data(), rowcol(thr_dq.partition_C(cQ).layout()));
+    const int k_first = (wg - 1) * (kHalf / 16);
+
     clear(tdKrdK);
     clear(tdVrdV);
     Bar::wait(&ss.bar_kv, 0);
     Ring<S> ring;
+    int done = 0;  // tiles processed: the one-pass dS buffer is done & 1
     for (int t = 0; t < tiles; ++t) {
       const BlockKind kind = tile_kind(t);
       if (kind == BlockKind::kSkip) continue;
@@ -368,22 +438,60 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
       to_bf16_fragment(tSrS, tKVrP);
       to_bf16_fragment(tSrdP, tKVrdS);
 
+      if constexpr (kOnePass) {
+        // dSᵀ (bf16, the accumulator's element order) into this tile's buffer.
+        Tensor tdSr = r2s_ds.retile_S(make_tensor(tKVrdS.data(), tSrdP.layout()));
+        copy(r2s, tdSr, tdSs(_, _, _, done & 1));
+        cutlass::arch::fence_view_async_shared();        // generic-proxy stores → the wgmma's async reads
+        cutlass::arch::NamedBarrier::sync(128, wg - 1);  // this warpgroup's 64 keys are in
+      }
+
       warpgroup_fence_operand(tdVrdV);
       warpgroup_fence_operand(tdKrdK);
       warpgroup_fence_operand(tKVrP);
       warpgroup_fence_operand(tKVrdS);
+      if constexpr (kOnePass) warpgroup_fence_operand(tQrdQ);
       warpgroup_arrive();
       CUTLASS_PRAGMA_UNROLL
       for (int kk = 0; kk < kHalf / 16; ++kk) cute::gemm(mma_kv, tKVrP(_, _, kk), tVrdOt(_, _, kk, ring.stage), tdVrdV);
       CUTLASS_PRAGMA_UNROLL
       for (int kk = 0; kk < kHalf / 16; ++kk) cute::gemm(mma_kv, tKVrdS(_, _, kk), tKrQt(_, _, kk, ring.stage), tdKrdK);
+      // One pass: this warpgroup's dQ share of columns [0, 64) joins the batch; D = 128's
+      // [64, 128) follows it.
+      auto dq_chunk = [&](int c) {
+        const auto tQrKt = kt_chunk(c);
+        mma_dq.accumulate_ = GMMA::ScaleOut::Zero;
+        CUTLASS_PRAGMA_UNROLL
+        for (int kk = 0; kk < kHalf / 16; ++kk) {
+          cute::gemm(mma_dq, tQrdS(_, _, k_first + kk, done & 1), tQrKt(_, _, k_first + kk, 0), tQrdQ);
+          mma_dq.accumulate_ = GMMA::ScaleOut::One;
+        }
+      };
+      auto add_chunk = [&](int c) {
+        warpgroup_fence_operand(tQrdQ);
+        add_rows<D>(make_tensor(tQrdQ.data(), rowcol(tQrdQ.layout())), CQrs,
+                    p.dq_accum + static_cast<int64_t>(bh) * p.nq_pad * D, q0, c * C::kDqCols, p.nq);
+      };
+      if constexpr (kOnePass) dq_chunk(0);
       warpgroup_commit_batch();
       warpgroup_wait<0>();
       warpgroup_fence_operand(tdVrdV);
       warpgroup_fence_operand(tdKrdK);
-      __syncwarp();
-      if (lane == 0) Bar::arrive(&ss.empty[ring.stage]);
+      Bar::arrive(&ss.empty[ring.stage]);  // every thread: each read the stage's statistics
       ring.advance();
+      if constexpr (kOnePass) {
+        add_chunk(0);
+        CUTLASS_PRAGMA_UNROLL
+        for (int c = 1; c < D / C::kDqCols; ++c) {
+          warpgroup_fence_operand(tQrdQ);
+          warpgroup_arrive();
+          dq_chunk(c);
+          warpgroup_commit_batch();
+          warpgroup_wait<0>();
+          add_chunk(c);
+        }
+      }
+      ++done;
     }
 
     // Epilogue: keys below nk; a key no query sees gets zeros.
@@ -572,19 +680,33 @@ __global__ void __launch_bounds__(kThreads, 1) dq_kernel(CUTE_GRID_CONSTANT cons
 #endif
 }
 
+// The one-pass epilogue: dQ = bf16(sums · scale) for rows below nq, four columns a thread.
+__global__ void dq_from_sums_kernel(const float* sums, Elt* dq, int64_t nq, int64_t nq_pad, int d, int64_t quads,
+                                    float scale) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= quads) return;
+  const int64_t per_row = d / 4, row_all = i / per_row, col = (i % per_row) * 4;  // row_all: bh·nq + row
+  const int64_t bh = row_all / nq, row = row_all % nq;
+  const float4 v = *reinterpret_cast<const float4*>(sums + (bh * nq_pad + row) * d + col);
+  __nv_bfloat162* out = reinterpret_cast<__nv_bfloat162*>(dq + row_all * d + col);
+  out[0] = __float22bfloat162_rn(make_float2(v.x * scale, v.y * scale));
+  out[1] = __float22bfloat162_rn(make_float2(v.z * scale, v.w * scale));
+}
+
 template <int D>
 void launch(const Sm90Backward& b, cudaStream_t stream) {
   const int nq = static_cast<int>(b.nq), nk = static_cast<int>(b.nk), bh = static_cast<int>(b.bh);
   const int nqb = (nq + kBlock - 1) / kBlock, nkb = (nk + kBlock - 1) / kBlock;
   auto e = [](const void* x) { return static_cast<const Elt*>(x); };
   auto params = [&](const void* block_a, const void* block_b, int n_block, const void* half_a, const void* half_b,
-                    int n_half, void* out_a, void* out_b) {
+                    int n_half, void* out_a, void* out_b, float* dq_accum) {
     return BwdParams<D>{make_tma_block<D>(e(block_a), n_block, bh),
                         make_tma_block<D>(e(block_b), n_block, bh),
                         make_tma_half<D>(e(half_a), n_half, bh),
                         make_tma_half<D>(e(half_b), n_half, bh),
                         static_cast<Elt*>(out_a),
                         static_cast<Elt*>(out_b),
+                        dq_accum,
                         b.lse2,
                         b.di,
                         nq,
@@ -599,12 +721,28 @@ void launch(const Sm90Backward& b, cudaStream_t stream) {
                         b.causal,
                         b.view};
   };
+  const dim3 dkdv_grid(static_cast<unsigned>(bh), static_cast<unsigned>(nkb));
+  if (b.dq_accum != nullptr) {
+    // One pass: dK, dV and the f32 dQ sums, then dQ from the sums.
+    SPARROW_CUDA_CHECK(cudaMemsetAsync(b.dq_accum, 0, sizeof(float) * b.bh * b.nq_pad * D, stream));
+    constexpr int smem = static_cast<int>(sizeof(typename DkdvCfg<D>::SmemOnePass));
+    static std::atomic<uint64_t> smem_raised{0};
+    raise_smem_limit(dkdv_kernel<D, true>, smem, smem_raised);
+    dkdv_kernel<D, true>
+        <<<dkdv_grid, kThreads, smem, stream>>>(params(b.k, b.v, nk, b.q, b.dout, nq, b.dk, b.dv, b.dq_accum));
+    SPARROW_CUDA_LAUNCH_CHECK();
+    const int64_t quads = b.bh * b.nq * D / 4;
+    dq_from_sums_kernel<<<sparrow::cuda::grid_for(quads, 256), 256, 0, stream>>>(b.dq_accum, static_cast<Elt*>(b.dq),
+                                                                                 b.nq, b.nq_pad, D, quads, b.scale);
+    SPARROW_CUDA_LAUNCH_CHECK();
+    return;
+  }
   {
     constexpr int smem = static_cast<int>(sizeof(typename DkdvCfg<D>::Smem));
     static std::atomic<uint64_t> smem_raised{0};
-    raise_smem_limit(dkdv_kernel<D>, smem, smem_raised);
-    dkdv_kernel<D><<<dim3(static_cast<unsigned>(bh), static_cast<unsigned>(nkb)), kThreads, smem, stream>>>(
-        params(b.k, b.v, nk, b.q, b.dout, nq, b.dk, b.dv));
+    raise_smem_limit(dkdv_kernel<D, false>, smem, smem_raised);
+    dkdv_kernel<D, false>
+        <<<dkdv_grid, kThreads, smem, stream>>>(params(b.k, b.v, nk, b.q, b.dout, nq, b.dk, b.dv, nullptr));
     SPARROW_CUDA_LAUNCH_CHECK();
   }
   {
@@ -612,7 +750,7 @@ void launch(const Sm90Backward& b, cudaStream_t stream) {
     static std::atomic<uint64_t> smem_raised{0};
     raise_smem_limit(dq_kernel<D>, smem, smem_raised);
     dq_kernel<D><<<dim3(static_cast<unsigned>(bh), static_cast<unsigned>(nqb)), kThreads, smem, stream>>>(
-        params(b.q, b.dout, nq, b.k, b.v, nk, b.dq, nullptr));
+        params(b.q, b.dout, nq, b.k, b.v, nk, b.dq, nullptr, nullptr));
     SPARROW_CUDA_LAUNCH_CHECK();
   }
 }
