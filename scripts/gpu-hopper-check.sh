@@ -6,8 +6,10 @@
 # SPARROW_BLOCK_ATTN_KERNEL) and FlexAttention on the identical layouts (attention_layout --dump-csr → bench/attention_gpu_compare.py).
 # Logs and JSON lines under $OUT (or ./gpu-out). Needs .deps (make-deps.sh: Eigen, yaml-cpp,
 # gtest under .deps/usr; cudnn_frontend-*; cutlass-*).
-#   HOPPER_PARTS="test memcheck sass bench adaptive flex"   (default: all; adaptive times the adaptive
-#                backend with its selection on the host and on the device, SPARROW_ADAPTIVE_SELECT)
+#   HOPPER_PARTS="test memcheck sass bench adaptive flex huge"   (default: all but huge; adaptive times
+#                the adaptive backend with its selection on the host and on the device,
+#                SPARROW_ADAPTIVE_SELECT; huge: 99 % bigbird fwd+bwd at HOPPER_HUGE_N tokens, H 16,
+#                D 64, causal, with its peak device memory — #13's 4M-tokens-within-80-GB cell)
 #   HOPPER_SEQS="16384 65536"  HOPPER_DIMS="64 128"  HOPPER_DENS="0.90 0.95 0.99" (sparsities)
 #   HOPPER_SM90_ONLY=1   build only sm_90a code (halves nvcc time; edits this copy's CMakeLists)
 #   HOPPER_DEADLINE=s    skip the remaining parts after this many seconds (default 280)
@@ -22,6 +24,7 @@ t0=$(date +%s)
 deadline=${HOPPER_DEADLINE:-280}
 left() { echo $(( deadline - ($(date +%s) - t0) )); }
 parts=${HOPPER_PARTS:-test memcheck sass bench adaptive flex}
+huge_n=${HOPPER_HUGE_N:-4194304}
 D=$PWD/.deps/usr; L=$D/lib/x86_64-linux-gnu
 export LD_LIBRARY_PATH=$L:${LD_LIBRARY_PATH:-}
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$out/card.txt"
@@ -127,7 +130,7 @@ for l in open(sys.argv[1]):
 PY
 fi
 if [[ $parts == *flex* && $(left) -gt 60 ]]; then
-  ld=$out/layouts; mkdir -p "$ld"
+  ld=$(mktemp -d)  # outside $OUT: a dozen layout files there cost the other files' return
   for N in $seqs; do for s in $dens; do for causal in $causal_flags; do
     pct=$(python3 -c "print(int(round((1-$s)*100)))")
     cf=${causal#_}
@@ -140,6 +143,13 @@ if [[ $parts == *flex* && $(left) -gt 60 ]]; then
       --layout-tag bigbird --seqs "${seqs// /,}" --dims "${dims// /,}" --densities "$fl_dens" ${causal#_} --iters 10 \
       2>> "$out/flex.err" | tee -a "$out/flex.jsonl"
   done
+fi
+if [[ $parts == *huge* && $(left) -gt 60 ]]; then
+  timeout $(( $(left) - 10 )) $bin/bench_attention --device cuda --backend block_sparse --pattern bigbird --sparsity 0.99 \
+    --seq "$huge_n" --heads 16 --head-dim 64 --block 128 --dtype bf16 --repeat 3 --causal --json > "$out/huge.jsonl" 2> "$out/huge.err"
+  echo "huge (N=$huge_n, 99 %, causal) rc=$?: $(python3 -c "import json,sys
+for l in open(sys.argv[1]):
+  j=json.loads(l); print(f\"fwd {j['fwd_ms']:.1f} ms, fwd+bwd {j['fwdbwd_ms']:.1f} ms, peak {j.get('peak_bytes',0)/2**30:.1f} GiB above the inputs' {4*j['seq']*16*64*2/2**30:.1f}\")" "$out/huge.jsonl" 2>&1 | tail -1)"
 fi
 echo "total: $(( $(date +%s) - t0 )) s"
 exit $rc

@@ -82,15 +82,13 @@ uint64_t Generator::below(uint64_t n) {
 }
 
 Tensor randn(const Shape& shape, Generator& gen, DType dtype, Device device, double stddev) {
-  std::vector<double> v(static_cast<size_t>(shape_numel(shape)));
-  gen.fill_normal(v.data(), static_cast<int64_t>(v.size()), stddev);
-  return from_vector(v, shape, dtype, device);
+  return from_chunks(shape, dtype, device, [&](double* out, int64_t n) { gen.fill_normal(out, n, stddev); });
 }
 
 Tensor rand_uniform(const Shape& shape, Generator& gen, double lo, double hi, DType dtype, Device device) {
-  std::vector<double> v(static_cast<size_t>(shape_numel(shape)));
-  for (double& x : v) x = lo + (hi - lo) * gen.uniform();
-  return from_vector(v, shape, dtype, device);
+  return from_chunks(shape, dtype, device, [&](double* out, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) out[i] = lo + (hi - lo) * gen.uniform();
+  });
 }
 
 }  // namespace sparrow

@@ -1,5 +1,6 @@
 #include "framework/core/tensor.h"
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -138,26 +139,32 @@ Tensor full(const Shape& shape, double value, DType dtype, Device device) {
 Tensor ones(const Shape& shape, DType dtype, Device device) { return full(shape, 1.0, dtype, device); }
 
 namespace {
+// Element-wise, so the same values on any number of threads.
 template <class T>
 void store_as(void* dst, DType dt, const T* src, int64_t n) {
+  constexpr int64_t kSerial = 1 << 16;
   switch (dt) {
     case DType::F32: {
       auto* d = static_cast<float*>(dst);
+#pragma omp parallel for schedule(static) if (n > kSerial)
       for (int64_t i = 0; i < n; ++i) d[i] = float(src[i]);
       break;
     }
     case DType::F64: {
       auto* d = static_cast<double*>(dst);
+#pragma omp parallel for schedule(static) if (n > kSerial)
       for (int64_t i = 0; i < n; ++i) d[i] = double(src[i]);
       break;
     }
     case DType::BF16: {
       auto* d = static_cast<bf16*>(dst);
+#pragma omp parallel for schedule(static) if (n > kSerial)
       for (int64_t i = 0; i < n; ++i) d[i] = bf16(float(src[i]));
       break;
     }
     case DType::I32: {
       auto* d = static_cast<int32_t*>(dst);
+#pragma omp parallel for schedule(static) if (n > kSerial)
       for (int64_t i = 0; i < n; ++i) d[i] = int32_t(src[i]);
       break;
     }
@@ -209,6 +216,19 @@ inline void store(char* base, DType t, int64_t i, double v) {
 Tensor from_vector(const std::vector<double>& v, const Shape& s, DType t, Device d) { return from_host(v, s, t, d); }
 Tensor from_vector(const std::vector<float>& v, const Shape& s, DType t, Device d) { return from_host(v, s, t, d); }
 Tensor from_ints(const std::vector<int32_t>& v, const Shape& s, Device d) { return from_host(v, s, DType::I32, d); }
+
+Tensor from_chunks(const Shape& shape, DType dtype, Device device, const std::function<void(double*, int64_t)>& fill) {
+  const int64_t n = shape_numel(shape);
+  Tensor h = empty(shape, dtype, Device::cpu());
+  std::vector<double> chunk(static_cast<size_t>(std::min<int64_t>(n, int64_t{1} << 22)));  // 32 MiB of doubles
+  char* dst = static_cast<char*>(h.data_ptr());
+  for (int64_t at = 0; at < n; at += static_cast<int64_t>(chunk.size())) {
+    const int64_t m = std::min<int64_t>(static_cast<int64_t>(chunk.size()), n - at);
+    fill(chunk.data(), m);
+    store_as(dst + at * dtype_size(dtype), dtype, chunk.data(), m);
+  }
+  return device.is_cpu() ? h : h.detach().to(device);
+}
 Tensor scalar_tensor(double v, DType t, Device d) { return full({}, v, t, d); }
 
 Tensor make_view(const Tensor& t, const Shape& shape, const Shape& strides, int64_t offset) {

@@ -3,6 +3,7 @@
 // copies name the same TensorImpl. Views (reshape of a contiguous tensor, transpose, permute,
 // slice) share storage; compute ops produce contiguous outputs.
 #pragma once
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <vector>
@@ -105,6 +106,10 @@ Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType 
 Tensor from_vector(const std::vector<float>& values, const Shape& shape, DType dtype = DType::F32,
                    Device device = Device::cpu());
 Tensor from_ints(const std::vector<int32_t>& values, const Shape& shape, Device device = Device::cpu());
+// The values fill(buffer, n) writes, in order, chunk by chunk (converted as from_vector does): a
+// tensor of billions of elements without a host vector of doubles as large (random inputs at 4M
+// tokens: 4.3e9 elements, 34 GB as doubles).
+Tensor from_chunks(const Shape& shape, DType dtype, Device device, const std::function<void(double*, int64_t)>& fill);
 Tensor scalar_tensor(double v, DType dtype = DType::F32, Device device = Device::cpu());
 // A strided view of t's storage (no copy). Used by view ops; checks bounds.
 Tensor make_view(const Tensor& t, const Shape& shape, const Shape& strides, int64_t offset);

@@ -1,6 +1,8 @@
 // Core Tensor and autograd engine behaviour.
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "common/gradcheck.h"
 
 using namespace sparrow;
@@ -71,4 +73,17 @@ TEST(Rng, FillNormalEqualsSequentialDraws) {
     for (int64_t i = 0; i < n; ++i) ASSERT_EQ(par[i], b.normal() * 2.5) << "draw " << i << " skew " << skew;
     EXPECT_EQ(a.next_u32(), b.next_u32());
   }
+}
+
+// randn fills chunk by chunk (from_chunks): across chunk edges the values are n normal() draws,
+// converted as from_vector converts them.
+TEST(Rng, RandnAcrossChunksEqualsTheDraws) {
+  const int64_t n = (int64_t{1} << 22) + 12345;  // two chunks, the second partial
+  Generator g(3), h(3);
+  const Tensor t = randn({n}, g, DType::BF16);
+  std::vector<double> want(static_cast<size_t>(n));
+  for (double& x : want) x = h.normal();
+  const Tensor w = from_vector(want, {n}, DType::BF16);
+  EXPECT_EQ(std::memcmp(t.data_ptr(), w.data_ptr(), static_cast<size_t>(n) * 2), 0);
+  EXPECT_EQ(g.next_u32(), h.next_u32());
 }

@@ -4,6 +4,7 @@
 // sparrow::cuda::stream(). Scratch (LSE₂, Di) comes from the caching allocator via empty().
 #include "attention/kernels/cuda/block_attention.h"
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstdint>
@@ -153,8 +154,10 @@ bool use_sm90(const Problem& p) {
   if (!want || !p.fast || !sm90_built() || p.geo.key_last != nullptr || (p.d != 64 && p.d != 128)) return false;
   if (p.nk == 0) return false;  // a TMA descriptor needs a non-empty tensor
   if (p.layout_hold && p.view.block != kSm90Block) return false;
-  if (p.nq >= INT_MAX / 2 || p.nk >= INT_MAX / 2 || p.nq == 0 || (p.nq + kSm90Block - 1) / kSm90Block > 65535)
-    return false;
+  // Grids (B·H, query blocks) forward and dQ, (B·H, key blocks) dK/dV: y is at most 65535
+  // (past 8.4M tokens the mma.sync kernels, whose grids put the blocks in x, serve).
+  const int64_t most_blocks = (std::max(p.nq, p.nk) + kSm90Block - 1) / kSm90Block;
+  if (p.nq >= INT_MAX / 2 || p.nk >= INT_MAX / 2 || p.nq == 0 || most_blocks > 65535) return false;
   return device_is_sm90();
 }
 
