@@ -11,6 +11,7 @@
 #                SPARROW_ADAPTIVE_SELECT; huge: 99 % bigbird fwd+bwd at HOPPER_HUGE_N tokens, H 16,
 #                D 64, causal, with its peak device memory — #13's 4M-tokens-within-80-GB cell)
 #   HOPPER_SEQS="16384 65536"  HOPPER_DIMS="64 128"  HOPPER_DENS="0.90 0.95 0.99" (sparsities)
+#   HOPPER_PATTERNS="bigbird"  layout patterns bench and flex time (e.g. "bigbird local")
 #   HOPPER_SM90_ONLY=1   build only sm_90a code (halves nvcc time; edits this copy's CMakeLists)
 #   HOPPER_DEADLINE=s    skip the remaining parts after this many seconds (default 280)
 #   HOPPER_STB_DIR=dir   a folder holding stb/*.h (the GPU host has no libstb-dev; .deps/usr neither)
@@ -86,32 +87,33 @@ if [[ $parts == *sass* ]]; then
   done
 fi
 seqs=${HOPPER_SEQS:-16384 65536}; dims=${HOPPER_DIMS:-64 128}; dens=${HOPPER_DENS:-0.90 0.95 0.99}
+patterns=${HOPPER_PATTERNS:-bigbird}
 causal_flags=""
 for c in ${HOPPER_CAUSAL:-no yes}; do causal_flags+=" $([[ $c == yes ]] && echo --causal || echo _)"; done
 if [[ $parts == *bench* ]]; then
-  for N in $seqs; do for Dh in $dims; do for s in $dens; do for causal in $causal_flags; do
+  for pat in $patterns; do for N in $seqs; do for Dh in $dims; do for s in $dens; do for causal in $causal_flags; do
     for kern in ${HOPPER_KERNELS:-sm90 mma}; do
-      [[ $(left) -lt 20 ]] && { echo "bench: out of time at N=$N D=$Dh s=$s"; break 5; }
+      [[ $(left) -lt 20 ]] && { echo "bench: out of time at $pat N=$N D=$Dh s=$s"; break 6; }
       [[ $kern == sm90_* && -n ${bwd_failed:-} ]] && continue
       bwd=${SPARROW_BLOCK_ATTN_BWD:-}; [[ $kern == sm90_* ]] && bwd=$kern
       SPARROW_BLOCK_ATTN_KERNEL=${kern%%_*} SPARROW_BLOCK_ATTN_BWD=$bwd timeout 60 $bin/bench_attention --device cuda --backend block_sparse \
-        --pattern bigbird --sparsity $s --seq $N --heads 16 --head-dim $Dh --block 128 --dtype bf16 --repeat 10 \
+        --pattern $pat --sparsity $s --seq $N --heads 16 --head-dim $Dh --block 128 --dtype bf16 --repeat 10 \
         ${causal#_} --json | python3 -c "import json,sys
 for l in sys.stdin:
-  j=json.loads(l); j['kernel']='$kern'; print(json.dumps(j))" >> "$out/sparrow_attn.jsonl"
+  j=json.loads(l); j['kernel']='$kern'; j['pattern']='$pat'; print(json.dumps(j))" >> "$out/sparrow_attn.jsonl"
     done
-  done; done; done; done
+  done; done; done; done; done
   python3 - "$out/sparrow_attn.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 kernels = list(dict.fromkeys(r["kernel"] for r in rows))
 by = {}
 for r in rows:
-    by.setdefault((r["seq"], r["head_dim"], round(r["density"], 3), r["causal"]), {})[r["kernel"]] = r
-print(f"{'N':>6} {'D':>4} {'dens':>6} {'causal':>6} | " + " | ".join(f"{k:>18} fwd  f+b ms" for k in kernels))
+    by.setdefault((r.get("pattern", "bigbird"), r["seq"], r["head_dim"], round(r["density"], 3), r["causal"]), {})[r["kernel"]] = r
+print(f"{'pattern':>8} {'N':>7} {'D':>4} {'dens':>6} {'causal':>6} | " + " | ".join(f"{k:>18} fwd  f+b ms" for k in kernels))
 for k, v in sorted(by.items()):
     cells = [f"{v[n]['fwd_ms']:9.3f} {v[n]['fwdbwd_ms']:9.3f}" if n in v else f"{'-':>9} {'-':>9}" for n in kernels]
-    print(f"{k[0]:>6} {k[1]:>4} {k[2]:>6} {str(k[3]):>6} | " + " | ".join(f"{c:>27}" for c in cells))
+    print(f"{k[0]:>8} {k[1]:>7} {k[2]:>4} {k[3]:>6} {str(k[4]):>6} | " + " | ".join(f"{c:>27}" for c in cells))
 PY
 fi
 if [[ $parts == *adaptive* ]]; then
@@ -130,18 +132,21 @@ for l in open(sys.argv[1]):
 PY
 fi
 if [[ $parts == *flex* && $(left) -gt 60 ]]; then
-  ld=$(mktemp -d)  # outside $OUT: a dozen layout files there cost the other files' return
-  for N in $seqs; do for s in $dens; do for causal in $causal_flags; do
-    pct=$(python3 -c "print(int(round((1-$s)*100)))")
-    cf=${causal#_}
-    $bin/attention_layout --pattern bigbird --seq $N --block 128 --sparsity $s --heads 16 $cf \
-      --dump-csr "$ld/layout_N${N}_b128_d${pct}${cf:+_causal}.json" > /dev/null
-  done; done; done
   fl_dens=$(python3 -c "print(','.join(str(round(1-float(x),2)) for x in '$dens'.split()))")
-  for causal in $causal_flags; do
-    timeout $(( $(left) > 30 ? $(left) - 10 : 20 )) python3 bench/attention_gpu_compare.py --layout-dir "$ld" \
-      --layout-tag bigbird --seqs "${seqs// /,}" --dims "${dims// /,}" --densities "$fl_dens" ${causal#_} --iters 10 \
-      2>> "$out/flex.err" | tee -a "$out/flex.jsonl"
+  for pat in $patterns; do
+    ld=$(mktemp -d)  # outside $OUT: a dozen layout files there cost the other files' return
+    for N in $seqs; do for s in $dens; do for causal in $causal_flags; do
+      pct=$(python3 -c "print(int(round((1-$s)*100)))")
+      cf=${causal#_}
+      $bin/attention_layout --pattern $pat --seq $N --block 128 --sparsity $s --heads 16 $cf \
+        --dump-csr "$ld/layout_N${N}_b128_d${pct}${cf:+_causal}.json" > /dev/null
+    done; done; done
+    for causal in $causal_flags; do
+      [[ $(left) -lt 40 ]] && { echo "flex: out of time at $pat"; break 2; }
+      timeout $(( $(left) - 10 )) python3 bench/attention_gpu_compare.py --layout-dir "$ld" \
+        --layout-tag $pat --seqs "${seqs// /,}" --dims "${dims// /,}" --densities "$fl_dens" ${causal#_} --iters 10 \
+        2>> "$out/flex.err" | tee -a "$out/flex.jsonl"
+    done
   done
 fi
 if [[ $parts == *huge* && $(left) -gt 60 ]]; then
