@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <string>
 #include <utility>
@@ -170,6 +171,42 @@ bool sm90_here() {
   }
   return true;
 }
+
+// One case of the sm_90a sweeps: a pattern at block 128 (or dense), B 2, H 3, N, D, causal or not.
+struct Sm90Case {
+  std::string pattern;
+  int64_t B = 2, H = 3, N = 0, D = 0;
+  bool causal = false;
+  Generator gen;
+  std::shared_ptr<const BlockLayout> layout;
+  BlockAttentionArgs args;
+  // [B, H, N, D] random, rounded to bf16, on the host: the CPU reference's inputs too.
+  Tensor host_input() { return on(randn({B, H, N, D}, gen, DType::F32), Device::cpu(), DType::BF16); }
+};
+
+// Runs body on every pattern (and dense) × N × D 64/128 × causal/not; the case's generator is
+// seeded seed + N + D + 7·causal + its index. Returns the number of cases.
+int for_each_sm90_case(std::initializer_list<int64_t> sizes, uint64_t seed,
+                       const std::function<void(Sm90Case&)>& body) {
+  const std::vector<std::string> patterns{"dense", "local",  "dilated", "strided",
+                                          "fixed", "global", "random",  "bigbird"};
+  int cases = 0;
+  for (int64_t N : sizes)
+    for (int64_t D : {64, 128})
+      for (bool causal : {false, true})
+        for (const std::string& pat : patterns) {
+          Sm90Case c{pat, 2, 3, N, D, causal, Generator(seed + N + D + causal * 7 + cases), nullptr, {}};
+          c.layout = pattern_layout(pat, N, c.H, causal);
+          c.args.layout = c.layout.get();
+          c.args.block_size = 128;
+          c.args.causal = causal;
+          c.args.scale = 1.0 / std::sqrt(static_cast<double>(D));
+          SCOPED_TRACE(::testing::Message() << pat << " N=" << N << " D=" << D << (causal ? " causal" : ""));
+          body(c);
+          ++cases;
+        }
+  return cases;
+}
 #endif
 
 }  // namespace
@@ -178,62 +215,45 @@ TEST(AttentionSm90Gpu, ForwardMatchesCpuAndMma) {
   SPARROW_REQUIRE_GPU();
 #ifdef SPARROW_WITH_CUDA
   if (!sm90_here()) return;
-  const std::vector<std::string> patterns{"dense", "local",  "dilated", "strided",
-                                          "fixed", "global", "random",  "bigbird"};
-  int cases = 0;
-  for (int64_t N : {128, 200, 1000, 4096})
-    for (int64_t D : {64, 128})
-      for (bool causal : {false, true})
-        for (const std::string& pat : patterns) {
-          const int64_t B = 2, H = 3;
-          Generator g(1000 + N + D + causal * 7 + cases);
-          auto make = [&](int64_t n) { return on(randn({B, H, n, D}, g, DType::F32), Device::cpu(), DType::BF16); };
-          Tensor qh = make(N), kh = make(N), vh = make(N);
-          auto L = pattern_layout(pat, N, H, causal);
-          BlockAttentionArgs a;
-          a.layout = L.get();
-          a.block_size = 128;
-          a.causal = causal;
-          a.scale = 1.0 / std::sqrt(static_cast<double>(D));
-          SCOPED_TRACE(::testing::Message() << pat << " N=" << N << " D=" << D << (causal ? " causal" : ""));
-          Tensor q = on(qh, kGpu, DType::BF16), k = on(kh, kGpu, DType::BF16), v = on(vh, kGpu, DType::BF16);
-          BlockAttentionForward fs = forward_with("sm90", q, k, v, a);
-          BlockAttentionForward fm = forward_with("mma", q, k, v, a);
-          const std::vector<double> os = fs.out.to_vector(), om = fm.out.to_vector();
-          const std::vector<double> ls = fs.lse.to_vector(), lm = fm.lse.to_vector();
-          size_t bad = 0;
-          EXPECT_LT(norm_ratio(os, om, &bad), 2e-2) << "O vs mma.sync";
-          EXPECT_EQ(bad, 0u) << "O elements unwritten (NaN poison) or non-finite";
-          double lse_err = 0;
-          size_t lse_bad = 0;
-          for (size_t i = 0; i < ls.size(); ++i) {
-            if (std::isinf(lm[i])) {
-              lse_bad += !(std::isinf(ls[i]) && ls[i] < 0);
-              continue;
-            }
-            if (!std::isfinite(ls[i])) {
-              ++lse_bad;
-              continue;
-            }
-            lse_err = std::max(lse_err, std::abs(ls[i] - lm[i]));
-          }
-          EXPECT_EQ(lse_bad, 0u) << "LSE unwritten, non-finite, or −∞ disagreement";
-          EXPECT_LT(lse_err, 2e-2) << "LSE vs mma.sync";
-          if (N <= 1000 || pat != "dense") {
-            // CPU reference: f32 on the same rounded inputs.
-            BlockAttentionForward fc =
-                attn::cpu::block_attention_forward(on(qh, Device::cpu(), DType::F32), on(kh, Device::cpu(), DType::F32),
-                                                   on(vh, Device::cpu(), DType::F32), a);
-            size_t b2 = 0;
-            EXPECT_LT(norm_ratio(os, fc.out.to_vector(), &b2), 2e-2) << "O vs CPU";
-            const std::vector<double> lc = fc.lse.to_vector();
-            double e2 = 0;
-            for (size_t i = 0; i < lc.size(); ++i)
-              if (std::isfinite(lc[i])) e2 = std::max(e2, std::abs(ls[i] - lc[i]));
-            EXPECT_LT(e2, 2e-2) << "LSE vs CPU";
-          }
-          ++cases;
-        }
+  const int cases = for_each_sm90_case({128, 200, 1000, 4096}, 1000, [](Sm90Case& c) {
+    Tensor qh = c.host_input(), kh = c.host_input(), vh = c.host_input();
+    const BlockAttentionArgs& a = c.args;
+    Tensor q = on(qh, kGpu, DType::BF16), k = on(kh, kGpu, DType::BF16), v = on(vh, kGpu, DType::BF16);
+    BlockAttentionForward fs = forward_with("sm90", q, k, v, a);
+    BlockAttentionForward fm = forward_with("mma", q, k, v, a);
+    const std::vector<double> os = fs.out.to_vector(), om = fm.out.to_vector();
+    const std::vector<double> ls = fs.lse.to_vector(), lm = fm.lse.to_vector();
+    size_t bad = 0;
+    EXPECT_LT(norm_ratio(os, om, &bad), 2e-2) << "O vs mma.sync";
+    EXPECT_EQ(bad, 0u) << "O elements unwritten (NaN poison) or non-finite";
+    double lse_err = 0;
+    size_t lse_bad = 0;
+    for (size_t i = 0; i < ls.size(); ++i) {
+      if (std::isinf(lm[i])) {
+        lse_bad += !(std::isinf(ls[i]) && ls[i] < 0);
+        continue;
+      }
+      if (!std::isfinite(ls[i])) {
+        ++lse_bad;
+        continue;
+      }
+      lse_err = std::max(lse_err, std::abs(ls[i] - lm[i]));
+    }
+    EXPECT_EQ(lse_bad, 0u) << "LSE unwritten, non-finite, or −∞ disagreement";
+    EXPECT_LT(lse_err, 2e-2) << "LSE vs mma.sync";
+    if (c.N <= 1000 || c.pattern != "dense") {
+      // CPU reference: f32 on the same rounded inputs.
+      BlockAttentionForward fc = attn::cpu::block_attention_forward(
+          on(qh, Device::cpu(), DType::F32), on(kh, Device::cpu(), DType::F32), on(vh, Device::cpu(), DType::F32), a);
+      size_t b2 = 0;
+      EXPECT_LT(norm_ratio(os, fc.out.to_vector(), &b2), 2e-2) << "O vs CPU";
+      const std::vector<double> lc = fc.lse.to_vector();
+      double e2 = 0;
+      for (size_t i = 0; i < lc.size(); ++i)
+        if (std::isfinite(lc[i])) e2 = std::max(e2, std::abs(ls[i] - lc[i]));
+      EXPECT_LT(e2, 2e-2) << "LSE vs CPU";
+    }
+  });
   std::printf("[   INFO   ] %d sm_90a forward cases\n", cases);
 #endif
 }
@@ -247,59 +267,43 @@ TEST(AttentionSm90Gpu, BackwardMatchesCpuAndMma) {
   SPARROW_REQUIRE_GPU();
 #ifdef SPARROW_WITH_CUDA
   if (!sm90_here()) return;
-  const std::vector<std::string> patterns{"dense", "local",  "dilated", "strided",
-                                          "fixed", "global", "random",  "bigbird"};
-  int cases = 0;
-  for (int64_t N : {128, 200, 1000, 2048})
-    for (int64_t D : {64, 128})
-      for (bool causal : {false, true})
-        for (const std::string& pat : patterns) {
-          const int64_t B = 2, H = 3;
-          Generator g(5000 + N + D + causal * 7 + cases);
-          auto make = [&]() { return on(randn({B, H, N, D}, g, DType::F32), Device::cpu(), DType::BF16); };
-          Tensor qh = make(), kh = make(), vh = make(), gh = make();
-          auto L = pattern_layout(pat, N, H, causal);
-          BlockAttentionArgs a;
-          a.layout = L.get();
-          a.block_size = 128;
-          a.causal = causal;
-          a.scale = 1.0 / std::sqrt(static_cast<double>(D));
-          SCOPED_TRACE(::testing::Message() << pat << " N=" << N << " D=" << D << (causal ? " causal" : ""));
-          Tensor q = on(qh, kGpu, DType::BF16), k = on(kh, kGpu, DType::BF16), v = on(vh, kGpu, DType::BF16),
-                 dout = on(gh, kGpu, DType::BF16);
-          const BlockAttentionForward f = forward_with("mma", q, k, v, a);
-          auto backward_with = [&](const char* kernel) {
-            setenv("SPARROW_BLOCK_ATTN_BWD", kernel, 1);
-            sparrow::testing::poison_allocator(kGpu, {static_cast<size_t>(q.numel()) * 2});
-            BlockAttentionGrads r = attn::cuda::block_attention_backward(q, k, v, f.out, f.lse, dout, a);
-            sparrow::cuda::synchronize();
-            unsetenv("SPARROW_BLOCK_ATTN_BWD");
-            return std::vector<std::vector<double>>{r.dq.to_vector(), r.dk.to_vector(), r.dv.to_vector()};
-          };
-          const auto gm = backward_with("mma"), gd = backward_with("sm90_deterministic");
-          EXPECT_TRUE(backward_with("sm90_deterministic") == gd) << "two-pass backward not reproducible";
-          std::vector<std::vector<double>> gc;
-          if (N <= 1000 || pat != "dense") {
-            auto f32 = [](const Tensor& t) { return on(t, Device::cpu(), DType::F32); };
-            BlockAttentionGrads c = attn::cpu::block_attention_backward(
-                f32(qh), f32(kh), f32(vh), f32(f.out), on(f.lse, Device::cpu(), DType::F32), f32(gh), a);
-            gc = {c.dq.to_vector(), c.dk.to_vector(), c.dv.to_vector()};
-          }
-          const char* names[3] = {"dQ", "dK", "dV"};
-          for (const char* kind : {"sm90_onepass", "sm90_deterministic"}) {
-            const auto gs = std::strcmp(kind, "sm90_deterministic") == 0 ? gd : backward_with(kind);
-            for (int t = 0; t < 3; ++t) {
-              size_t bad = 0;
-              EXPECT_LT(norm_ratio(gs[t], gm[t], &bad), 2e-2) << kind << " " << names[t] << " vs mma.sync";
-              EXPECT_EQ(bad, 0u) << kind << " " << names[t] << " elements unwritten (NaN poison) or non-finite";
-              if (!gc.empty()) {
-                size_t b2 = 0;
-                EXPECT_LT(norm_ratio(gs[t], gc[t], &b2), 2e-2) << kind << " " << names[t] << " vs CPU";
-              }
-            }
-          }
-          ++cases;
+  const int cases = for_each_sm90_case({128, 200, 1000, 2048}, 5000, [](Sm90Case& c) {
+    Tensor qh = c.host_input(), kh = c.host_input(), vh = c.host_input(), gh = c.host_input();
+    const BlockAttentionArgs& a = c.args;
+    Tensor q = on(qh, kGpu, DType::BF16), k = on(kh, kGpu, DType::BF16), v = on(vh, kGpu, DType::BF16),
+           dout = on(gh, kGpu, DType::BF16);
+    const BlockAttentionForward f = forward_with("mma", q, k, v, a);
+    auto backward_with = [&](const char* kernel) {
+      setenv("SPARROW_BLOCK_ATTN_BWD", kernel, 1);
+      sparrow::testing::poison_allocator(kGpu, {static_cast<size_t>(q.numel()) * 2});
+      BlockAttentionGrads r = attn::cuda::block_attention_backward(q, k, v, f.out, f.lse, dout, a);
+      sparrow::cuda::synchronize();
+      unsetenv("SPARROW_BLOCK_ATTN_BWD");
+      return std::vector<std::vector<double>>{r.dq.to_vector(), r.dk.to_vector(), r.dv.to_vector()};
+    };
+    const auto gm = backward_with("mma"), gd = backward_with("sm90_deterministic");
+    EXPECT_TRUE(backward_with("sm90_deterministic") == gd) << "two-pass backward not reproducible";
+    std::vector<std::vector<double>> gc;
+    if (c.N <= 1000 || c.pattern != "dense") {
+      auto f32 = [](const Tensor& t) { return on(t, Device::cpu(), DType::F32); };
+      BlockAttentionGrads ref = attn::cpu::block_attention_backward(f32(qh), f32(kh), f32(vh), f32(f.out),
+                                                                    on(f.lse, Device::cpu(), DType::F32), f32(gh), a);
+      gc = {ref.dq.to_vector(), ref.dk.to_vector(), ref.dv.to_vector()};
+    }
+    const char* names[3] = {"dQ", "dK", "dV"};
+    for (const char* kind : {"sm90_onepass", "sm90_deterministic"}) {
+      const auto gs = std::strcmp(kind, "sm90_deterministic") == 0 ? gd : backward_with(kind);
+      for (int t = 0; t < 3; ++t) {
+        size_t bad = 0;
+        EXPECT_LT(norm_ratio(gs[t], gm[t], &bad), 2e-2) << kind << " " << names[t] << " vs mma.sync";
+        EXPECT_EQ(bad, 0u) << kind << " " << names[t] << " elements unwritten (NaN poison) or non-finite";
+        if (!gc.empty()) {
+          size_t b2 = 0;
+          EXPECT_LT(norm_ratio(gs[t], gc[t], &b2), 2e-2) << kind << " " << names[t] << " vs CPU";
         }
+      }
+    }
+  });
   std::printf("[   INFO   ] %d sm_90a backward cases\n", cases);
 #endif
 }
