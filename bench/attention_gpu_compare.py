@@ -46,6 +46,8 @@ import random
 import torch
 import torch._dynamo
 
+from flex_layout import block_mask_from_layout, load_layout
+
 
 def bigbird_layout(n, block, density, causal, window=3, n_global=1, seed=0):
     """CSR (row_ptr, col_idx) of the band + global + random layout at a target density."""
@@ -97,55 +99,8 @@ def bigbird_layout(n, block, density, causal, window=3, n_global=1, seed=0):
     return {"seq_len": n, "block_size": block, "heads": [{"row_ptr": row_ptr, "col_idx": col_idx}]}
 
 
-def load_layout(path):
-    with open(path) as f:
-        return json.load(f)
-
-
 def dense_pairs(nb, causal):
     return nb * (nb + 1) // 2 if causal else nb * nb
-
-
-def block_mask_from_layout(layout, heads, causal, device):
-    """A FlexAttention BlockMask with exactly the layout's block pairs. Non-diagonal pairs are
-    'full' blocks (no per-element mask); under causality the diagonal pairs are partial with the
-    causal mask_mod."""
-    from torch.nn.attention.flex_attention import BlockMask
-
-    n, block = layout["seq_len"], layout["block_size"]
-    assert n % block == 0, "the Flex comparison needs N to be a multiple of the block"
-    nb = (n + block - 1) // block
-    lh = layout["heads"]
-    H = heads if len(lh) > 1 else 1
-    full_num, full_idx, part_num, part_idx = [], [], [], []
-    for h in range(H):
-        rp, ci = lh[h]["row_ptr"], lh[h]["col_idx"]
-        fn, fi, pn, pi = [], [], [], []
-        for r in range(nb):
-            cols = ci[rp[r]: rp[r + 1]]
-            full = [c for c in cols if not (causal and c == r)]
-            part = [c for c in cols if causal and c == r]
-            fn.append(len(full))
-            fi.append(full + [0] * (nb - len(full)))
-            pn.append(len(part))
-            pi.append(part + [0] * (nb - len(part)))
-        full_num.append(fn)
-        full_idx.append(fi)
-        part_num.append(pn)
-        part_idx.append(pi)
-    full_num, full_idx, part_num, part_idx = ([x] for x in (full_num, full_idx, part_num, part_idx))  # batch dim 1
-
-    def causal_mod(b, h, q, kv):
-        return q >= kv
-
-    t = lambda a: torch.tensor(a, dtype=torch.int32, device=device)
-    if causal:
-        bm = BlockMask.from_kv_blocks(t(part_num), t(part_idx), t(full_num), t(full_idx), BLOCK_SIZE=block,
-                                      mask_mod=causal_mod, seq_lengths=(n, n))
-    else:
-        bm = BlockMask.from_kv_blocks(t(part_num), t(part_idx), t(full_num), t(full_idx), BLOCK_SIZE=block,
-                                      seq_lengths=(n, n))
-    return bm
 
 
 def time_ms(fn, warmup, iters):

@@ -258,7 +258,7 @@ TEST(AttentionSm90Gpu, ForwardMatchesCpuAndMma) {
 #endif
 }
 
-// Both sm_90a backwards — one pass with f32 dQ atomics, and two deterministic passes (dK/dV over
+// Both sm_90a backwards — one pass with f32 dQ sums by bulk reduce-add, and two deterministic passes (dK/dV over
 // key blocks, dQ over query blocks) — against the mma.sync backward and the CPU reference's (f32
 // on the same rounded inputs), given one forward's O and LSE: every pattern at block 128, dense,
 // causal and not, ragged N, B 2, H 3, D 64 and 128. dQ, dK and dV land in poisoned memory, so an

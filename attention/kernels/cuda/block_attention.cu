@@ -45,13 +45,15 @@ struct Problem {
 // default below.
 constexpr bool kSm90ByDefault = true;  // verified on an H100: tests/gpu/attention_sm90_gpu_test.cpp, memcheck
 // The sm_90a backward (block_attention_sm90_bwd.cu), after an sm_90a forward: one pass with dQ
-// summed by f32 atomics (5 GEMMs a tile; not bit-reproducible) or two deterministic passes (7).
+// summed in f32 by bulk reduce-adds (5 GEMMs a tile; not bit-reproducible) or two deterministic
+// passes (7).
 // SPARROW_BLOCK_ATTN_BWD picks: "mma" (the mma.sync backward), "sm90" (the default below),
 // "sm90_onepass", "sm90_deterministic"; unset, SPARROW_BLOCK_ATTN_KERNEL=mma picks mma.sync.
-// Two passes by default: on an H100 the one pass was no faster at D 64 (64K, 10 %: f+b 26.1 vs
-// 26.4 ms) and slower at D 128 (47.5 vs 36.1): its f32 reductions, twice FA3's (each consumer
-// warpgroup adds its own 64 keys' share), cost what the two saved GEMMs buy (bench/HOPPER_NOTES.md).
-// Both verified there: AttentionSm90Gpu.Backward*, compute-sanitizer memcheck/racecheck/synccheck.
+// Two passes by default: on an H100 the first one pass (each warpgroup adding its own 64 keys'
+// dQ share by float2 atomics) was no faster at D 64 (64K, 10 %: f+b 26.1 vs 26.4 ms) and slower at
+// D 128 (47.5 vs 36.1). The one pass now forms dQᵀ bands (half the additions) and adds them by bulk
+// reduce-add; it is compiled and spill-free but not yet run on a GPU (bench/RESULTS.md). The two
+// passes are verified there: AttentionSm90Gpu.Backward*, compute-sanitizer memcheck/racecheck/synccheck.
 enum class Sm90Bwd { kNone, kOnePass, kTwoPass };
 constexpr Sm90Bwd kSm90BackwardDefault = Sm90Bwd::kTwoPass;
 
@@ -206,9 +208,9 @@ void launch_bwd_sm90(Sm90Bwd kind, const Problem& p, const Tensor& q, const Tens
                      const Tensor& dout, const Tensor& lse2, const Tensor& di, int64_t nq_pad, Tensor& dq, Tensor& dk,
                      Tensor& dv) {
   Sm90Backward b;
-  Tensor dq_sums;  // one pass: f32 [B·H, nq_pad, d], held until the kernels are queued (stream-ordered pool)
+  Tensor dq_sums;  // one pass: f32 dQ sums, held until the kernels are queued (stream-ordered pool)
   if (kind == Sm90Bwd::kOnePass) {
-    dq_sums = empty({p.b * p.h, nq_pad, p.d}, DType::F32, q.device());
+    dq_sums = empty({sm90_dq_sums_floats(p.b * p.h, nq_pad, p.d)}, DType::F32, q.device());
     b.dq_accum = dq_sums.data<float>();
   }
   b.q = q.data_ptr();

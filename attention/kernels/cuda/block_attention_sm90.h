@@ -30,8 +30,9 @@ struct Sm90Forward {
 // row statistics of attn_bwd_prep — LSE₂ = LSE·log₂e (+∞ for a row that sees nothing and for the
 // padding rows) and Di = rowsum(dO ∘ O), both f32 [B·H, nq_pad] with nq_pad a multiple of 64.
 // Writes dq (bf16 [B·H, nq, d]), dk, dv (bf16 [B·H, nk, d]): every element, zeros where nothing is seen.
-// dq_accum set (f32 [B·H, nq_pad, d], any contents): one pass with dQ summed by atomics into it
-// (5 GEMMs a tile, not bit-reproducible); null: two deterministic passes (7 GEMMs a tile).
+// dq_accum set (f32, sm90_dq_sums_floats of them, any contents): one pass, each tile's dQ share
+// added into it by bulk reduce-adds (5 GEMMs a tile, not bit-reproducible); null: two deterministic
+// passes (7 GEMMs a tile).
 struct Sm90Backward {
   const void* q = nullptr;
   const void* k = nullptr;
@@ -49,6 +50,13 @@ struct Sm90Backward {
   bool causal = false;
   LayoutView view;  // row_ptr == nullptr: dense; else block == kSm90Block, with the transpose (col_ptr)
 };
+
+// The one-pass dQ sums: every 64-row tile of dQ transposed, each column padded from 64 to 72 floats
+// (block_attention_sm90_bwd.cu, dq_sums_at).
+constexpr int kSm90DqSumsPitch = 72;
+inline int64_t sm90_dq_sums_floats(int64_t bh, int64_t nq_pad, int64_t d) {
+  return bh * (nq_pad / 64) * d * kSm90DqSumsPitch;
+}
 
 // Whether this build has the kernel (CUTLASS headers found at configure time).
 bool sm90_built();

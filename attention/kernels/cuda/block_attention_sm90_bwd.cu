@@ -17,13 +17,13 @@
 // S and dP are computed in both passes (7 tile GEMMs a tile pair): deterministic, and no f32
 // [B·H, N, D] dQ buffer, the same trade the mma.sync backward makes (block_attention_mma.cuh).
 // The one-pass variant (Sm90Backward::dq_accum set) does 5, as FlashAttention-3 does: the dK/dV
-// pass also forms each tile's dQ share,
-//       dQ[q0 .. q0+64) += dS · K             (wgmma, dS through shared memory, K read MN-major)
-// and adds it to an f32 [B·H, nq_pad, D] buffer with float2 atomics (each consumer warpgroup its
-// own 64 keys' share), converted to bf16 · scale after. Float addition in arrival order: not
-// bit-reproducible from run to run, hence both. Tiles are 64 wide along the streamed dimension so
-// that the accumulators of D = 128 fit: dK, dV 64 + 64, Sᵀ and dPᵀ 16 + 16 and dQ 64 f32
-// registers a thread per 64-key half.
+// pass also forms each tile's dQ share, transposed so that D is the GEMM's M and splits between
+// the warpgroups (64 columns each at D = 128; at D = 64 they take alternate tiles):
+//       dQᵀ[:, q0 .. q0+64) += Kᵀ · dSᵀ         (wgmma, dSᵀ through shared memory, Kᵀ read MN-major)
+// staged in shared memory and added to f32 sums (dq_sums_at) by one bulk reduce-add a band, then
+// converted to bf16 · scale after. Float addition in arrival order: not bit-reproducible from run
+// to run, hence both. Tiles are 64 wide along the streamed dimension so that the accumulators of
+// D = 128 fit: dK, dV 64 + 64, Sᵀ and dPᵀ 16 + 16 and dQᵀ 32 f32 registers a thread.
 //
 // Masking follows classify_tile (block_attention_lists.h): a tile past the sequence or above the
 // causal diagonal is skipped by producer and consumers alike; a partial tile gets the per-element
@@ -51,7 +51,22 @@ namespace sm90 {
 
 constexpr int kBlock = kSm90Block;  // keys per dK/dV CTA, query rows per dQ CTA
 constexpr int kHalf = 64;           // rows of a streamed tile (half a layout block)
-constexpr int kThreads = 384;       // producer warpgroup + 2 consumer warpgroups
+// The one-pass dQ sums, f32 [B·H · nq_pad/64 tiles][D][kSumsPitch]: each 64-row tile transposed
+// (dQᵀ, the order the dK/dV pass's accumulator holds), so that a warpgroup's 64-column band of a
+// tile is one contiguous run, added by a single bulk reduce. A column's 64 rows are padded to 72
+// floats: a warp's float2 stores into the staging copy (8 columns × 4 row pairs) then fall on
+// banks 8·column + row, all 32 of them (2 wavefronts; unpadded, 8), at offsets the compiler knows.
+// The pad is never read. dq_from_sums_kernel reads the sums back.
+constexpr int kSumsPitch = kSm90DqSumsPitch;
+// dS buffers of the one-pass dK/dV pass: a warpgroup writes tile t's while the other's wgmma may
+// still read tile t − 2's (the dQᵀ of tile t − 1 runs in tile t's batch; see dkdv_kernel).
+constexpr int kDsBuffers = 3;
+static_assert(kSumsPitch == kHalf + 8);
+__host__ __device__ constexpr int64_t dq_sums_at(int64_t tile, int d, int col, int row) {
+  return (tile * d + col) * kSumsPitch + row;
+}
+
+constexpr int kThreads = 384;  // producer warpgroup + 2 consumer warpgroups
 constexpr int kConsumerWarps = 8;
 // The dK/dV pass's consumers read a stage's LSE₂ and Di with ordinary loads, so each thread
 // releases the stage itself (one arrival a warp after __syncwarp is as ordered, but
@@ -121,31 +136,34 @@ struct Tiles {
   static constexpr int kBlockBytes = kBlock * D * 2;
 };
 
-template <int D>
+template <int D, bool kOnePass>
 struct DkdvCfg : Tiles<D> {
-  static constexpr int kStages = D == 64 ? 4 : 3;
+  // D = 128, one pass: dS's and dQᵀ's buffers (48 + 36 KiB) leave room for two.
+  static constexpr int kStages = D == 64 ? 4 : kOnePass ? 2 : 3;
   using SmemLayoutKV = typename Tiles<D>::SmemBlock;
   using SmemLayoutQ = typename Tiles<D>::template SmemHalves<kStages>;
   using SmemLayoutQt = TransposedSmem<SmemLayoutQ, kHalf, D, kStages>;  // Qᵀ, dOᵀ for dK, dV
   // One pass only. dS of a tile as (query rows × keys), rows contiguous: the A operand of
   // dQ += dS·K, each warpgroup writing and reading its own 64 keys' columns. Two buffers, so a
   // warpgroup writes tile t+1's while the wgmma of tile t may still be reading.
-  using SmemLayoutdS = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<Elt>{}, Shape<Int<kHalf>, Int<kBlock>, _2>{}));
+  using SmemLayoutdS =
+      decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<Elt>{}, Shape<Int<kHalf>, Int<kBlock>, Int<kDsBuffers>>{}));
   // The same bytes as (keys × query rows × 2), rows contiguous: where the dSᵀ accumulator goes,
   // by stmatrix (4 stores a thread a tile; element-wise stores' 16 addresses spill at D = 128).
-  using SmemLayoutdSt = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<Elt>{}, Shape<Int<kBlock>, Int<kHalf>, _2>{}));
-  // dQ share (64 rows × 64 columns) = dS (64 × a warpgroup's 64 keys) · K (those keys × 64
-  // columns): one warpgroup, contracting over K-steps [4w, 4w + 4) of the 128 keys. D = 128 takes
-  // two in turn, so the accumulator is 32 registers beside dK's and dV's 64 + 64 (all of D at once:
-  // 80 bytes of spills and serialised wgmma).
-  static constexpr int kDqCols = 64;
-  // Kᵀ (columns × keys) of one 64-column chunk of K, the B of dS·K: chunk c of SmemLayoutKV starts
-  // c · kBlock · 64 elements in (tile_to_shape lays the 128-row atoms of a 64-column band together).
+  using SmemLayoutdSt =
+      decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<Elt>{}, Shape<Int<kBlock>, Int<kHalf>, Int<kDsBuffers>>{}));
+  // One pass: the tile's dQᵀ (D × 64 query rows) = Kᵀ (D × 128 keys) · dSᵀ (128 keys × 64 rows),
+  // in 64-column bands of D. Band b's A is Kᵀ of K's b-th 64-column band (MN-major; chunk b of
+  // SmemLayoutKV starts b · kBlock · 64 elements in: tile_to_shape lays a band's 128-row atoms
+  // together), its B the tile's dS buffer (MN-major). A warpgroup computes whole bands over all 128
+  // keys, so the two never add to the same sums (FlashAttention-3 swaps A and B the same way). The
+  // accumulator is 32 registers beside dK's and dV's 64 + 64 at D = 128.
+  static constexpr int kBand = 64;
   using SmemLayoutKt =
-      TransposedSmem<decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<Elt>{}, Shape<Int<kBlock>, Int<kDqCols>>{})),
-                     kBlock, kDqCols, 1>;
-  using MmaDq =
-      decltype(make_tiled_mma(GMMA::ss_op_selector<Elt, Elt, float, Shape<Int<kHalf>, Int<kDqCols>, Int<kBlock>>,
+      TransposedSmem<decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<Elt>{}, Shape<Int<kBlock>, Int<kBand>>{})),
+                     kBlock, kBand, 1>;
+  using MmaDqT =
+      decltype(make_tiled_mma(GMMA::ss_op_selector<Elt, Elt, float, Shape<Int<kBand>, Int<kHalf>, Int<kBlock>>,
                                                    GMMA::Major::MN, GMMA::Major::MN>()));
 
   struct Smem {
@@ -161,6 +179,8 @@ struct DkdvCfg : Tiles<D> {
   };
   struct SmemOnePass : Smem {
     array_aligned<Elt, cosize_v<SmemLayoutdS>, 1024> ds;
+    // A warpgroup's dQᵀ band (64 columns × 64 rows, f32, DqSums order), read by one bulk reduce-add.
+    alignas(128) float dq[2][kBand * kSumsPitch];
   };
 };
 
@@ -245,24 +265,47 @@ __device__ __forceinline__ void score_gemm_pair(Mma& mma, const A1& a1, const B1
   warpgroup_fence_operand(c2);
 }
 
-// Adds a warpgroup's dQ share (64 rows × 64 f32, rows q0 + row of the tile, columns col0 + column)
-// into the f32 sums: float2 reductions, rows past nq skipped (their dS is 0).
-template <int D, class Acc, class Coords>
-__device__ void add_rows(const Acc& acc_rc, const Coords& crd_rc, float* base, int q0, int col0, int nq) {
+// Stages a warpgroup's dQᵀ band (64 columns × 64 rows f32, accumulator order) in `stage` and adds
+// it to `sums` (the band's 18 KiB run) by one bulk reduce-add. `stage` is free once the previous
+// band's reduce has read it: its issuer waits for that, then the warpgroup's barrier `bar`.
+template <class Acc, class Coords>
+__device__ __forceinline__ void add_band(Acc& acc, const Coords& crd_rc, float* stage, float* sums, int wg_thread,
+                                         int bar) {
+  warpgroup_fence_operand(acc);
+  Tensor acc_rc = make_tensor(acc.data(), rowcol(acc.layout()));
+  if (wg_thread == 0) tma_store_wait<0>();
+  cutlass::arch::NamedBarrier::sync(128, bar);
   CUTLASS_PRAGMA_UNROLL
   for (int r = 0; r < size<0>(acc_rc); ++r) {
-    const int row = q0 + get<0>(crd_rc(r, 0));
-    if (row >= nq) continue;
+    const int col = get<0>(crd_rc(r, 0));
     CUTLASS_PRAGMA_UNROLL
     for (int c = 0; c < size<1>(acc_rc); c += 2) {
-      const int col = col0 + get<1>(crd_rc(r, c));
-      atomicAdd(reinterpret_cast<float2*>(base + static_cast<int64_t>(row) * D + col),
-                make_float2(acc_rc(r, c), acc_rc(r, c + 1)));
+      const int row = get<1>(crd_rc(r, c));
+      *reinterpret_cast<float2*>(stage + dq_sums_at(0, 0, col, row)) = make_float2(acc_rc(r, c), acc_rc(r, c + 1));
     }
+  }
+  cutlass::arch::fence_view_async_shared();  // generic-proxy stores → the bulk copy's async reads
+  cutlass::arch::NamedBarrier::sync(128, bar);
+  if (wg_thread == 0) {
+    bulk_reduce_add_f32(sums, stage, kHalf * kSumsPitch * static_cast<int>(sizeof(float)));
+    tma_store_arrive();
   }
 }
 
-// The one-pass dS buffer (null in the two-pass kernel's shared memory, which has none).
+// A warpgroup's dQᵀ band of one tile (Kᵀ band · dSᵀ of dS buffer `buf`, over all 128 keys) into
+// the open wgmma batch.
+template <class Mma, class A, class B, class C>
+__device__ __forceinline__ void dq_band_gemm(Mma& mma, const A& kt, const B& ds, C& acc, int buf) {
+  mma.accumulate_ = GMMA::ScaleOut::Zero;
+  CUTLASS_PRAGMA_UNROLL
+  for (int kk = 0; kk < size<2>(kt); ++kk) {
+    cute::gemm(mma, kt(_, _, kk, 0), ds(_, _, kk, buf), acc);
+    mma.accumulate_ = GMMA::ScaleOut::One;
+  }
+}
+
+// The one-pass dS buffer and dQᵀ staging copies (null in the two-pass kernel's shared memory,
+// which has none).
 template <bool kOnePass, class SmemT>
 __device__ Elt* ds_buffer(SmemT& ss) {
   if constexpr (kOnePass)
@@ -270,11 +313,18 @@ __device__ Elt* ds_buffer(SmemT& ss) {
   else
     return nullptr;
 }
+template <bool kOnePass, class SmemT>
+__device__ float* dq_stage(SmemT& ss, int i) {
+  if constexpr (kOnePass)
+    return ss.dq[i];
+  else
+    return nullptr;
+}
 
 template <int D, bool kOnePass>
 __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT const BwdParams<D> p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  using C = DkdvCfg<D>;
+  using C = DkdvCfg<D, kOnePass>;
   constexpr int S = C::kStages;
   using SmemT = std::conditional_t<kOnePass, typename C::SmemOnePass, typename C::Smem>;
   extern __shared__ __align__(1024) unsigned char smem_raw[];
@@ -386,30 +436,36 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
     Tensor tKVrP = make_tensor<Elt>(Layout<Shape<Shape<_2, _2, _2>, _1, Int<kHalf / 16>>>{});
     Tensor tKVrdS = make_tensor<Elt>(Layout<Shape<Shape<_2, _2, _2>, _1, Int<kHalf / 16>>>{});
 
-    // One pass: dS in shared memory and this warpgroup's dQ share (unused, and compiled away, in
-    // the two-pass kernel).
-    typename C::MmaDq mma_dq;
-    auto thr_dq = mma_dq.get_thread_slice(ctid % 128);
-    Tensor sdS = make_tensor(make_smem_ptr(ds_buffer<kOnePass>(ss)), typename C::SmemLayoutdS{});
-    Tensor tQrdS = thr_dq.partition_fragment_A(sdS);  // (MMA, MMA_M, MMA_K, 2)
+    // One pass: dS in shared memory and this warpgroup's dQᵀ band (unused, and compiled away, in
+    // the two-pass kernel). D = 128: warpgroup w owns band w on every tile; D = 64 has one band,
+    // which the two warpgroups take on alternate tiles.
     auto r2s = make_tiled_copy_C(Copy_Atom<SM90_U32x4_STSM_N, Elt>{}, mma_t);
     auto r2s_ds = r2s.get_thread_slice(ctid);
     Tensor tdSs = r2s_ds.partition_D(
         make_tensor(make_smem_ptr(ds_buffer<kOnePass>(ss)), typename C::SmemLayoutdSt{}));  // (CPY, M, N, 2)
-    auto kt_chunk = [&](int c) {                                                            // (MMA, MMA_N, MMA_K, 1)
-      return thr_dq.partition_fragment_B(
-          make_tensor(make_smem_ptr(ss.k.data() + c * kBlock * C::kDqCols), typename C::SmemLayoutKt{}));
-    };
-    Tensor tQrdQ = partition_fragment_C(mma_dq, Shape<Int<kHalf>, Int<C::kDqCols>>{});
-    Tensor cQ = make_identity_tensor(Shape<Int<kHalf>, Int<C::kDqCols>>{});
-    Tensor CQrs = make_tensor(thr_dq.partition_C(cQ).data(), rowcol(thr_dq.partition_C(cQ).layout()));
-    const int k_first = (wg - 1) * (kHalf / 16);
+    typename C::MmaDqT mma_dq;
+    auto thr_dq = mma_dq.get_thread_slice(ctid % 128);
+    const int band = D / C::kBand == 2 ? wg - 1 : 0;
+    Tensor tQrKt = thr_dq.partition_fragment_A(make_tensor(make_smem_ptr(ss.k.data() + band * kBlock * C::kBand),
+                                                           typename C::SmemLayoutKt{}));  // (MMA, MMA_M, MMA_K, 1)
+    Tensor tQrdS =
+        thr_dq.partition_fragment_B(make_tensor(make_smem_ptr(ds_buffer<kOnePass>(ss)), typename C::SmemLayoutdS{}));
+    Tensor cQt = make_identity_tensor(Shape<Int<C::kBand>, Int<kHalf>>{});
+    Tensor CQtrs = make_tensor(thr_dq.partition_C(cQt).data(), rowcol(thr_dq.partition_C(cQt).layout()));
+    float* dq_sums = p.dq_accum + dq_sums_at(static_cast<int64_t>(bh) * (p.nq_pad / kHalf), D, 0, 0);
 
     clear(tdKrdK);
     clear(tdVrdV);
     Bar::wait(&ss.bar_kv, 0);
+    // One pass: does this warpgroup form tile j's dQᵀ band; the named barrier saying that warpgroup
+    // w's dS of tile j is in; where this warpgroup's band of each tile is summed.
+    auto adds_band = [&](int j) { return D / C::kBand == 2 || wg - 1 == (j & 1); };
+    auto ds_ready = [](int w, int j) { return 2 * (w - 1) + (j & 1); };
+    float* band_sums = dq_sums + dq_sums_at(0, D, band * C::kBand, 0);  // + q0 · D · kSumsPitch / 64 a tile
     Ring<S> ring;
-    int done = 0;  // tiles processed: the one-pass dS buffer is done & 1
+    int done = 0;                  // tiles processed
+    int ds_buf = 0, prev_buf = 0;  // one pass: this tile's dS buffer (done mod kDsBuffers), the previous one's
+    int prev_q0 = 0;
     for (int t = 0; t < tiles; ++t) {
       const BlockKind kind = tile_kind(t);
       if (kind == BlockKind::kSkip) continue;
@@ -438,61 +494,71 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
       to_bf16_fragment(tSrS, tKVrP);
       to_bf16_fragment(tSrdP, tKVrdS);
 
+      // One pass: dSᵀ (bf16, the accumulator's element order) into this tile's buffer. A dQᵀ band
+      // reads all 128 keys, both warpgroups' halves, so the band of tile t joins tile t + 1's batch:
+      // a warpgroup then waits only for the other's dS of tile t (named barriers 2·w + parity: w
+      // arrives, the other syncs), not in lockstep. The sync also comes before this tile's dS is
+      // written: the other warpgroup has then finished tile t − 2's batch, whose band read the
+      // buffer being overwritten (three buffers).
       if constexpr (kOnePass) {
-        // dSᵀ (bf16, the accumulator's element order) into this tile's buffer.
+        if (done > 0) cutlass::arch::NamedBarrier::sync(kConsumerThreads, ds_ready(3 - wg, done - 1));
         Tensor tdSr = r2s_ds.retile_S(make_tensor(tKVrdS.data(), tSrdP.layout()));
-        copy(r2s, tdSr, tdSs(_, _, _, done & 1));
-        cutlass::arch::fence_view_async_shared();        // generic-proxy stores → the wgmma's async reads
-        cutlass::arch::NamedBarrier::sync(128, wg - 1);  // this warpgroup's 64 keys are in
+        copy(r2s, tdSr, tdSs(_, _, _, ds_buf));
+        cutlass::arch::fence_view_async_shared();  // generic-proxy stores → the wgmma's async reads
+        cutlass::arch::NamedBarrier::arrive(kConsumerThreads, ds_ready(wg, done));
       }
-
-      warpgroup_fence_operand(tdVrdV);
-      warpgroup_fence_operand(tdKrdK);
-      warpgroup_fence_operand(tKVrP);
-      warpgroup_fence_operand(tKVrdS);
-      if constexpr (kOnePass) warpgroup_fence_operand(tQrdQ);
-      warpgroup_arrive();
-      CUTLASS_PRAGMA_UNROLL
-      for (int kk = 0; kk < kHalf / 16; ++kk) cute::gemm(mma_kv, tKVrP(_, _, kk), tVrdOt(_, _, kk, ring.stage), tdVrdV);
-      CUTLASS_PRAGMA_UNROLL
-      for (int kk = 0; kk < kHalf / 16; ++kk) cute::gemm(mma_kv, tKVrdS(_, _, kk), tKrQt(_, _, kk, ring.stage), tdKrdK);
-      // One pass: this warpgroup's dQ share of columns [0, 64) joins the batch; D = 128's
-      // [64, 128) follows it.
-      auto dq_chunk = [&](int c) {
-        const auto tQrKt = kt_chunk(c);
-        mma_dq.accumulate_ = GMMA::ScaleOut::Zero;
+      // dV += Pᵀ dO, dK += dSᵀ Q and, one pass, the previous tile's dQᵀ band: one wgmma batch. The
+      // band's accumulator lives only inside its branch: one that a path writes and another does
+      // not is kept in local memory by ptxas, its wgmmas serialised.
+      auto dkdv_batch = [&](auto&&... band) {
+        warpgroup_fence_operand(tdVrdV);
+        warpgroup_fence_operand(tdKrdK);
+        warpgroup_fence_operand(tKVrP);
+        warpgroup_fence_operand(tKVrdS);
+        warpgroup_arrive();
         CUTLASS_PRAGMA_UNROLL
-        for (int kk = 0; kk < kHalf / 16; ++kk) {
-          cute::gemm(mma_dq, tQrdS(_, _, k_first + kk, done & 1), tQrKt(_, _, k_first + kk, 0), tQrdQ);
-          mma_dq.accumulate_ = GMMA::ScaleOut::One;
-        }
+        for (int kk = 0; kk < kHalf / 16; ++kk)
+          cute::gemm(mma_kv, tKVrP(_, _, kk), tVrdOt(_, _, kk, ring.stage), tdVrdV);
+        CUTLASS_PRAGMA_UNROLL
+        for (int kk = 0; kk < kHalf / 16; ++kk)
+          cute::gemm(mma_kv, tKVrdS(_, _, kk), tKrQt(_, _, kk, ring.stage), tdKrdK);
+        (dq_band_gemm(mma_dq, tQrKt, tQrdS, band, prev_buf), ...);
+        warpgroup_commit_batch();
+        warpgroup_wait<0>();
+        warpgroup_fence_operand(tdVrdV);
+        warpgroup_fence_operand(tdKrdK);
+        Bar::arrive(&ss.empty[ring.stage]);  // every thread: each read the stage's statistics
       };
-      auto add_chunk = [&](int c) {
-        warpgroup_fence_operand(tQrdQ);
-        add_rows<D>(make_tensor(tQrdQ.data(), rowcol(tQrdQ.layout())), CQrs,
-                    p.dq_accum + static_cast<int64_t>(bh) * p.nq_pad * D, q0, c * C::kDqCols, p.nq);
-      };
-      if constexpr (kOnePass) dq_chunk(0);
-      warpgroup_commit_batch();
-      warpgroup_wait<0>();
-      warpgroup_fence_operand(tdVrdV);
-      warpgroup_fence_operand(tdKrdK);
-      Bar::arrive(&ss.empty[ring.stage]);  // every thread: each read the stage's statistics
+      if (kOnePass && done > 0 && adds_band(done - 1)) {
+        Tensor band = partition_fragment_C(mma_dq, Shape<Int<C::kBand>, Int<kHalf>>{});
+        dkdv_batch(band);
+        add_band(band, CQtrs, dq_stage<kOnePass>(ss, wg - 1), band_sums + dq_sums_at(prev_q0 / kHalf, D, 0, 0),
+                 ctid % 128, 4 + wg);
+      } else {
+        dkdv_batch();
+      }
       ring.advance();
-      if constexpr (kOnePass) {
-        add_chunk(0);
-        CUTLASS_PRAGMA_UNROLL
-        for (int c = 1; c < D / C::kDqCols; ++c) {
-          warpgroup_fence_operand(tQrdQ);
-          warpgroup_arrive();
-          dq_chunk(c);
-          warpgroup_commit_batch();
-          warpgroup_wait<0>();
-          add_chunk(c);
-        }
-      }
+      prev_q0 = q0;
+      prev_buf = ds_buf;
+      ds_buf = ds_buf + 1 == kDsBuffers ? 0 : ds_buf + 1;
       ++done;
     }
+    if constexpr (kOnePass) {
+      // The last tile's band.
+      if (done > 0) {
+        cutlass::arch::NamedBarrier::sync(kConsumerThreads, ds_ready(3 - wg, done - 1));
+        if (adds_band(done - 1)) {
+          Tensor band = partition_fragment_C(mma_dq, Shape<Int<C::kBand>, Int<kHalf>>{});
+          warpgroup_arrive();
+          dq_band_gemm(mma_dq, tQrKt, tQrdS, band, prev_buf);
+          warpgroup_commit_batch();
+          warpgroup_wait<0>();
+          add_band(band, CQtrs, dq_stage<kOnePass>(ss, wg - 1), band_sums + dq_sums_at(prev_q0 / kHalf, D, 0, 0),
+                   ctid % 128, 4 + wg);
+        }
+      }
+    }
+    if (kOnePass && ctid % 128 == 0) tma_store_wait<0>();  // the last bands' reads of the staging copies
 
     // Epilogue: keys below nk; a key no query sees gets zeros.
     Tensor cKV = make_identity_tensor(Shape<Int<kBlock>, Int<D>>{});
@@ -680,17 +746,27 @@ __global__ void __launch_bounds__(kThreads, 1) dq_kernel(CUTE_GRID_CONSTANT cons
 #endif
 }
 
-// The one-pass epilogue: dQ = bf16(sums · scale) for rows below nq, four columns a thread.
-__global__ void dq_from_sums_kernel(const float* sums, Elt* dq, int64_t nq, int64_t nq_pad, int d, int64_t quads,
-                                    float scale) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= quads) return;
-  const int64_t per_row = d / 4, row_all = i / per_row, col = (i % per_row) * 4;  // row_all: bh·nq + row
-  const int64_t bh = row_all / nq, row = row_all % nq;
-  const float4 v = *reinterpret_cast<const float4*>(sums + (bh * nq_pad + row) * d + col);
-  __nv_bfloat162* out = reinterpret_cast<__nv_bfloat162*>(dq + row_all * d + col);
-  out[0] = __float22bfloat162_rn(make_float2(v.x * scale, v.y * scale));
-  out[1] = __float22bfloat162_rn(make_float2(v.z * scale, v.w * scale));
+// The one-pass epilogue: dQ = bf16(sums · scale) for rows below nq. A CTA takes one 64-row tile
+// (dq_sums_at's D × 64 run): reads it whole into shared memory, coalesced, then writes its rows
+// out, two columns a thread, coalesced the other way.
+template <int D>
+__global__ void __launch_bounds__(256)
+    dq_from_sums_kernel(const float* sums, Elt* dq, int nq, int nq_pad, float scale) {
+  __shared__ __align__(16) float tile[D * kSumsPitch];
+  const int64_t t = blockIdx.x;  // bh · (nq_pad / 64) + tile of the row
+  const int tiles = nq_pad / kHalf;
+  const int64_t bh = t / tiles;
+  const int r0 = static_cast<int>(t % tiles) * kHalf;
+  const float4* src = reinterpret_cast<const float4*>(sums + dq_sums_at(t, D, 0, 0));
+  for (int i = threadIdx.x; i < D * kSumsPitch / 4; i += blockDim.x) reinterpret_cast<float4*>(tile)[i] = src[i];
+  __syncthreads();
+  for (int i = threadIdx.x; i < kHalf * D / 2; i += blockDim.x) {
+    const int row = i / (D / 2), col = i % (D / 2) * 2;
+    if (r0 + row >= nq) break;  // i grows with row
+    const float2 v =
+        make_float2(tile[dq_sums_at(0, 0, col, row)] * scale, tile[dq_sums_at(0, 0, col + 1, row)] * scale);
+    *reinterpret_cast<__nv_bfloat162*>(dq + (bh * nq + r0 + row) * D + col) = __float22bfloat162_rn(v);
+  }
 }
 
 template <int D>
@@ -724,21 +800,22 @@ void launch(const Sm90Backward& b, cudaStream_t stream) {
   const dim3 dkdv_grid(static_cast<unsigned>(bh), static_cast<unsigned>(nkb));
   if (b.dq_accum != nullptr) {
     // One pass: dK, dV and the f32 dQ sums, then dQ from the sums.
-    SPARROW_CUDA_CHECK(cudaMemsetAsync(b.dq_accum, 0, sizeof(float) * b.bh * b.nq_pad * D, stream));
-    constexpr int smem = static_cast<int>(sizeof(typename DkdvCfg<D>::SmemOnePass));
+    SPARROW_CUDA_CHECK(cudaMemsetAsync(b.dq_accum, 0, sizeof(float) * sm90_dq_sums_floats(b.bh, b.nq_pad, D), stream));
+    constexpr int smem = static_cast<int>(sizeof(typename DkdvCfg<D, true>::SmemOnePass));
+    static_assert(smem <= 227 * 1024, "sm_90a: at most 227 KiB of shared memory a CTA");
     static std::atomic<uint64_t> smem_raised{0};
     raise_smem_limit(dkdv_kernel<D, true>, smem, smem_raised);
     dkdv_kernel<D, true>
         <<<dkdv_grid, kThreads, smem, stream>>>(params(b.k, b.v, nk, b.q, b.dout, nq, b.dk, b.dv, b.dq_accum));
     SPARROW_CUDA_LAUNCH_CHECK();
-    const int64_t quads = b.bh * b.nq * D / 4;
-    dq_from_sums_kernel<<<sparrow::cuda::grid_for(quads, 256), 256, 0, stream>>>(b.dq_accum, static_cast<Elt*>(b.dq),
-                                                                                 b.nq, b.nq_pad, D, quads, b.scale);
+    const int64_t tiles = b.bh * (b.nq_pad / kHalf);
+    dq_from_sums_kernel<D><<<static_cast<unsigned>(tiles), 256, 0, stream>>>(b.dq_accum, static_cast<Elt*>(b.dq), nq,
+                                                                             static_cast<int>(b.nq_pad), b.scale);
     SPARROW_CUDA_LAUNCH_CHECK();
     return;
   }
   {
-    constexpr int smem = static_cast<int>(sizeof(typename DkdvCfg<D>::Smem));
+    constexpr int smem = static_cast<int>(sizeof(typename DkdvCfg<D, false>::Smem));
     static std::atomic<uint64_t> smem_raised{0};
     raise_smem_limit(dkdv_kernel<D, false>, smem, smem_raised);
     dkdv_kernel<D, false>

@@ -60,6 +60,18 @@ __device__ __forceinline__ void to_bf16_fragment(const Acc& acc, Frag& frag) {
   }
 }
 
+// dst[i] += src[i], `bytes` / 4 floats (a multiple of 16 bytes, both 16-byte aligned): one bulk
+// reduce-add, shared → global, issued by the calling thread into its bulk group (commit with
+// tma_store_arrive; tma_store_wait<0> waits until the source has been read). The additions are
+// performed at L2 in one pass over the run, not one atomic a float2.
+__device__ __forceinline__ void bulk_reduce_add_f32(float* dst, const float* src, int bytes) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n" ::"l"(dst),
+               "r"(cast_smem_ptr_to_uint(src)), "r"(bytes)
+               : "memory");
+#endif
+}
+
 // Raises a kernel's dynamic shared-memory limit once per device (`done` holds a bit per device).
 template <class Kernel>
 void raise_smem_limit(Kernel kernel, int bytes, std::atomic<uint64_t>& done) {
