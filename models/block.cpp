@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "attention/ring/context_parallel.h"
+#include "framework/autograd/checkpoint.h"
 #include "framework/nn/norm.h"
 #include "framework/ops/ops.h"
 #include "models/transformer.h"
@@ -22,6 +23,7 @@ Block::Block(const TransformerOptions& opt, const attn::AttentionConfig& attenti
       n_heads_(opt.n_heads),
       dropout_(opt.dropout),
       rope_base_(opt.rope_base),
+      recompute_chunk_(opt.recompute_chunk),
       dropout_gen_(&dropout_gen) {
   norm1_ = register_module("norm1", make_norm(opt.rmsnorm, d_model_, device));
   qkv_ =
@@ -44,7 +46,7 @@ Tensor Block::norm(const nn::Module& m, const Tensor& x) const {
 }
 
 Tensor Block::attention_sublayer(const Tensor& h, int64_t step) const {
-  const int64_t B = h.size(0), T = h.size(1), Dh = d_model_ / n_heads_;
+  const int64_t B = h.size(0), T = h.size(1);
   // qkv [B, T, 3d] → [3, B, H, T, Dh] with RoPE on q and k, in one pass; each of q, k, v is then a
   // contiguous slice in the [B, H, T, Dh] layout the attention kernels read.
   Tensor qkv = qkv_->forward(h), heads;
@@ -61,6 +63,11 @@ Tensor Block::attention_sublayer(const Tensor& h, int64_t step) const {
   } else {
     heads = rope_heads(qkv, n_heads_, 0, rope_base_);
   }
+  return out_projection(reshape(permute(attend(heads, step), {0, 2, 1, 3}).contiguous(), {B, T, d_model_}));
+}
+
+Tensor Block::attend(const Tensor& heads, int64_t step) const {
+  const int64_t B = heads.size(1), T = heads.size(3), Dh = d_model_ / n_heads_;
   attn::AttentionCall call;
   call.q = reshape(slice(heads, 0, 0, 1), {B, n_heads_, T, Dh});
   call.k = reshape(slice(heads, 0, 1, 2), {B, n_heads_, T, Dh});
@@ -68,8 +75,10 @@ Tensor Block::attention_sublayer(const Tensor& h, int64_t step) const {
   call.causal = true;
   call.step = step;
   call.context = context_;
-  Tensor o = attn_->forward(call);  // [B, H, T, Dh]
-  Tensor merged = reshape(permute(o, {0, 2, 1, 3}).contiguous(), {B, T, d_model_});
+  return attn_->forward(call);  // [B, H, T, Dh]
+}
+
+Tensor Block::out_projection(const Tensor& merged) const {
   Tensor y = proj_->forward(merged);
   return dropout_ > 0 ? dropout(y, dropout_, *dropout_gen_, is_training()) : y;
 }
@@ -82,8 +91,26 @@ void Block::set_context(const attn::ContextParallel* context) {
 }
 
 Tensor Block::forward(const Tensor& x, int64_t step) const {
+  // Context parallelism shards the tokens already (and RoPE follows the shard's runs).
+  if (recompute_chunk_ > 0 && context_ == nullptr && x.size(1) > recompute_chunk_) return forward_in_chunks(x, step);
   Tensor h = add(x, attention_sublayer(norm(*norm1_, x), step));
   return add(h, mlp_->forward(norm(*norm2_, h)));
+}
+
+Tensor Block::forward_in_chunks(const Tensor& x, int64_t step) const {
+  const int64_t B = x.size(0), T = x.size(1), chunk = recompute_chunk_;
+  // Tokens are dim 1 of x, merged and h, dim 3 of heads [3, B, H, T, Dh]. The segments are called
+  // again in the backward: they capture the block, not this frame.
+  Tensor heads = checkpoint_chunks(
+      [this](const Tensor& part, int64_t first) {
+        return rope_heads(qkv_->forward(norm(*norm1_, part)), n_heads_, first, rope_base_);
+      },
+      x, 1, chunk, 3, dropout_gen_);
+  Tensor merged = reshape(permute(attend(heads, step), {0, 2, 1, 3}).contiguous(), {B, T, d_model_});
+  Tensor h = add(x, checkpoint_chunks([this](const Tensor& part, int64_t) { return out_projection(part); }, merged, 1,
+                                      chunk, 1, dropout_gen_));
+  return add(h, checkpoint_chunks([this](const Tensor& part, int64_t) { return mlp_->forward(norm(*norm2_, part)); }, h,
+                                  1, chunk, 1, dropout_gen_));
 }
 
 }  // namespace sparrow::models

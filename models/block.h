@@ -31,10 +31,16 @@ class Block : public nn::Module {
  private:
   Tensor norm(const nn::Module& m, const Tensor& x) const;
   Tensor attention_sublayer(const Tensor& h, int64_t step) const;
+  // heads [3, B, H, T, Dh] (q, k, v after RoPE) → attention's output [B, H, T, Dh]
+  Tensor attend(const Tensor& heads, int64_t step) const;
+  Tensor out_projection(const Tensor& merged) const;  // [B, T, d] → proj, then dropout
+  // forward with the token-wise parts in checkpointed chunks (TransformerOptions::recompute_chunk)
+  Tensor forward_in_chunks(const Tensor& x, int64_t step) const;
 
   int64_t d_model_, n_heads_;
   double dropout_;
   double rope_base_;
+  int64_t recompute_chunk_;
   Generator* dropout_gen_;
   std::shared_ptr<nn::Module> norm1_, norm2_;
   std::shared_ptr<nn::Linear> qkv_, proj_;

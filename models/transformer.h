@@ -29,7 +29,11 @@ struct TransformerOptions {
   bool tied_embeddings = true;
   bool rmsnorm = false;  // RMSNorm instead of LayerNorm
   double rope_base = 10000.0;
-  bool recompute = false;                        // activation checkpointing per block
+  bool recompute = false;  // activation checkpointing per block
+  // > 0: each block's token-wise parts (norm1 → qkv → RoPE, proj → dropout, norm2 → MLP) are
+  // checkpointed in chunks of this many tokens (checkpoint_chunks): only attention's own inputs and
+  // outputs are kept whole. With `recompute`, it bounds a block's replay to those plus one chunk.
+  int64_t recompute_chunk = 0;
   std::vector<attn::AttentionConfig> attention;  // one per layer (size n_layers)
 };
 

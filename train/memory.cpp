@@ -34,8 +34,15 @@ double estimate_step_bytes(const Config& cfg) {
   const double params = V * d * (cfg.model.tied_embeddings ? 1 : 2) + L * (4 * d * d + 2 * d * hidden + 9 * d + hidden);
   const double tokens = double(cfg.train.batch_size) * double(cfg.train.seq_len);
   const double elem = cfg.train.dtype == "bf16" ? 2.0 : 4.0;
-  const double per_layer_token = (12.0 * d + 2.0 * hidden) * elem;  // saved activations of one block
-  const double saved = cfg.train.recompute ? tokens * (L * d * elem + per_layer_token) : tokens * L * per_layer_token;
+  const double whole_block = (12.0 * d + 2.0 * hidden) * elem;  // saved activations of one block, per token
+  // train.recompute_chunk: a block keeps attention's q, k, v, output and the two chunked segments'
+  // inputs (6·d a token) whole, and one chunk's token-wise activations at a time.
+  const double chunk = double(cfg.train.recompute_chunk);
+  const bool chunked = chunk > 0 && chunk < double(cfg.train.seq_len);
+  const double per_layer_token = chunked ? 6.0 * d * elem : whole_block;
+  const double chunk_bytes = chunked ? double(cfg.train.batch_size) * chunk * whole_block : 0.0;
+  const double saved =
+      (cfg.train.recompute ? tokens * (L * d * elem + per_layer_token) : tokens * L * per_layer_token) + chunk_bytes;
   const double logits = tokens * V * 4.0 * 3.0;
   return params * 16.0 + saved + logits;
 }
@@ -52,10 +59,12 @@ double available_memory_bytes(Device dev) {
 void check_memory_fits(const Config& cfg, Device dev) {
   const double need = estimate_step_bytes(cfg), have = available_memory_bytes(dev);
   if (have > 0 && need > 0.9 * have)
-    throw TrainError("train.seq_len=" + std::to_string(cfg.train.seq_len) +
-                     " with train.batch_size=" + std::to_string(cfg.train.batch_size) + " needs about " +
-                     human_bytes(need) + " on " + dev.str() + " but " + human_bytes(have) +
-                     " is available; lower them" + (cfg.train.recompute ? "" : " or set train.recompute: true"));
+    throw TrainError("train.seq_len=" + std::to_string(cfg.train.seq_len) + " with train.batch_size=" +
+                     std::to_string(cfg.train.batch_size) + " needs about " + human_bytes(need) + " on " + dev.str() +
+                     " but " + human_bytes(have) + " is available; lower them" +
+                     (!cfg.train.recompute             ? " or set train.recompute: true"
+                      : cfg.train.recompute_chunk == 0 ? " or set train.recompute_chunk (tokens, e.g. 65536)"
+                                                       : ""));
 }
 
 double current_memory_bytes(Device dev) {

@@ -14,6 +14,7 @@ models::TransformerOptions model_options(const Config& cfg) {
   o.rmsnorm = cfg.model.norm == "rmsnorm";
   o.rope_base = cfg.model.rope_base;
   o.recompute = cfg.train.recompute;
+  o.recompute_chunk = cfg.train.recompute_chunk;
   for (int64_t i = 0; i < cfg.model.n_layers; ++i) o.attention.push_back(cfg.attention.layer(i).attn);
   return o;
 }

@@ -201,6 +201,8 @@ TEST(Config, BadEnumValues) {
 
 TEST(Config, OutOfRangeValues) {
   EXPECT_EQ(text_error("train:\n  seq_len: 0\n"), "cfg.yaml:2:12: key 'train.seq_len' must be > 0, got 0");
+  EXPECT_EQ(text_error("train:\n  recompute_chunk: -4096\n"),
+            "cfg.yaml:2:20: key 'train.recompute_chunk' must be >= 0, got -4096");
   EXPECT_EQ(text_error("attention:\n  sparsity: 1.0\n"),
             "cfg.yaml:2:13: key 'attention.sparsity' must be in [0, 1), got 1");
   EXPECT_EQ(text_error("attention:\n  sparsity: -0.5\n"),

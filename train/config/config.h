@@ -111,6 +111,7 @@ struct TrainSection {
   int64_t steps = 1000;
   uint64_t seed = 0;
   bool recompute = false;
+  int64_t recompute_chunk = 0;      // tokens; 0: off (models/transformer.h)
   std::string cuda_graph = "auto";  // auto | on | off (train/step.h)
   bool operator==(const TrainSection&) const = default;
 };

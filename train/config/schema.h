@@ -142,6 +142,9 @@ void visit_fields(V& v, TrainSection& t) {
   v.field("steps", t.steps, "optimizer steps");
   v.field("seed", t.seed, "seed of initialisation, data order and dropout");
   v.field("recompute", t.recompute, "recompute activations in backward (activation checkpointing)");
+  v.field("recompute_chunk", t.recompute_chunk,
+          "tokens a chunk when each block's token-wise parts (norms, projections, MLP) are recomputed "
+          "chunk by chunk; 0: off. With recompute, bounds a block's replay (long sequences)");
   v.choice("cuda_graph", t.cuda_graph, {"auto", "on", "off"},
            "replay the GPU step as one CUDA graph (auto: when the step can be captured)");
 }

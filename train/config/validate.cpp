@@ -233,6 +233,7 @@ void validate_config(const Config& c, const Origin& origin) {
   k.greater<int64_t>("train.batch_size", t.batch_size, 0);
   k.greater<int64_t>("train.grad_accum", t.grad_accum, 0);
   k.greater<int64_t>("train.steps", t.steps, 0);
+  k.at_least<int64_t>("train.recompute_chunk", t.recompute_chunk, 0);
   // A decaying lr schedule needs steps after its warmup to decay over.
   if (c.schedule.decay != "constant" && c.schedule.warmup_steps >= t.steps)
     k.fail("schedule.warmup_steps", "must be < train.steps (" + std::to_string(t.steps) + ") for the " +
