@@ -5,7 +5,8 @@
 #   ATTN_SEQS="4096 16384 65536"
 #   sparse_train: bench/gpt12.yaml on a causal bigbird layout, Sparrow against PyTorch + FlexAttention
 #          given the identical layout (attention_layout --dump-csr → torch_train_compare.py --layout);
-#          SPARSE_TRAIN_CASES "seq batch sparsity recompute" entries, comma separated (#13 item 6)
+#          SPARSE_TRAIN_CASES "seq batch sparsity recompute" entries, comma separated (#13 item 6);
+#          recompute 1: train.recompute with train.recompute_chunk=65536, torch_train_compare --checkpoint
 #   profile: `train --profile` per TRAIN_CASES entry (op and phase shares of a step)
 #   graph: step time with train.cuda_graph off and on (GRAPH_CASES), against torch.compile with
 #          and without mode="reduce-overhead" (its CUDA graphs) on the same models
@@ -108,11 +109,12 @@ if has_part sparse_train; then
   IFS=, read -ra cases <<< "${SPARSE_TRAIN_CASES:-65536 1 0.95 0,2097152 1 0.99 1}"
   for c in "${cases[@]}"; do
     set -- $c
-    recompute=$([[ $4 == 1 ]] && echo true || echo false)
+    recompute=$([[ $4 == 1 ]] && echo true || echo false) chunk=$([[ $4 == 1 ]] && echo 65536 || echo 0)
     rm -rf /tmp/sp-sparse
     timeout ${TRAIN_TIMEOUT:-240} $bin/train --config bench/gpt12.yaml --out /tmp/sp-sparse --set train.seq_len=$1 \
       --set train.batch_size=$2 --set attention.backend=block_sparse --set attention.sparsity=$3 \
-      --set train.recompute=$recompute --set train.steps=${SPARSE_TRAIN_STEPS:-6} --set data.path=$corpus \
+      --set train.recompute=$recompute --set train.recompute_chunk=$chunk --set train.steps=${SPARSE_TRAIN_STEPS:-6} \
+      --set data.path=$corpus \
       --set data.cache_dir=/tmp/sp-cache > "$out/sparse_train_$1.log" 2>&1 || tail -3 "$out/sparse_train_$1.log"
     train_summary /tmp/sp-sparse/metrics.jsonl "$1" "$2" "block_sparse $3 recompute=$recompute"
     # The layout train built (bench/gpt12.yaml: bigbird, seed 0, block 128, one layout for all heads).

@@ -74,7 +74,8 @@ TEST(CheckpointChunks, ReplaysRedrawTheFirstRunsDropoutMasks) {
     // Reference: every chunk recorded, in order.
     Tensor xa = x.clone().requires_grad_(true);
     std::vector<Tensor> parts;
-    for (int64_t t = 0; t < 37; t += chunk) parts.push_back(segment_with(drop_a)(slice(xa, 1, t, std::min<int64_t>(37, t + chunk)), t));
+    for (int64_t t = 0; t < 37; t += chunk)
+      parts.push_back(segment_with(drop_a)(slice(xa, 1, t, std::min<int64_t>(37, t + chunk)), t));
     Tensor ya = concat(parts, 1);
     sum(mul(ya, ya)).backward();
     const Tensor dxa = xa.grad(), dwa = lin.weight.grad().clone();
