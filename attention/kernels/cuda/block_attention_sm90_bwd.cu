@@ -442,7 +442,7 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
     auto r2s = make_tiled_copy_C(Copy_Atom<SM90_U32x4_STSM_N, Elt>{}, mma_t);
     auto r2s_ds = r2s.get_thread_slice(ctid);
     Tensor tdSs = r2s_ds.partition_D(
-        make_tensor(make_smem_ptr(ds_buffer<kOnePass>(ss)), typename C::SmemLayoutdSt{}));  // (CPY, M, N, 2)
+        make_tensor(make_smem_ptr(ds_buffer<kOnePass>(ss)), typename C::SmemLayoutdSt{}));  // (CPY, M, N, kDsBuffers)
     typename C::MmaDqT mma_dq;
     auto thr_dq = mma_dq.get_thread_slice(ctid % 128);
     const int band = D / C::kBand == 2 ? wg - 1 : 0;
@@ -452,7 +452,9 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
         thr_dq.partition_fragment_B(make_tensor(make_smem_ptr(ds_buffer<kOnePass>(ss)), typename C::SmemLayoutdS{}));
     Tensor cQt = make_identity_tensor(Shape<Int<C::kBand>, Int<kHalf>>{});
     Tensor CQtrs = make_tensor(thr_dq.partition_C(cQt).data(), rowcol(thr_dq.partition_C(cQt).layout()));
-    float* dq_sums = p.dq_accum + dq_sums_at(static_cast<int64_t>(bh) * (p.nq_pad / kHalf), D, 0, 0);
+    // This (batch, head)'s sums; null in the two-pass kernel (p.dq_accum is).
+    float* dq_sums =
+        kOnePass ? p.dq_accum + dq_sums_at(static_cast<int64_t>(bh) * (p.nq_pad / kHalf), D, 0, 0) : nullptr;
 
     clear(tdKrdK);
     clear(tdVrdV);
@@ -461,7 +463,7 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
     // w's dS of tile j is in; where this warpgroup's band of each tile is summed.
     auto adds_band = [&](int j) { return D / C::kBand == 2 || wg - 1 == (j & 1); };
     auto ds_ready = [](int w, int j) { return 2 * (w - 1) + (j & 1); };
-    float* band_sums = dq_sums + dq_sums_at(0, D, band * C::kBand, 0);  // + q0 · D · kSumsPitch / 64 a tile
+    float* band_sums = kOnePass ? dq_sums + dq_sums_at(0, D, band * C::kBand, 0) : nullptr;  // + tile · D · kSumsPitch
     Ring<S> ring;
     int done = 0;                  // tiles processed
     int ds_buf = 0, prev_buf = 0;  // one pass: this tile's dS buffer (done mod kDsBuffers), the previous one's
