@@ -84,7 +84,8 @@ def run(T, B, a):
         if layout["seq_len"] != T:
             raise ValueError(f"{a.layout}: seq_len {layout['seq_len']}, the case has T = {T}")
         bm = block_mask_from_layout(layout, a.heads, True, dev)
-        attend, attn_name = (lambda q, k, v: flex_attention(q, k, v, block_mask=bm)), "flex"
+        # flex_attention is not an autocast op: RoPE's f32 cos/sin leave q and k in f32, v in bf16.
+        attend, attn_name = (lambda q, k, v: flex_attention(q.to(v.dtype), k.to(v.dtype), v, block_mask=bm)), "flex"
     model = GPT(a.layers, a.width, a.heads, attend, a.checkpoint).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, fused=True)
     cm = torch.compile(model, mode=None if a.mode == "default" else a.mode)
