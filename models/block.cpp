@@ -46,7 +46,7 @@ Tensor Block::norm(const nn::Module& m, const Tensor& x) const {
 }
 
 Tensor Block::attention_sublayer(const Tensor& h, int64_t step) const {
-  const int64_t B = h.size(0), T = h.size(1);
+  const int64_t T = h.size(1);
   // qkv [B, T, 3d] → [3, B, H, T, Dh] with RoPE on q and k, in one pass; each of q, k, v is then a
   // contiguous slice in the [B, H, T, Dh] layout the attention kernels read.
   Tensor qkv = qkv_->forward(h), heads;
@@ -63,7 +63,7 @@ Tensor Block::attention_sublayer(const Tensor& h, int64_t step) const {
   } else {
     heads = rope_heads(qkv, n_heads_, 0, rope_base_);
   }
-  return out_projection(reshape(permute(attend(heads, step), {0, 2, 1, 3}).contiguous(), {B, T, d_model_}));
+  return out_projection(attend(heads, step));
 }
 
 Tensor Block::attend(const Tensor& heads, int64_t step) const {
@@ -75,7 +75,8 @@ Tensor Block::attend(const Tensor& heads, int64_t step) const {
   call.causal = true;
   call.step = step;
   call.context = context_;
-  return attn_->forward(call);  // [B, H, T, Dh]
+  Tensor o = attn_->forward(call);  // [B, H, T, Dh]
+  return reshape(permute(o, {0, 2, 1, 3}).contiguous(), {B, T, d_model_});
 }
 
 Tensor Block::out_projection(const Tensor& merged) const {
@@ -98,17 +99,16 @@ Tensor Block::forward(const Tensor& x, int64_t step) const {
 }
 
 Tensor Block::forward_in_chunks(const Tensor& x, int64_t step) const {
-  const int64_t B = x.size(0), T = x.size(1), chunk = recompute_chunk_;
-  // Tokens are dim 1 of x, merged and h, dim 3 of heads [3, B, H, T, Dh]. The segments are called
-  // again in the backward: they capture the block, not this frame.
+  const int64_t chunk = recompute_chunk_;
+  // Tokens are dim 1 of x, of attention's merged output and of h, dim 3 of heads [3, B, H, T, Dh]. The segments are
+  // called again in the backward: they capture the block, not this frame.
   Tensor heads = checkpoint_chunks(
       [this](const Tensor& part, int64_t first) {
         return rope_heads(qkv_->forward(norm(*norm1_, part)), n_heads_, first, rope_base_);
       },
       x, 1, chunk, 3, dropout_gen_);
-  Tensor merged = reshape(permute(attend(heads, step), {0, 2, 1, 3}).contiguous(), {B, T, d_model_});
-  Tensor h = add(x, checkpoint_chunks([this](const Tensor& part, int64_t) { return out_projection(part); }, merged, 1,
-                                      chunk, 1, dropout_gen_));
+  Tensor h = add(x, checkpoint_chunks([this](const Tensor& part, int64_t) { return out_projection(part); },
+                                      attend(heads, step), 1, chunk, 1, dropout_gen_));
   return add(h, checkpoint_chunks([this](const Tensor& part, int64_t) { return mlp_->forward(norm(*norm2_, part)); }, h,
                                   1, chunk, 1, dropout_gen_));
 }

@@ -31,7 +31,7 @@ class Block : public nn::Module {
  private:
   Tensor norm(const nn::Module& m, const Tensor& x) const;
   Tensor attention_sublayer(const Tensor& h, int64_t step) const;
-  // heads [3, B, H, T, Dh] (q, k, v after RoPE) → attention's output [B, H, T, Dh]
+  // heads [3, B, H, T, Dh] (q, k, v after RoPE) → attention's output, heads merged: [B, T, d]
   Tensor attend(const Tensor& heads, int64_t step) const;
   Tensor out_projection(const Tensor& merged) const;  // [B, T, d] → proj, then dropout
   // forward with the token-wise parts in checkpointed chunks (TransformerOptions::recompute_chunk)
