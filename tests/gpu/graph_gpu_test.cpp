@@ -260,11 +260,15 @@ TEST(TrainGpu, NonFiniteStepsAreSkippedUnderTheGraph) {
 
 // Dropout under the graph: each replay draws the masks the eager step would (its Philox counters
 // shifted to the generator's position), so the curves agree; with recompute too (its replays of
-// the forward rewind the generator inside the captured step).
+// the forward rewind the generator inside the captured step), and with the token-wise parts
+// recomputed in chunks (seq_len 64 in chunks of 24: two whole chunks and a ragged one), alone and
+// inside whole-block recompute.
 TEST(TrainGpu, CapturedStepDrawsTheEagerDropoutMasks) {
   SPARROW_REQUIRE_GPU();
-  for (const std::string recompute : {"false", "true"}) {
-    const std::vector<std::string> o{"train.steps=20", "model.dropout=0.2", "train.recompute=" + recompute};
+  for (const auto& [recompute, chunk] : std::vector<std::pair<std::string, std::string>>{
+           {"false", "0"}, {"true", "0"}, {"false", "24"}, {"true", "24"}}) {
+    const std::vector<std::string> o{"train.steps=20", "model.dropout=0.2", "train.recompute=" + recompute,
+                                     "train.recompute_chunk=" + chunk};
     auto with = [&](const std::string& mode) {
       std::vector<std::string> x = o;
       x.push_back("train.cuda_graph=" + mode);
@@ -275,7 +279,7 @@ TEST(TrainGpu, CapturedStepDrawsTheEagerDropoutMasks) {
     for (size_t i = 0; i < eager.size(); ++i) {
       EXPECT_EQ(graph[i]["step_mode"], i < 2 ? "eager" : "cuda graph");
       const double a = eager[i]["loss"].get<double>(), b = graph[i]["loss"].get<double>();
-      EXPECT_NEAR(b, a, 1e-4 * std::abs(a)) << "recompute " << recompute << " step " << i + 1;
+      EXPECT_NEAR(b, a, 1e-4 * std::abs(a)) << "recompute " << recompute << ", chunk " << chunk << " step " << i + 1;
     }
   }
 }
