@@ -114,7 +114,7 @@ if has_part sparse_train; then
     timeout ${TRAIN_TIMEOUT:-240} $bin/train --config bench/gpt12.yaml --out /tmp/sp-sparse --set train.seq_len=$1 \
       --set train.batch_size=$2 --set attention.backend=block_sparse --set attention.sparsity=$3 \
       --set train.recompute=$recompute --set train.recompute_chunk=$chunk --set train.steps=${SPARSE_TRAIN_STEPS:-6} \
-      --set data.path=$corpus \
+      --set data.path=$corpus --set data.val_fraction=${SPARSE_TRAIN_VAL_FRACTION:-0.05} \
       --set data.cache_dir=/tmp/sp-cache > "$out/sparse_train_$1.log" 2>&1 || tail -3 "$out/sparse_train_$1.log"
     train_summary /tmp/sp-sparse/metrics.jsonl "$1" "$2" "block_sparse $3 recompute=$recompute"
     # The layout train built (bench/gpt12.yaml: bigbird, seed 0, block 128, one layout for all heads).

@@ -20,6 +20,7 @@
 #include "attention/kernels/block_attention.h"
 #include "attention/kernels/cpu/block_attention.h"
 #include "attention/kernels/cuda/block_attention_lists.h"
+#include "attention/kernels/cuda/sm90_dq_sums.h"
 #include "attention/layout/block_layout.h"
 #include "common/gradcheck.h"
 #include "common/poison.h"
@@ -87,6 +88,22 @@ TEST(AttentionSm90Lists, PartialFirstThenFullMatchesBruteForce) {
 
 // The tiles of the sm_90a backward are uneven (dK/dV: 64 query rows × 128 keys; dQ: 128 × 64):
 // classify_tile against brute force over every tile position, ragged and not, causal and not.
+// The one pass's head groups: the largest row count within the cap that divides B·H and divides or
+// is a multiple of H; 0 when one head's sums exceed the cap.
+TEST(AttentionSm90Lists, OnePassHeadGroupsStayWithinTheCap) {
+  using attn::cuda::sm90_dq_sums_floats;
+  using attn::cuda::sm90_onepass_group;
+  const double head = 4.0 * static_cast<double>(sm90_dq_sums_floats(1, 2097152, 64));
+  EXPECT_DOUBLE_EQ(head, 2097152.0 * 64 * 4.5);                            // 4.5 bytes per element of dQ: 604 MB
+  EXPECT_EQ(sm90_onepass_group(12, 12, 2097152, 64, 2.0 * (1 << 30)), 3);  // 2M tokens, gpt12: 4 launches
+  EXPECT_EQ(sm90_onepass_group(16, 16, 65536, 64, 2.0 * (1 << 30)), 16);   // 64K: one launch
+  EXPECT_EQ(sm90_onepass_group(2 * 6, 6, 1024, 64, 12 * head), 12);        // B 2 × H 6 at once
+  EXPECT_EQ(sm90_onepass_group(2 * 6, 6, 2097152, 64, 5 * head), 3);       // 4 and 5 divide neither
+  EXPECT_EQ(sm90_onepass_group(4 * 6, 6, 2097152, 64, 12 * head), 12);     // two batch elements a launch
+  EXPECT_EQ(sm90_onepass_group(7, 7, 2097152, 64, 6.9 * head), 1);         // a prime head count
+  EXPECT_EQ(sm90_onepass_group(16, 16, 2097152, 64, 0.5 * head), 0);       // the two passes
+}
+
 TEST(AttentionSm90Lists, ClassifyTileMatchesBruteForce) {
   using attn::cuda::BlockKind;
   for (bool causal : {false, true})
@@ -273,12 +290,19 @@ TEST(AttentionSm90Gpu, BackwardMatchesCpuAndMma) {
     Tensor q = on(qh, kGpu, DType::BF16), k = on(kh, kGpu, DType::BF16), v = on(vh, kGpu, DType::BF16),
            dout = on(gh, kGpu, DType::BF16);
     const BlockAttentionForward f = forward_with("mma", q, k, v, a);
-    auto backward_with = [&](const char* kernel) {
+    // rows_per_launch > 0: the one pass's sums capped to that many (batch·head) rows' worth, so it
+    // runs over head groups (per head: layout heads from an offset; 3 = H: groups across the batch).
+    auto backward_with = [&](const char* kernel, int64_t rows_per_launch = 0) {
       setenv("SPARROW_BLOCK_ATTN_BWD", kernel, 1);
+      const int64_t nq_pad = (c.N + 63) / 64 * 64;
+      if (rows_per_launch > 0)
+        setenv("SPARROW_SM90_DQ_SUMS_CAP",
+               std::to_string(4 * attn::cuda::sm90_dq_sums_floats(rows_per_launch, nq_pad, c.D)).c_str(), 1);
       sparrow::testing::poison_allocator(kGpu, {static_cast<size_t>(q.numel()) * 2});
       BlockAttentionGrads r = attn::cuda::block_attention_backward(q, k, v, f.out, f.lse, dout, a);
       sparrow::cuda::synchronize();
       unsetenv("SPARROW_BLOCK_ATTN_BWD");
+      unsetenv("SPARROW_SM90_DQ_SUMS_CAP");
       return std::vector<std::vector<double>>{r.dq.to_vector(), r.dk.to_vector(), r.dv.to_vector()};
     };
     const auto gm = backward_with("mma"), gd = backward_with("sm90_deterministic");
@@ -291,8 +315,11 @@ TEST(AttentionSm90Gpu, BackwardMatchesCpuAndMma) {
       gc = {ref.dq.to_vector(), ref.dk.to_vector(), ref.dv.to_vector()};
     }
     const char* names[3] = {"dQ", "dK", "dV"};
-    for (const char* kind : {"sm90_onepass", "sm90_deterministic"}) {
-      const auto gs = std::strcmp(kind, "sm90_deterministic") == 0 ? gd : backward_with(kind);
+    const std::vector<std::pair<const char*, int64_t>> kinds{
+        {"sm90_onepass", 0}, {"sm90_onepass", 1}, {"sm90_onepass", 3}, {"sm90_deterministic", 0}};
+    for (const auto& [kind, rows] : kinds) {
+      SCOPED_TRACE(rows > 0 ? ::testing::Message() << rows << " (batch·head) rows a launch" : ::testing::Message());
+      const auto gs = std::strcmp(kind, "sm90_deterministic") == 0 ? gd : backward_with(kind, rows);
       for (int t = 0; t < 3; ++t) {
         size_t bad = 0;
         EXPECT_LT(norm_ratio(gs[t], gm[t], &bad), 2e-2) << kind << " " << names[t] << " vs mma.sync";

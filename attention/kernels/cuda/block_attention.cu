@@ -46,16 +46,15 @@ struct Problem {
 constexpr bool kSm90ByDefault = true;  // verified on an H100: tests/gpu/attention_sm90_gpu_test.cpp, memcheck
 // The sm_90a backward (block_attention_sm90_bwd.cu), after an sm_90a forward: one pass with dQ
 // summed in f32 by bulk reduce-adds (5 GEMMs a tile; not bit-reproducible) or two deterministic
-// passes (7).
-// SPARROW_BLOCK_ATTN_BWD picks: "mma" (the mma.sync backward), "sm90" (the default below),
+// passes (7). SPARROW_BLOCK_ATTN_BWD picks: "mma" (the mma.sync backward), "sm90" (the default),
 // "sm90_onepass", "sm90_deterministic"; unset, SPARROW_BLOCK_ATTN_KERNEL=mma picks mma.sync.
-// Two passes by default: on an H100 the first one pass (each warpgroup adding its own 64 keys'
-// dQ share by float2 atomics) was no faster at D 64 (64K, 10 %: f+b 26.1 vs 26.4 ms) and slower at
-// D 128 (47.5 vs 36.1). The one pass now forms dQᵀ bands (half the additions) and adds them by bulk
-// reduce-add; it is compiled and spill-free but not yet run on a GPU (bench/RESULTS.md). The two
-// passes are verified there: AttentionSm90Gpu.Backward*, compute-sanitizer memcheck/racecheck/synccheck.
+// The default is the one pass, over head groups whose f32 sums stay within kSm90DqSumsCap bytes
+// (SPARROW_SM90_DQ_SUMS_CAP overrides it; sm90_onepass_group), and the two passes where one head's
+// sums alone exceed it. On an H100 (bench/RESULTS.md, 2026-12-06 session 10) the one pass took
+// fwd+bwd at 64K D 64 from 25.8 to 18.6 ms (local 10 %) and was faster in every D 64 cell, 1.2–1.3×
+// at 256K; at D 128 it won 6 of 8 cells (up to 1.22×) and lost the two non-causal 10 % ones by 9 %.
 enum class Sm90Bwd { kNone, kOnePass, kTwoPass };
-constexpr Sm90Bwd kSm90BackwardDefault = Sm90Bwd::kTwoPass;
+constexpr double kSm90DqSumsCap = 2.0 * (1 << 30);
 
 bool device_is_sm90() {
   static std::mutex mu;
@@ -190,49 +189,80 @@ void launch_fwd_sm90(const Problem& p, const Tensor& q, const Tensor& k, const T
   sm90_forward(f, sparrow::cuda::stream());
 }
 
-Sm90Bwd sm90_backward_kind(const Problem& p) {
+double sm90_dq_sums_cap() {
+  const char* e = std::getenv("SPARROW_SM90_DQ_SUMS_CAP");
+  if (e == nullptr || *e == '\0') return kSm90DqSumsCap;
+  char* end = nullptr;
+  const double cap = std::strtod(e, &end);
+  SPARROW_CHECK(end != e && *end == '\0' && cap >= 0, "SPARROW_SM90_DQ_SUMS_CAP=", e,
+                ": expected bytes (a number >= 0)");
+  return cap;
+}
+
+// The one pass's (batch·head) rows per launch, or 0 for the two passes.
+int64_t sm90_onepass_rows(const Problem& p, int64_t nq_pad) {
+  return sm90_onepass_group(p.b * p.h, p.h, nq_pad, p.d, sm90_dq_sums_cap());
+}
+
+Sm90Bwd sm90_backward_kind(const Problem& p, int64_t nq_pad) {
   if (!p.sm90) return Sm90Bwd::kNone;
+  const Sm90Bwd by_default = sm90_onepass_rows(p, nq_pad) > 0 ? Sm90Bwd::kOnePass : Sm90Bwd::kTwoPass;
   if (const char* b = std::getenv("SPARROW_BLOCK_ATTN_BWD"); b != nullptr && *b != '\0') {
-    if (std::strcmp(b, "sm90_onepass") == 0) return Sm90Bwd::kOnePass;
+    if (std::strcmp(b, "sm90_onepass") == 0)
+      return by_default;  // the two passes when even one head's sums exceed the cap
     if (std::strcmp(b, "sm90_deterministic") == 0) return Sm90Bwd::kTwoPass;
-    if (std::strcmp(b, "sm90") == 0) return kSm90BackwardDefault;
+    if (std::strcmp(b, "sm90") == 0) return by_default;
     SPARROW_CHECK(std::strcmp(b, "mma") == 0, "SPARROW_BLOCK_ATTN_BWD=", b,
                   ": expected mma, sm90, sm90_onepass or sm90_deterministic");
     return Sm90Bwd::kNone;
   }
   const char* e = std::getenv("SPARROW_BLOCK_ATTN_KERNEL");
-  return e != nullptr && std::strcmp(e, "mma") == 0 ? Sm90Bwd::kNone : kSm90BackwardDefault;
+  return e != nullptr && std::strcmp(e, "mma") == 0 ? Sm90Bwd::kNone : by_default;
 }
 
+// The sm_90a backward over groups of (batch·head) rows (all of them at once for the two passes):
+// each group's tensors from its first row on, its layout heads from h0 = first row mod H.
 void launch_bwd_sm90(Sm90Bwd kind, const Problem& p, const Tensor& q, const Tensor& k, const Tensor& v,
                      const Tensor& dout, const Tensor& lse2, const Tensor& di, int64_t nq_pad, Tensor& dq, Tensor& dk,
                      Tensor& dv) {
-  Sm90Backward b;
-  Tensor dq_sums;  // one pass: f32 dQ sums, held until the kernels are queued (stream-ordered pool)
-  if (kind == Sm90Bwd::kOnePass) {
-    dq_sums = empty({sm90_dq_sums_floats(p.b * p.h, nq_pad, p.d)}, DType::F32, q.device());
-    b.dq_accum = dq_sums.data<float>();
+  const int64_t bh = p.b * p.h;
+  const int64_t group = kind == Sm90Bwd::kOnePass ? sm90_onepass_rows(p, nq_pad) : bh;
+  Tensor dq_sums;  // one pass: f32 dQ sums of one group, held until the kernels are queued (stream-ordered pool)
+  if (kind == Sm90Bwd::kOnePass) dq_sums = empty({sm90_dq_sums_floats(group, nq_pad, p.d)}, DType::F32, q.device());
+  auto at = [](const Tensor& t, int64_t elements) { return static_cast<const char*>(t.data_ptr()) + 2 * elements; };
+  auto at_mut = [](Tensor& t, int64_t elements) { return static_cast<char*>(t.data_ptr()) + 2 * elements; };
+  for (int64_t r0 = 0; r0 < bh; r0 += group) {
+    const int64_t q_off = r0 * p.nq * p.d, k_off = r0 * p.nk * p.d;
+    Sm90Backward b;
+    if (kind == Sm90Bwd::kOnePass) b.dq_accum = dq_sums.data<float>();
+    b.q = at(q, q_off);
+    b.k = at(k, k_off);
+    b.v = at(v, k_off);
+    b.dout = at(dout, q_off);
+    b.lse2 = lse2.data<float>() + r0 * nq_pad;
+    b.di = di.data<float>() + r0 * nq_pad;
+    b.dq = at_mut(dq, q_off);
+    b.dk = at_mut(dk, k_off);
+    b.dv = at_mut(dv, k_off);
+    b.bh = group;
+    b.heads = std::min(group, p.h);
+    b.nq = p.nq;
+    b.nk = p.nk;
+    b.nq_pad = nq_pad;
+    b.d = static_cast<int>(p.d);
+    b.scale = p.geo.scale;
+    b.scale_log2 = p.geo.scale_log2;
+    b.causal = p.geo.causal;
+    if (p.layout_hold) {
+      b.view = p.view;
+      if (b.view.nh > 1) {  // per-head layout: this group's heads start at h0 (offsets stay biased)
+        const int64_t h0 = r0 % p.h;
+        b.view.row_ptr += h0 * (b.view.nqb + 1);
+        b.view.col_ptr += h0 * (b.view.nkb + 1);
+      }
+    }
+    sm90_backward(b, sparrow::cuda::stream());
   }
-  b.q = q.data_ptr();
-  b.k = k.data_ptr();
-  b.v = v.data_ptr();
-  b.dout = dout.data_ptr();
-  b.lse2 = lse2.data<float>();
-  b.di = di.data<float>();
-  b.dq = dq.data_ptr();
-  b.dk = dk.data_ptr();
-  b.dv = dv.data_ptr();
-  b.bh = p.b * p.h;
-  b.heads = p.h;
-  b.nq = p.nq;
-  b.nk = p.nk;
-  b.nq_pad = nq_pad;
-  b.d = static_cast<int>(p.d);
-  b.scale = p.geo.scale;
-  b.scale_log2 = p.geo.scale_log2;
-  b.causal = p.geo.causal;
-  if (p.layout_hold) b.view = p.view;
-  sm90_backward(b, sparrow::cuda::stream());
 }
 
 // Raises a kernel's dynamic shared-memory limit (once per kernel and device; kernels of one
@@ -412,7 +442,7 @@ BlockAttentionGrads block_attention_backward(const Tensor& q, const Tensor& k, c
         bfp(o), bfp(g), lse.data<float>(), lse2.data<float>(), di.data<float>(), p.b * p.h, p.nq, nq_pad,
         static_cast<int>(p.d));
     SPARROW_CUDA_LAUNCH_CHECK();
-    if (const Sm90Bwd kind = sm90_backward_kind(p); kind != Sm90Bwd::kNone) {
+    if (const Sm90Bwd kind = sm90_backward_kind(p, nq_pad); kind != Sm90Bwd::kNone) {
       launch_bwd_sm90(kind, p, q, k, v, g, lse2, di, nq_pad, r.dq, r.dk, r.dv);
       return r;
     }

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "attention/kernels/cuda/block_attention_walk.cuh"
+#include "attention/kernels/cuda/sm90_dq_sums.h"
 
 namespace sparrow::attn::cuda {
 
@@ -50,13 +51,6 @@ struct Sm90Backward {
   bool causal = false;
   LayoutView view;  // row_ptr == nullptr: dense; else block == kSm90Block, with the transpose (col_ptr)
 };
-
-// The one-pass dQ sums: every 64-row tile of dQ transposed, each column padded from 64 to 72 floats
-// (block_attention_sm90_bwd.cu, dq_sums_at).
-constexpr int kSm90DqSumsPitch = 72;
-inline int64_t sm90_dq_sums_floats(int64_t bh, int64_t nq_pad, int64_t d) {
-  return bh * (nq_pad / 64) * d * kSm90DqSumsPitch;
-}
 
 // Whether this build has the kernel (CUTLASS headers found at configure time).
 bool sm90_built();
