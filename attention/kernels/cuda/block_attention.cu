@@ -48,13 +48,17 @@ constexpr bool kSm90ByDefault = true;  // verified on an H100: tests/gpu/attenti
 // summed in f32 by bulk reduce-adds (5 GEMMs a tile; not bit-reproducible) or two deterministic
 // passes (7). SPARROW_BLOCK_ATTN_BWD picks: "mma" (the mma.sync backward), "sm90" (the default),
 // "sm90_onepass", "sm90_deterministic"; unset, SPARROW_BLOCK_ATTN_KERNEL=mma picks mma.sync.
-// The default is the one pass, over head groups whose f32 sums stay within kSm90DqSumsCap bytes
-// (SPARROW_SM90_DQ_SUMS_CAP overrides it; sm90_onepass_group), and the two passes where one head's
-// sums alone exceed it. On an H100 (bench/RESULTS.md, 2026-12-06 session 10) the one pass took
-// fwd+bwd at 64K D 64 from 25.8 to 18.6 ms (local 10 %) and was faster in every D 64 cell, 1.2–1.3×
-// at 256K; at D 128 it won 6 of 8 cells (up to 1.22×) and lost the two non-causal 10 % ones by 9 %.
+// The one pass runs over head groups whose f32 sums stay within kSm90DqSumsCap bytes
+// (SPARROW_SM90_DQ_SUMS_CAP overrides it; sm90_onepass_group), and the two passes serve where one
+// head's sums alone exceed it. The grouped launches (more heads' sums than the cap holds) have not
+// yet run on a GPU: until they have (AttentionSm90Gpu.BackwardMatchesCpuAndMma's capped cases), the
+// default takes the one pass only where one launch holds every head (up to 466K tokens at H 16,
+// D 64), and SPARROW_BLOCK_ATTN_BWD=sm90_onepass opts in to the groups beyond. On an H100 (bench/RESULTS.md, 2026-12-06
+// session 10) the one pass took fwd+bwd at 64K D 64 from 25.8 to 18.6 ms (local 10 %) and was faster in every D 64
+// cell, 1.2–1.3× at 256K; at D 128 it won 6 of 8 cells (up to 1.22×) and lost the two non-causal 10 % ones by 9 %.
 enum class Sm90Bwd { kNone, kOnePass, kTwoPass };
 constexpr double kSm90DqSumsCap = 2.0 * (1 << 30);
+constexpr bool kSm90GroupedOnePassByDefault = false;
 
 bool device_is_sm90() {
   static std::mutex mu;
@@ -206,10 +210,11 @@ int64_t sm90_onepass_rows(const Problem& p, int64_t nq_pad) {
 
 Sm90Bwd sm90_backward_kind(const Problem& p, int64_t nq_pad) {
   if (!p.sm90) return Sm90Bwd::kNone;
-  const Sm90Bwd by_default = sm90_onepass_rows(p, nq_pad) > 0 ? Sm90Bwd::kOnePass : Sm90Bwd::kTwoPass;
+  const int64_t rows = sm90_onepass_rows(p, nq_pad);
+  const Sm90Bwd grouped = rows > 0 ? Sm90Bwd::kOnePass : Sm90Bwd::kTwoPass;  // two: one head's sums exceed the cap
+  const Sm90Bwd by_default = rows == p.b * p.h || kSm90GroupedOnePassByDefault ? grouped : Sm90Bwd::kTwoPass;
   if (const char* b = std::getenv("SPARROW_BLOCK_ATTN_BWD"); b != nullptr && *b != '\0') {
-    if (std::strcmp(b, "sm90_onepass") == 0)
-      return by_default;  // the two passes when even one head's sums exceed the cap
+    if (std::strcmp(b, "sm90_onepass") == 0) return grouped;
     if (std::strcmp(b, "sm90_deterministic") == 0) return Sm90Bwd::kTwoPass;
     if (std::strcmp(b, "sm90") == 0) return by_default;
     SPARROW_CHECK(std::strcmp(b, "mma") == 0, "SPARROW_BLOCK_ATTN_BWD=", b,
