@@ -12,6 +12,7 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -236,42 +237,47 @@ TEST(AttentionSm90Gpu, ForwardMatchesCpuAndMma) {
     Tensor qh = c.host_input(), kh = c.host_input(), vh = c.host_input();
     const BlockAttentionArgs& a = c.args;
     Tensor q = on(qh, kGpu, DType::BF16), k = on(kh, kGpu, DType::BF16), v = on(vh, kGpu, DType::BF16);
-    BlockAttentionForward fs = forward_with("sm90", q, k, v, a);
     BlockAttentionForward fm = forward_with("mma", q, k, v, a);
-    const std::vector<double> os = fs.out.to_vector(), om = fm.out.to_vector();
-    const std::vector<double> ls = fs.lse.to_vector(), lm = fm.lse.to_vector();
-    size_t bad = 0;
-    EXPECT_LT(norm_ratio(os, om, &bad), 2e-2) << "O vs mma.sync";
-    EXPECT_EQ(bad, 0u) << "O elements unwritten (NaN poison) or non-finite";
-    double lse_err = 0;
-    size_t lse_bad = 0;
-    for (size_t i = 0; i < ls.size(); ++i) {
-      if (std::isinf(lm[i])) {
-        lse_bad += !(std::isinf(ls[i]) && ls[i] < 0);
-        continue;
+    const std::vector<double> om = fm.out.to_vector(), lm = fm.lse.to_vector();
+    std::optional<BlockAttentionForward> fc;  // the CPU reference, computed once
+    for (const char* kernel : {"sm90", "sm90_fused"}) {
+      SCOPED_TRACE(kernel);
+      BlockAttentionForward fs = forward_with(kernel, q, k, v, a);
+      const std::vector<double> os = fs.out.to_vector(), ls = fs.lse.to_vector();
+      size_t bad = 0;
+      EXPECT_LT(norm_ratio(os, om, &bad), 2e-2) << "O vs mma.sync";
+      EXPECT_EQ(bad, 0u) << "O elements unwritten (NaN poison) or non-finite";
+      double lse_err = 0;
+      size_t lse_bad = 0;
+      for (size_t i = 0; i < ls.size(); ++i) {
+        if (std::isinf(lm[i])) {
+          lse_bad += !(std::isinf(ls[i]) && ls[i] < 0);
+          continue;
+        }
+        if (!std::isfinite(ls[i])) {
+          ++lse_bad;
+          continue;
+        }
+        lse_err = std::max(lse_err, std::abs(ls[i] - lm[i]));
       }
-      if (!std::isfinite(ls[i])) {
-        ++lse_bad;
-        continue;
+      EXPECT_EQ(lse_bad, 0u) << "LSE unwritten, non-finite, or −∞ disagreement";
+      EXPECT_LT(lse_err, 2e-2) << "LSE vs mma.sync";
+      if (c.N <= 1000 || c.pattern != "dense") {
+        // CPU reference: f32 on the same rounded inputs.
+        if (!fc)
+          fc = attn::cpu::block_attention_forward(on(qh, Device::cpu(), DType::F32), on(kh, Device::cpu(), DType::F32),
+                                                  on(vh, Device::cpu(), DType::F32), a);
+        size_t b2 = 0;
+        EXPECT_LT(norm_ratio(os, fc->out.to_vector(), &b2), 2e-2) << "O vs CPU";
+        const std::vector<double> lc = fc->lse.to_vector();
+        double e2 = 0;
+        for (size_t i = 0; i < lc.size(); ++i)
+          if (std::isfinite(lc[i])) e2 = std::max(e2, std::abs(ls[i] - lc[i]));
+        EXPECT_LT(e2, 2e-2) << "LSE vs CPU";
       }
-      lse_err = std::max(lse_err, std::abs(ls[i] - lm[i]));
-    }
-    EXPECT_EQ(lse_bad, 0u) << "LSE unwritten, non-finite, or −∞ disagreement";
-    EXPECT_LT(lse_err, 2e-2) << "LSE vs mma.sync";
-    if (c.N <= 1000 || c.pattern != "dense") {
-      // CPU reference: f32 on the same rounded inputs.
-      BlockAttentionForward fc = attn::cpu::block_attention_forward(
-          on(qh, Device::cpu(), DType::F32), on(kh, Device::cpu(), DType::F32), on(vh, Device::cpu(), DType::F32), a);
-      size_t b2 = 0;
-      EXPECT_LT(norm_ratio(os, fc.out.to_vector(), &b2), 2e-2) << "O vs CPU";
-      const std::vector<double> lc = fc.lse.to_vector();
-      double e2 = 0;
-      for (size_t i = 0; i < lc.size(); ++i)
-        if (std::isfinite(lc[i])) e2 = std::max(e2, std::abs(ls[i] - lc[i]));
-      EXPECT_LT(e2, 2e-2) << "LSE vs CPU";
     }
   });
-  std::printf("[   INFO   ] %d sm_90a forward cases\n", cases);
+  std::printf("[   INFO   ] %d sm_90a forward cases, each by both forwards (sm90, sm90_fused)\n", cases);
 #endif
 }
 

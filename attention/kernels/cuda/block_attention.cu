@@ -41,8 +41,10 @@ struct Problem {
 
 // The sm_90a forward serves compute capability 9.0 (sm_90a code runs on nothing else) for bf16,
 // head dim 64 / 128, layout block 128 (or no layout), plain key positions. SPARROW_BLOCK_ATTN_KERNEL
-// picks: "mma" forces the mma.sync kernels, "sm90" the sm_90a one where it applies; unset, the
-// default below.
+// picks: "mma" forces the mma.sync kernels, "sm90" the sm_90a one where it applies,
+// "sm90_fused" the sm_90a one with the softmax's scale folded into its exponent's FFMA and
+// subnormal-flushing exp2 (block_attention_sm90.cu; written 2026-12-06 without a GPU: opt-in until
+// measured); unset, the default below.
 constexpr bool kSm90ByDefault = true;  // verified on an H100: tests/gpu/attention_sm90_gpu_test.cpp, memcheck
 // The sm_90a backward (block_attention_sm90_bwd.cu), after an sm_90a forward: one pass with dQ
 // summed in f32 by bulk reduce-adds (5 GEMMs a tile; not bit-reproducible) or two deterministic
@@ -153,8 +155,10 @@ Problem prepare(const Tensor& q, const Tensor& k, const Tensor& v, const BlockAt
 bool use_sm90(const Problem& p) {
   bool want = kSm90ByDefault;
   if (const char* e = std::getenv("SPARROW_BLOCK_ATTN_KERNEL")) {
-    if (std::strcmp(e, "mma") == 0) want = false;
-    if (std::strcmp(e, "sm90") == 0) want = true;
+    const bool sm90 = std::strcmp(e, "sm90") == 0 || std::strcmp(e, "sm90_fused") == 0;
+    SPARROW_CHECK(sm90 || std::strcmp(e, "mma") == 0 || *e == '\0', "SPARROW_BLOCK_ATTN_KERNEL=", e,
+                  ": expected mma, sm90 or sm90_fused");
+    if (*e != '\0') want = sm90;
   }
   if (!want || !p.fast || !sm90_built() || p.geo.key_last != nullptr || (p.d != 64 && p.d != 128)) return false;
   if (p.nk == 0) return false;  // a TMA descriptor needs a non-empty tensor
@@ -180,6 +184,8 @@ void launch_fwd_sm90(const Problem& p, const Tensor& q, const Tensor& k, const T
   f.d = static_cast<int>(p.d);
   f.scale_log2 = p.geo.scale_log2;
   f.causal = p.geo.causal;
+  const char* kernel = std::getenv("SPARROW_BLOCK_ATTN_KERNEL");
+  f.fused_softmax = kernel != nullptr && std::strcmp(kernel, "sm90_fused") == 0;
   Tensor lists, counts;
   if (p.layout_hold) {
     f.view = p.view;

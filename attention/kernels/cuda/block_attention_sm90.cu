@@ -151,7 +151,12 @@ __device__ __forceinline__ float quad_sum(float x) {
   return x + __shfl_xor_sync(0xffffffffu, x, 2);
 }
 
-template <int D>
+// kFused: the scale is applied inside each exponent's FFMA, 2^(s·c − m), with the running max
+// kept in scaled units (c > 0 keeps the order, so the max of raw scores scales to the max of
+// scaled ones), and exp2 flushes subnormals (exp2_ftz): per score FMNMX, FFMA, MUFU and FADD,
+// against FMUL, FMNMX, FADD, FSETP, two FMULs, MUFU and FADD. The softmax, not the GEMMs,
+// bounds this loop at D 64 (about 1000 instructions a tile a thread against ~250 cycles a GEMM).
+template <int D, bool kFused>
 __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT const Params<D> p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using C = Cfg<D>;
@@ -271,7 +276,7 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
       warpgroup_wait<0>();
       warpgroup_fence_operand(tSrS);
 
-      // Scale into base-2 logits; the mask only on partial tiles.
+      // Scale into base-2 logits (kFused: later, in the exponent); the mask only on partial tiles.
       if (i < w.np) {
         const int k0 = kb * kN;
         CUTLASS_PRAGMA_UNROLL
@@ -279,9 +284,9 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
         for (int c = 0; c < size<1>(Srs); ++c) {
           const int row = q0 + get<0>(Crs(r, c)), col = k0 + get<1>(Crs(r, c));
           const bool ok = col < p.nk && (!p.causal || col <= row);
-          Srs(r, c) = ok ? Srs(r, c) * p.scale_log2 : -INFINITY;
+          Srs(r, c) = ok ? (kFused ? Srs(r, c) : Srs(r, c) * p.scale_log2) : -INFINITY;
         }
-      } else {
+      } else if constexpr (!kFused) {
         CUTLASS_PRAGMA_UNROLL
         for (int e = 0; e < size(tSrS); ++e) tSrS(e) *= p.scale_log2;
       }
@@ -293,13 +298,14 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
         CUTLASS_PRAGMA_UNROLL
         for (int c = 0; c < size<1>(Srs); ++c) mx = fmaxf(mx, Srs(r, c));
         mx = quad_max(mx);
+        if constexpr (kFused) mx *= p.scale_log2;  // −∞ stays −∞
         const float m_new = fmaxf(m[r], mx);
         const float m_use = m_new == -INFINITY ? 0.f : m_new;  // nothing visible yet
-        const float alpha = exp2f(m[r] - m_use);
+        const float alpha = kFused ? exp2_ftz(m[r] - m_use) : exp2f(m[r] - m_use);
         float sum = 0.f;
         CUTLASS_PRAGMA_UNROLL
         for (int c = 0; c < size<1>(Srs); ++c) {
-          const float e = exp2f(Srs(r, c) - m_use);
+          const float e = kFused ? exp2_ftz(fmaf(Srs(r, c), p.scale_log2, -m_use)) : exp2f(Srs(r, c) - m_use);
           Srs(r, c) = e;
           sum += e;
         }
@@ -349,7 +355,7 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
 #endif
 }
 
-template <int D>
+template <int D, bool kFused>
 void launch(const Sm90Forward& f, cudaStream_t stream) {
   using C = Cfg<D>;
   const int nq = static_cast<int>(f.nq), nk = static_cast<int>(f.nk), bh = static_cast<int>(f.bh);
@@ -369,9 +375,9 @@ void launch(const Sm90Forward& f, cudaStream_t stream) {
               f.counts};
   constexpr int smem = static_cast<int>(sizeof(typename C::Smem));
   static std::atomic<uint64_t> smem_raised{0};
-  raise_smem_limit(fwd_kernel<D>, smem, smem_raised);
+  raise_smem_limit(fwd_kernel<D, kFused>, smem, smem_raised);
   const dim3 grid(static_cast<unsigned>(f.bh), static_cast<unsigned>((f.nq + kM - 1) / kM));
-  fwd_kernel<D><<<grid, kThreads, smem, stream>>>(p);
+  fwd_kernel<D, kFused><<<grid, kThreads, smem, stream>>>(p);
   SPARROW_CUDA_LAUNCH_CHECK();
 }
 
@@ -381,9 +387,9 @@ bool sm90_built() { return true; }
 
 void sm90_forward(const Sm90Forward& f, cudaStream_t stream) {
   if (f.d == 64)
-    sm90::launch<64>(f, stream);
+    f.fused_softmax ? sm90::launch<64, true>(f, stream) : sm90::launch<64, false>(f, stream);
   else
-    sm90::launch<128>(f, stream);
+    f.fused_softmax ? sm90::launch<128, true>(f, stream) : sm90::launch<128, false>(f, stream);
 }
 
 }  // namespace sparrow::attn::cuda

@@ -22,6 +22,7 @@ struct Sm90Forward {
   int d = 0;
   float scale_log2 = 0;
   bool causal = false;
+  bool fused_softmax = false;       // scale folded into the exponent's FFMA, exp2 flushing subnormals
   LayoutView view;                  // row_ptr == nullptr: dense; else block == kSm90Block
   const int32_t* lists = nullptr;   // per row: partial blocks then full blocks (indexed like col_idx)
   const int32_t* counts = nullptr;  // [nh][nqb][2]: partial count, total count
