@@ -298,8 +298,10 @@ TEST(AttentionSm90Gpu, BackwardMatchesCpuAndMma) {
     const BlockAttentionForward f = forward_with("mma", q, k, v, a);
     // rows_per_launch > 0: the one pass's sums capped to that many (batch·head) rows' worth, so it
     // runs over head groups (per head: layout heads from an offset; 3 = H: groups across the batch).
-    auto backward_with = [&](const char* kernel, int64_t rows_per_launch = 0) {
+    // fused: SPARROW_BLOCK_ATTN_KERNEL=sm90_fused (P by exp2_ftz).
+    auto backward_with = [&](const char* kernel, int64_t rows_per_launch = 0, bool fused = false) {
       setenv("SPARROW_BLOCK_ATTN_BWD", kernel, 1);
+      if (fused) setenv("SPARROW_BLOCK_ATTN_KERNEL", "sm90_fused", 1);
       const int64_t nq_pad = (c.N + 63) / 64 * 64;
       if (rows_per_launch > 0)
         setenv("SPARROW_SM90_DQ_SUMS_CAP",
@@ -309,6 +311,7 @@ TEST(AttentionSm90Gpu, BackwardMatchesCpuAndMma) {
       sparrow::cuda::synchronize();
       unsetenv("SPARROW_BLOCK_ATTN_BWD");
       unsetenv("SPARROW_SM90_DQ_SUMS_CAP");
+      unsetenv("SPARROW_BLOCK_ATTN_KERNEL");
       return std::vector<std::vector<double>>{r.dq.to_vector(), r.dk.to_vector(), r.dv.to_vector()};
     };
     const auto gm = backward_with("mma"), gd = backward_with("sm90_deterministic");
@@ -321,11 +324,20 @@ TEST(AttentionSm90Gpu, BackwardMatchesCpuAndMma) {
       gc = {ref.dq.to_vector(), ref.dk.to_vector(), ref.dv.to_vector()};
     }
     const char* names[3] = {"dQ", "dK", "dV"};
-    const std::vector<std::pair<const char*, int64_t>> kinds{
-        {"sm90_onepass", 0}, {"sm90_onepass", 1}, {"sm90_onepass", 3}, {"sm90_deterministic", 0}};
-    for (const auto& [kind, rows] : kinds) {
-      SCOPED_TRACE(rows > 0 ? ::testing::Message() << rows << " (batch·head) rows a launch" : ::testing::Message());
-      const auto gs = std::strcmp(kind, "sm90_deterministic") == 0 ? gd : backward_with(kind, rows);
+    struct Variant {
+      const char* kind;
+      int64_t rows;
+      bool fused;
+    };
+    for (const auto& [kind, rows, fused] : std::vector<Variant>{{"sm90_onepass", 0, false},
+                                                                {"sm90_onepass", 1, false},
+                                                                {"sm90_onepass", 3, false},
+                                                                {"sm90_deterministic", 0, false},
+                                                                {"sm90_onepass", 0, true},
+                                                                {"sm90_deterministic", 0, true}}) {
+      SCOPED_TRACE(::testing::Message() << (fused ? "sm90_fused; " : "") << rows
+                                        << " (batch·head) rows a launch (0: all)");
+      const auto gs = std::strcmp(kind, "sm90_deterministic") == 0 && !fused ? gd : backward_with(kind, rows, fused);
       for (int t = 0; t < 3; ++t) {
         size_t bad = 0;
         EXPECT_LT(norm_ratio(gs[t], gm[t], &bad), 2e-2) << kind << " " << names[t] << " vs mma.sync";

@@ -42,8 +42,8 @@ struct Problem {
 // The sm_90a forward serves compute capability 9.0 (sm_90a code runs on nothing else) for bf16,
 // head dim 64 / 128, layout block 128 (or no layout), plain key positions. SPARROW_BLOCK_ATTN_KERNEL
 // picks: "mma" forces the mma.sync kernels, "sm90" the sm_90a one where it applies,
-// "sm90_fused" the sm_90a one with the softmax's scale folded into its exponent's FFMA and
-// subnormal-flushing exp2 (block_attention_sm90.cu; written 2026-12-06 without a GPU: opt-in until
+// "sm90_fused" the sm_90a kernels with exp2 flushing subnormals and, in the forward, the softmax's
+// scale folded into the exponent's FFMA (written 2026-12-06 without a GPU: opt-in until
 // measured); unset, the default below.
 constexpr bool kSm90ByDefault = true;  // verified on an H100: tests/gpu/attention_sm90_gpu_test.cpp, memcheck
 // The sm_90a backward (block_attention_sm90_bwd.cu), after an sm_90a forward: one pass with dQ
@@ -170,6 +170,12 @@ bool use_sm90(const Problem& p) {
   return device_is_sm90();
 }
 
+// SPARROW_BLOCK_ATTN_KERNEL=sm90_fused: the forward's and the backward's softmax fused (see above).
+bool sm90_fused_softmax() {
+  const char* kernel = std::getenv("SPARROW_BLOCK_ATTN_KERNEL");
+  return kernel != nullptr && std::strcmp(kernel, "sm90_fused") == 0;
+}
+
 void launch_fwd_sm90(const Problem& p, const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, Tensor& lse) {
   Sm90Forward f;
   f.q = q.data_ptr();
@@ -184,8 +190,7 @@ void launch_fwd_sm90(const Problem& p, const Tensor& q, const Tensor& k, const T
   f.d = static_cast<int>(p.d);
   f.scale_log2 = p.geo.scale_log2;
   f.causal = p.geo.causal;
-  const char* kernel = std::getenv("SPARROW_BLOCK_ATTN_KERNEL");
-  f.fused_softmax = kernel != nullptr && std::strcmp(kernel, "sm90_fused") == 0;
+  f.fused_softmax = sm90_fused_softmax();
   Tensor lists, counts;
   if (p.layout_hold) {
     f.view = p.view;
@@ -237,6 +242,7 @@ void launch_bwd_sm90(Sm90Bwd kind, const Problem& p, const Tensor& q, const Tens
                      const Tensor& dout, const Tensor& lse2, const Tensor& di, int64_t nq_pad, Tensor& dq, Tensor& dk,
                      Tensor& dv) {
   const int64_t bh = p.b * p.h;
+  const bool fused = sm90_fused_softmax();
   const int64_t group = kind == Sm90Bwd::kOnePass ? sm90_onepass_rows(p, nq_pad) : bh;
   Tensor dq_sums;  // one pass: f32 dQ sums of one group, held until the kernels are queued (stream-ordered pool)
   if (kind == Sm90Bwd::kOnePass) dq_sums = empty({sm90_dq_sums_floats(group, nq_pad, p.d)}, DType::F32, q.device());
@@ -264,6 +270,7 @@ void launch_bwd_sm90(Sm90Bwd kind, const Problem& p, const Tensor& q, const Tens
     b.scale = p.geo.scale;
     b.scale_log2 = p.geo.scale_log2;
     b.causal = p.geo.causal;
+    b.fused_softmax = fused;
     if (p.layout_hold) {
       b.view = p.view;
       if (b.view.nh > 1) {  // per-head layout: this group's heads start at h0 (offsets stay biased)

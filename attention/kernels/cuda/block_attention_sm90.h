@@ -50,7 +50,8 @@ struct Sm90Backward {
   int d = 0;
   float scale = 0, scale_log2 = 0;
   bool causal = false;
-  LayoutView view;  // row_ptr == nullptr: dense; else block == kSm90Block, with the transpose (col_ptr)
+  bool fused_softmax = false;  // P by exp2_ftz (the forward's sm90_fused)
+  LayoutView view;             // row_ptr == nullptr: dense; else block == kSm90Block, with the transpose (col_ptr)
 };
 
 // Whether this build has the kernel (CUTLASS headers found at configure time).
