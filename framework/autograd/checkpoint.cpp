@@ -9,8 +9,12 @@ namespace {
 // Makes `out` the output of a recompute node whose backward is `replay` (g → the input's gradient):
 // the node's only recorded input is `input`; parameters inside the segment receive their
 // gradients from the replay's own backward. The node must exist even when `input` needs no
-// gradient (the parameters still do), so it is attached by hand.
+// gradient (the parameters still do), so it is attached by hand — to a tensor of its own: a
+// segment may hand back its input (an identity, or one chunk spanning every position, which is
+// the saved input itself), and setting the node on that would rewire the caller's tensor or
+// close a cycle through the saved input the replay holds.
 void attach_replay(Tensor& out, const Tensor& input, const char* name, std::function<Tensor(const Tensor&)> replay) {
+  out = out.detach();
   auto node = std::make_shared<FunctionNode>(
       name, [replay = std::move(replay)](const Tensor& g) { return std::vector<Tensor>{replay(g)}; });
   Edge e;

@@ -1,7 +1,8 @@
 // checkpoint_chunks: a token-wise segment checkpointed a chunk at a time gives the output and the
 // gradients (input's and parameters') of running it whole, for a ragged last chunk, an output
 // whose token dim differs from the input's, and dropout inside (each chunk's replay redraws its
-// first run's mask, and the generator ends where the first pass left it).
+// first run's mask, and the generator ends where the first pass left it); and a segment that hands
+// back its input (checkpoint too).
 #include <gtest/gtest.h>
 
 #include "common/gradcheck.h"
@@ -111,4 +112,28 @@ TEST(CheckpointChunks, RejectsABadChunkOrDim) {
   auto id = [](const Tensor& part, int64_t) { return part; };
   EXPECT_THROW(checkpoint_chunks(id, x, 1, 0, 1), Error);
   EXPECT_THROW(checkpoint_chunks(id, x, 3, 2, 1), Error);
+}
+
+// A segment that hands its input back unchanged (an identity, or one chunk covering every token,
+// where the chunk is the input itself): the output is still a tensor of its own, so the caller's
+// input keeps its grad_fn, the gradient passes through, and the recompute node is freed with the
+// output (it would otherwise hold the saved input that points back at it: a cycle).
+TEST(CheckpointChunks, ASegmentReturningItsInputLeavesTheInputAloneAndNothingBehind) {
+  Generator data(6);
+  Tensor leaf = randn({2, 5, 3}, data).requires_grad_(true);
+  Tensor x = mul_scalar(leaf, 2.0);  // a non-leaf input
+  const auto x_fn = x.grad_fn();
+  auto identity = [](const Tensor& t) { return t; };
+  auto identity_chunk = [](const Tensor& t, int64_t) { return t; };
+  std::weak_ptr<Node> node;
+  {  // dropped without a backward (as when a loss is computed but not trained on)
+    Tensor b = checkpoint_chunks(identity_chunk, x, 1, 8, 1);
+    node = b.grad_fn();
+  }
+  EXPECT_TRUE(node.expired()) << "the recompute node outlived its output";
+  Tensor a = checkpoint(identity, x);
+  EXPECT_EQ(x.grad_fn(), x_fn) << "checkpoint rewired its caller's input";
+  EXPECT_NE(a.impl_ptr(), x.impl_ptr());
+  sum(checkpoint_chunks(identity_chunk, a, 1, 8, 1)).backward();
+  EXPECT_EQ(leaf.grad().to_vector(), std::vector<double>(30, 2.0));
 }
