@@ -52,12 +52,14 @@ constexpr bool kSm90ByDefault = true;  // verified on an H100: tests/gpu/attenti
 // "sm90_onepass", "sm90_deterministic"; unset, SPARROW_BLOCK_ATTN_KERNEL=mma picks mma.sync.
 // The one pass runs over head groups whose f32 sums stay within kSm90DqSumsCap bytes
 // (SPARROW_SM90_DQ_SUMS_CAP overrides it; sm90_onepass_group), and the two passes serve where one
-// head's sums alone exceed it. The grouped launches (more heads' sums than the cap holds) have not
-// yet run on a GPU: until they have (AttentionSm90Gpu.BackwardMatchesCpuAndMma's capped cases), the
-// default takes the one pass only where one launch holds every head (up to 466K tokens at H 16,
-// D 64), and SPARROW_BLOCK_ATTN_BWD=sm90_onepass opts in to the groups beyond. On an H100 (bench/RESULTS.md, 2026-12-06
-// session 10) the one pass took fwd+bwd at 64K D 64 from 25.8 to 18.6 ms (local 10 %) and was faster in every D 64
-// cell, 1.2–1.3× at 256K; at D 128 it won 6 of 8 cells (up to 1.22×) and lost the two non-causal 10 % ones by 9 %.
+// head's sums alone exceed it. The grouped launches (more heads' sums than the cap holds) have
+// not yet run on a GPU: until they have (AttentionSm90Gpu.BackwardMatchesCpuAndMma's capped
+// cases), the default takes the one pass only where one launch holds every head (up to 466K
+// tokens at H 16, D 64), and SPARROW_BLOCK_ATTN_BWD=sm90_onepass opts in to the groups beyond.
+// On an H100 (bench/RESULTS.md, 2026-12-06, "the one-pass sm_90a backward (v2) by default") the
+// one pass took fwd+bwd at 64K D 64 from 25.8 to 18.6 ms (local 10 %) and was faster in every
+// D 64 cell, 1.2–1.3× at 256K; at D 128 it won 6 of 8 cells (up to 1.22×) and lost the two
+// non-causal 10 % ones by 9 %.
 enum class Sm90Bwd { kNone, kOnePass, kTwoPass };
 constexpr double kSm90DqSumsCap = 2.0 * (1 << 30);
 constexpr bool kSm90GroupedOnePassByDefault = false;
