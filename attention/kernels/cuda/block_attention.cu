@@ -221,48 +221,56 @@ int64_t sm90_onepass_rows(const Problem& p, int64_t nq_pad) {
   return sm90_onepass_group(p.b * p.h, p.h, nq_pad, p.d, sm90_dq_sums_cap());
 }
 
-Sm90Bwd sm90_backward_kind(const Problem& p, int64_t nq_pad) {
-  if (!p.sm90) return Sm90Bwd::kNone;
-  const int64_t rows = sm90_onepass_rows(p, nq_pad);
-  const Sm90Bwd grouped = rows > 0 ? Sm90Bwd::kOnePass : Sm90Bwd::kTwoPass;  // two: one head's sums exceed the cap
-  const Sm90Bwd by_default = rows == p.b * p.h || kSm90GroupedOnePassByDefault ? grouped : Sm90Bwd::kTwoPass;
+// Which sm_90a backward runs, and over how many (batch·head) rows a launch (all of them for the
+// two passes).
+struct Sm90BwdPlan {
+  Sm90Bwd kind = Sm90Bwd::kNone;
+  int64_t rows = 0;
+};
+
+Sm90BwdPlan sm90_backward_plan(const Problem& p, int64_t nq_pad) {
+  if (!p.sm90) return {};
+  const int64_t bh = p.b * p.h, rows = sm90_onepass_rows(p, nq_pad);
+  // The two passes where one head's sums exceed the cap.
+  const Sm90BwdPlan grouped = rows > 0 ? Sm90BwdPlan{Sm90Bwd::kOnePass, rows} : Sm90BwdPlan{Sm90Bwd::kTwoPass, bh};
+  const Sm90BwdPlan two_pass{Sm90Bwd::kTwoPass, bh};
+  const Sm90BwdPlan by_default = rows == bh || kSm90GroupedOnePassByDefault ? grouped : two_pass;
   if (const char* b = std::getenv("SPARROW_BLOCK_ATTN_BWD"); b != nullptr && *b != '\0') {
     if (std::strcmp(b, "sm90_onepass") == 0) return grouped;
-    if (std::strcmp(b, "sm90_deterministic") == 0) return Sm90Bwd::kTwoPass;
+    if (std::strcmp(b, "sm90_deterministic") == 0) return two_pass;
     if (std::strcmp(b, "sm90") == 0) return by_default;
     SPARROW_CHECK(std::strcmp(b, "mma") == 0, "SPARROW_BLOCK_ATTN_BWD=", b,
                   ": expected mma, sm90, sm90_onepass or sm90_deterministic");
-    return Sm90Bwd::kNone;
+    return {};
   }
   const char* e = std::getenv("SPARROW_BLOCK_ATTN_KERNEL");
-  return e != nullptr && std::strcmp(e, "mma") == 0 ? Sm90Bwd::kNone : by_default;
+  return e != nullptr && std::strcmp(e, "mma") == 0 ? Sm90BwdPlan{} : by_default;
 }
 
-// The sm_90a backward over groups of (batch·head) rows (all of them at once for the two passes):
-// each group's tensors from its first row on, its layout heads from h0 = first row mod H.
-void launch_bwd_sm90(Sm90Bwd kind, const Problem& p, const Tensor& q, const Tensor& k, const Tensor& v,
+// The sm_90a backward over groups of plan.rows (batch·head) rows: each group's tensors from its
+// first row on, its layout heads from h0 = first row mod H.
+void launch_bwd_sm90(const Sm90BwdPlan& plan, const Problem& p, const Tensor& q, const Tensor& k, const Tensor& v,
                      const Tensor& dout, const Tensor& lse2, const Tensor& di, int64_t nq_pad, Tensor& dq, Tensor& dk,
                      Tensor& dv) {
-  const int64_t bh = p.b * p.h;
-  const bool fused = sm90_fused_softmax();
-  const int64_t group = kind == Sm90Bwd::kOnePass ? sm90_onepass_rows(p, nq_pad) : bh;
+  const int64_t bh = p.b * p.h, group = plan.rows;
+  const bool one_pass = plan.kind == Sm90Bwd::kOnePass, fused = sm90_fused_softmax();
   Tensor dq_sums;  // one pass: f32 dQ sums of one group, held until the kernels are queued (stream-ordered pool)
-  if (kind == Sm90Bwd::kOnePass) dq_sums = empty({sm90_dq_sums_floats(group, nq_pad, p.d)}, DType::F32, q.device());
-  auto at = [](const Tensor& t, int64_t elements) { return static_cast<const char*>(t.data_ptr()) + 2 * elements; };
-  auto at_mut = [](Tensor& t, int64_t elements) { return static_cast<char*>(t.data_ptr()) + 2 * elements; };
+  if (one_pass) dq_sums = empty({sm90_dq_sums_floats(group, nq_pad, p.d)}, DType::F32, q.device());
+  // A bf16 tensor's storage from element `elements` on.
+  auto from = [](const Tensor& t, int64_t elements) { return static_cast<char*>(t.data_ptr()) + 2 * elements; };
   for (int64_t r0 = 0; r0 < bh; r0 += group) {
     const int64_t q_off = r0 * p.nq * p.d, k_off = r0 * p.nk * p.d;
     Sm90Backward b;
-    if (kind == Sm90Bwd::kOnePass) b.dq_accum = dq_sums.data<float>();
-    b.q = at(q, q_off);
-    b.k = at(k, k_off);
-    b.v = at(v, k_off);
-    b.dout = at(dout, q_off);
+    if (one_pass) b.dq_accum = dq_sums.data<float>();
+    b.q = from(q, q_off);
+    b.k = from(k, k_off);
+    b.v = from(v, k_off);
+    b.dout = from(dout, q_off);
     b.lse2 = lse2.data<float>() + r0 * nq_pad;
     b.di = di.data<float>() + r0 * nq_pad;
-    b.dq = at_mut(dq, q_off);
-    b.dk = at_mut(dk, k_off);
-    b.dv = at_mut(dv, k_off);
+    b.dq = from(dq, q_off);
+    b.dk = from(dk, k_off);
+    b.dv = from(dv, k_off);
     b.bh = group;
     b.heads = std::min(group, p.h);
     b.nq = p.nq;
@@ -462,8 +470,8 @@ BlockAttentionGrads block_attention_backward(const Tensor& q, const Tensor& k, c
         bfp(o), bfp(g), lse.data<float>(), lse2.data<float>(), di.data<float>(), p.b * p.h, p.nq, nq_pad,
         static_cast<int>(p.d));
     SPARROW_CUDA_LAUNCH_CHECK();
-    if (const Sm90Bwd kind = sm90_backward_kind(p, nq_pad); kind != Sm90Bwd::kNone) {
-      launch_bwd_sm90(kind, p, q, k, v, g, lse2, di, nq_pad, r.dq, r.dk, r.dv);
+    if (const Sm90BwdPlan plan = sm90_backward_plan(p, nq_pad); plan.kind != Sm90Bwd::kNone) {
+      launch_bwd_sm90(plan, p, q, k, v, g, lse2, di, nq_pad, r.dq, r.dk, r.dv);
       return r;
     }
     switch (p.d) {
