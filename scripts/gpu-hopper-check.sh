@@ -16,8 +16,7 @@
 #   HOPPER_DEADLINE=s    skip the remaining parts after this many seconds (default 280)
 #   HOPPER_STB_DIR=dir   a folder holding stb/*.h (the GPU host has no libstb-dev; .deps/usr neither)
 #   HOPPER_CAUSAL="no yes"  which masks to time (default both)
-#   HOPPER_KERNELS="sm90 mma"  which kernels bench times (default both); sm90_fused: the sm_90a
-#                forward with the fused softmax (SPARROW_BLOCK_ATTN_KERNEL); sm90_onepass and
+#   HOPPER_KERNELS="sm90 mma"  which kernels bench times (default both); sm90_onepass and
 #                sm90_deterministic: the sm_90a forward with that backward (SPARROW_BLOCK_ATTN_BWD)
 #   HOPPER_SKIP_BUILD=1  reuse build-gpu as it is (built by scripts/gpu-check.sh in the same call)
 set -uo pipefail
@@ -95,7 +94,7 @@ if [[ $parts == *bench* ]]; then
   for pat in $patterns; do for N in $seqs; do for Dh in $dims; do for s in $dens; do for causal in $causal_flags; do
     for kern in ${HOPPER_KERNELS:-sm90 mma}; do
       [[ $(left) -lt 20 ]] && { echo "bench: out of time at $pat N=$N D=$Dh s=$s"; break 6; }
-      # kernel names: mma, sm90, sm90_fused (forwards; the default backward) and sm90_onepass,
+      # kernel names: mma, sm90 (forwards; the default backward) and sm90_onepass,
       # sm90_deterministic (the sm90 forward with that backward)
       fwd=$kern bwd=${SPARROW_BLOCK_ATTN_BWD:-}
       case $kern in sm90_onepass | sm90_deterministic)

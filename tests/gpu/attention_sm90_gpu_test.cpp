@@ -12,7 +12,6 @@
 #include <cstring>
 #include <functional>
 #include <limits>
-#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -239,45 +238,40 @@ TEST(AttentionSm90Gpu, ForwardMatchesCpuAndMma) {
     Tensor q = on(qh, kGpu, DType::BF16), k = on(kh, kGpu, DType::BF16), v = on(vh, kGpu, DType::BF16);
     BlockAttentionForward fm = forward_with("mma", q, k, v, a);
     const std::vector<double> om = fm.out.to_vector(), lm = fm.lse.to_vector();
-    std::optional<BlockAttentionForward> fc;  // the CPU reference, computed once
-    for (const char* kernel : {"sm90", "sm90_fused"}) {
-      SCOPED_TRACE(kernel);
-      BlockAttentionForward fs = forward_with(kernel, q, k, v, a);
-      const std::vector<double> os = fs.out.to_vector(), ls = fs.lse.to_vector();
-      size_t bad = 0;
-      EXPECT_LT(norm_ratio(os, om, &bad), 2e-2) << "O vs mma.sync";
-      EXPECT_EQ(bad, 0u) << "O elements unwritten (NaN poison) or non-finite";
-      double lse_err = 0;
-      size_t lse_bad = 0;
-      for (size_t i = 0; i < ls.size(); ++i) {
-        if (std::isinf(lm[i])) {
-          lse_bad += !(std::isinf(ls[i]) && ls[i] < 0);
-          continue;
-        }
-        if (!std::isfinite(ls[i])) {
-          ++lse_bad;
-          continue;
-        }
-        lse_err = std::max(lse_err, std::abs(ls[i] - lm[i]));
+    BlockAttentionForward fs = forward_with("sm90", q, k, v, a);
+    const std::vector<double> os = fs.out.to_vector(), ls = fs.lse.to_vector();
+    size_t bad = 0;
+    EXPECT_LT(norm_ratio(os, om, &bad), 2e-2) << "O vs mma.sync";
+    EXPECT_EQ(bad, 0u) << "O elements unwritten (NaN poison) or non-finite";
+    double lse_err = 0;
+    size_t lse_bad = 0;
+    for (size_t i = 0; i < ls.size(); ++i) {
+      if (std::isinf(lm[i])) {
+        lse_bad += !(std::isinf(ls[i]) && ls[i] < 0);
+        continue;
       }
-      EXPECT_EQ(lse_bad, 0u) << "LSE unwritten, non-finite, or −∞ disagreement";
-      EXPECT_LT(lse_err, 2e-2) << "LSE vs mma.sync";
-      if (c.N <= 1000 || c.pattern != "dense") {
-        // CPU reference: f32 on the same rounded inputs.
-        if (!fc)
-          fc = attn::cpu::block_attention_forward(on(qh, Device::cpu(), DType::F32), on(kh, Device::cpu(), DType::F32),
-                                                  on(vh, Device::cpu(), DType::F32), a);
-        size_t b2 = 0;
-        EXPECT_LT(norm_ratio(os, fc->out.to_vector(), &b2), 2e-2) << "O vs CPU";
-        const std::vector<double> lc = fc->lse.to_vector();
-        double e2 = 0;
-        for (size_t i = 0; i < lc.size(); ++i)
-          if (std::isfinite(lc[i])) e2 = std::max(e2, std::abs(ls[i] - lc[i]));
-        EXPECT_LT(e2, 2e-2) << "LSE vs CPU";
+      if (!std::isfinite(ls[i])) {
+        ++lse_bad;
+        continue;
       }
+      lse_err = std::max(lse_err, std::abs(ls[i] - lm[i]));
+    }
+    EXPECT_EQ(lse_bad, 0u) << "LSE unwritten, non-finite, or −∞ disagreement";
+    EXPECT_LT(lse_err, 2e-2) << "LSE vs mma.sync";
+    if (c.N <= 1000 || c.pattern != "dense") {
+      // CPU reference: f32 on the same rounded inputs.
+      const BlockAttentionForward fc = attn::cpu::block_attention_forward(
+          on(qh, Device::cpu(), DType::F32), on(kh, Device::cpu(), DType::F32), on(vh, Device::cpu(), DType::F32), a);
+      size_t b2 = 0;
+      EXPECT_LT(norm_ratio(os, fc.out.to_vector(), &b2), 2e-2) << "O vs CPU";
+      const std::vector<double> lc = fc.lse.to_vector();
+      double e2 = 0;
+      for (size_t i = 0; i < lc.size(); ++i)
+        if (std::isfinite(lc[i])) e2 = std::max(e2, std::abs(ls[i] - lc[i]));
+      EXPECT_LT(e2, 2e-2) << "LSE vs CPU";
     }
   });
-  std::printf("[   INFO   ] %d sm_90a forward cases, each by both forwards (sm90, sm90_fused)\n", cases);
+  std::printf("[   INFO   ] %d sm_90a forward cases, each against mma.sync and the CPU\n", cases);
 #endif
 }
 
@@ -298,10 +292,8 @@ TEST(AttentionSm90Gpu, BackwardMatchesCpuAndMma) {
     const BlockAttentionForward f = forward_with("mma", q, k, v, a);
     // rows_per_launch > 0: the one pass's sums capped to that many (batch·head) rows' worth, so it
     // runs over head groups (per head: layout heads from an offset; 3 = H: groups across the batch).
-    // fused: SPARROW_BLOCK_ATTN_KERNEL=sm90_fused (P by exp2_ftz).
-    auto backward_with = [&](const char* kernel, int64_t rows_per_launch = 0, bool fused = false) {
+    auto backward_with = [&](const char* kernel, int64_t rows_per_launch = 0) {
       setenv("SPARROW_BLOCK_ATTN_BWD", kernel, 1);
-      if (fused) setenv("SPARROW_BLOCK_ATTN_KERNEL", "sm90_fused", 1);
       const int64_t nq_pad = (c.N + 63) / 64 * 64;
       if (rows_per_launch > 0)
         setenv("SPARROW_SM90_DQ_SUMS_CAP",
@@ -311,7 +303,6 @@ TEST(AttentionSm90Gpu, BackwardMatchesCpuAndMma) {
       sparrow::cuda::synchronize();
       unsetenv("SPARROW_BLOCK_ATTN_BWD");
       unsetenv("SPARROW_SM90_DQ_SUMS_CAP");
-      unsetenv("SPARROW_BLOCK_ATTN_KERNEL");
       return std::vector<std::vector<double>>{r.dq.to_vector(), r.dk.to_vector(), r.dv.to_vector()};
     };
     const auto gm = backward_with("mma"), gd = backward_with("sm90_deterministic");
@@ -327,17 +318,11 @@ TEST(AttentionSm90Gpu, BackwardMatchesCpuAndMma) {
     struct Variant {
       const char* kind;
       int64_t rows;
-      bool fused;
     };
-    for (const auto& [kind, rows, fused] : std::vector<Variant>{{"sm90_onepass", 0, false},
-                                                                {"sm90_onepass", 1, false},
-                                                                {"sm90_onepass", 3, false},
-                                                                {"sm90_deterministic", 0, false},
-                                                                {"sm90_onepass", 0, true},
-                                                                {"sm90_deterministic", 0, true}}) {
-      SCOPED_TRACE(::testing::Message() << (fused ? "sm90_fused; " : "") << rows
-                                        << " (batch·head) rows a launch (0: all)");
-      const auto gs = std::strcmp(kind, "sm90_deterministic") == 0 && !fused ? gd : backward_with(kind, rows, fused);
+    for (const auto& [kind, rows] : std::vector<Variant>{
+             {"sm90_onepass", 0}, {"sm90_onepass", 1}, {"sm90_onepass", 3}, {"sm90_deterministic", 0}}) {
+      SCOPED_TRACE(::testing::Message() << rows << " (batch·head) rows a launch (0: all)");
+      const auto gs = std::strcmp(kind, "sm90_deterministic") == 0 ? gd : backward_with(kind, rows);
       for (int t = 0; t < 3; ++t) {
         size_t bad = 0;
         EXPECT_LT(norm_ratio(gs[t], gm[t], &bad), 2e-2) << kind << " " << names[t] << " vs mma.sync";

@@ -41,10 +41,8 @@ struct Problem {
 
 // The sm_90a forward serves compute capability 9.0 (sm_90a code runs on nothing else) for bf16,
 // head dim 64 / 128, layout block 128 (or no layout), plain key positions. SPARROW_BLOCK_ATTN_KERNEL
-// picks: "mma" forces the mma.sync kernels, "sm90" the sm_90a one where it applies,
-// "sm90_fused" the sm_90a kernels with exp2 flushing subnormals and, in the forward, the softmax's
-// scale folded into the exponent's FFMA (written 2026-12-06 without a GPU: opt-in until
-// measured); unset, the default below.
+// picks: "mma" forces the mma.sync kernels, "sm90" the sm_90a one where it applies; unset, the
+// default below.
 constexpr bool kSm90ByDefault = true;  // verified on an H100: tests/gpu/attention_sm90_gpu_test.cpp, memcheck
 // The sm_90a backward (block_attention_sm90_bwd.cu), after an sm_90a forward: one pass with dQ
 // summed in f32 by bulk reduce-adds (5 GEMMs a tile; not bit-reproducible) or two deterministic
@@ -52,17 +50,15 @@ constexpr bool kSm90ByDefault = true;  // verified on an H100: tests/gpu/attenti
 // "sm90_onepass", "sm90_deterministic"; unset, SPARROW_BLOCK_ATTN_KERNEL=mma picks mma.sync.
 // The one pass runs over head groups whose f32 sums stay within kSm90DqSumsCap bytes
 // (SPARROW_SM90_DQ_SUMS_CAP overrides it; sm90_onepass_group), and the two passes serve where one
-// head's sums alone exceed it. The grouped launches (more heads' sums than the cap holds) have
-// not yet run on a GPU: until they have (AttentionSm90Gpu.BackwardMatchesCpuAndMma's capped
-// cases), the default takes the one pass only where one launch holds every head (up to 466K
-// tokens at H 16, D 64), and SPARROW_BLOCK_ATTN_BWD=sm90_onepass opts in to the groups beyond.
+// head's sums alone exceed it (past about 7.4M tokens at D 64, 3.7M at D 128, with the 2 GiB cap).
 // On an H100 (bench/RESULTS.md, 2026-12-06, "the one-pass sm_90a backward (v2) by default") the
 // one pass took fwd+bwd at 64K D 64 from 25.8 to 18.6 ms (local 10 %) and was faster in every
 // D 64 cell, 1.2–1.3× at 256K; at D 128 it won 6 of 8 cells (up to 1.22×) and lost the two
-// non-causal 10 % ones by 9 %.
+// non-causal 10 % ones by 9 %. The grouped launches passed AttentionSm90Gpu.
+// BackwardMatchesCpuAndMma's capped cases and took 1M tokens (H 16, D 64, 99 %, causal: 4
+// launches of 4 heads) from 343 to 260 ms fwd+bwd against the two passes (session 11).
 enum class Sm90Bwd { kNone, kOnePass, kTwoPass };
 constexpr double kSm90DqSumsCap = 2.0 * (1 << 30);
-constexpr bool kSm90GroupedOnePassByDefault = false;
 
 bool device_is_sm90() {
   static std::mutex mu;
@@ -157,9 +153,9 @@ Problem prepare(const Tensor& q, const Tensor& k, const Tensor& v, const BlockAt
 bool use_sm90(const Problem& p) {
   bool want = kSm90ByDefault;
   if (const char* e = std::getenv("SPARROW_BLOCK_ATTN_KERNEL")) {
-    const bool sm90 = std::strcmp(e, "sm90") == 0 || std::strcmp(e, "sm90_fused") == 0;
+    const bool sm90 = std::strcmp(e, "sm90") == 0;
     SPARROW_CHECK(sm90 || std::strcmp(e, "mma") == 0 || *e == '\0', "SPARROW_BLOCK_ATTN_KERNEL=", e,
-                  ": expected mma, sm90 or sm90_fused");
+                  ": expected mma or sm90");
     if (*e != '\0') want = sm90;
   }
   if (!want || !p.fast || !sm90_built() || p.geo.key_last != nullptr || (p.d != 64 && p.d != 128)) return false;
@@ -170,12 +166,6 @@ bool use_sm90(const Problem& p) {
   const int64_t most_blocks = (std::max(p.nq, p.nk) + kSm90Block - 1) / kSm90Block;
   if (p.nq >= INT_MAX / 2 || p.nk >= INT_MAX / 2 || p.nq == 0 || most_blocks > 65535) return false;
   return device_is_sm90();
-}
-
-// SPARROW_BLOCK_ATTN_KERNEL=sm90_fused: the forward's and the backward's softmax fused (see above).
-bool sm90_fused_softmax() {
-  const char* kernel = std::getenv("SPARROW_BLOCK_ATTN_KERNEL");
-  return kernel != nullptr && std::strcmp(kernel, "sm90_fused") == 0;
 }
 
 void launch_fwd_sm90(const Problem& p, const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, Tensor& lse) {
@@ -192,7 +182,6 @@ void launch_fwd_sm90(const Problem& p, const Tensor& q, const Tensor& k, const T
   f.d = static_cast<int>(p.d);
   f.scale_log2 = p.geo.scale_log2;
   f.causal = p.geo.causal;
-  f.fused_softmax = sm90_fused_softmax();
   Tensor lists, counts;
   if (p.layout_hold) {
     f.view = p.view;
@@ -234,17 +223,15 @@ Sm90BwdPlan sm90_backward_plan(const Problem& p, int64_t nq_pad) {
   // The two passes where one head's sums exceed the cap.
   const Sm90BwdPlan grouped = rows > 0 ? Sm90BwdPlan{Sm90Bwd::kOnePass, rows} : Sm90BwdPlan{Sm90Bwd::kTwoPass, bh};
   const Sm90BwdPlan two_pass{Sm90Bwd::kTwoPass, bh};
-  const Sm90BwdPlan by_default = rows == bh || kSm90GroupedOnePassByDefault ? grouped : two_pass;
   if (const char* b = std::getenv("SPARROW_BLOCK_ATTN_BWD"); b != nullptr && *b != '\0') {
-    if (std::strcmp(b, "sm90_onepass") == 0) return grouped;
+    if (std::strcmp(b, "sm90") == 0 || std::strcmp(b, "sm90_onepass") == 0) return grouped;
     if (std::strcmp(b, "sm90_deterministic") == 0) return two_pass;
-    if (std::strcmp(b, "sm90") == 0) return by_default;
     SPARROW_CHECK(std::strcmp(b, "mma") == 0, "SPARROW_BLOCK_ATTN_BWD=", b,
                   ": expected mma, sm90, sm90_onepass or sm90_deterministic");
     return {};
   }
   const char* e = std::getenv("SPARROW_BLOCK_ATTN_KERNEL");
-  return e != nullptr && std::strcmp(e, "mma") == 0 ? Sm90BwdPlan{} : by_default;
+  return e != nullptr && std::strcmp(e, "mma") == 0 ? Sm90BwdPlan{} : grouped;
 }
 
 // The sm_90a backward over groups of plan.rows (batch·head) rows: each group's tensors from its
@@ -253,7 +240,7 @@ void launch_bwd_sm90(const Sm90BwdPlan& plan, const Problem& p, const Tensor& q,
                      const Tensor& dout, const Tensor& lse2, const Tensor& di, int64_t nq_pad, Tensor& dq, Tensor& dk,
                      Tensor& dv) {
   const int64_t bh = p.b * p.h, group = plan.rows;
-  const bool one_pass = plan.kind == Sm90Bwd::kOnePass, fused = sm90_fused_softmax();
+  const bool one_pass = plan.kind == Sm90Bwd::kOnePass;
   Tensor dq_sums;  // one pass: f32 dQ sums of one group, held until the kernels are queued (stream-ordered pool)
   if (one_pass) dq_sums = empty({sm90_dq_sums_floats(group, nq_pad, p.d)}, DType::F32, q.device());
   // A bf16 tensor's storage from element `elements` on.
@@ -280,7 +267,6 @@ void launch_bwd_sm90(const Sm90BwdPlan& plan, const Problem& p, const Tensor& q,
     b.scale = p.geo.scale;
     b.scale_log2 = p.geo.scale_log2;
     b.causal = p.geo.causal;
-    b.fused_softmax = fused;
     if (p.layout_hold) {
       b.view = p.view;
       if (b.view.nh > 1) {  // per-head layout: this group's heads start at h0 (offsets stay biased)

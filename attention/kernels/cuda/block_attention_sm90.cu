@@ -10,7 +10,8 @@
 //                S = Q Kᵀ (wgmma 64×128×16, both operands from swizzled smem), the mask only on
 //                partial tiles, online softmax in base 2, P converted in registers to bf16
 //                A-fragments, O += P V (wgmma register-A, V read MN-major straight from its
-//                row-major tile), then the stage is released.
+//                row-major tile), then the stage is released. The two warpgroups issue their
+//                GEMMs in turns (ping-pong), so one's softmax overlaps the other's GEMMs.
 // Output: O (bf16) and LSE (natural log, −∞ for a row that sees nothing; O = 0 there), the same
 // semantics as the mma.sync forward, so its backward consumes them.
 //
@@ -68,9 +69,12 @@ constexpr int kM = kSm90Block, kN = kSm90Block;
 constexpr int kThreads = 384;  // producer warpgroup + 2 consumer warpgroups
 constexpr int kConsumerWarps = 8;
 
+// kStages: K/V stages in the ring. The ping-pong schedule holds V of tile i−1 and K of tile i at
+// once and frees a stage one turn later, so at D 128 it takes three stages (Q 32 KiB + 3 × 64 KiB
+// = 224 KiB of the 227 KiB a CTA may have).
 template <int D>
 struct Cfg {
-  static constexpr int kStages = D == 64 ? 4 : 2;
+  static constexpr int kStages = D == 64 ? 4 : 3;
   using SmemLayoutQ = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<Elt>{}, Shape<Int<kM>, Int<D>>{}));
   using SmemLayoutK = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<Elt>{}, Shape<Int<kN>, Int<D>, Int<kStages>>{}));
   // Vᵀ (D × keys × stages) viewed on V's row-major (K-major for QKᵀ) tiles: MN-major for P·V.
@@ -151,12 +155,14 @@ __device__ __forceinline__ float quad_sum(float x) {
   return x + __shfl_xor_sync(0xffffffffu, x, 2);
 }
 
-// kFused: the scale is applied inside each exponent's FFMA, 2^(s·c − m), with the running max
+// The softmax's scale is applied inside each exponent's FFMA, 2^(s·c − m), with the running max
 // kept in scaled units (c > 0 keeps the order, so the max of raw scores scales to the max of
 // scaled ones), and exp2 flushes subnormals (exp2_ftz): per score FMNMX, FFMA, MUFU and FADD,
-// against FMUL, FMNMX, FADD, FSETP, two FMULs, MUFU and FADD. The softmax, not the GEMMs,
-// bounds this loop at D 64 (about 1000 instructions a tile a thread against ~250 cycles a GEMM).
-template <int D, bool kFused>
+// against FMUL, FMNMX, FADD, FSETP, two FMULs, MUFU and FADD with a separate scale and exp2f.
+// On an H100 that made the forward 1.05–1.17× faster (bench/RESULTS.md, 2026-12-06): the softmax,
+// not the GEMMs, bounds this loop at D 64 (about 1000 instructions a tile a thread against ~250
+// cycles a GEMM), which is also why the ping-pong below pays.
+template <int D>
 __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT const Params<D> p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using C = Cfg<D>;
@@ -258,12 +264,8 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
     const int q0 = m_block * kM;
 
-    Bar::wait(&ss.bar_q, 0);
-    int stage = 0;
-    uint32_t phase = 0;
-    for (int i = 0; i < w.nv; ++i) {
-      const int kb = w.block(i);
-      TxBar::wait(&ss.full_k[stage], phase);
+    // The loop's pieces, in the order of the ping-pong schedule below.
+    auto issue_s = [&](int stage) {  // S = Q Kᵀ (async; wait with warpgroup_wait)
       warpgroup_fence_operand(tSrS);
       warpgroup_arrive();
       mma_qk.accumulate_ = GMMA::ScaleOut::Zero;
@@ -273,10 +275,27 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
         mma_qk.accumulate_ = GMMA::ScaleOut::One;
       }
       warpgroup_commit_batch();
+    };
+    auto issue_pv = [&](int stage) {  // O += P V
+      warpgroup_fence_operand(tOrO);
+      warpgroup_fence_operand(tOrP);
+      warpgroup_arrive();
+      CUTLASS_PRAGMA_UNROLL
+      for (int kk = 0; kk < kN / 16; ++kk) cute::gemm(mma_pv, tOrP(_, _, kk), tOrV(_, _, kk, stage), tOrO);
+      warpgroup_commit_batch();
+    };
+    auto wait_gemms = [&] {
       warpgroup_wait<0>();
       warpgroup_fence_operand(tSrS);
-
-      // Scale into base-2 logits (kFused: later, in the exponent); the mask only on partial tiles.
+      warpgroup_fence_operand(tOrO);
+    };
+    auto release = [&](int stage) {
+      __syncwarp();
+      if (lane == 0) Bar::arrive(&ss.empty[stage]);
+    };
+    // S of walk position i (key block kb) → P in tOrP; O rescaled by the new running max.
+    auto softmax = [&](int i, int kb) {
+      // The mask only on partial tiles (the scale comes later, in the exponent).
       if (i < w.np) {
         const int k0 = kb * kN;
         CUTLASS_PRAGMA_UNROLL
@@ -284,13 +303,9 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
         for (int c = 0; c < size<1>(Srs); ++c) {
           const int row = q0 + get<0>(Crs(r, c)), col = k0 + get<1>(Crs(r, c));
           const bool ok = col < p.nk && (!p.causal || col <= row);
-          Srs(r, c) = ok ? (kFused ? Srs(r, c) : Srs(r, c) * p.scale_log2) : -INFINITY;
+          if (!ok) Srs(r, c) = -INFINITY;
         }
-      } else if constexpr (!kFused) {
-        CUTLASS_PRAGMA_UNROLL
-        for (int e = 0; e < size(tSrS); ++e) tSrS(e) *= p.scale_log2;
       }
-
       // Online softmax: rows r = 0, 1 of this thread (its quad holds the rest of each row).
       CUTLASS_PRAGMA_UNROLL
       for (int r = 0; r < 2; ++r) {
@@ -298,14 +313,14 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
         CUTLASS_PRAGMA_UNROLL
         for (int c = 0; c < size<1>(Srs); ++c) mx = fmaxf(mx, Srs(r, c));
         mx = quad_max(mx);
-        if constexpr (kFused) mx *= p.scale_log2;  // −∞ stays −∞
+        mx *= p.scale_log2;  // −∞ stays −∞
         const float m_new = fmaxf(m[r], mx);
         const float m_use = m_new == -INFINITY ? 0.f : m_new;  // nothing visible yet
-        const float alpha = kFused ? exp2_ftz(m[r] - m_use) : exp2f(m[r] - m_use);
+        const float alpha = exp2_ftz(m[r] - m_use);
         float sum = 0.f;
         CUTLASS_PRAGMA_UNROLL
         for (int c = 0; c < size<1>(Srs); ++c) {
-          const float e = kFused ? exp2_ftz(fmaf(Srs(r, c), p.scale_log2, -m_use)) : exp2f(Srs(r, c) - m_use);
+          const float e = exp2_ftz(fmaf(Srs(r, c), p.scale_log2, -m_use));
           Srs(r, c) = e;
           sum += e;
         }
@@ -315,22 +330,56 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
         for (int c = 0; c < size<1>(Ors); ++c) Ors(r, c) *= alpha;
       }
       to_bf16_fragment(tSrS, tOrP);
+    };
 
-      TxBar::wait(&ss.full_v[stage], phase);
-      warpgroup_fence_operand(tOrO);
-      warpgroup_fence_operand(tOrP);
-      warpgroup_arrive();
-      CUTLASS_PRAGMA_UNROLL
-      for (int kk = 0; kk < kN / 16; ++kk) cute::gemm(mma_pv, tOrP(_, _, kk), tOrV(_, _, kk, stage), tOrO);
-      warpgroup_commit_batch();
-      warpgroup_wait<0>();
-      warpgroup_fence_operand(tOrO);
-      __syncwarp();
-      if (lane == 0) Bar::arrive(&ss.empty[stage]);
+    Bar::wait(&ss.bar_q, 0);
+    int stage = 0;
+    uint32_t phase = 0;
+    auto advance = [&] {
       if (++stage == S) {
         stage = 0;
         phase ^= 1;
       }
+    };
+    // Ping-pong (FlashAttention-3's inter-warpgroup overlap): the two consumer warpgroups take
+    // turns issuing their GEMMs — P·V of tile i−1 and S of tile i in one turn — so that one
+    // warpgroup's softmax runs while the tensor cores work through the other's GEMMs. Turns pass
+    // through two named barriers of 256 threads (the waiting warpgroup syncs on its own, the
+    // other arrives on it): warpgroup c waits on barrier c, then arrives on 1 − c. Each warpgroup
+    // has nv + 1 turns; warpgroup 1 opens with one arrival on barrier 0 (0 goes first) and skips
+    // its last, so arrivals and waits match on both barriers. On an H100 the turns made the
+    // forward 1.01–1.10× faster than the same loop without them (bench/RESULTS.md, 2026-12-06).
+    const int c = wg - 1;
+    auto my_turn = [&] { cutlass::arch::NamedBarrier::sync(256, c); };
+    auto pass_turn = [&] { cutlass::arch::NamedBarrier::arrive(256, 1 - c); };
+    if (w.nv > 0) {
+      if (c == 1) pass_turn();
+      TxBar::wait(&ss.full_k[stage], phase);
+      my_turn();
+      issue_s(stage);
+      pass_turn();
+      wait_gemms();
+      softmax(0, w.block(0));
+      for (int i = 1; i < w.nv; ++i) {
+        const int prev = stage;
+        const uint32_t prev_phase = phase;
+        advance();
+        TxBar::wait(&ss.full_v[prev], prev_phase);
+        TxBar::wait(&ss.full_k[stage], phase);
+        my_turn();
+        issue_pv(prev);
+        issue_s(stage);
+        pass_turn();
+        wait_gemms();
+        release(prev);
+        softmax(i, w.block(i));
+      }
+      TxBar::wait(&ss.full_v[stage], phase);
+      my_turn();
+      issue_pv(stage);
+      if (c == 0) pass_turn();
+      wait_gemms();
+      release(stage);
     }
 
     // Epilogue: O = acc / l, LSE = (m + log2 l)·ln 2.
@@ -355,7 +404,7 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
 #endif
 }
 
-template <int D, bool kFused>
+template <int D>
 void launch(const Sm90Forward& f, cudaStream_t stream) {
   using C = Cfg<D>;
   const int nq = static_cast<int>(f.nq), nk = static_cast<int>(f.nk), bh = static_cast<int>(f.bh);
@@ -375,9 +424,9 @@ void launch(const Sm90Forward& f, cudaStream_t stream) {
               f.counts};
   constexpr int smem = static_cast<int>(sizeof(typename C::Smem));
   static std::atomic<uint64_t> smem_raised{0};
-  raise_smem_limit(fwd_kernel<D, kFused>, smem, smem_raised);
+  raise_smem_limit(fwd_kernel<D>, smem, smem_raised);
   const dim3 grid(static_cast<unsigned>(f.bh), static_cast<unsigned>((f.nq + kM - 1) / kM));
-  fwd_kernel<D, kFused><<<grid, kThreads, smem, stream>>>(p);
+  fwd_kernel<D><<<grid, kThreads, smem, stream>>>(p);
   SPARROW_CUDA_LAUNCH_CHECK();
 }
 
@@ -386,10 +435,7 @@ void launch(const Sm90Forward& f, cudaStream_t stream) {
 bool sm90_built() { return true; }
 
 void sm90_forward(const Sm90Forward& f, cudaStream_t stream) {
-  if (f.d == 64)
-    f.fused_softmax ? sm90::launch<64, true>(f, stream) : sm90::launch<64, false>(f, stream);
-  else
-    f.fused_softmax ? sm90::launch<128, true>(f, stream) : sm90::launch<128, false>(f, stream);
+  f.d == 64 ? sm90::launch<64>(f, stream) : sm90::launch<128>(f, stream);
 }
 
 }  // namespace sparrow::attn::cuda

@@ -22,7 +22,6 @@ struct Sm90Forward {
   int d = 0;
   float scale_log2 = 0;
   bool causal = false;
-  bool fused_softmax = false;       // scale folded into the exponent's FFMA, exp2 flushing subnormals
   LayoutView view;                  // row_ptr == nullptr: dense; else block == kSm90Block
   const int32_t* lists = nullptr;   // per row: partial blocks then full blocks (indexed like col_idx)
   const int32_t* counts = nullptr;  // [nh][nqb][2]: partial count, total count
@@ -50,8 +49,7 @@ struct Sm90Backward {
   int d = 0;
   float scale = 0, scale_log2 = 0;
   bool causal = false;
-  bool fused_softmax = false;  // P by exp2_ftz (the forward's sm90_fused)
-  LayoutView view;             // row_ptr == nullptr: dense; else block == kSm90Block, with the transpose (col_ptr)
+  LayoutView view;  // row_ptr == nullptr: dense; else block == kSm90Block, with the transpose (col_ptr)
 };
 
 // Whether this build has the kernel (CUTLASS headers found at configure time).

@@ -321,14 +321,9 @@ __device__ float* dq_stage(SmemT& ss, int i) {
     return nullptr;
 }
 
-// kFused (SPARROW_BLOCK_ATTN_KERNEL=sm90_fused, with the forward's fused softmax): P = 2^(S·c − LSE₂)
-// by exp2_ftz, without exp2f's subnormal handling (a compare and two multiplies a score).
-template <bool kFused>
-__device__ __forceinline__ float exp2_p(float x) {
-  return kFused ? exp2_ftz(x) : exp2f(x);
-}
-
-template <int D, bool kOnePass, bool kFused>
+// P = 2^(S·c − LSE₂) is taken by exp2_ftz, without exp2f's subnormal handling (a compare and two
+// multiplies a score): backwards 1.01–1.24× faster on an H100 (bench/RESULTS.md, 2026-12-06).
+template <int D, bool kOnePass>
 __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT const BwdParams<D> p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using C = DkdvCfg<D, kOnePass>;
@@ -495,7 +490,7 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
             const int key = k0 + get<0>(Crs(r, c)), query = q0 + qc;
             ok = key < p.nk && (!p.causal || key <= query);
           }
-          const float pr = ok ? exp2_p<kFused>(Srs(r, c) * p.scale_log2 - lse2) : 0.f;
+          const float pr = ok ? exp2_ftz(Srs(r, c) * p.scale_log2 - lse2) : 0.f;
           Srs(r, c) = pr;
           dPrs(r, c) = pr * (dPrs(r, c) - di);
         }
@@ -600,7 +595,7 @@ struct DqCfg : Tiles<D> {
   };
 };
 
-template <int D, bool kFused>
+template <int D>
 __global__ void __launch_bounds__(kThreads, 1) dq_kernel(CUTE_GRID_CONSTANT const BwdParams<D> p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using C = DqCfg<D>;
@@ -728,7 +723,7 @@ __global__ void __launch_bounds__(kThreads, 1) dq_kernel(CUTE_GRID_CONSTANT cons
             const int query = q0 + get<0>(Crs(r, c)), key = k0 + get<1>(Crs(r, c));
             ok = key < p.nk && (!p.causal || key <= query);
           }
-          const float pr = ok ? exp2_p<kFused>(Srs(r, c) * p.scale_log2 - lse2[r]) : 0.f;
+          const float pr = ok ? exp2_ftz(Srs(r, c) * p.scale_log2 - lse2[r]) : 0.f;
           dPrs(r, c) = pr * (dPrs(r, c) - di[r]);
         }
       }
@@ -778,7 +773,7 @@ __global__ void __launch_bounds__(256)
   }
 }
 
-template <int D, bool kFused>
+template <int D>
 void launch(const Sm90Backward& b, cudaStream_t stream) {
   const int nq = static_cast<int>(b.nq), nk = static_cast<int>(b.nk), bh = static_cast<int>(b.bh);
   const int nqb = (nq + kBlock - 1) / kBlock, nkb = (nk + kBlock - 1) / kBlock;
@@ -813,8 +808,8 @@ void launch(const Sm90Backward& b, cudaStream_t stream) {
     constexpr int smem = static_cast<int>(sizeof(typename DkdvCfg<D, true>::SmemOnePass));
     static_assert(smem <= 227 * 1024, "sm_90a: at most 227 KiB of shared memory a CTA");
     static std::atomic<uint64_t> smem_raised{0};
-    raise_smem_limit(dkdv_kernel<D, true, kFused>, smem, smem_raised);
-    dkdv_kernel<D, true, kFused>
+    raise_smem_limit(dkdv_kernel<D, true>, smem, smem_raised);
+    dkdv_kernel<D, true>
         <<<dkdv_grid, kThreads, smem, stream>>>(params(b.k, b.v, nk, b.q, b.dout, nq, b.dk, b.dv, b.dq_accum));
     SPARROW_CUDA_LAUNCH_CHECK();
     const int64_t tiles = b.bh * (b.nq_pad / kHalf);
@@ -826,16 +821,16 @@ void launch(const Sm90Backward& b, cudaStream_t stream) {
   {
     constexpr int smem = static_cast<int>(sizeof(typename DkdvCfg<D, false>::Smem));
     static std::atomic<uint64_t> smem_raised{0};
-    raise_smem_limit(dkdv_kernel<D, false, kFused>, smem, smem_raised);
-    dkdv_kernel<D, false, kFused>
+    raise_smem_limit(dkdv_kernel<D, false>, smem, smem_raised);
+    dkdv_kernel<D, false>
         <<<dkdv_grid, kThreads, smem, stream>>>(params(b.k, b.v, nk, b.q, b.dout, nq, b.dk, b.dv, nullptr));
     SPARROW_CUDA_LAUNCH_CHECK();
   }
   {
     constexpr int smem = static_cast<int>(sizeof(typename DqCfg<D>::Smem));
     static std::atomic<uint64_t> smem_raised{0};
-    raise_smem_limit(dq_kernel<D, kFused>, smem, smem_raised);
-    dq_kernel<D, kFused><<<dim3(static_cast<unsigned>(bh), static_cast<unsigned>(nqb)), kThreads, smem, stream>>>(
+    raise_smem_limit(dq_kernel<D>, smem, smem_raised);
+    dq_kernel<D><<<dim3(static_cast<unsigned>(bh), static_cast<unsigned>(nqb)), kThreads, smem, stream>>>(
         params(b.q, b.dout, nq, b.k, b.v, nk, b.dq, nullptr, nullptr));
     SPARROW_CUDA_LAUNCH_CHECK();
   }
@@ -844,10 +839,7 @@ void launch(const Sm90Backward& b, cudaStream_t stream) {
 }  // namespace sm90
 
 void sm90_backward(const Sm90Backward& b, cudaStream_t stream) {
-  if (b.d == 64)
-    b.fused_softmax ? sm90::launch<64, true>(b, stream) : sm90::launch<64, false>(b, stream);
-  else
-    b.fused_softmax ? sm90::launch<128, true>(b, stream) : sm90::launch<128, false>(b, stream);
+  b.d == 64 ? sm90::launch<64>(b, stream) : sm90::launch<128>(b, stream);
 }
 
 }  // namespace sparrow::attn::cuda
