@@ -6,7 +6,9 @@
 # SPARROW_BLOCK_ATTN_KERNEL) and FlexAttention on the identical layouts (attention_layout --dump-csr → bench/attention_gpu_compare.py).
 # Logs and JSON lines under $OUT (or ./gpu-out). Needs .deps (make-deps.sh: Eigen, yaml-cpp,
 # gtest under .deps/usr; cudnn_frontend-*; cutlass-*).
-#   HOPPER_PARTS="test memcheck sass bench adaptive flex huge"   (default: all but huge; adaptive times
+#   HOPPER_PARTS="test memcheck sass bench adaptive flex huge ncu"   (default: all but huge and ncu; ncu:
+#                Nsight Compute sections for the forward and the dK/dV kernel on HOPPER_NCU_CASES,
+#                "N D sparsity pattern" entries, comma separated; adaptive times
 #                the adaptive backend with its selection on the host and on the device,
 #                SPARROW_ADAPTIVE_SELECT; huge: 99 % bigbird fwd+bwd at HOPPER_HUGE_N tokens, H 16,
 #                D 64, causal, with its peak device memory — #13's 4M-tokens-within-80-GB cell)
@@ -152,6 +154,25 @@ if [[ $parts == *flex* && $(left) -gt 60 ]]; then
         --layout-tag $pat --seqs "${seqs// /,}" --dims "${dims// /,}" --densities "$fl_dens" ${causal#_} --iters 10 \
         2>> "$out/flex.err" | tee -a "$out/flex.jsonl"
     done
+  done
+fi
+if [[ $parts == *ncu* ]]; then
+  # Nsight Compute on one forward and one backward of each case: throughput against the peaks,
+  # warp stall reasons (where the cycles go), issue slots, and the sampled stall sites. Clocks stay
+  # as the card has them (--clock-control none). One launch of each kernel after bench_attention's
+  # warm-up; the dK/dV kernel is the one pass's (the default backward).
+  IFS=, read -ra ncu_cases <<< "${HOPPER_NCU_CASES:-262144 64 0.90 local,65536 128 0.90 local}"
+  for c in "${ncu_cases[@]}"; do
+    set -- $c
+    [[ $(left) -lt 60 ]] && { echo "ncu: out of time at $c"; break; }
+    log="$out/ncu_N$1_D$2_s$3_$4.txt"
+    timeout $(( $(left) - 10 )) ncu --clock-control none --kernel-name regex:'fwd_kernel|dkdv_kernel' --launch-skip 2 \
+      --launch-count 2 --section SpeedOfLight --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
+      --section SchedulerStats --section WarpStateStats --section Occupancy --section SourceCounters \
+      $bin/bench_attention --device cuda --backend block_sparse --pattern $4 --sparsity $3 --seq $1 --heads 16 \
+      --head-dim $2 --block 128 --dtype bf16 --repeat 1 --json > "$log" 2>&1
+    echo "ncu $c rc=$?: $(grep -cE '^  [a-z_:]+.*(fwd|dkdv)_kernel' "$log") kernel reports"
+    grep -E '(fwd|dkdv)_kernel|Compute \(SM\) Throughput|Memory Throughput|Issue Slots Busy|Warp Cycles Per Issued|No Eligible|Stall' "$log" | head -30
   done
 fi
 if [[ $parts == *huge* && $(left) -gt 60 ]]; then

@@ -67,7 +67,9 @@ namespace sm90 {
 
 constexpr int kM = kSm90Block, kN = kSm90Block;
 constexpr int kThreads = 384;  // producer warpgroup + 2 consumer warpgroups
-constexpr int kConsumerWarps = 8;
+// Used only in sm_90a device code (maybe_unused: the sm_80 pass compiles the kernels empty).
+[[maybe_unused]] constexpr int kConsumerWarps = 8;
+[[maybe_unused]] constexpr int kConsumerThreads = 256;  // both consumer warpgroups: the turns' barriers
 
 // kStages: K/V stages in the ring. The ping-pong schedule holds V of tile i−1 and K of tile i at
 // once and frees a stage one turn later, so at D 128 it takes three stages (Q 32 KiB + 3 × 64 KiB
@@ -350,8 +352,8 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
     // its last, so arrivals and waits match on both barriers. On an H100 the turns made the
     // forward 1.01–1.10× faster than the same loop without them (bench/RESULTS.md, 2026-12-06).
     const int c = wg - 1;
-    auto my_turn = [&] { cutlass::arch::NamedBarrier::sync(256, c); };
-    auto pass_turn = [&] { cutlass::arch::NamedBarrier::arrive(256, 1 - c); };
+    auto my_turn = [&] { cutlass::arch::NamedBarrier::sync(kConsumerThreads, c); };
+    auto pass_turn = [&] { cutlass::arch::NamedBarrier::arrive(kConsumerThreads, 1 - c); };
     if (w.nv > 0) {
       if (c == 1) pass_turn();
       TxBar::wait(&ss.full_k[stage], phase);

@@ -67,11 +67,12 @@ __host__ __device__ constexpr int64_t dq_sums_at(int64_t tile, int d, int col, i
 }
 
 constexpr int kThreads = 384;  // producer warpgroup + 2 consumer warpgroups
-constexpr int kConsumerWarps = 8;
+// Used only in sm_90a device code (maybe_unused: the sm_80 pass compiles the kernels empty).
+[[maybe_unused]] constexpr int kConsumerWarps = 8;
 // The dK/dV pass's consumers read a stage's LSE₂ and Di with ordinary loads, so each thread
 // releases the stage itself (one arrival a warp after __syncwarp is as ordered, but
 // compute-sanitizer racecheck flags it against the next bulk copy into the stage).
-constexpr int kConsumerThreads = 256;
+[[maybe_unused]] constexpr int kConsumerThreads = 256;
 
 // ---------------------------------------------------------------------------------------------
 // The tiles a CTA streams, in the same order for producer and consumers.
