@@ -278,8 +278,9 @@ TEST(AttentionSm90Gpu, ForwardMatchesCpuAndMma) {
 // Both sm_90a backwards — one pass with f32 dQ sums by bulk reduce-add, and two deterministic passes (dK/dV over
 // key blocks, dQ over query blocks) — against the mma.sync backward and the CPU reference's (f32
 // on the same rounded inputs), given one forward's O and LSE: every pattern at block 128, dense,
-// causal and not, ragged N, B 2, H 3, D 64 and 128. dQ, dK and dV land in poisoned memory, so an
-// element the kernels skip fails; the deterministic one gives the same bits twice.
+// causal and not, ragged N, B 2, H 3, D 64 and 128; the one pass also over head groups and with its
+// GEMMs in turns (sm90_bwd_pingpong). dQ, dK and dV land in poisoned memory, so an element the
+// kernels skip fails; the deterministic one gives the same bits twice.
 TEST(AttentionSm90Gpu, BackwardMatchesCpuAndMma) {
   SPARROW_REQUIRE_GPU();
 #ifdef SPARROW_WITH_CUDA
@@ -319,8 +320,13 @@ TEST(AttentionSm90Gpu, BackwardMatchesCpuAndMma) {
       const char* kind;
       int64_t rows;
     };
-    for (const auto& [kind, rows] : std::vector<Variant>{
-             {"sm90_onepass", 0}, {"sm90_onepass", 1}, {"sm90_onepass", 3}, {"sm90_deterministic", 0}}) {
+    for (const auto& [kind, rows] :
+         std::vector<Variant>{{"sm90_onepass", 0},
+                              {"sm90_onepass", 1},
+                              {"sm90_onepass", 3},
+                              {"sm90_deterministic", 0},
+                              {"sm90_bwd_pingpong", 0},  // the one pass with its warpgroups' GEMMs in turns
+                              {"sm90_bwd_pingpong", 3}}) {
       SCOPED_TRACE(::testing::Message() << rows << " (batch·head) rows a launch (0: all)");
       const auto gs = std::strcmp(kind, "sm90_deterministic") == 0 ? gd : backward_with(kind, rows);
       for (int t = 0; t < 3; ++t) {

@@ -47,7 +47,9 @@ constexpr bool kSm90ByDefault = true;  // verified on an H100: tests/gpu/attenti
 // The sm_90a backward (block_attention_sm90_bwd.cu), after an sm_90a forward: one pass with dQ
 // summed in f32 by bulk reduce-adds (5 GEMMs a tile; not bit-reproducible) or two deterministic
 // passes (7). SPARROW_BLOCK_ATTN_BWD picks: "mma" (the mma.sync backward), "sm90" (the default),
-// "sm90_onepass", "sm90_deterministic"; unset, SPARROW_BLOCK_ATTN_KERNEL=mma picks mma.sync.
+// "sm90_onepass", "sm90_deterministic", "sm90_bwd_pingpong" (the one pass with its consumer
+// warpgroups' GEMMs in turns; written without a GPU, opt-in until measured); unset,
+// SPARROW_BLOCK_ATTN_KERNEL=mma picks mma.sync.
 // The one pass runs over head groups whose f32 sums stay within kSm90DqSumsCap bytes
 // (SPARROW_SM90_DQ_SUMS_CAP overrides it; sm90_onepass_group), and the two passes serve where one
 // head's sums alone exceed it (past about 7.4M tokens at D 64, 3.7M at D 128, with the 2 GiB cap).
@@ -215,6 +217,7 @@ int64_t sm90_onepass_rows(const Problem& p, int64_t nq_pad) {
 struct Sm90BwdPlan {
   Sm90Bwd kind = Sm90Bwd::kNone;
   int64_t rows = 0;
+  bool turns = false;  // one pass: sm90_bwd_pingpong
 };
 
 Sm90BwdPlan sm90_backward_plan(const Problem& p, int64_t nq_pad) {
@@ -226,8 +229,10 @@ Sm90BwdPlan sm90_backward_plan(const Problem& p, int64_t nq_pad) {
   if (const char* b = std::getenv("SPARROW_BLOCK_ATTN_BWD"); b != nullptr && *b != '\0') {
     if (std::strcmp(b, "sm90") == 0 || std::strcmp(b, "sm90_onepass") == 0) return grouped;
     if (std::strcmp(b, "sm90_deterministic") == 0) return two_pass;
+    if (std::strcmp(b, "sm90_bwd_pingpong") == 0)
+      return Sm90BwdPlan{grouped.kind, grouped.rows, grouped.kind == Sm90Bwd::kOnePass};
     SPARROW_CHECK(std::strcmp(b, "mma") == 0, "SPARROW_BLOCK_ATTN_BWD=", b,
-                  ": expected mma, sm90, sm90_onepass or sm90_deterministic");
+                  ": expected mma, sm90, sm90_onepass, sm90_deterministic or sm90_bwd_pingpong");
     return {};
   }
   const char* e = std::getenv("SPARROW_BLOCK_ATTN_KERNEL");
@@ -249,6 +254,7 @@ void launch_bwd_sm90(const Sm90BwdPlan& plan, const Problem& p, const Tensor& q,
     const int64_t q_off = r0 * p.nq * p.d, k_off = r0 * p.nk * p.d;
     Sm90Backward b;
     if (one_pass) b.dq_accum = dq_sums.data<float>();
+    b.turns = plan.turns;
     b.q = from(q, q_off);
     b.k = from(k, k_off);
     b.v = from(v, k_off);

@@ -45,6 +45,7 @@ struct Sm90Backward {
   void* dk = nullptr;
   void* dv = nullptr;
   float* dq_accum = nullptr;
+  bool turns = false;  // one pass: the consumer warpgroups issue their GEMMs in turns (ping-pong)
   int64_t bh = 0, heads = 1, nq = 0, nk = 0, nq_pad = 0;
   int d = 0;
   float scale = 0, scale_log2 = 0;

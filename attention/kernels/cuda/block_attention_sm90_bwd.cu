@@ -73,6 +73,10 @@ constexpr int kThreads = 384;  // producer warpgroup + 2 consumer warpgroups
 // releases the stage itself (one arrival a warp after __syncwarp is as ordered, but
 // compute-sanitizer racecheck flags it against the next bulk copy into the stage).
 [[maybe_unused]] constexpr int kConsumerThreads = 256;
+// Named barriers of the one-pass dK/dV consumers (ids from 0; CUTLASS offsets them past its own):
+// 0..3 "warpgroup w's dS of a tile of parity j is in", 4 + c consumer warpgroup c's dQᵀ staging,
+// 6 + c consumer warpgroup c's turn to issue GEMMs (SPARROW_BLOCK_ATTN_BWD=sm90_bwd_pingpong).
+[[maybe_unused]] constexpr int kDsReadyBar = 0, kBandBar = 4, kTurnBar = 6;
 
 // ---------------------------------------------------------------------------------------------
 // The tiles a CTA streams, in the same order for producer and consumers.
@@ -242,9 +246,13 @@ struct Ring {
 
 // Both passes' score GEMMs, issued as one batch and waited for: c1 = a1·b1(stage)ᵀ and
 // c2 = a2·b2(stage)ᵀ over D (Sᵀ and dPᵀ for dK/dV, S and dP for dQ), accumulators overwritten.
-template <class Mma, class A1, class B1, class C1, class A2, class B2, class C2>
+// `issued` runs between the issue and the wait (the ping-pong passes the turn there).
+struct NoOp {
+  __device__ void operator()() const {}
+};
+template <class Mma, class A1, class B1, class C1, class A2, class B2, class C2, class Issued = NoOp>
 __device__ __forceinline__ void score_gemm_pair(Mma& mma, const A1& a1, const B1& b1, C1& c1, const A2& a2,
-                                                const B2& b2, C2& c2, int stage) {
+                                                const B2& b2, C2& c2, int stage, Issued issued = {}) {
   warpgroup_fence_operand(c1);
   warpgroup_fence_operand(c2);
   warpgroup_arrive();
@@ -261,6 +269,7 @@ __device__ __forceinline__ void score_gemm_pair(Mma& mma, const A1& a1, const B1
     mma.accumulate_ = GMMA::ScaleOut::One;
   }
   warpgroup_commit_batch();
+  issued();
   warpgroup_wait<0>();
   warpgroup_fence_operand(c1);
   warpgroup_fence_operand(c2);
@@ -324,8 +333,19 @@ __device__ float* dq_stage(SmemT& ss, int i) {
 
 // P = 2^(S·c − LSE₂) is taken by exp2_ftz, without exp2f's subnormal handling (a compare and two
 // multiplies a score): backwards 1.01–1.24× faster on an H100 (bench/RESULTS.md, 2026-12-06).
-template <int D, bool kOnePass>
+//
+// kTurns (one pass only; SPARROW_BLOCK_ATTN_BWD=sm90_bwd_pingpong, written 2026-12-06 without a
+// GPU, opt-in until measured): the consumer warpgroups issue their GEMM batches in strict
+// alternation — scores of tile t by warpgroup 0, then 1, then the dK/dV batch by 0, then 1 — as the
+// forward's ping-pong does, so one warpgroup's elementwise work (P, dS, the dS and dQᵀ stores)
+// runs while the tensor cores work through the other's GEMMs. Warpgroup c waits on turn barrier
+// c and passes to 1 − c right after issuing. Both walk the same tiles, so each has 2n turns;
+// warpgroup 1 opens with one pass to 0, and 0 takes one turn more at the end (after the loop's
+// last batch of 1), so passes and waits match on both barriers. No cycle with the dS barriers: the
+// dS a warpgroup waits for was stored before the other's previous turn.
+template <int D, bool kOnePass, bool kTurns = false>
 __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT const BwdParams<D> p) {
+  static_assert(kOnePass || !kTurns, "the turns are the one pass's");
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using C = DkdvCfg<D, kOnePass>;
   constexpr int S = C::kStages;
@@ -465,7 +485,15 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
     // One pass: does this warpgroup form tile j's dQᵀ band; the named barrier saying that warpgroup
     // w's dS of tile j is in; where this warpgroup's band of each tile is summed.
     auto adds_band = [&](int j) { return D / C::kBand == 2 || wg - 1 == (j & 1); };
-    auto ds_ready = [](int w, int j) { return 2 * (w - 1) + (j & 1); };
+    auto ds_ready = [](int w, int j) { return kDsReadyBar + 2 * (w - 1) + (j & 1); };
+    // The turns (kTurns): wait for this warpgroup's, pass to the other.
+    auto my_turn = [&] {
+      if constexpr (kTurns) cutlass::arch::NamedBarrier::sync(kConsumerThreads, kTurnBar + wg - 1);
+    };
+    auto pass_turn = [&] {
+      if constexpr (kTurns) cutlass::arch::NamedBarrier::arrive(kConsumerThreads, kTurnBar + 2 - wg);
+    };
+    if (wg == 2) pass_turn();  // consumer warpgroup 0 goes first
     float* band_sums = kOnePass ? dq_sums + dq_sums_at(0, D, band * C::kBand, 0) : nullptr;  // + tile · D · kSumsPitch
     Ring<S> ring;
     int done = 0;                  // tiles processed
@@ -476,7 +504,8 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
       if (kind == BlockKind::kSkip) continue;
       const int q0 = tile_q0(t);
       TxBar::wait(&ss.full[ring.stage], ring.phase);
-      score_gemm_pair(mma_t, tSrK, tSrQ, tSrS, tSrV, tSrdO, tSrdP, ring.stage);
+      my_turn();
+      score_gemm_pair(mma_t, tSrK, tSrQ, tSrS, tSrV, tSrdO, tSrdP, ring.stage, pass_turn);
 
       // Pᵀ and dSᵀ in place of Sᵀ and dPᵀ; rows are keys, columns query rows of the tile.
       const bool partial = kind == BlockKind::kPartial;
@@ -520,6 +549,7 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
         warpgroup_fence_operand(tdKrdK);
         warpgroup_fence_operand(tKVrP);
         warpgroup_fence_operand(tKVrdS);
+        my_turn();
         warpgroup_arrive();
         CUTLASS_PRAGMA_UNROLL
         for (int kk = 0; kk < kHalf / 16; ++kk)
@@ -529,6 +559,7 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
           cute::gemm(mma_kv, tKVrdS(_, _, kk), tKrQt(_, _, kk, ring.stage), tdKrdK);
         (dq_band_gemm(mma_dq, tQrKt, tQrdS, band, prev_buf), ...);
         warpgroup_commit_batch();
+        pass_turn();
         warpgroup_wait<0>();
         warpgroup_fence_operand(tdVrdV);
         warpgroup_fence_operand(tdKrdK);
@@ -538,7 +569,7 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
         Tensor band = partition_fragment_C(mma_dq, Shape<Int<C::kBand>, Int<kHalf>>{});
         dkdv_batch(band);
         add_band(band, CQtrs, dq_stage<kOnePass>(ss, wg - 1), band_sums + dq_sums_at(prev_q0 / kHalf, D, 0, 0),
-                 ctid % 128, 4 + wg);
+                 ctid % 128, kBandBar + wg - 1);
       } else {
         dkdv_batch();
       }
@@ -548,8 +579,9 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
       ds_buf = ds_buf + 1 == kDsBuffers ? 0 : ds_buf + 1;
       ++done;
     }
+    if (wg == 1) my_turn();  // the pass warpgroup 1 made after its last turn (see kTurns)
     if constexpr (kOnePass) {
-      // The last tile's band.
+      // The last tile's band (outside the turns: only one warpgroup may have it, at D 64).
       if (done > 0) {
         cutlass::arch::NamedBarrier::sync(kConsumerThreads, ds_ready(3 - wg, done - 1));
         if (adds_band(done - 1)) {
@@ -559,7 +591,7 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
           warpgroup_commit_batch();
           warpgroup_wait<0>();
           add_band(band, CQtrs, dq_stage<kOnePass>(ss, wg - 1), band_sums + dq_sums_at(prev_q0 / kHalf, D, 0, 0),
-                   ctid % 128, 4 + wg);
+                   ctid % 128, kBandBar + wg - 1);
         }
       }
     }
@@ -808,11 +840,13 @@ void launch(const Sm90Backward& b, cudaStream_t stream) {
     SPARROW_CUDA_CHECK(cudaMemsetAsync(b.dq_accum, 0, sizeof(float) * sm90_dq_sums_floats(b.bh, b.nq_pad, D), stream));
     constexpr int smem = static_cast<int>(sizeof(typename DkdvCfg<D, true>::SmemOnePass));
     static_assert(smem <= 227 * 1024, "sm_90a: at most 227 KiB of shared memory a CTA");
-    static std::atomic<uint64_t> smem_raised{0};
-    raise_smem_limit(dkdv_kernel<D, true>, smem, smem_raised);
-    dkdv_kernel<D, true>
-        <<<dkdv_grid, kThreads, smem, stream>>>(params(b.k, b.v, nk, b.q, b.dout, nq, b.dk, b.dv, b.dq_accum));
-    SPARROW_CUDA_LAUNCH_CHECK();
+    auto run = [&](auto kernel, std::atomic<uint64_t>& smem_raised) {
+      raise_smem_limit(kernel, smem, smem_raised);
+      kernel<<<dkdv_grid, kThreads, smem, stream>>>(params(b.k, b.v, nk, b.q, b.dout, nq, b.dk, b.dv, b.dq_accum));
+      SPARROW_CUDA_LAUNCH_CHECK();
+    };
+    static std::atomic<uint64_t> smem_raised{0}, smem_raised_turns{0};
+    b.turns ? run(dkdv_kernel<D, true, true>, smem_raised_turns) : run(dkdv_kernel<D, true>, smem_raised);
     const int64_t tiles = b.bh * (b.nq_pad / kHalf);
     dq_from_sums_kernel<D><<<static_cast<unsigned>(tiles), 256, 0, stream>>>(b.dq_accum, static_cast<Elt*>(b.dq), nq,
                                                                              static_cast<int>(b.nq_pad), b.scale);
