@@ -32,13 +32,14 @@ std::string human_duration(double s) {
 Progress::Progress(int64_t total, bool force_plain, bool quiet)
     : total_(total), tty_(!force_plain && isatty(STDOUT_FILENO)), quiet_(quiet) {}
 
-void Progress::update(int64_t step, double loss, double tps, double sec_per_step, double mem,
+void Progress::update(int64_t step, double loss, double tps, double sec_per_step, double mem, double peak,
                       const std::string& extra) {
   if (quiet_) return;
   char buf[256];
   double eta = sec_per_step * static_cast<double>(total_ - step);
-  std::snprintf(buf, sizeof buf, "step %lld/%lld  loss %.4f  %.0f tok/s  ETA %s  mem %s", static_cast<long long>(step),
-                static_cast<long long>(total_), loss, tps, human_duration(eta).c_str(), human_bytes(mem).c_str());
+  std::snprintf(buf, sizeof buf, "step %lld/%lld  loss %.4f  %.0f tok/s  ETA %s  mem %s (peak %s)",
+                static_cast<long long>(step), static_cast<long long>(total_), loss, tps, human_duration(eta).c_str(),
+                human_bytes(mem).c_str(), human_bytes(peak).c_str());
   std::string line = buf;
   if (!extra.empty()) line += "  " + extra;
   if (tty_) {

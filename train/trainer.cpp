@@ -343,7 +343,8 @@ RunResult run_training(const Config& cfg, const RunOptions& run) {
       const double per_step = seconds_since(t_run) / static_cast<double>(step - start_step);
       char extra[64];
       std::snprintf(extra, sizeof extra, "lr %.2e  |g| %.2f", lr, gnorm);
-      progress.update(step, loss_v, tps, per_step, rec["memory_bytes"].get<double>(), extra);
+      progress.update(step, loss_v, tps, per_step, rec["memory_bytes"].get<double>(),
+                      rec["peak_memory_bytes"].get<double>(), extra);
     }
     if (cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0) {
       save(step);
