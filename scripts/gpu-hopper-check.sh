@@ -162,7 +162,7 @@ if [[ $parts == *ncu* ]]; then
   # warp stall reasons (where the cycles go), issue slots, and the sampled stall sites. Clocks stay
   # as the card has them (--clock-control none). One launch of each kernel after bench_attention's
   # warm-up; the dK/dV kernel is the one pass's (the default backward).
-  IFS=, read -ra ncu_cases <<< "${HOPPER_NCU_CASES:-262144 64 0.90 local,65536 128 0.90 local}"
+  IFS=, read -ra ncu_cases <<< "${HOPPER_NCU_CASES:-262144 64 0.90 local,65536 128 0.90 local,65536 64 0.99 local}"
   for c in "${ncu_cases[@]}"; do
     set -- $c
     [[ $(left) -lt 60 ]] && { echo "ncu: out of time at $c"; break; }
