@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One call on a GPU host: build with CUDA, run the GPU suites (and optionally all suites), then
 # the GPU benchmarks; logs and JSON go to $OUT (or ./gpu-out). See ../shared/device/README.md:
-# the host has CUDA/cuDNN/NCCL but no Eigen/yaml-cpp/GTest, so carry .deps/ (make-deps.sh).
+# the host has CUDA/cuDNN/NCCL but no Eigen/yaml-cpp/GTest, so carry .deps/ (scripts/gpu-deps.sh).
 #   GPU_CHECK_TESTS=all|gpu|none   (default gpu)    GPU_CHECK_BENCH=1 runs bench/gpu_bench.sh
 set -uo pipefail
 out=${OUT:-$PWD/gpu-out}; mkdir -p "$out"

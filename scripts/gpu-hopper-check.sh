@@ -4,8 +4,8 @@
 # and vs mma.sync), compute-sanitizer memcheck on a small case, SASS check for HGMMA, then timings
 # of the sm_90a kernels (forward and backward) vs the mma.sync ones (bench_attention,
 # SPARROW_BLOCK_ATTN_KERNEL) and FlexAttention on the identical layouts (attention_layout --dump-csr → bench/attention_gpu_compare.py).
-# Logs and JSON lines under $OUT (or ./gpu-out). Needs .deps (make-deps.sh: Eigen, yaml-cpp,
-# gtest under .deps/usr; cudnn_frontend-*; cutlass-*).
+# Logs and JSON lines under $OUT (or ./gpu-out). Needs .deps (scripts/gpu-deps.sh: libraries under
+# .deps/usr; cudnn_frontend-*; cutlass-*).
 #   HOPPER_PARTS="test memcheck sass bench adaptive flex huge ncu"   (default: all but huge and ncu; ncu:
 #                Nsight Compute sections for the forward and the dK/dV kernel on HOPPER_NCU_CASES,
 #                "N D sparsity pattern" entries, comma separated; adaptive times
@@ -32,7 +32,7 @@ huge_n=${HOPPER_HUGE_N:-4194304}
 D=$PWD/.deps/usr; L=$D/lib/x86_64-linux-gnu
 export LD_LIBRARY_PATH=$L:${LD_LIBRARY_PATH:-}
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$out/card.txt"
-[[ -d .deps/usr ]] || echo "WARNING: .deps/usr missing (run /work/shared/device/make-deps.sh)"
+[[ -d .deps/usr ]] || echo "WARNING: .deps/usr missing (run scripts/gpu-deps.sh where apt works, and carry .deps)"
 ls -d .deps/cutlass-*/include >/dev/null 2>&1 || echo "WARNING: no .deps/cutlass-*: the sm_90a kernel is not built"
 [[ -n ${HOPPER_STB_DIR:-} ]] && export CMAKE_INCLUDE_PATH=$HOPPER_STB_DIR
 if [[ ${HOPPER_SM90_ONLY:-0} == 1 ]]; then
