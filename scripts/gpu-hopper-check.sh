@@ -20,8 +20,10 @@
 #   HOPPER_CAUSAL="no yes"  which masks to time (default both)
 #   HOPPER_KERNELS="sm90 mma"  which kernels bench times (default both); sm90_onepass,
 #                sm90_deterministic and sm90_bwd_pingpong: the sm_90a forward with that backward
-#                (SPARROW_BLOCK_ATTN_BWD)
+#                (SPARROW_BLOCK_ATTN_BWD); sm90_persistent: the forward on the persistent grid
 #   HOPPER_SKIP_BUILD=1  reuse build-gpu as it is (built by scripts/gpu-check.sh in the same call)
+#   HOPPER_SANITIZE_KERNEL=sm90_persistent  the forward the sanitizers run (default sm90); the
+#                backward they run follows SPARROW_BLOCK_ATTN_BWD
 set -uo pipefail
 out=${OUT:-$PWD/gpu-out}; mkdir -p "$out"
 t0=$(date +%s)
@@ -51,7 +53,7 @@ rc=0
 if [[ $parts == *test* ]]; then
   # The sm_90a backward first, on its own clock: should it hang or fail, the later parts time the
   # mma.sync backward instead (SPARROW_BLOCK_ATTN_BWD=mma) and the rest of the call still measures.
-  timeout 120 $bin/test_gpu --gtest_filter='AttentionSm90Gpu.Backward*' > "$out/test_sm90_bwd.log" 2>&1; brc=$?
+  timeout 240 $bin/test_gpu --gtest_filter='AttentionSm90Gpu.Backward*' > "$out/test_sm90_bwd.log" 2>&1; brc=$?
   grep -E '^\[  (PASSED|FAILED) |INFO|Failure' "$out/test_sm90_bwd.log" | head -20
   if [[ $brc -ne 0 ]]; then
     echo "sm_90a backward: rc=$brc (124: timed out); the parts below use the mma.sync backward"
@@ -68,13 +70,13 @@ if [[ $parts == *test* ]]; then
   echo "tests rc=$rc ($(( $(date +%s) - t0 )) s)"
 fi
 if [[ $parts == *memcheck* && $(left) -gt 60 ]]; then
-  SPARROW_BLOCK_ATTN_KERNEL=sm90 timeout 60 compute-sanitizer --tool memcheck --print-limit 10 \
+  SPARROW_BLOCK_ATTN_KERNEL=${HOPPER_SANITIZE_KERNEL:-sm90} timeout 60 compute-sanitizer --tool memcheck --print-limit 10 \
     $bin/bench_attention --device cuda --backend block_sparse --pattern bigbird --sparsity 0.5 --seq 1000 --heads 3 \
     --batch 2 --head-dim 64 --block 128 --dtype bf16 --repeat 1 --causal --json > "$out/memcheck.log" 2>&1
   echo "memcheck rc=$?: $(grep -E 'ERROR SUMMARY' "$out/memcheck.log")"
   for tool in racecheck synccheck; do
     [[ $(left) -gt 90 ]] || break
-    SPARROW_BLOCK_ATTN_KERNEL=sm90 timeout 60 compute-sanitizer --tool $tool --print-limit 10 \
+    SPARROW_BLOCK_ATTN_KERNEL=${HOPPER_SANITIZE_KERNEL:-sm90} timeout 60 compute-sanitizer --tool $tool --print-limit 10 \
       $bin/bench_attention --device cuda --backend block_sparse --pattern bigbird --sparsity 0.5 --seq 512 --heads 2 \
       --batch 1 --head-dim 64 --block 128 --dtype bf16 --repeat 1 --causal --json > "$out/$tool.log" 2>&1
     echo "$tool rc=$?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/$tool.log" | head -2)"

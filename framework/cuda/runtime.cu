@@ -24,6 +24,7 @@ struct PerDevice {
   cudaStream_t stream = nullptr;
   cublasLtHandle_t lt = nullptr;
   void* workspace = nullptr;
+  int sms = 0;
   std::once_flag once;
 };
 PerDevice& per_device() {
@@ -34,6 +35,7 @@ PerDevice& per_device() {
     SPARROW_CUDA_CHECK(cudaStreamCreateWithFlags(&p.stream, cudaStreamNonBlocking));
     SPARROW_CUBLAS_CHECK(cublasLtCreate(&p.lt));
     SPARROW_CUDA_CHECK(cudaMalloc(&p.workspace, 32u << 20));
+    SPARROW_CUDA_CHECK(cudaDeviceGetAttribute(&p.sms, cudaDevAttrMultiProcessorCount, d));
   });
   return p;
 }
@@ -45,6 +47,8 @@ void* cublaslt_workspace(size_t* bytes) {
   *bytes = 32u << 20;
   return per_device().workspace;
 }
+
+int sm_count() { return per_device().sms; }
 
 void synchronize() {
   SPARROW_CUDA_CHECK(cudaStreamSynchronize(stream()));

@@ -20,6 +20,8 @@ void* cublaslt_workspace(size_t* bytes);
 // Synchronizes the stream and throws on any pending asynchronous error.
 void synchronize();
 int current_device();
+// Streaming multiprocessors of the current device (the size of a persistent grid).
+int sm_count();
 
 // Launch geometry for an elementwise kernel over n elements (grid-stride loops).
 inline unsigned grid_for(int64_t n, int threads = 256) {

@@ -2,7 +2,7 @@
 // CPU reference (f32 on the same bf16-rounded inputs) and against the mma.sync forward, for
 // every pattern at block 128, dense, causal and not, ragged lengths, several batches and heads,
 // head dims 64 and 128. Outputs land in 0xFF-poisoned memory (NaN), so an element the kernel
-// skips fails. The kernel is chosen by SPARROW_BLOCK_ATTN_KERNEL (sm90 / mma), set per call.
+// skips fails. The kernel is chosen by SPARROW_BLOCK_ATTN_KERNEL (sm90 / sm90_persistent / mma), set per call.
 // Skips without a GPU, and (with a note) on a device the sm_90a kernel does not serve.
 #include <gtest/gtest.h>
 
@@ -240,6 +240,15 @@ TEST(AttentionSm90Gpu, ForwardMatchesCpuAndMma) {
     const std::vector<double> om = fm.out.to_vector(), lm = fm.lse.to_vector();
     BlockAttentionForward fs = forward_with("sm90", q, k, v, a);
     const std::vector<double> os = fs.out.to_vector(), ls = fs.lse.to_vector();
+    // The persistent grid does each row's arithmetic in the same order: the same bits, with a CTA
+    // an SM and with 3 CTAs (many rows each: the Q buffers and the rings wrap across rows).
+    for (const char* ctas : {"", "3"}) {
+      setenv("SPARROW_SM90_PERSISTENT_CTAS", ctas, 1);
+      BlockAttentionForward fp = forward_with("sm90_persistent", q, k, v, a);
+      unsetenv("SPARROW_SM90_PERSISTENT_CTAS");
+      EXPECT_TRUE(fp.out.to_vector() == os && fp.lse.to_vector() == ls)
+          << "persistent forward (" << (*ctas ? ctas : "SM count") << " CTAs) differs from the grid of a CTA a row";
+    }
     size_t bad = 0;
     EXPECT_LT(norm_ratio(os, om, &bad), 2e-2) << "O vs mma.sync";
     EXPECT_EQ(bad, 0u) << "O elements unwritten (NaN poison) or non-finite";
@@ -293,8 +302,13 @@ TEST(AttentionSm90Gpu, BackwardMatchesCpuAndMma) {
     const BlockAttentionForward f = forward_with("mma", q, k, v, a);
     // rows_per_launch > 0: the one pass's sums capped to that many (batch·head) rows' worth, so it
     // runs over head groups (per head: layout heads from an offset; 3 = H: groups across the batch).
-    auto backward_with = [&](const char* kernel, int64_t rows_per_launch = 0) {
+    // persistent_ctas set: the dK/dV pass on the persistent grid with that many CTAs ("": one an SM).
+    auto backward_with = [&](const char* kernel, int64_t rows_per_launch = 0, const char* persistent_ctas = nullptr) {
       setenv("SPARROW_BLOCK_ATTN_BWD", kernel, 1);
+      if (persistent_ctas != nullptr) {
+        setenv("SPARROW_BLOCK_ATTN_KERNEL", "sm90_persistent", 1);
+        setenv("SPARROW_SM90_PERSISTENT_CTAS", persistent_ctas, 1);
+      }
       const int64_t nq_pad = (c.N + 63) / 64 * 64;
       if (rows_per_launch > 0)
         setenv("SPARROW_SM90_DQ_SUMS_CAP",
@@ -304,10 +318,16 @@ TEST(AttentionSm90Gpu, BackwardMatchesCpuAndMma) {
       sparrow::cuda::synchronize();
       unsetenv("SPARROW_BLOCK_ATTN_BWD");
       unsetenv("SPARROW_SM90_DQ_SUMS_CAP");
+      unsetenv("SPARROW_BLOCK_ATTN_KERNEL");
+      unsetenv("SPARROW_SM90_PERSISTENT_CTAS");
       return std::vector<std::vector<double>>{r.dq.to_vector(), r.dk.to_vector(), r.dv.to_vector()};
     };
     const auto gm = backward_with("mma"), gd = backward_with("sm90_deterministic");
     EXPECT_TRUE(backward_with("sm90_deterministic") == gd) << "two-pass backward not reproducible";
+    // The persistent dK/dV grid does each key block's arithmetic in the same order: the same bits.
+    for (const char* ctas : {"", "3"})
+      EXPECT_TRUE(backward_with("sm90_deterministic", 0, ctas) == gd)
+          << "persistent two-pass backward (" << (*ctas ? ctas : "SM count") << " CTAs) differs";
     std::vector<std::vector<double>> gc;
     if (c.N <= 1000 || c.pattern != "dense") {
       auto f32 = [](const Tensor& t) { return on(t, Device::cpu(), DType::F32); };
@@ -319,16 +339,21 @@ TEST(AttentionSm90Gpu, BackwardMatchesCpuAndMma) {
     struct Variant {
       const char* kind;
       int64_t rows;
+      const char* persistent_ctas = nullptr;
     };
-    for (const auto& [kind, rows] :
+    for (const auto& [kind, rows, ctas] :
          std::vector<Variant>{{"sm90_onepass", 0},
                               {"sm90_onepass", 1},
                               {"sm90_onepass", 3},
                               {"sm90_deterministic", 0},
                               {"sm90_bwd_pingpong", 0},  // the one pass with its warpgroups' GEMMs in turns
-                              {"sm90_bwd_pingpong", 3}}) {
-      SCOPED_TRACE(::testing::Message() << rows << " (batch·head) rows a launch (0: all)");
-      const auto gs = std::strcmp(kind, "sm90_deterministic") == 0 ? gd : backward_with(kind, rows);
+                              {"sm90_bwd_pingpong", 3},
+                              {"sm90_onepass", 0, ""},  // the persistent dK/dV grid, a CTA an SM
+                              {"sm90_onepass", 3, "3"},
+                              {"sm90_bwd_pingpong", 0, "3"}}) {
+      SCOPED_TRACE(::testing::Message() << rows << " (batch·head) rows a launch (0: all)"
+                                        << (ctas ? " persistent, CTAs: " : "") << (ctas ? ctas : ""));
+      const auto gs = std::strcmp(kind, "sm90_deterministic") == 0 ? gd : backward_with(kind, rows, ctas);
       for (int t = 0; t < 3; ++t) {
         size_t bad = 0;
         EXPECT_LT(norm_ratio(gs[t], gm[t], &bad), 2e-2) << kind << " " << names[t] << " vs mma.sync";

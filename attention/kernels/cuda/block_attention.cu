@@ -35,14 +35,18 @@ struct Problem {
   std::shared_ptr<const DeviceBuffer> key_last_hold;
   bool fast = false;           // tensor-core kernels
   bool sm90 = false;           // the sm_90a forward (block_attention_sm90.cu)
+  bool persistent = false;     // ... on the persistent grid (SPARROW_BLOCK_ATTN_KERNEL=sm90_persistent)
   int64_t layout_entries = 0;  // Σ nnz over the layout's stored heads
   int fwd_warps = 4;           // forward CTA: 16 query rows per warp
 };
 
 // The sm_90a forward serves compute capability 9.0 (sm_90a code runs on nothing else) for bf16,
 // head dim 64 / 128, layout block 128 (or no layout), plain key positions. SPARROW_BLOCK_ATTN_KERNEL
-// picks: "mma" forces the mma.sync kernels, "sm90" the sm_90a one where it applies; unset, the
-// default below.
+// picks: "mma" forces the mma.sync kernels, "sm90" the sm_90a one where it applies,
+// "sm90_persistent" the same with the forward and the backward's dK/dV pass on a persistent grid
+// (one CTA an SM taking rows / key blocks from a counter; written 2026-12-06 without a GPU, opt-in
+// until measured; SPARROW_SM90_PERSISTENT_CTAS caps its CTAs, for tests that want several items a
+// CTA); unset, the default below.
 constexpr bool kSm90ByDefault = true;  // verified on an H100: tests/gpu/attention_sm90_gpu_test.cpp, memcheck
 // The sm_90a backward (block_attention_sm90_bwd.cu), after an sm_90a forward: one pass with dQ
 // summed in f32 by bulk reduce-adds (5 GEMMs a tile; not bit-reproducible) or two deterministic
@@ -149,15 +153,17 @@ Problem prepare(const Tensor& q, const Tensor& k, const Tensor& v, const BlockAt
   p.fwd_warps = (!p.layout_hold || block % 128 == 0) ? 8 : 4;
   if (p.layout_hold) p.layout_entries = p.layout_hold->entries;
   p.sm90 = use_sm90(p);
+  const char* kernel = std::getenv("SPARROW_BLOCK_ATTN_KERNEL");
+  p.persistent = p.sm90 && kernel != nullptr && std::strcmp(kernel, "sm90_persistent") == 0;
   return p;
 }
 
 bool use_sm90(const Problem& p) {
   bool want = kSm90ByDefault;
   if (const char* e = std::getenv("SPARROW_BLOCK_ATTN_KERNEL")) {
-    const bool sm90 = std::strcmp(e, "sm90") == 0;
+    const bool sm90 = std::strcmp(e, "sm90") == 0 || std::strcmp(e, "sm90_persistent") == 0;
     SPARROW_CHECK(sm90 || std::strcmp(e, "mma") == 0 || *e == '\0', "SPARROW_BLOCK_ATTN_KERNEL=", e,
-                  ": expected mma or sm90");
+                  ": expected mma, sm90 or sm90_persistent");
     if (*e != '\0') want = sm90;
   }
   if (!want || !p.fast || !sm90_built() || p.geo.key_last != nullptr || (p.d != 64 && p.d != 128)) return false;
@@ -167,7 +173,20 @@ bool use_sm90(const Problem& p) {
   // (past 8.4M tokens the mma.sync kernels, whose grids put the blocks in x, serve).
   const int64_t most_blocks = (std::max(p.nq, p.nk) + kSm90Block - 1) / kSm90Block;
   if (p.nq >= INT_MAX / 2 || p.nk >= INT_MAX / 2 || p.nq == 0 || most_blocks > 65535) return false;
+  // The forward's work items, (batch·head, query block) rows, are counted in int.
+  if (p.b * p.h * most_blocks >= INT_MAX) return false;
   return device_is_sm90();
+}
+
+// A count from the environment: 0 when unset or empty; anything but a number ≥ 0 is an error.
+int64_t env_count(const char* name) {
+  const char* e = std::getenv(name);
+  if (e == nullptr || *e == '\0') return 0;
+  char* end = nullptr;
+  const long long n = std::strtoll(e, &end, 10);
+  SPARROW_CHECK(end != e && *end == '\0' && n >= 0 && n <= INT_MAX, name, "=", e, ": expected a count (0 to ", INT_MAX,
+                ")");
+  return n;
 }
 
 void launch_fwd_sm90(const Problem& p, const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, Tensor& lse) {
@@ -193,6 +212,12 @@ void launch_fwd_sm90(const Problem& p, const Tensor& q, const Tensor& k, const T
                      sparrow::cuda::stream());
     f.lists = lists.data<int32_t>();
     f.counts = counts.data<int32_t>();
+  }
+  Tensor work_counter;
+  if (p.persistent) {
+    work_counter = empty({1}, DType::I32, q.device());
+    f.work_counter = work_counter.data<int32_t>();
+    f.ctas = static_cast<int>(env_count("SPARROW_SM90_PERSISTENT_CTAS"));
   }
   sm90_forward(f, sparrow::cuda::stream());
 }
@@ -248,6 +273,8 @@ void launch_bwd_sm90(const Sm90BwdPlan& plan, const Problem& p, const Tensor& q,
   const bool one_pass = plan.kind == Sm90Bwd::kOnePass;
   Tensor dq_sums;  // one pass: f32 dQ sums of one group, held until the kernels are queued (stream-ordered pool)
   if (one_pass) dq_sums = empty({sm90_dq_sums_floats(group, nq_pad, p.d)}, DType::F32, q.device());
+  Tensor work_counter;  // the persistent dK/dV grid's (each launch zeroes it on the stream)
+  if (p.persistent) work_counter = empty({1}, DType::I32, q.device());
   // A bf16 tensor's storage from element `elements` on.
   auto from = [](const Tensor& t, int64_t elements) { return static_cast<char*>(t.data_ptr()) + 2 * elements; };
   for (int64_t r0 = 0; r0 < bh; r0 += group) {
@@ -255,6 +282,10 @@ void launch_bwd_sm90(const Sm90BwdPlan& plan, const Problem& p, const Tensor& q,
     Sm90Backward b;
     if (one_pass) b.dq_accum = dq_sums.data<float>();
     b.turns = plan.turns;
+    if (p.persistent) {
+      b.work_counter = work_counter.data<int32_t>();
+      b.ctas = static_cast<int>(env_count("SPARROW_SM90_PERSISTENT_CTAS"));
+    }
     b.q = from(q, q_off);
     b.k = from(k, k_off);
     b.v = from(v, k_off);

@@ -21,6 +21,7 @@
 
 #include <cuda_bf16.h>
 
+#include <algorithm>
 #include <atomic>
 
 #include "attention/kernels/cuda/block_attention_lists.h"
@@ -73,11 +74,15 @@ constexpr int kThreads = 384;  // producer warpgroup + 2 consumer warpgroups
 
 // kStages: K/V stages in the ring. The ping-pong schedule holds V of tile i−1 and K of tile i at
 // once and frees a stage one turn later, so at D 128 it takes three stages (Q 32 KiB + 3 × 64 KiB
-// = 224 KiB of the 227 KiB a CTA may have).
+// = 224 KiB of the 227 KiB a CTA may have). kQStages: Q buffers, so that the next row's Q loads
+// while this row's last tiles run (D 64: two, 32 KiB; D 128 has room for one, freed after the
+// row's last S GEMM).
 template <int D>
 struct Cfg {
   static constexpr int kStages = D == 64 ? 4 : 3;
-  using SmemLayoutQ = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<Elt>{}, Shape<Int<kM>, Int<D>>{}));
+  static constexpr int kQStages = D == 64 ? 2 : 1;
+  using SmemLayoutQ =
+      decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<Elt>{}, Shape<Int<kM>, Int<D>, Int<kQStages>>{}));
   using SmemLayoutK = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<Elt>{}, Shape<Int<kN>, Int<D>, Int<kStages>>{}));
   // Vᵀ (D × keys × stages) viewed on V's row-major (K-major for QKᵀ) tiles: MN-major for P·V.
   using SmemLayoutVt = TransposedSmem<SmemLayoutK, kN, D, kStages>;
@@ -92,16 +97,18 @@ struct Cfg {
     array_aligned<Elt, cosize_v<SmemLayoutQ>, 1024> q;
     array_aligned<Elt, cosize_v<SmemLayoutK>, 1024> k;
     array_aligned<Elt, cosize_v<SmemLayoutK>, 1024> v;
-    alignas(8) uint64_t bar_q;
+    alignas(8) uint64_t full_q[kQStages];
+    uint64_t empty_q[kQStages];
     uint64_t full_k[kStages];
     uint64_t full_v[kStages];
     uint64_t empty[kStages];
+    int item[kQStages];  // the work item whose Q is in each buffer; −1: the grid's work is done
   };
 };
 
 template <int D>
 auto make_tma_q(const Elt* p, int n, int bh) {
-  return make_tma_rows<kM, D>(p, n, bh, typename Cfg<D>::SmemLayoutQ{});
+  return make_tma_rows<kM, D>(p, n, bh, take<0, 2>(typename Cfg<D>::SmemLayoutQ{}));
 }
 template <int D>
 auto make_tma_kv(const Elt* p, int n, int bh) {
@@ -115,12 +122,13 @@ struct Params {
   decltype(make_tma_kv<D>(nullptr, 1, 1)) tma_v;
   Elt* out;
   float* lse;
-  int nq, nk, bh, heads;
+  int nq, nk, bh, heads, nqb;
   float scale_log2;
   bool causal;
   LayoutView view;
   const int32_t* lists;
   const int32_t* counts;
+  WorkQueue queue;  // items: B·H · nqb query block-rows
 };
 
 // The key blocks of one query block-row, in walk order (partial first).
@@ -168,23 +176,30 @@ template <int D>
 __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT const Params<D> p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using C = Cfg<D>;
-  constexpr int S = C::kStages;
+  constexpr int S = C::kStages, QS = C::kQStages;
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   auto& ss = *reinterpret_cast<typename C::Smem*>(smem_raw);
 
   const int tid = threadIdx.x;
   const int wg = cutlass::canonical_warp_group_idx();
-  // Grid (B·H, query blocks), heads fastest, so the CTAs of one row index run together. Heavier
-  // rows first where that is known: under causality the later rows; otherwise the first ones
-  // (global/sink rows see every key block).
-  const int m_block =
-      p.causal ? static_cast<int>(gridDim.y) - 1 - static_cast<int>(blockIdx.y) : static_cast<int>(blockIdx.y);
-  const int bh = blockIdx.x, h = bh % p.heads;
-  const Walk w = make_walk(p, h, m_block);
+  // Work item = one query block-row of one (batch, head): item = rank · B·H + bh, heads fastest,
+  // so the CTAs of one row index run together. Heavier rows first where that is known: under
+  // causality the later rows; otherwise the first ones (global/sink rows see every key block).
+  struct Row {
+    int bh, h, m_block;
+  };
+  auto row_of = [&](int item) {
+    const int rank = item / p.bh, bh = item % p.bh;
+    return Row{bh, bh % p.heads, p.causal ? p.nqb - 1 - rank : rank};
+  };
 
   if (tid == 0) {
-    Bar::init(&ss.bar_q, 1);
-#pragma unroll
+    CUTLASS_PRAGMA_UNROLL
+    for (int s = 0; s < QS; ++s) {
+      Bar::init(&ss.full_q[s], 1);
+      Bar::init(&ss.empty_q[s], kConsumerWarps);
+    }
+    CUTLASS_PRAGMA_UNROLL
     for (int s = 0; s < S; ++s) {
       Bar::init(&ss.full_k[s], 1);
       Bar::init(&ss.full_v[s], 1);
@@ -205,27 +220,36 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
       Tensor mQ = p.tma_q.get_tma_tensor(make_shape(p.nq, Int<D>{}, p.bh));
       Tensor mK = p.tma_k.get_tma_tensor(make_shape(p.nk, Int<D>{}, p.bh));
       Tensor mV = p.tma_v.get_tma_tensor(make_shape(p.nk, Int<D>{}, p.bh));
-      Tensor gQ = local_tile(mQ(_, _, bh), Shape<Int<kM>, Int<D>>{}, make_coord(m_block, _0{}));
-      Tensor gK = local_tile(mK(_, _, bh), Shape<Int<kN>, Int<D>>{}, make_coord(_, _0{}));  // (kN, D, blocks)
-      Tensor gV = local_tile(mV(_, _, bh), Shape<Int<kN>, Int<D>>{}, make_coord(_, _0{}));
-      auto [tQg, tQs] = tma_partition(p.tma_q, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sQ), group_modes<0, 2>(gQ));
-      auto [tKg, tKs] = tma_partition(p.tma_k, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sK), group_modes<0, 2>(gK));
-      auto [tVg, tVs] = tma_partition(p.tma_v, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sV), group_modes<0, 2>(gV));
+      Ring<QS> qring;
+      Ring<S> ring;
+      // Item n goes to Q buffer n mod QS once the consumers have freed it (after their last S
+      // GEMM of item n − QS): the next row's Q and first K/V tiles load while they finish this one.
+      for (int n = 0;; ++n, qring.advance()) {
+        Bar::wait(&ss.empty_q[qring.stage], qring.phase ^ 1);
+        const int item = p.queue.next(n);
+        ss.item[qring.stage] = item;  // published by the arrival below (release), read after its wait
+        if (item < 0) {
+          Bar::arrive(&ss.full_q[qring.stage]);
+          break;
+        }
+        const Row r = row_of(item);
+        const Walk w = make_walk(p, r.h, r.m_block);
+        Tensor gQ = local_tile(mQ(_, _, r.bh), Shape<Int<kM>, Int<D>>{}, make_coord(r.m_block, _0{}));
+        Tensor gK = local_tile(mK(_, _, r.bh), Shape<Int<kN>, Int<D>>{}, make_coord(_, _0{}));  // (kN, D, blocks)
+        Tensor gV = local_tile(mV(_, _, r.bh), Shape<Int<kN>, Int<D>>{}, make_coord(_, _0{}));
+        auto [tQg, tQs] = tma_partition(p.tma_q, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sQ), group_modes<0, 2>(gQ));
+        auto [tKg, tKs] = tma_partition(p.tma_k, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sK), group_modes<0, 2>(gK));
+        auto [tVg, tVs] = tma_partition(p.tma_v, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sV), group_modes<0, 2>(gV));
 
-      TxBar::arrive_and_expect_tx(&ss.bar_q, kM * D * 2);
-      copy(p.tma_q.with(ss.bar_q), tQg, tQs);
-      int stage = 0;
-      uint32_t phase = 0;
-      for (int i = 0; i < w.nv; ++i) {
-        const int kb = w.block(i);
-        Bar::wait(&ss.empty[stage], phase ^ 1);
-        TxBar::arrive_and_expect_tx(&ss.full_k[stage], C::kTileBytes);
-        copy(p.tma_k.with(ss.full_k[stage]), tKg(_, kb), tKs(_, stage));
-        TxBar::arrive_and_expect_tx(&ss.full_v[stage], C::kTileBytes);
-        copy(p.tma_v.with(ss.full_v[stage]), tVg(_, kb), tVs(_, stage));
-        if (++stage == S) {
-          stage = 0;
-          phase ^= 1;
+        TxBar::arrive_and_expect_tx(&ss.full_q[qring.stage], kM * D * 2);
+        copy(p.tma_q.with(ss.full_q[qring.stage]), tQg, tQs(_, qring.stage));
+        for (int i = 0; i < w.nv; ++i, ring.advance()) {
+          const int kb = w.block(i);
+          Bar::wait(&ss.empty[ring.stage], ring.phase ^ 1);
+          TxBar::arrive_and_expect_tx(&ss.full_k[ring.stage], C::kTileBytes);
+          copy(p.tma_k.with(ss.full_k[ring.stage]), tKg(_, kb), tKs(_, ring.stage));
+          TxBar::arrive_and_expect_tx(&ss.full_v[ring.stage], C::kTileBytes);
+          copy(p.tma_v.with(ss.full_v[ring.stage]), tVg(_, kb), tVs(_, ring.stage));
         }
       }
     }
@@ -240,7 +264,7 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
     auto thr_pv = mma_pv.get_thread_slice(ctid);
     Tensor sVt = make_tensor(make_smem_ptr(ss.v.data()), typename C::SmemLayoutVt{});
 
-    Tensor tSrQ = thr_qk.partition_fragment_A(sQ);   // (MMA, MMA_M, MMA_K)
+    Tensor tSrQ = thr_qk.partition_fragment_A(sQ);   // (MMA, MMA_M, MMA_K, QS)
     Tensor tSrK = thr_qk.partition_fragment_B(sK);   // (MMA, MMA_N, MMA_K, S)
     Tensor tOrV = thr_pv.partition_fragment_B(sVt);  // (MMA, MMA_N, MMA_K, S)
     Tensor tSrS = partition_fragment_C(mma_qk, Shape<Int<kM>, Int<kN>>{});
@@ -262,143 +286,148 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
     // P as register A-fragments: ((2, 2, 2), 1, kN/16); element order equals the accumulator's.
     Tensor tOrP = make_tensor<Elt>(Layout<Shape<Shape<_2, _2, _2>, _1, Int<kN / 16>>>{});
 
-    clear(tOrO);
-    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
-    const int q0 = m_block * kM;
-
-    // The loop's pieces, in the order of the ping-pong schedule below.
-    auto issue_s = [&](int stage) {  // S = Q Kᵀ (async; wait with warpgroup_wait)
-      warpgroup_fence_operand(tSrS);
-      warpgroup_arrive();
-      mma_qk.accumulate_ = GMMA::ScaleOut::Zero;
-      CUTLASS_PRAGMA_UNROLL
-      for (int kk = 0; kk < size<2>(tSrQ); ++kk) {
-        cute::gemm(mma_qk, tSrQ(_, _, kk), tSrK(_, _, kk, stage), tSrS);
-        mma_qk.accumulate_ = GMMA::ScaleOut::One;
-      }
-      warpgroup_commit_batch();
-    };
-    auto issue_pv = [&](int stage) {  // O += P V
-      warpgroup_fence_operand(tOrO);
-      warpgroup_fence_operand(tOrP);
-      warpgroup_arrive();
-      CUTLASS_PRAGMA_UNROLL
-      for (int kk = 0; kk < kN / 16; ++kk) cute::gemm(mma_pv, tOrP(_, _, kk), tOrV(_, _, kk, stage), tOrO);
-      warpgroup_commit_batch();
-    };
-    auto wait_gemms = [&] {
-      warpgroup_wait<0>();
-      warpgroup_fence_operand(tSrS);
-      warpgroup_fence_operand(tOrO);
-    };
-    auto release = [&](int stage) {
-      __syncwarp();
-      if (lane == 0) Bar::arrive(&ss.empty[stage]);
-    };
-    // S of walk position i (key block kb) → P in tOrP; O rescaled by the new running max.
-    auto softmax = [&](int i, int kb) {
-      // The mask only on partial tiles (the scale comes later, in the exponent).
-      if (i < w.np) {
-        const int k0 = kb * kN;
-        CUTLASS_PRAGMA_UNROLL
-        for (int r = 0; r < size<0>(Srs); ++r) CUTLASS_PRAGMA_UNROLL
-        for (int c = 0; c < size<1>(Srs); ++c) {
-          const int row = q0 + get<0>(Crs(r, c)), col = k0 + get<1>(Crs(r, c));
-          const bool ok = col < p.nk && (!p.causal || col <= row);
-          if (!ok) Srs(r, c) = -INFINITY;
-        }
-      }
-      // Online softmax: rows r = 0, 1 of this thread (its quad holds the rest of each row).
-      CUTLASS_PRAGMA_UNROLL
-      for (int r = 0; r < 2; ++r) {
-        float mx = -INFINITY;
-        CUTLASS_PRAGMA_UNROLL
-        for (int c = 0; c < size<1>(Srs); ++c) mx = fmaxf(mx, Srs(r, c));
-        mx = quad_max(mx);
-        mx *= p.scale_log2;  // −∞ stays −∞
-        const float m_new = fmaxf(m[r], mx);
-        const float m_use = m_new == -INFINITY ? 0.f : m_new;  // nothing visible yet
-        const float alpha = exp2_ftz(m[r] - m_use);
-        float sum = 0.f;
-        CUTLASS_PRAGMA_UNROLL
-        for (int c = 0; c < size<1>(Srs); ++c) {
-          const float e = exp2_ftz(fmaf(Srs(r, c), p.scale_log2, -m_use));
-          Srs(r, c) = e;
-          sum += e;
-        }
-        l[r] = l[r] * alpha + sum;  // per-thread partial; the quad's are summed at the end
-        m[r] = m_new;
-        CUTLASS_PRAGMA_UNROLL
-        for (int c = 0; c < size<1>(Ors); ++c) Ors(r, c) *= alpha;
-      }
-      to_bf16_fragment(tSrS, tOrP);
-    };
-
-    Bar::wait(&ss.bar_q, 0);
-    int stage = 0;
-    uint32_t phase = 0;
-    auto advance = [&] {
-      if (++stage == S) {
-        stage = 0;
-        phase ^= 1;
-      }
-    };
     // Ping-pong (FlashAttention-3's inter-warpgroup overlap): the two consumer warpgroups take
     // turns issuing their GEMMs — P·V of tile i−1 and S of tile i in one turn — so that one
     // warpgroup's softmax runs while the tensor cores work through the other's GEMMs. Turns pass
     // through two named barriers of 256 threads (the waiting warpgroup syncs on its own, the
-    // other arrives on it): warpgroup c waits on barrier c, then arrives on 1 − c. Each warpgroup
-    // has nv + 1 turns; warpgroup 1 opens with one arrival on barrier 0 (0 goes first) and skips
-    // its last, so arrivals and waits match on both barriers. On an H100 the turns made the
-    // forward 1.01–1.10× faster than the same loop without them (bench/RESULTS.md, 2026-12-06).
-    const int c = wg - 1;
-    auto my_turn = [&] { cutlass::arch::NamedBarrier::sync(kConsumerThreads, c); };
-    auto pass_turn = [&] { cutlass::arch::NamedBarrier::arrive(kConsumerThreads, 1 - c); };
-    if (w.nv > 0) {
-      if (c == 1) pass_turn();
-      TxBar::wait(&ss.full_k[stage], phase);
-      my_turn();
-      issue_s(stage);
-      pass_turn();
-      wait_gemms();
-      softmax(0, w.block(0));
-      for (int i = 1; i < w.nv; ++i) {
-        const int prev = stage;
-        const uint32_t prev_phase = phase;
-        advance();
-        TxBar::wait(&ss.full_v[prev], prev_phase);
-        TxBar::wait(&ss.full_k[stage], phase);
+    // other arrives on it): warpgroup c waits on barrier c, then arrives on 1 − c. For a row of
+    // nv tiles each warpgroup has nv + 1 turns; warpgroup 1 opens with one arrival on barrier 0 (0
+    // goes first) and skips its last, so arrivals and waits match on both barriers, row after row
+    // (both warpgroups walk the same rows). On an H100 the turns made the forward 1.01–1.10×
+    // faster than the same loop without them (bench/RESULTS.md, 2026-12-06).
+    const int cw = wg - 1;
+    auto my_turn = [&] { cutlass::arch::NamedBarrier::sync(kConsumerThreads, cw); };
+    auto pass_turn = [&] { cutlass::arch::NamedBarrier::arrive(kConsumerThreads, 1 - cw); };
+    Ring<QS> qring;
+    Ring<S> ring;
+    for (int n = 0;; ++n, qring.advance()) {
+      TxBar::wait(&ss.full_q[qring.stage], qring.phase);
+      const int item = ss.item[qring.stage];
+      if (item < 0) break;
+      const Row row_here = row_of(item);
+      const int bh = row_here.bh, q0 = row_here.m_block * kM, qs = qring.stage;
+      const Walk w = make_walk(p, row_here.h, row_here.m_block);
+      clear(tOrO);
+      float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+
+      // The loop's pieces, in the order of the ping-pong schedule below.
+      auto issue_s = [&](int stage) {  // S = Q Kᵀ (async; wait with warpgroup_wait)
+        warpgroup_fence_operand(tSrS);
+        warpgroup_arrive();
+        mma_qk.accumulate_ = GMMA::ScaleOut::Zero;
+        CUTLASS_PRAGMA_UNROLL
+        for (int kk = 0; kk < size<2>(tSrQ); ++kk) {
+          cute::gemm(mma_qk, tSrQ(_, _, kk, qs), tSrK(_, _, kk, stage), tSrS);
+          mma_qk.accumulate_ = GMMA::ScaleOut::One;
+        }
+        warpgroup_commit_batch();
+      };
+      auto issue_pv = [&](int stage) {  // O += P V
+        warpgroup_fence_operand(tOrO);
+        warpgroup_fence_operand(tOrP);
+        warpgroup_arrive();
+        CUTLASS_PRAGMA_UNROLL
+        for (int kk = 0; kk < kN / 16; ++kk) cute::gemm(mma_pv, tOrP(_, _, kk), tOrV(_, _, kk, stage), tOrO);
+        warpgroup_commit_batch();
+      };
+      auto wait_gemms = [&] {
+        warpgroup_wait<0>();
+        warpgroup_fence_operand(tSrS);
+        warpgroup_fence_operand(tOrO);
+      };
+      auto release = [&](uint64_t* empty) {
+        __syncwarp();
+        if (lane == 0) Bar::arrive(empty);
+      };
+      // S of walk position i (key block kb) → P in tOrP; O rescaled by the new running max.
+      auto softmax = [&](int i, int kb) {
+        // The mask only on partial tiles (the scale comes later, in the exponent).
+        if (i < w.np) {
+          const int k0 = kb * kN;
+          CUTLASS_PRAGMA_UNROLL
+          for (int r = 0; r < size<0>(Srs); ++r) CUTLASS_PRAGMA_UNROLL
+          for (int c = 0; c < size<1>(Srs); ++c) {
+            const int row = q0 + get<0>(Crs(r, c)), col = k0 + get<1>(Crs(r, c));
+            const bool ok = col < p.nk && (!p.causal || col <= row);
+            if (!ok) Srs(r, c) = -INFINITY;
+          }
+        }
+        // Online softmax: rows r = 0, 1 of this thread (its quad holds the rest of each row).
+        CUTLASS_PRAGMA_UNROLL
+        for (int r = 0; r < 2; ++r) {
+          float mx = -INFINITY;
+          CUTLASS_PRAGMA_UNROLL
+          for (int c = 0; c < size<1>(Srs); ++c) mx = fmaxf(mx, Srs(r, c));
+          mx = quad_max(mx);
+          mx *= p.scale_log2;  // −∞ stays −∞
+          const float m_new = fmaxf(m[r], mx);
+          const float m_use = m_new == -INFINITY ? 0.f : m_new;  // nothing visible yet
+          const float alpha = exp2_ftz(m[r] - m_use);
+          float sum = 0.f;
+          CUTLASS_PRAGMA_UNROLL
+          for (int c = 0; c < size<1>(Srs); ++c) {
+            const float e = exp2_ftz(fmaf(Srs(r, c), p.scale_log2, -m_use));
+            Srs(r, c) = e;
+            sum += e;
+          }
+          l[r] = l[r] * alpha + sum;  // per-thread partial; the quad's are summed at the end
+          m[r] = m_new;
+          CUTLASS_PRAGMA_UNROLL
+          for (int c = 0; c < size<1>(Ors); ++c) Ors(r, c) *= alpha;
+        }
+        to_bf16_fragment(tSrS, tOrP);
+      };
+
+      if (w.nv > 0) {
+        if (cw == 1) pass_turn();
+        TxBar::wait(&ss.full_k[ring.stage], ring.phase);
         my_turn();
-        issue_pv(prev);
-        issue_s(stage);
+        issue_s(ring.stage);
         pass_turn();
         wait_gemms();
-        release(prev);
-        softmax(i, w.block(i));
+        if (w.nv == 1) release(&ss.empty_q[qs]);  // the row's last S GEMM has read Q
+        softmax(0, w.block(0));
+        for (int i = 1; i < w.nv; ++i) {
+          const Ring<S> prev = ring;
+          ring.advance();
+          TxBar::wait(&ss.full_v[prev.stage], prev.phase);
+          TxBar::wait(&ss.full_k[ring.stage], ring.phase);
+          my_turn();
+          issue_pv(prev.stage);
+          issue_s(ring.stage);
+          pass_turn();
+          wait_gemms();
+          release(&ss.empty[prev.stage]);
+          if (i == w.nv - 1) release(&ss.empty_q[qs]);
+          softmax(i, w.block(i));
+        }
+        TxBar::wait(&ss.full_v[ring.stage], ring.phase);
+        my_turn();
+        issue_pv(ring.stage);
+        if (cw == 0) pass_turn();
+        wait_gemms();
+        release(&ss.empty[ring.stage]);
+        ring.advance();
+      } else {
+        release(&ss.empty_q[qs]);
       }
-      TxBar::wait(&ss.full_v[stage], phase);
-      my_turn();
-      issue_pv(stage);
-      if (c == 0) pass_turn();
-      wait_gemms();
-      release(stage);
-    }
 
-    // Epilogue: O = acc / l, LSE = (m + log2 l)·ln 2.
-    Elt* og = p.out + static_cast<int64_t>(bh) * p.nq * D;
-    float* lg = p.lse + static_cast<int64_t>(bh) * p.nq;
-    CUTLASS_PRAGMA_UNROLL
-    for (int r = 0; r < 2; ++r) {
-      const float lsum = quad_sum(l[r]);
-      const float inv = lsum > 0.f ? 1.f / lsum : 0.f;
-      const int row = q0 + get<0>(COrs(r, 0));
-      if (row < p.nq) {
-        if ((lane & 3) == 0) lg[row] = lsum > 0.f ? (m[r] + log2f(lsum)) * 0.69314718055994531f : -INFINITY;
-        CUTLASS_PRAGMA_UNROLL
-        for (int c = 0; c < size<1>(Ors); c += 2) {
-          const int col = get<1>(COrs(r, c));
-          const __nv_bfloat162 b2 = __float22bfloat162_rn(make_float2(Ors(r, c) * inv, Ors(r, c + 1) * inv));
-          *reinterpret_cast<__nv_bfloat162*>(og + static_cast<int64_t>(row) * D + col) = b2;
+      // Epilogue: O = acc / l, LSE = (m + log2 l)·ln 2.
+      Elt* og = p.out + static_cast<int64_t>(bh) * p.nq * D;
+      float* lg = p.lse + static_cast<int64_t>(bh) * p.nq;
+      CUTLASS_PRAGMA_UNROLL
+      for (int r = 0; r < 2; ++r) {
+        const float lsum = quad_sum(l[r]);
+        const float inv = lsum > 0.f ? 1.f / lsum : 0.f;
+        const int row = q0 + get<0>(COrs(r, 0));
+        if (row < p.nq) {
+          if ((lane & 3) == 0) lg[row] = lsum > 0.f ? (m[r] + log2f(lsum)) * 0.69314718055994531f : -INFINITY;
+          CUTLASS_PRAGMA_UNROLL
+          for (int c = 0; c < size<1>(Ors); c += 2) {
+            const int col = get<1>(COrs(r, c));
+            const __nv_bfloat162 b2 = __float22bfloat162_rn(make_float2(Ors(r, c) * inv, Ors(r, c + 1) * inv));
+            *reinterpret_cast<__nv_bfloat162*>(og + static_cast<int64_t>(row) * D + col) = b2;
+          }
         }
       }
     }
@@ -410,6 +439,10 @@ template <int D>
 void launch(const Sm90Forward& f, cudaStream_t stream) {
   using C = Cfg<D>;
   const int nq = static_cast<int>(f.nq), nk = static_cast<int>(f.nk), bh = static_cast<int>(f.bh);
+  const int nqb = (nq + kM - 1) / kM, items = bh * nqb;
+  // Persistent: as many CTAs as SMs (one fits an SM), the rows handed out by the counter.
+  const int ctas = f.work_counter == nullptr ? items : std::min(items, f.ctas > 0 ? f.ctas : sparrow::cuda::sm_count());
+  if (f.work_counter != nullptr) SPARROW_CUDA_CHECK(cudaMemsetAsync(f.work_counter, 0, sizeof(int32_t), stream));
   Params<D> p{make_tma_q<D>(static_cast<const Elt*>(f.q), nq, bh),
               make_tma_kv<D>(static_cast<const Elt*>(f.k), nk, bh),
               make_tma_kv<D>(static_cast<const Elt*>(f.v), nk, bh),
@@ -419,16 +452,18 @@ void launch(const Sm90Forward& f, cudaStream_t stream) {
               nk,
               bh,
               static_cast<int>(f.heads),
+              nqb,
               f.scale_log2,
               f.causal,
               f.view,
               f.lists,
-              f.counts};
+              f.counts,
+              WorkQueue{f.work_counter, items}};
   constexpr int smem = static_cast<int>(sizeof(typename C::Smem));
+  static_assert(smem <= 227 * 1024, "sm_90a: at most 227 KiB of shared memory a CTA");
   static std::atomic<uint64_t> smem_raised{0};
   raise_smem_limit(fwd_kernel<D>, smem, smem_raised);
-  const dim3 grid(static_cast<unsigned>(f.bh), static_cast<unsigned>((f.nq + kM - 1) / kM));
-  fwd_kernel<D><<<grid, kThreads, smem, stream>>>(p);
+  fwd_kernel<D><<<static_cast<unsigned>(ctas), kThreads, smem, stream>>>(p);
   SPARROW_CUDA_LAUNCH_CHECK();
 }
 

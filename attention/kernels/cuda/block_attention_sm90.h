@@ -25,6 +25,10 @@ struct Sm90Forward {
   LayoutView view;                  // row_ptr == nullptr: dense; else block == kSm90Block
   const int32_t* lists = nullptr;   // per row: partial blocks then full blocks (indexed like col_idx)
   const int32_t* counts = nullptr;  // [nh][nqb][2]: partial count, total count
+  // Set: the persistent grid (sm_count() CTAs, or ctas if > 0) taking rows from this counter, which
+  // sm90_forward zeroes on the stream; null: a CTA a (batch·head, query block) row.
+  int32_t* work_counter = nullptr;
+  int ctas = 0;
 };
 
 // The backward's inputs (block_attention_sm90_bwd.cu): q, k, v, dout as for the forward, and the
@@ -46,6 +50,9 @@ struct Sm90Backward {
   void* dv = nullptr;
   float* dq_accum = nullptr;
   bool turns = false;  // one pass: the consumer warpgroups issue their GEMMs in turns (ping-pong)
+  // Set: the dK/dV pass on the persistent grid (as Sm90Forward's; zeroed by sm90_backward).
+  int32_t* work_counter = nullptr;
+  int ctas = 0;
   int64_t bh = 0, heads = 1, nq = 0, nk = 0, nq_pad = 0;
   int d = 0;
   float scale = 0, scale_log2 = 0;

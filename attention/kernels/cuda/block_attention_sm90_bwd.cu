@@ -30,6 +30,8 @@
 // rule key < nk and (not causal or key ≤ query); rows past nq have LSE₂ = +∞, so P = 0 there.
 #include <cuda_bf16.h>
 
+#include <algorithm>
+
 #include "attention/kernels/cuda/block_attention_lists.h"
 #include "attention/kernels/cuda/block_attention_sm90.h"
 #include "framework/cuda/runtime.h"
@@ -178,9 +180,11 @@ struct DkdvCfg : Tiles<D> {
     array_aligned<Elt, cosize_v<SmemLayoutQ>, 1024> dout;
     alignas(16) float lse2[kStages][kHalf];  // bulk copies: 16-byte aligned, 256 bytes each
     alignas(16) float di[kStages][kHalf];
-    alignas(8) uint64_t bar_kv;
+    alignas(8) uint64_t full_kv;  // K and V of the column
+    uint64_t empty_kv;
     uint64_t full[kStages];  // TMA's bytes: Q and dO tiles, LSE₂ and Di
     uint64_t empty[kStages];
+    int item;  // the work item whose K and V are in; −1: the grid's work is done
   };
   struct SmemOnePass : Smem {
     array_aligned<Elt, cosize_v<SmemLayoutdS>, 1024> ds;
@@ -213,6 +217,7 @@ struct BwdParams {
   float scale, scale_log2;
   bool causal;
   LayoutView view;
+  WorkQueue queue;  // dK/dV: B·H · nkb key blocks
 };
 
 // Stores a (128 rows × D) f32 accumulator (rows r0 + row of the tile, below n) as bf16 × factor.
@@ -230,19 +235,6 @@ __device__ void store_rows(const Acc& acc_rc, const Coords& crd_rc, Elt* base, i
     }
   }
 }
-
-// A position in the ring of S shared-memory stages: the stage and the parity of its barriers' phase.
-template <int S>
-struct Ring {
-  int stage = 0;
-  uint32_t phase = 0;
-  __device__ void advance() {
-    if (++stage == S) {
-      stage = 0;
-      phase ^= 1;
-    }
-  }
-};
 
 // Both passes' score GEMMs, issued as one batch and waited for: c1 = a1·b1(stage)ᵀ and
 // c2 = a2·b2(stage)ᵀ over D (Sᵀ and dPᵀ for dK/dV, S and dP for dQ), accumulators overwritten.
@@ -355,19 +347,31 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
 
   const int tid = threadIdx.x;
   const int wg = cutlass::canonical_warp_group_idx();
-  // Grid (B·H, key blocks), heads fastest. Under causality the first key blocks have the longest
-  // columns: they go first.
-  const int kb = static_cast<int>(blockIdx.y);
-  const int bh = blockIdx.x, h = bh % p.heads;
-  const int k0 = kb * kBlock;
-  const ColumnBlocks col = column_blocks(p.view, h, kb, p.nqb, p.causal);
-  // Tile t of the walk: query rows [q0, q0 + 64) of block col.at(t / 2); kSkip ones are passed over.
-  auto tile_q0 = [&](int t) { return col.at(t >> 1) * kBlock + (t & 1) * kHalf; };
-  auto tile_kind = [&](int t) { return classify_tile(tile_q0(t), kHalf, k0, kBlock, p.nq, p.nk, p.causal); };
-  const int tiles = 2 * col.n;
+  // Work item = one key block of one (batch, head): item = kb · B·H + bh, heads fastest. Under
+  // causality the first key blocks have the longest columns: they go first.
+  struct Column {
+    int bh, h, kb, k0, tiles;
+    ColumnBlocks col;
+  };
+  auto column_of = [&](int item) {
+    Column c;
+    c.bh = item % p.bh;
+    c.h = c.bh % p.heads;
+    c.kb = item / p.bh;
+    c.k0 = c.kb * kBlock;
+    c.col = column_blocks(p.view, c.h, c.kb, p.nqb, p.causal);
+    c.tiles = 2 * c.col.n;
+    return c;
+  };
+  // Tile t of a column's walk: query rows [q0, q0 + 64) of block col.at(t / 2); kSkip ones are passed over.
+  auto tile_q0 = [](const Column& c, int t) { return c.col.at(t >> 1) * kBlock + (t & 1) * kHalf; };
+  auto tile_kind = [&](const Column& c, int t) {
+    return classify_tile(tile_q0(c, t), kHalf, c.k0, kBlock, p.nq, p.nk, p.causal);
+  };
 
   if (tid == 0) {
-    Bar::init(&ss.bar_kv, 1);
+    Bar::init(&ss.full_kv, 1);
+    Bar::init(&ss.empty_kv, kConsumerThreads);
     CUTLASS_PRAGMA_UNROLL
     for (int s = 0; s < S; ++s) {
       Bar::init(&ss.full[s], 1);
@@ -392,39 +396,53 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
       Tensor mV = p.tma_block_b.get_tma_tensor(make_shape(p.nk, Int<D>{}, p.bh));
       Tensor mQ = p.tma_half_a.get_tma_tensor(make_shape(p.nq, Int<D>{}, p.bh));
       Tensor mdO = p.tma_half_b.get_tma_tensor(make_shape(p.nq, Int<D>{}, p.bh));
-      Tensor gK = local_tile(mK(_, _, bh), Shape<Int<kBlock>, Int<D>>{}, make_coord(kb, _0{}));
-      Tensor gV = local_tile(mV(_, _, bh), Shape<Int<kBlock>, Int<D>>{}, make_coord(kb, _0{}));
-      Tensor gQ = local_tile(mQ(_, _, bh), Shape<Int<kHalf>, Int<D>>{}, make_coord(_, _0{}));  // (64, D, tiles)
-      Tensor gdO = local_tile(mdO(_, _, bh), Shape<Int<kHalf>, Int<D>>{}, make_coord(_, _0{}));
-      auto [tKg, tKs] =
-          tma_partition(p.tma_block_a, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sK), group_modes<0, 2>(gK));
-      auto [tVg, tVs] =
-          tma_partition(p.tma_block_b, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sV), group_modes<0, 2>(gV));
-      auto [tQg, tQs] =
-          tma_partition(p.tma_half_a, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sQ), group_modes<0, 2>(gQ));
-      auto [tdOg, tdOs] =
-          tma_partition(p.tma_half_b, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sdO), group_modes<0, 2>(gdO));
-      // The tile's LSE₂ and Di: rows below nq_pad, a multiple of 64, so always in range; 256-byte
-      // aligned (q0 and nq_pad are multiples of 64).
-      const float* lse2 = p.lse2 + static_cast<int64_t>(bh) * p.nq_pad;
-      const float* di = p.di + static_cast<int64_t>(bh) * p.nq_pad;
       constexpr int kStatBytes = kHalf * static_cast<int>(sizeof(float));
-
-      TxBar::arrive_and_expect_tx(&ss.bar_kv, 2 * C::kBlockBytes);
-      copy(p.tma_block_a.with(ss.bar_kv), tKg, tKs);
-      copy(p.tma_block_b.with(ss.bar_kv), tVg, tVs);
+      Ring<1> kv;
       Ring<S> ring;
-      for (int t = 0; t < tiles; ++t) {
-        if (tile_kind(t) == BlockKind::kSkip) continue;
-        const int q0 = tile_q0(t);
-        Bar::wait(&ss.empty[ring.stage], ring.phase ^ 1);
-        uint64_t* full = &ss.full[ring.stage];
-        TxBar::arrive_and_expect_tx(full, 2 * C::kTileBytes + 2 * kStatBytes);
-        copy(p.tma_half_a.with(*full), tQg(_, q0 / kHalf), tQs(_, ring.stage));
-        copy(p.tma_half_b.with(*full), tdOg(_, q0 / kHalf), tdOs(_, ring.stage));
-        SM90_BULK_COPY_G2S::copy(lse2 + q0, full, ss.lse2[ring.stage], kStatBytes);
-        SM90_BULK_COPY_G2S::copy(di + q0, full, ss.di[ring.stage], kStatBytes);
-        ring.advance();
+      // A column's K and V go in once the consumers have freed the previous column's (after its
+      // last GEMMs that read them): they load during that column's epilogue, and its first Q/dO
+      // tiles already during its last tiles (the ring runs on across columns).
+      for (int n = 0;; ++n, kv.advance()) {
+        Bar::wait(&ss.empty_kv, kv.phase ^ 1);
+        const int item = p.queue.next(n);
+        ss.item = item;  // published by the arrival below (release), read after its wait
+        if (item < 0) {
+          Bar::arrive(&ss.full_kv);
+          break;
+        }
+        const Column cl = column_of(item);
+        Tensor gK = local_tile(mK(_, _, cl.bh), Shape<Int<kBlock>, Int<D>>{}, make_coord(cl.kb, _0{}));
+        Tensor gV = local_tile(mV(_, _, cl.bh), Shape<Int<kBlock>, Int<D>>{}, make_coord(cl.kb, _0{}));
+        Tensor gQ = local_tile(mQ(_, _, cl.bh), Shape<Int<kHalf>, Int<D>>{}, make_coord(_, _0{}));  // (64, D, tiles)
+        Tensor gdO = local_tile(mdO(_, _, cl.bh), Shape<Int<kHalf>, Int<D>>{}, make_coord(_, _0{}));
+        auto [tKg, tKs] =
+            tma_partition(p.tma_block_a, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sK), group_modes<0, 2>(gK));
+        auto [tVg, tVs] =
+            tma_partition(p.tma_block_b, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sV), group_modes<0, 2>(gV));
+        auto [tQg, tQs] =
+            tma_partition(p.tma_half_a, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sQ), group_modes<0, 2>(gQ));
+        auto [tdOg, tdOs] =
+            tma_partition(p.tma_half_b, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sdO), group_modes<0, 2>(gdO));
+        // The tile's LSE₂ and Di: rows below nq_pad, a multiple of 64, so always in range; 256-byte
+        // aligned (q0 and nq_pad are multiples of 64).
+        const float* lse2 = p.lse2 + static_cast<int64_t>(cl.bh) * p.nq_pad;
+        const float* di = p.di + static_cast<int64_t>(cl.bh) * p.nq_pad;
+
+        TxBar::arrive_and_expect_tx(&ss.full_kv, 2 * C::kBlockBytes);
+        copy(p.tma_block_a.with(ss.full_kv), tKg, tKs);
+        copy(p.tma_block_b.with(ss.full_kv), tVg, tVs);
+        for (int t = 0; t < cl.tiles; ++t) {
+          if (tile_kind(cl, t) == BlockKind::kSkip) continue;
+          const int q0 = tile_q0(cl, t);
+          Bar::wait(&ss.empty[ring.stage], ring.phase ^ 1);
+          uint64_t* full = &ss.full[ring.stage];
+          TxBar::arrive_and_expect_tx(full, 2 * C::kTileBytes + 2 * kStatBytes);
+          copy(p.tma_half_a.with(*full), tQg(_, q0 / kHalf), tQs(_, ring.stage));
+          copy(p.tma_half_b.with(*full), tdOg(_, q0 / kHalf), tdOs(_, ring.stage));
+          SM90_BULK_COPY_G2S::copy(lse2 + q0, full, ss.lse2[ring.stage], kStatBytes);
+          SM90_BULK_COPY_G2S::copy(di + q0, full, ss.di[ring.stage], kStatBytes);
+          ring.advance();
+        }
       }
     }
   } else {
@@ -475,134 +493,150 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
         thr_dq.partition_fragment_B(make_tensor(make_smem_ptr(ds_buffer<kOnePass>(ss)), typename C::SmemLayoutdS{}));
     Tensor cQt = make_identity_tensor(Shape<Int<C::kBand>, Int<kHalf>>{});
     Tensor CQtrs = make_tensor(thr_dq.partition_C(cQt).data(), rowcol(thr_dq.partition_C(cQt).layout()));
-    // This (batch, head)'s sums; null in the two-pass kernel (p.dq_accum is).
-    float* dq_sums =
-        kOnePass ? p.dq_accum + dq_sums_at(static_cast<int64_t>(bh) * (p.nq_pad / kHalf), D, 0, 0) : nullptr;
+    Tensor cKV = make_identity_tensor(Shape<Int<kBlock>, Int<D>>{});
+    Tensor CKVrs = make_tensor(thr_kv.partition_C(cKV).data(), rowcol(thr_kv.partition_C(cKV).layout()));
 
-    clear(tdKrdK);
-    clear(tdVrdV);
-    Bar::wait(&ss.bar_kv, 0);
-    // One pass: does this warpgroup form tile j's dQᵀ band; the named barrier saying that warpgroup
-    // w's dS of tile j is in; where this warpgroup's band of each tile is summed.
+    // One pass: does this warpgroup form the dQᵀ band of the tile it processed j-th (counted over
+    // the CTA's columns); the named barrier saying that warpgroup w's dS of that tile is in.
     auto adds_band = [&](int j) { return D / C::kBand == 2 || wg - 1 == (j & 1); };
     auto ds_ready = [](int w, int j) { return kDsReadyBar + 2 * (w - 1) + (j & 1); };
-    // The turns (kTurns): wait for this warpgroup's, pass to the other.
+    // The turns (kTurns): wait for this warpgroup's, pass to the other. They run on across
+    // columns: consumer warpgroup 0 goes first, and takes one turn more at the very end (after
+    // warpgroup 1's last batch), so passes and waits match on both barriers.
     auto my_turn = [&] {
       if constexpr (kTurns) cutlass::arch::NamedBarrier::sync(kConsumerThreads, kTurnBar + wg - 1);
     };
     auto pass_turn = [&] {
       if constexpr (kTurns) cutlass::arch::NamedBarrier::arrive(kConsumerThreads, kTurnBar + 2 - wg);
     };
-    if (wg == 2) pass_turn();  // consumer warpgroup 0 goes first
-    float* band_sums = kOnePass ? dq_sums + dq_sums_at(0, D, band * C::kBand, 0) : nullptr;  // + tile · D · kSumsPitch
+    if (wg == 2) pass_turn();
+    Ring<1> kv;
     Ring<S> ring;
-    int done = 0;                  // tiles processed
-    int ds_buf = 0, prev_buf = 0;  // one pass: this tile's dS buffer (done mod kDsBuffers), the previous one's
-    int prev_q0 = 0;
-    for (int t = 0; t < tiles; ++t) {
-      const BlockKind kind = tile_kind(t);
-      if (kind == BlockKind::kSkip) continue;
-      const int q0 = tile_q0(t);
-      TxBar::wait(&ss.full[ring.stage], ring.phase);
-      my_turn();
-      score_gemm_pair(mma_t, tSrK, tSrQ, tSrS, tSrV, tSrdO, tSrdP, ring.stage, pass_turn);
-
-      // Pᵀ and dSᵀ in place of Sᵀ and dPᵀ; rows are keys, columns query rows of the tile.
-      const bool partial = kind == BlockKind::kPartial;
-      CUTLASS_PRAGMA_UNROLL
-      for (int c = 0; c < size<1>(Srs); ++c) {
-        const int qc = get<1>(Crs(0, c));
-        const float lse2 = ss.lse2[ring.stage][qc], di = ss.di[ring.stage][qc];
-        CUTLASS_PRAGMA_UNROLL
-        for (int r = 0; r < size<0>(Srs); ++r) {
-          bool ok = true;
-          if (partial) {
-            const int key = k0 + get<0>(Crs(r, c)), query = q0 + qc;
-            ok = key < p.nk && (!p.causal || key <= query);
-          }
-          const float pr = ok ? exp2_ftz(Srs(r, c) * p.scale_log2 - lse2) : 0.f;
-          Srs(r, c) = pr;
-          dPrs(r, c) = pr * (dPrs(r, c) - di);
-        }
-      }
-      to_bf16_fragment(tSrS, tKVrP);
-      to_bf16_fragment(tSrdP, tKVrdS);
-
-      // One pass: dSᵀ (bf16, the accumulator's element order) into this tile's buffer. A dQᵀ band
-      // reads all 128 keys, both warpgroups' halves, so the band of tile t joins tile t + 1's batch:
-      // a warpgroup then waits only for the other's dS of tile t (named barriers 2·w + parity: w
-      // arrives, the other syncs), not in lockstep. The sync also comes before this tile's dS is
-      // written: the other warpgroup has then finished tile t − 2's batch, whose band read the
-      // buffer being overwritten (three buffers).
-      if constexpr (kOnePass) {
-        if (done > 0) cutlass::arch::NamedBarrier::sync(kConsumerThreads, ds_ready(3 - wg, done - 1));
-        Tensor tdSr = r2s_ds.retile_S(make_tensor(tKVrdS.data(), tSrdP.layout()));
-        copy(r2s, tdSr, tdSs(_, _, _, ds_buf));
-        cutlass::arch::fence_view_async_shared();  // generic-proxy stores → the wgmma's async reads
-        cutlass::arch::NamedBarrier::arrive(kConsumerThreads, ds_ready(wg, done));
-      }
-      // dV += Pᵀ dO, dK += dSᵀ Q and, one pass, the previous tile's dQᵀ band: one wgmma batch. The
-      // band's accumulator lives only inside its branch: one that a path writes and another does
-      // not is kept in local memory by ptxas, its wgmmas serialised.
-      auto dkdv_batch = [&](auto&&... band) {
-        warpgroup_fence_operand(tdVrdV);
-        warpgroup_fence_operand(tdKrdK);
-        warpgroup_fence_operand(tKVrP);
-        warpgroup_fence_operand(tKVrdS);
+    // Tiles processed over the CTA's columns: the dS buffer (mod kDsBuffers) and the dS barriers'
+    // parity run on across columns, so that a warpgroup's first dS of a column can never meet the
+    // other's unconsumed last one of the previous column on the same barrier.
+    int seq = 0;
+    for (int n = 0;; ++n, kv.advance()) {
+      TxBar::wait(&ss.full_kv, kv.phase);
+      const int item = ss.item;
+      if (item < 0) break;
+      const Column cl = column_of(item);
+      const int k0 = cl.k0;
+      // This (batch, head)'s sums (null in the two-pass kernel: p.dq_accum is) and this
+      // warpgroup's band of them (+ tile · D · kSumsPitch).
+      float* band_sums =
+          kOnePass ? p.dq_accum + dq_sums_at(static_cast<int64_t>(cl.bh) * (p.nq_pad / kHalf), D, band * C::kBand, 0)
+                   : nullptr;
+      clear(tdKrdK);
+      clear(tdVrdV);
+      int done = 0;  // tiles of this column processed
+      int prev_q0 = 0;
+      for (int t = 0; t < cl.tiles; ++t) {
+        const BlockKind kind = tile_kind(cl, t);
+        if (kind == BlockKind::kSkip) continue;
+        const int q0 = tile_q0(cl, t);
+        const int ds_buf = seq % kDsBuffers, prev_buf = (seq + kDsBuffers - 1) % kDsBuffers;
+        TxBar::wait(&ss.full[ring.stage], ring.phase);
         my_turn();
-        warpgroup_arrive();
+        score_gemm_pair(mma_t, tSrK, tSrQ, tSrS, tSrV, tSrdO, tSrdP, ring.stage, pass_turn);
+
+        // Pᵀ and dSᵀ in place of Sᵀ and dPᵀ; rows are keys, columns query rows of the tile.
+        const bool partial = kind == BlockKind::kPartial;
         CUTLASS_PRAGMA_UNROLL
-        for (int kk = 0; kk < kHalf / 16; ++kk)
-          cute::gemm(mma_kv, tKVrP(_, _, kk), tVrdOt(_, _, kk, ring.stage), tdVrdV);
-        CUTLASS_PRAGMA_UNROLL
-        for (int kk = 0; kk < kHalf / 16; ++kk)
-          cute::gemm(mma_kv, tKVrdS(_, _, kk), tKrQt(_, _, kk, ring.stage), tdKrdK);
-        (dq_band_gemm(mma_dq, tQrKt, tQrdS, band, prev_buf), ...);
-        warpgroup_commit_batch();
-        pass_turn();
-        warpgroup_wait<0>();
-        warpgroup_fence_operand(tdVrdV);
-        warpgroup_fence_operand(tdKrdK);
-        Bar::arrive(&ss.empty[ring.stage]);  // every thread: each read the stage's statistics
-      };
-      if (kOnePass && done > 0 && adds_band(done - 1)) {
-        Tensor band = partition_fragment_C(mma_dq, Shape<Int<C::kBand>, Int<kHalf>>{});
-        dkdv_batch(band);
-        add_band(band, CQtrs, dq_stage<kOnePass>(ss, wg - 1), band_sums + dq_sums_at(prev_q0 / kHalf, D, 0, 0),
-                 ctid % 128, kBandBar + wg - 1);
-      } else {
-        dkdv_batch();
-      }
-      ring.advance();
-      prev_q0 = q0;
-      prev_buf = ds_buf;
-      ds_buf = ds_buf + 1 == kDsBuffers ? 0 : ds_buf + 1;
-      ++done;
-    }
-    if (wg == 1) my_turn();  // the pass warpgroup 1 made after its last turn (see kTurns)
-    if constexpr (kOnePass) {
-      // The last tile's band (outside the turns: only one warpgroup may have it, at D 64).
-      if (done > 0) {
-        cutlass::arch::NamedBarrier::sync(kConsumerThreads, ds_ready(3 - wg, done - 1));
-        if (adds_band(done - 1)) {
-          Tensor band = partition_fragment_C(mma_dq, Shape<Int<C::kBand>, Int<kHalf>>{});
+        for (int c = 0; c < size<1>(Srs); ++c) {
+          const int qc = get<1>(Crs(0, c));
+          const float lse2 = ss.lse2[ring.stage][qc], di = ss.di[ring.stage][qc];
+          CUTLASS_PRAGMA_UNROLL
+          for (int r = 0; r < size<0>(Srs); ++r) {
+            bool ok = true;
+            if (partial) {
+              const int key = k0 + get<0>(Crs(r, c)), query = q0 + qc;
+              ok = key < p.nk && (!p.causal || key <= query);
+            }
+            const float pr = ok ? exp2_ftz(Srs(r, c) * p.scale_log2 - lse2) : 0.f;
+            Srs(r, c) = pr;
+            dPrs(r, c) = pr * (dPrs(r, c) - di);
+          }
+        }
+        to_bf16_fragment(tSrS, tKVrP);
+        to_bf16_fragment(tSrdP, tKVrdS);
+
+        // One pass: dSᵀ (bf16, the accumulator's element order) into this tile's buffer. A dQᵀ band
+        // reads all 128 keys, both warpgroups' halves, so the band of tile t joins tile t + 1's
+        // batch: a warpgroup then waits only for the other's dS of tile t (named barriers 2·w +
+        // parity: w arrives, the other syncs), not in lockstep. The sync also comes before this
+        // tile's dS is written: the other warpgroup has then finished tile t − 2's batch, whose band
+        // read the buffer being overwritten (three buffers). A column's first tile needs no sync:
+        // the previous column ended with this warpgroup waiting for the other's last dS, which the
+        // other wrote after its batch that read this buffer.
+        if constexpr (kOnePass) {
+          if (done > 0) cutlass::arch::NamedBarrier::sync(kConsumerThreads, ds_ready(3 - wg, seq - 1));
+          Tensor tdSr = r2s_ds.retile_S(make_tensor(tKVrdS.data(), tSrdP.layout()));
+          copy(r2s, tdSr, tdSs(_, _, _, ds_buf));
+          cutlass::arch::fence_view_async_shared();  // generic-proxy stores → the wgmma's async reads
+          cutlass::arch::NamedBarrier::arrive(kConsumerThreads, ds_ready(wg, seq));
+        }
+        // dV += Pᵀ dO, dK += dSᵀ Q and, one pass, the previous tile's dQᵀ band: one wgmma batch. The
+        // band's accumulator lives only inside its branch: one that a path writes and another does
+        // not is kept in local memory by ptxas, its wgmmas serialised.
+        auto dkdv_batch = [&](auto&&... band) {
+          warpgroup_fence_operand(tdVrdV);
+          warpgroup_fence_operand(tdKrdK);
+          warpgroup_fence_operand(tKVrP);
+          warpgroup_fence_operand(tKVrdS);
+          my_turn();
           warpgroup_arrive();
-          dq_band_gemm(mma_dq, tQrKt, tQrdS, band, prev_buf);
+          CUTLASS_PRAGMA_UNROLL
+          for (int kk = 0; kk < kHalf / 16; ++kk)
+            cute::gemm(mma_kv, tKVrP(_, _, kk), tVrdOt(_, _, kk, ring.stage), tdVrdV);
+          CUTLASS_PRAGMA_UNROLL
+          for (int kk = 0; kk < kHalf / 16; ++kk)
+            cute::gemm(mma_kv, tKVrdS(_, _, kk), tKrQt(_, _, kk, ring.stage), tdKrdK);
+          (dq_band_gemm(mma_dq, tQrKt, tQrdS, band, prev_buf), ...);
           warpgroup_commit_batch();
+          pass_turn();
           warpgroup_wait<0>();
-          add_band(band, CQtrs, dq_stage<kOnePass>(ss, wg - 1), band_sums + dq_sums_at(prev_q0 / kHalf, D, 0, 0),
+          warpgroup_fence_operand(tdVrdV);
+          warpgroup_fence_operand(tdKrdK);
+          Bar::arrive(&ss.empty[ring.stage]);  // every thread: each read the stage's statistics
+        };
+        if (kOnePass && done > 0 && adds_band(seq - 1)) {
+          Tensor band_acc = partition_fragment_C(mma_dq, Shape<Int<C::kBand>, Int<kHalf>>{});
+          dkdv_batch(band_acc);
+          add_band(band_acc, CQtrs, dq_stage<kOnePass>(ss, wg - 1), band_sums + dq_sums_at(prev_q0 / kHalf, D, 0, 0),
                    ctid % 128, kBandBar + wg - 1);
+        } else {
+          dkdv_batch();
+        }
+        ring.advance();
+        prev_q0 = q0;
+        ++done;
+        ++seq;
+      }
+      if constexpr (kOnePass) {
+        // The column's last band (outside the turns: only one warpgroup may have it, at D 64).
+        if (done > 0) {
+          cutlass::arch::NamedBarrier::sync(kConsumerThreads, ds_ready(3 - wg, seq - 1));
+          if (adds_band(seq - 1)) {
+            Tensor band_acc = partition_fragment_C(mma_dq, Shape<Int<C::kBand>, Int<kHalf>>{});
+            warpgroup_arrive();
+            dq_band_gemm(mma_dq, tQrKt, tQrdS, band_acc, (seq + kDsBuffers - 1) % kDsBuffers);
+            warpgroup_commit_batch();
+            warpgroup_wait<0>();
+            add_band(band_acc, CQtrs, dq_stage<kOnePass>(ss, wg - 1), band_sums + dq_sums_at(prev_q0 / kHalf, D, 0, 0),
+                     ctid % 128, kBandBar + wg - 1);
+          }
         }
       }
-    }
-    if (kOnePass && ctid % 128 == 0) tma_store_wait<0>();  // the last bands' reads of the staging copies
+      Bar::arrive(&ss.empty_kv);  // this thread's GEMMs that read K and V are done
 
-    // Epilogue: keys below nk; a key no query sees gets zeros.
-    Tensor cKV = make_identity_tensor(Shape<Int<kBlock>, Int<D>>{});
-    Tensor CKVrs = make_tensor(thr_kv.partition_C(cKV).data(), rowcol(thr_kv.partition_C(cKV).layout()));
-    const int64_t base = static_cast<int64_t>(bh) * p.nk * D;
-    store_rows<D>(make_tensor(tdKrdK.data(), rowcol(tdKrdK.layout())), CKVrs, p.out_a + base, k0, p.nk, p.scale);
-    store_rows<D>(make_tensor(tdVrdV.data(), rowcol(tdVrdV.layout())), CKVrs, p.out_b + base, k0, p.nk, 1.f);
+      // Epilogue: keys below nk; a key no query sees gets zeros.
+      const int64_t base = static_cast<int64_t>(cl.bh) * p.nk * D;
+      store_rows<D>(make_tensor(tdKrdK.data(), rowcol(tdKrdK.layout())), CKVrs, p.out_a + base, k0, p.nk, p.scale);
+      store_rows<D>(make_tensor(tdVrdV.data(), rowcol(tdVrdV.layout())), CKVrs, p.out_b + base, k0, p.nk, 1.f);
+    }
+    if (wg == 1) my_turn();                                // the pass warpgroup 1 made after its last turn (see kTurns)
+    if (kOnePass && ctid % 128 == 0) tma_store_wait<0>();  // the last bands' reads of the staging copies
   }
 #endif
 }
@@ -832,9 +866,21 @@ void launch(const Sm90Backward& b, cudaStream_t stream) {
                         b.scale,
                         b.scale_log2,
                         b.causal,
-                        b.view};
+                        b.view,
+                        WorkQueue{}};
   };
-  const dim3 dkdv_grid(static_cast<unsigned>(bh), static_cast<unsigned>(nkb));
+  // dK/dV: a CTA a key block of a (batch, head), or the persistent grid (one CTA an SM taking
+  // key blocks from the counter).
+  const int dkdv_items = bh * nkb;
+  const int dkdv_ctas =
+      b.work_counter == nullptr ? dkdv_items : std::min(dkdv_items, b.ctas > 0 ? b.ctas : sparrow::cuda::sm_count());
+  if (b.work_counter != nullptr) SPARROW_CUDA_CHECK(cudaMemsetAsync(b.work_counter, 0, sizeof(int32_t), stream));
+  auto dkdv_params = [&](float* dq_accum) {
+    BwdParams<D> kp = params(b.k, b.v, nk, b.q, b.dout, nq, b.dk, b.dv, dq_accum);
+    kp.queue = WorkQueue{b.work_counter, dkdv_items};
+    return kp;
+  };
+  const dim3 dkdv_grid(static_cast<unsigned>(dkdv_ctas));
   if (b.dq_accum != nullptr) {
     // One pass: dK, dV and the f32 dQ sums, then dQ from the sums.
     SPARROW_CUDA_CHECK(cudaMemsetAsync(b.dq_accum, 0, sizeof(float) * sm90_dq_sums_floats(b.bh, b.nq_pad, D), stream));
@@ -842,7 +888,7 @@ void launch(const Sm90Backward& b, cudaStream_t stream) {
     static_assert(smem <= 227 * 1024, "sm_90a: at most 227 KiB of shared memory a CTA");
     auto run = [&](auto kernel, std::atomic<uint64_t>& smem_raised) {
       raise_smem_limit(kernel, smem, smem_raised);
-      kernel<<<dkdv_grid, kThreads, smem, stream>>>(params(b.k, b.v, nk, b.q, b.dout, nq, b.dk, b.dv, b.dq_accum));
+      kernel<<<dkdv_grid, kThreads, smem, stream>>>(dkdv_params(b.dq_accum));
       SPARROW_CUDA_LAUNCH_CHECK();
     };
     static std::atomic<uint64_t> smem_raised{0}, smem_raised_turns{0};
@@ -857,8 +903,7 @@ void launch(const Sm90Backward& b, cudaStream_t stream) {
     constexpr int smem = static_cast<int>(sizeof(typename DkdvCfg<D, false>::Smem));
     static std::atomic<uint64_t> smem_raised{0};
     raise_smem_limit(dkdv_kernel<D, false>, smem, smem_raised);
-    dkdv_kernel<D, false>
-        <<<dkdv_grid, kThreads, smem, stream>>>(params(b.k, b.v, nk, b.q, b.dout, nq, b.dk, b.dv, nullptr));
+    dkdv_kernel<D, false><<<dkdv_grid, kThreads, smem, stream>>>(dkdv_params(nullptr));
     SPARROW_CUDA_LAUNCH_CHECK();
   }
   {

@@ -21,6 +21,35 @@ using Elt = cutlass::bfloat16_t;
 using Bar = cutlass::arch::ClusterBarrier;
 using TxBar = cutlass::arch::ClusterTransactionBarrier;
 
+// A position in the ring of S shared-memory stages: the stage and the parity of its barriers' phase.
+template <int S>
+struct Ring {
+  int stage = 0;
+  uint32_t phase = 0;
+  __device__ void advance() {
+    if (++stage == S) {
+      stage = 0;
+      phase ^= 1;
+    }
+  }
+};
+
+// The work items of a grid, handed out in index order: a CTA's first item is its block index;
+// with a counter (an int zeroed before the launch: the persistent grid, one CTA an SM) each next
+// one is taken from it, so a CTA that finishes early takes more and the longest items, put first,
+// start first; without one the grid has a CTA an item. −1: no more.
+struct WorkQueue {
+  int* counter = nullptr;
+  int items = 0;
+  __device__ int next(int n) const {
+    const int first = static_cast<int>(blockIdx.x);
+    if (n == 0) return first < items ? first : -1;
+    if (counter == nullptr) return -1;
+    const int t = atomicAdd(counter, 1) + static_cast<int>(gridDim.x);
+    return t < items ? t : -1;
+  }
+};
+
 // The [n, D] rows of every (batch, head) as one (n, D, B·H) tensor: the source of every TMA load.
 template <int D>
 auto gmem_tensor(const Elt* p, int n, int bh) {
