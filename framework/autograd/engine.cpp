@@ -153,13 +153,59 @@ void run_backward(const Tensor& root, const Tensor& grad_output) {
   // `lazy`: a window buffer allocated without zeroing; only `windows` (disjoint ranges of one dim)
   // hold values so far, and the rest is zero-filled when anything needs the whole buffer. q, k, v
   // sliced from one tensor thus cost three copies and no fill (their windows cover it).
+  // `borrowed`: g is a full-size view of a buffer another node made, whose `windows` already hold
+  // the window gradients that arrived (each was a view of it at its own place: attention writes
+  // dq, dk, dv into one buffer laid out as the q, k, v slices' input, empty_adjacent), so nothing
+  // was copied. Never written: a window elsewhere, an overlap or a gap makes a private copy first.
   struct Pending {
     Tensor g;
     bool owned = false;
     bool lazy = false;
+    bool borrowed = false;
     std::vector<std::array<int64_t, 3>> windows;  // (dim, start, end)
   };
-  auto materialise = [](Pending& slot) {
+  // The window gradient g as a window of a buffer laid out as the input (contiguous in_shape, the
+  // window at its place): that buffer's full view, or an undefined tensor.
+  auto home_of = [](const Tensor& g, const GradWindow& w) -> Tensor {
+    const Shape st = contiguous_strides(w.in_shape);
+    if (g.strides() != st) return {};
+    const int64_t base = g.offset() - w.start * st[size_t(w.dim)];
+    const auto bytes = [&](int64_t elements) { return static_cast<size_t>(elements) * dtype_size(g.dtype()); };
+    if (base < 0 || bytes(base + shape_numel(w.in_shape)) > g.impl().storage->nbytes) return {};
+    return make_view(g, w.in_shape, st, base);
+  };
+  // A borrowed slot becomes an owned, lazy one: its windows copied into a private buffer.
+  auto unborrow = [](Pending& slot) {
+    if (!slot.borrowed) return;
+    Tensor mine = empty(slot.g.shape(), slot.g.dtype(), slot.g.device());
+    const Shape st = slot.g.strides();
+    for (const auto& w : slot.windows) {
+      Shape sh = slot.g.shape();
+      sh[size_t(w[0])] = w[2] - w[1];
+      Tensor to = make_view(mine, sh, st, w[1] * st[size_t(w[0])]);
+      copy_(to, make_view(slot.g, sh, st, slot.g.offset() + w[1] * st[size_t(w[0])]));
+    }
+    slot = Pending{mine, true, true, false, std::move(slot.windows)};
+  };
+  // Windows (of one dim) that cover it from 0 to `size` without a gap.
+  auto covers = [](std::vector<std::array<int64_t, 3>> windows, int64_t size) {
+    std::sort(windows.begin(), windows.end());
+    int64_t at = 0;
+    for (const auto& w : windows) {
+      if (w[1] != at) return false;
+      at = w[2];
+    }
+    return at == size;
+  };
+  auto materialise = [&](Pending& slot) {
+    if (slot.borrowed) {
+      if (covers(slot.windows, slot.g.shape()[size_t(slot.windows[0][0])])) {
+        slot.borrowed = false;  // read as it is; later contributions add out of place (not owned)
+        slot.windows.clear();
+        return;
+      }
+      unborrow(slot);
+    }
     if (!slot.lazy) return;
     slot.lazy = false;
     if (slot.windows.empty()) {
@@ -200,7 +246,7 @@ void run_backward(const Tensor& root, const Tensor& grad_output) {
     report_ready(leaf);
   };
   std::unordered_map<Node*, Pending> pending;
-  pending[root.grad_fn().get()] = Pending{grad_output, false, false, {}};
+  pending[root.grad_fn().get()] = Pending{grad_output, false, false, false, {}};
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node* n = *it;
     auto p = pending.find(n);
@@ -218,6 +264,23 @@ void run_backward(const Tensor& root, const Tensor& grad_output) {
       // A slice of a non-leaf: its gradient goes into the window of the input's owned buffer.
       profile::Scope scope(n->name(), "bwd");
       Pending& slot = pending[n->next[0].fn.get()];
+      const int64_t end = w->start + g.shape()[size_t(w->dim)];
+      if (Tensor home = home_of(g, *w); home.defined()) {
+        const bool fresh = !slot.g.defined();
+        bool fits = fresh;
+        if (slot.borrowed) {
+          fits = home.impl().storage == slot.g.impl().storage && home.offset() == slot.g.offset() &&
+                 home.dtype() == slot.g.dtype();
+          for (const auto& z : slot.windows) fits = fits && z[0] == w->dim && (end <= z[1] || z[2] <= w->start);
+        }
+        if (fits) {
+          if (fresh) slot = Pending{home, false, false, true, {}};
+          slot.windows.push_back({w->dim, w->start, end});
+          n->release();
+          continue;
+        }
+      }
+      unborrow(slot);
       if (!slot.owned) {
         // A private buffer: fresh (lazy), or a copy of what already arrived (which may be shared).
         const bool fresh = !slot.g.defined();
@@ -225,7 +288,6 @@ void run_backward(const Tensor& root, const Tensor& grad_output) {
         slot.owned = true;
         slot.lazy = fresh;
       }
-      const int64_t end = w->start + g.shape()[size_t(w->dim)];
       bool disjoint = slot.lazy;
       for (const auto& z : slot.windows) disjoint = disjoint && z[0] == w->dim && (end <= z[1] || z[2] <= w->start);
       if (!disjoint) materialise(slot);
@@ -257,7 +319,7 @@ void run_backward(const Tensor& root, const Tensor& grad_output) {
       if (e.fn) {
         auto q = pending.find(e.fn.get());
         if (q == pending.end()) {
-          pending.emplace(e.fn.get(), Pending{grads[k], false, false, {}});
+          pending.emplace(e.fn.get(), Pending{grads[k], false, false, false, {}});
           continue;
         }
         Pending& slot = q->second;
@@ -265,7 +327,7 @@ void run_backward(const Tensor& root, const Tensor& grad_output) {
         if (slot.owned && slot.g.shape() == grads[k].shape() && slot.g.dtype() == grads[k].dtype())
           add_(slot.g, grads[k]);
         else
-          slot = Pending{add(slot.g, grads[k]), true, false, {}};
+          slot = Pending{add(slot.g, grads[k]), true, false, false, {}};
       } else {
         accumulate_into_leaf(*e.leaf, grads[k]);
         edge_done(e.leaf.get());

@@ -177,4 +177,23 @@ std::vector<Tensor> split(const Tensor& a, const std::vector<int64_t>& sizes, in
   return parts;
 }
 
+std::vector<Tensor> empty_adjacent(const std::vector<Tensor>& likes) {
+  std::vector<Tensor> out;
+  bool same = !likes.empty();
+  for (const Tensor& t : likes)
+    same = same && t.shape() == likes[0].shape() && t.dtype() == likes[0].dtype() && t.device() == likes[0].device();
+  if (!same) {
+    for (const Tensor& t : likes) out.push_back(empty(t.shape(), t.dtype(), t.device()));
+    return out;
+  }
+  const Tensor& first = likes[0];
+  Shape all = first.shape();
+  all.insert(all.begin(), static_cast<int64_t>(likes.size()));
+  Tensor buffer = empty(all, first.dtype(), first.device());
+  const Shape st = contiguous_strides(first.shape());
+  for (size_t i = 0; i < likes.size(); ++i)
+    out.push_back(make_view(buffer, first.shape(), st, static_cast<int64_t>(i) * first.numel()));
+  return out;
+}
+
 }  // namespace sparrow

@@ -3,6 +3,7 @@
 // concat/split, zero-filled gradient gaps, cast and to_device, exactly against the f64 host run.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <numeric>
 
 #include "common/devices.h"
@@ -21,6 +22,34 @@ Tensor iota(const Shape& s, DType t = DType::F64) {
 }
 
 bool shares_storage(const Tensor& a, const Tensor& b) { return a.impl().storage == b.impl().storage; }
+
+// out = a·b + c on three tensors of one shape, whose backward returns (g·b, g·a, g) adjacent in one
+// buffer (empty_adjacent), as the attention kernels return dq, dk, dv. `made` gets that buffer's
+// address.
+Tensor mul_add_adjacent(const Tensor& a, const Tensor& b, const Tensor& c, const void** made) {
+  Tensor out;
+  {
+    NoGradGuard no_grad;
+    out = add(mul(a, b), c);
+  }
+  const Tensor ad = a.detach(), bd = b.detach();
+  return record(out, "mul_add_adjacent", {a, b, c}, [ad, bd, made](const Tensor& g) {
+    std::vector<Tensor> d = empty_adjacent({ad, bd, ad});
+    copy_(d[0], mul(g, bd));
+    copy_(d[1], mul(g, ad));
+    copy_(d[2], g);
+    *made = d[0].data_ptr();
+    return d;
+  });
+}
+
+// The identity, recording the address of the gradient that reaches it in `seen`.
+Tensor observe(const Tensor& x, const void** seen) {
+  return record(x.detach(), "observe", {x}, [seen](const Tensor& g) {
+    *seen = g.data_ptr();
+    return std::vector<Tensor>{g};
+  });
+}
 
 }  // namespace
 
@@ -207,6 +236,33 @@ TEST(ShapeGrad, SlicesOfARecordedTensorShareOneGradientBuffer) {
         return add(z, slice(y, 0, 0, 2));
       },
       {a}));
+}
+
+// q, k, v sliced from one tensor, whose gradients come back adjacent in one buffer laid out as that
+// tensor: the engine takes the buffer as the tensor's gradient (no copy, no fill). In other
+// arrangements (windows out of place, a slice used twice, a gap) it falls back to its own buffer;
+// every case must give the finite-difference gradient.
+TEST(ShapeGrad, WindowGradientsInPlaceAreTakenWithoutACopy) {
+  Generator gen(14);
+  Tensor a = leaf({3, 2, 4}, gen);
+  const void *made = nullptr, *seen = nullptr;
+  auto part = [](const Tensor& y, int64_t i) { return reshape(slice(y, 0, i, i + 1), {2, 4}); };
+  using Order = std::array<int64_t, 3>;
+  for (const Order& o : {Order{0, 1, 2}, Order{1, 0, 2}, Order{0, 1, 0}, Order{2, 2, 1}}) {
+    SCOPED_TRACE(::testing::Message() << "slices " << o[0] << ", " << o[1] << ", " << o[2]);
+    EXPECT_TRUE(gradcheck(
+        [&](const std::vector<Tensor>& x) {
+          Tensor y = observe(tanh(x[0]), &seen);
+          return mul_add_adjacent(part(y, o[0]), part(y, o[1]), part(y, o[2]), &made);
+        },
+        {a}));
+  }
+  // In place: the observer sees the very buffer the op made.
+  Tensor x = leaf({3, 2, 4}, gen);
+  Tensor y = observe(mul_scalar(x, 2.0), &seen);
+  sum(mul_add_adjacent(part(y, 0), part(y, 1), part(y, 2), &made)).backward();
+  EXPECT_NE(made, nullptr);
+  EXPECT_EQ(seen, made) << "the adjacent gradients were copied";
 }
 
 TEST(ShapeGrad, ConcatAndSplit) {

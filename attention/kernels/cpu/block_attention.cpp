@@ -26,6 +26,7 @@
 #define EIGEN_DONT_PARALLELIZE  // parallelism is ours (over tiles); Eigen runs each tile serially
 #include "attention/kernels/cpu/block_attention.h"
 #include "attention/kernels/cpu/tile_gemm.h"
+#include "framework/ops/ops.h"
 
 #include <immintrin.h>
 #include <omp.h>
@@ -825,7 +826,13 @@ BlockAttentionGrads block_attention_backward(const Tensor& q, const Tensor& k, c
   const DType ct = compute_dtype(q.dtype());
   const Tensor qc = as_compute(q, ct), kc = as_compute(k, ct), vc = as_compute(v, ct);
   const Tensor oc = as_compute(out, ct), lc = as_compute(lse, ct), dc = as_compute(dout, ct);
-  Tensor dq = empty(q.shape(), ct), dk = empty(k.shape(), ct), dv = empty(v.shape(), ct);
+  // Gradients in one buffer where q, k, v agree in shape and dtype: q, k, v sliced from one tensor
+  // then get its gradient with no copy (empty_adjacent).
+  const bool in_compute = q.dtype() == ct;
+  std::vector<Tensor> d = in_compute
+                              ? empty_adjacent({q, k, v})
+                              : std::vector<Tensor>{empty(q.shape(), ct), empty(k.shape(), ct), empty(v.shape(), ct)};
+  Tensor dq = d[0], dk = d[1], dv = d[2];
   if (ct == DType::F64)
     backward_tiles<double>(p, qc.data<double>(), kc.data<double>(), vc.data<double>(), oc.data<double>(),
                            lc.data<double>(), dc.data<double>(), dq.data<double>(), dk.data<double>(),
@@ -833,9 +840,10 @@ BlockAttentionGrads block_attention_backward(const Tensor& q, const Tensor& k, c
   else
     backward_tiles<float>(p, qc.data<float>(), kc.data<float>(), vc.data<float>(), oc.data<float>(), lc.data<float>(),
                           dc.data<float>(), dq.data<float>(), dk.data<float>(), dv.data<float>());
-  if (q.dtype() == ct) return {dq, dk, dv};
+  if (in_compute) return {dq, dk, dv};
   // bf16 inputs: gradients computed in f32, rounded to bf16 on store.
-  BlockAttentionGrads g{empty(q.shape(), q.dtype()), empty(k.shape(), k.dtype()), empty(v.shape(), v.dtype())};
+  const std::vector<Tensor> r = empty_adjacent({q, k, v});
+  BlockAttentionGrads g{r[0], r[1], r[2]};
   copy_(g.dq, dq);
   copy_(g.dk, dk);
   copy_(g.dv, dv);

@@ -19,6 +19,7 @@
 #include "attention/kernels/cuda/block_attention_sm90.h"
 #include "attention/kernels/cuda/device_layout.cuh"
 #include "framework/cuda/runtime.h"
+#include "framework/ops/ops.h"
 
 namespace sparrow::attn::cuda {
 namespace {
@@ -480,9 +481,12 @@ BlockAttentionGrads block_attention_backward(const Tensor& q, const Tensor& k, c
                     lse.numel() == p.b * p.h * p.nq,
                 kOp, ": lse ", describe(lse), " does not match q ", describe(q));
   BlockAttentionGrads r;
-  r.dq = empty(q.shape(), q.dtype(), q.device());
-  r.dk = empty(k.shape(), k.dtype(), k.device());
-  r.dv = empty(v.shape(), v.dtype(), v.device());
+  // One buffer where q, k, v agree in shape: q, k, v sliced from one tensor then get its gradient
+  // with no copy (empty_adjacent).
+  const std::vector<Tensor> grads = empty_adjacent({q, k, v});
+  r.dq = grads[0];
+  r.dk = grads[1];
+  r.dv = grads[2];
   if (p.b * p.h == 0 || (p.nq == 0 && p.nk == 0)) return r;
   if (p.fast) {
     const int64_t nq_pad = (p.nq + kTile - 1) / kTile * kTile;

@@ -22,6 +22,7 @@
 #include "framework/cuda/allocator.h"
 #include "framework/cuda/graph.h"
 #include "framework/cuda/runtime.h"
+#include "framework/ops/ops.h"
 
 namespace sparrow::attn::cuda {
 namespace {
@@ -300,9 +301,12 @@ BlockAttentionGrads cudnn_sdpa_backward(const Tensor& q, const Tensor& k, const 
                 kOp, ": lse ", describe(lse), " does not match q ", describe(q));
   const Built& b = require(key_for(q, causal, scale, true));
   BlockAttentionGrads r;
-  r.dq = empty(q.shape(), DType::BF16, q.device());
-  r.dk = empty(q.shape(), DType::BF16, q.device());
-  r.dv = empty(q.shape(), DType::BF16, q.device());
+  // One buffer (q, k, v agree in shape here): q, k, v sliced from one tensor then get its
+  // gradient with no copy (empty_adjacent).
+  const std::vector<Tensor> grads = empty_adjacent({qc, kc, vc});
+  r.dq = grads[0];
+  r.dk = grads[1];
+  r.dv = grads[2];
   std::unordered_map<int64_t, void*> pack{{kQ, qc.data_ptr()},    {kK, kc.data_ptr()},    {kV, vc.data_ptr()},
                                           {kO, o.data_ptr()},     {kDO, g.data_ptr()},    {kStats, lse.data_ptr()},
                                           {kDQ, r.dq.data_ptr()}, {kDK, r.dk.data_ptr()}, {kDV, r.dv.data_ptr()}};
