@@ -1,5 +1,6 @@
 #include "models/transformer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 
@@ -77,7 +78,7 @@ double TransformerLM::dense_flops_per_token() const {
   return static_cast<double>(opt_.n_layers) * per_layer + 2.0 * d * static_cast<double>(opt_.vocab_size);
 }
 
-Tensor TransformerLM::forward(const Tensor& ids, int64_t step, DType compute) {
+Tensor TransformerLM::hidden(const Tensor& ids, int64_t step, DType compute) {
   SPARROW_CHECK(ids.dim() == 2 && ids.dtype() == DType::I32, "TransformerLM: ids must be i32 [B, T], got ",
                 describe(ids));
   Tensor x = embed_->forward(ids).to(compute);
@@ -101,23 +102,32 @@ Tensor TransformerLM::forward(const Tensor& ids, int64_t step, DType compute) {
       x = blk->forward(x, step);
     }
   }
-  if (auto* ln = dynamic_cast<nn::LayerNorm*>(norm_f_.get()))
-    x = ln->forward(x);
-  else
-    x = static_cast<nn::RMSNorm&>(*norm_f_).forward(x);
-  if (head_) return head_->forward(x);
-  return matmul(x, embed_->weight.to(compute), false, true);
+  if (auto* ln = dynamic_cast<nn::LayerNorm*>(norm_f_.get())) return ln->forward(x);
+  return static_cast<nn::RMSNorm&>(*norm_f_).forward(x);
+}
+
+Tensor TransformerLM::head_weight(DType compute) const {
+  // Mixed precision: the f32 master weight cast at use (recorded: its gradient comes back in f32).
+  return (head_ ? head_->weight : embed_->weight).to(compute);
+}
+
+Tensor TransformerLM::forward(const Tensor& ids, int64_t step, DType compute) {
+  return matmul(hidden(ids, step, compute), head_weight(compute), false, true);
+}
+
+int64_t TransformerLM::loss_chunk_rows(int64_t vocab_size) {
+  return std::max<int64_t>(1024, (int64_t{1} << 24) / std::max<int64_t>(vocab_size, 1));
 }
 
 Tensor TransformerLM::loss(const Tensor& ids, const Tensor& targets, int64_t step, DType compute) {
   SPARROW_CHECK(targets.shape() == ids.shape() && targets.dtype() == DType::I32, "TransformerLM::loss: targets ",
                 describe(targets), " do not match ids ", describe(ids));
-  Tensor logits = forward(ids, step, compute);
+  const Tensor x = hidden(ids, step, compute);
   const int64_t n = ids.numel();
-  // Cross-entropy in f32 whatever the compute dtype: the log-sum-exp over the vocabulary is
-  // where bf16 loses most.
-  Tensor flat = reshape(logits, {n, opt_.vocab_size}).to(DType::F32);
-  return cross_entropy(flat, reshape(targets, {n}), -100);
+  // Cross-entropy in f32 whatever the compute dtype (the log-sum-exp over the vocabulary is where
+  // bf16 loses most), a chunk of tokens at a time.
+  return linear_cross_entropy(reshape(x, {n, opt_.d_model}), head_weight(compute), reshape(targets, {n}),
+                              loss_chunk_rows(opt_.vocab_size), -100);
 }
 
 }  // namespace sparrow::models

@@ -52,8 +52,13 @@ class TransformerLM : public nn::Module {
   // differs from theirs: f32 master weights, bf16 compute). `step` reaches every attention
   // layer (AttentionCall::step), which takes its target sparsity at that step from its schedule.
   Tensor forward(const Tensor& ids, int64_t step, DType compute = DType::F32);
-  // Mean next-token cross-entropy (targets −100 are ignored), as an f32 scalar.
+  // Mean next-token cross-entropy (targets −100 are ignored), as an f32 scalar. The head and the
+  // loss run in chunks of loss_chunk_rows(V) tokens (linear_cross_entropy): the [B·T, V] logits
+  // are never held whole.
   Tensor loss(const Tensor& ids, const Tensor& targets, int64_t step, DType compute = DType::F32);
+  // Tokens a chunk of the head + loss for a vocabulary of V: 2²⁴ logits (64 MiB in f32), at least
+  // 1024 rows (the memory estimate counts the same).
+  static int64_t loss_chunk_rows(int64_t vocab_size);
 
   // Incremental decode with a KV cache (models/kv_cache.h; transformer_decode.cpp): ids I32
   // [B, T] at positions [first, first+T) → their logits [B, T, V] in f32, equal to the forward's
@@ -80,6 +85,11 @@ class TransformerLM : public nn::Module {
   double dense_flops_per_token() const;
 
  private:
+  // ids → the final norm's output [B, T, d] in `compute` (the forward without the head).
+  Tensor hidden(const Tensor& ids, int64_t step, DType compute);
+  // The head's weight [V, d] in `compute` (the tied embedding's when there is no head).
+  Tensor head_weight(DType compute) const;
+
   TransformerOptions opt_;
   Generator dropout_gen_;
   std::shared_ptr<nn::Embedding> embed_;

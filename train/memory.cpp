@@ -1,11 +1,13 @@
 #include "train/memory.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <sstream>
 #include <string>
 
 #include "framework/core/storage.h"
+#include "models/transformer.h"
 #include "train/progress.h"
 #include "train/trainer.h"
 
@@ -43,7 +45,10 @@ double estimate_step_bytes(const Config& cfg) {
   const double chunk_bytes = chunked ? double(cfg.train.batch_size) * chunk * whole_block : 0.0;
   const double saved =
       (cfg.train.recompute ? tokens * (L * d * elem + per_layer_token) : tokens * L * per_layer_token) + chunk_bytes;
-  const double logits = tokens * V * 4.0 * 3.0;
+  // The head and loss a chunk of tokens at a time (linear_cross_entropy): one chunk's logits, in
+  // the compute dtype and f32, and their gradient, f32 and compute; each token's logsumexp and loss.
+  const double chunk_rows = std::min(tokens, double(models::TransformerLM::loss_chunk_rows(cfg.model.vocab_size)));
+  const double logits = chunk_rows * V * (4.0 + elem) * 2.0 + tokens * 8.0;
   return params * 16.0 + saved + logits;
 }
 

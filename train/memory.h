@@ -8,7 +8,7 @@ namespace sparrow::train {
 
 // Bytes a training step needs, roughly: parameters, gradients and AdamW state (16 B/param),
 // saved activations (≈ 24·d values per token per layer, or one layer's worth plus each block's
-// input under recompute), and the logits with their gradient in f32.
+// input under recompute), and one chunk of the head's logits with their gradient.
 double estimate_step_bytes(const Config& cfg);
 
 // Throws TrainError (one line naming train.seq_len and train.batch_size) when the estimate

@@ -87,6 +87,12 @@ Tensor log_softmax(const Tensor& x, int64_t dim = -1);
 // Fused softmax cross-entropy: logits [N, V], targets I32 [N]; mean over targets != ignore_index.
 // Returns a scalar (0 when every target is ignored), f32 for f32/bf16 logits and f64 for f64.
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int32_t ignore_index = -100);
+// cross_entropy(x·Wᵀ, targets) (x [N, K], weight [V, K] of x's dtype; logits in f32, f64 for f64)
+// without ever holding the [N, V] logits: `chunk` rows at a time, and the backward recomputes each
+// chunk's logits (one more x·Wᵀ) for its gradient. The language model's head and loss: at 2M
+// tokens and V 256 the unfused pair held 6 GB of logits and their gradients.
+Tensor linear_cross_entropy(const Tensor& x, const Tensor& weight, const Tensor& targets, int64_t chunk,
+                            int32_t ignore_index = -100);
 
 // --- dropout: zero with probability p, scale survivors by 1/(1-p); identity when !training or p == 0.
 //     The mask is drawn from gen, so a seeded Generator reproduces it. ---

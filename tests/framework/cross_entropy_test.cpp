@@ -1,11 +1,14 @@
 // cross_entropy on the CPU: the loss against log-softmax + NLL by hand (with ignored targets),
 // the gradient formula (softmax − onehot)/count, gradients by finite differences in f64, the
 // all-ignored case, bf16/f32 logits, and the errors (bad targets are named).
-// Then on every device (CrossEntropyOnDevice): vocabularies up to 50K against the f64 host
-// reference, the all-ignored case and bad targets.
+// linear_cross_entropy (the chunked head + loss) against the unfused pair, by finite differences,
+// and its errors. Then on every device (CrossEntropyOnDevice): vocabularies up to 50K against the
+// f64 host reference (both ops), the all-ignored case and bad targets.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
+#include <functional>
 
 #include "common/devices.h"
 #include "common/gradcheck.h"
@@ -125,6 +128,57 @@ TEST(CrossEntropy, ShapeAndDtypeErrors) {
 
 }  // namespace
 
+// linear_cross_entropy: the chunked head + loss equals the unfused matmul + cross_entropy, loss and
+// both gradients, for chunks that split the rows unevenly, one row, and all of them at once.
+TEST(LinearCrossEntropy, EqualsTheUnfusedHeadAndLoss) {
+  Generator g(6);
+  const std::vector<int32_t> t{3, -100, 0, 10, 7, 7, -100, 1, 2, 9, 4, 5, 6, 8, 0, 3, 1, -100, 10, 2, 5};
+  const int64_t N = static_cast<int64_t>(t.size());
+  Tensor x = randn({N, 6}, g, DType::F64), w = randn({11, 6}, g, DType::F64, Device::cpu(), 0.5);
+  auto run = [&](int64_t chunk) {
+    Tensor xl = x.detach(), wl = w.detach();
+    xl.requires_grad_(true);
+    wl.requires_grad_(true);
+    Tensor tt = from_ints(t, {N});
+    Tensor loss = chunk > 0 ? linear_cross_entropy(xl, wl, tt, chunk) : cross_entropy(matmul(xl, wl, false, true), tt);
+    loss.backward();
+    return std::vector<std::vector<double>>{{loss.item()}, xl.grad().to_vector(), wl.grad().to_vector()};
+  };
+  const auto want = run(0);
+  for (int64_t chunk : {int64_t{1}, int64_t{4}, int64_t{5}, N, int64_t{1000}}) {
+    const auto got = run(chunk);
+    for (size_t k = 0; k < want.size(); ++k) {
+      ASSERT_EQ(got[k].size(), want[k].size());
+      for (size_t i = 0; i < want[k].size(); ++i)
+        ASSERT_NEAR(got[k][i], want[k][i], 1e-12) << "chunk " << chunk << ", tensor " << k << ", element " << i;
+    }
+  }
+  auto f = [&](const std::vector<Tensor>& in) { return linear_cross_entropy(in[0], in[1], from_ints(t, {N}), 4); };
+  EXPECT_TRUE(gradcheck(f, {leaf({N, 6}, g), leaf({11, 6}, g)}));
+}
+
+TEST(LinearCrossEntropy, AllIgnoredAndErrors) {
+  Generator g(7);
+  Tensor x = leaf({3, 4}, g), w = leaf({5, 4}, g);
+  Tensor loss = linear_cross_entropy(x, w, from_ints({-100, -100, -100}, {3}), 2);
+  EXPECT_EQ(loss.item(), 0.0);
+  loss.backward();
+  for (double v : x.grad().to_vector()) ASSERT_EQ(v, 0.0);
+  for (double v : w.grad().to_vector()) ASSERT_EQ(v, 0.0);
+  auto throws_naming = [](const std::function<void()>& f, const std::string& what) {
+    try {
+      f();
+      ADD_FAILURE() << "did not throw (" << what << ")";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+  };
+  throws_naming([&] { linear_cross_entropy(x, w, from_ints({1, 5, 0}, {3}), 2); }, "target 5");
+  throws_naming([&] { linear_cross_entropy(x, w, from_ints({1, 2, 0}, {3}), 0); }, "chunk of 0 rows");
+  throws_naming([&] { linear_cross_entropy(x, leaf({5, 3}, g), from_ints({1, 2, 0}, {3}), 2); }, "weight [V, K]");
+  throws_naming([&] { linear_cross_entropy(x, w.to(DType::F32), from_ints({1, 2, 0}, {3}), 2); }, "differ in dtype");
+}
+
 // ---- on every device: the f32 and bf16 kernels (f64 on the GPU) against the f64 host reference --
 namespace {
 
@@ -149,6 +203,24 @@ TEST_P(CrossEntropyOnDevice, MatchesTheReference) {
       Fn f = [&](const std::vector<Tensor>& in) { return cross_entropy(in[0], from_ints(t, {s[0]}, in[0].device())); };
       expect_matches_f64("cross_entropy " + shape_str(s), f, {randn(s, g, DType::F64, Device::cpu(), 2.0)}, d, dt,
                          fused_tolerance(dt));
+    }
+}
+
+// The chunked head + loss: logits through the device's GEMM (bf16 rounds them: the matmul tests'
+// tolerance), chunks of 64 rows over 300, and a vocabulary of 50K in chunks of 7 rows.
+TEST_P(CrossEntropyOnDevice, LinearMatchesTheReference) {
+  const Device d = device();
+  Generator g(8);
+  for (DType dt : float_dtypes(d))
+    for (const auto& [n, v, chunk] : {std::array<int64_t, 3>{300, 1000, 64}, std::array<int64_t, 3>{20, 50257, 7}}) {
+      std::vector<int32_t> t(static_cast<size_t>(n));
+      for (size_t i = 0; i < t.size(); ++i) t[i] = i % 5 == 2 ? -100 : static_cast<int32_t>((i * 7919) % v);
+      Fn f = [&, chunk = chunk, n = n](const std::vector<Tensor>& in) {
+        return linear_cross_entropy(in[0], in[1], from_ints(t, {n}, in[0].device()), chunk);
+      };
+      expect_matches_f64("linear_cross_entropy N " + std::to_string(n) + ", V " + std::to_string(v), f,
+                         {randn({n, 48}, g, DType::F64), randn({v, 48}, g, DType::F64, Device::cpu(), 0.3)}, d, dt,
+                         dt == DType::BF16 ? 3e-2 : fused_tolerance(dt));
     }
 }
 

@@ -1,5 +1,6 @@
 // Fused log-softmax + NLL. Per row i with target t_i (rows with t_i == ignore_index skipped):
-//   lse_i = m + log Σ_j exp(x_ij − m),  loss_i = lse_i − x_{i,t_i},  L = Σ loss_i / count
+//   lse_i = m + log Σ_j exp(x_ij − m),  loss_i = lse_i − x_{i,t_i}  (cross_entropy_rows)
+//   L = Σ loss_i / count                                              (cross_entropy_reduce)
 // Backward: ∂L/∂x_ij = (exp(x_ij − lse_i) − [j == t_i]) / count, scaled by the incoming dL.
 #include "framework/ops/cpu/cross_entropy.h"
 
@@ -13,13 +14,13 @@ namespace sparrow::cpu {
 namespace {
 
 template <class T>
-int64_t forward_impl(const Tensor& logits, const Tensor& targets, int32_t ignore, Tensor& loss, Tensor& lse) {
+void rows_impl(const Tensor& logits, const Tensor& targets, int32_t ignore, Tensor& lse, Tensor& row_loss) {
   using A = acc_t<T>;
   const int64_t N = logits.size(0), V = logits.size(1);
   const T* xp = logits.data<T>();
   const int32_t* tp = targets.data<int32_t>();
   A* lp = lse.data<A>();
-  std::vector<A> row_loss(static_cast<size_t>(N), A(0));
+  A* rp = row_loss.data<A>();
 #pragma omp parallel for schedule(static) if (N * V >= kParallelMin)
   for (int64_t i = 0; i < N; ++i) {
     const T* xr = xp + i * V;
@@ -28,18 +29,25 @@ int64_t forward_impl(const Tensor& logits, const Tensor& targets, int32_t ignore
     A s = 0;
     for (int64_t j = 0; j < V; ++j) s += std::exp(load_acc(xr[j]) - m);
     lp[i] = m + std::log(s);
-    if (tp[i] != ignore) row_loss[i] = lp[i] - load_acc(xr[tp[i]]);
+    rp[i] = tp[i] != ignore ? lp[i] - load_acc(xr[tp[i]]) : A(0);
   }
+}
+
+template <class A>
+void reduce_impl(const Tensor& row_loss, const Tensor& targets, int32_t ignore, Tensor& loss, Tensor& count) {
+  const int64_t N = row_loss.size(0);
+  const A* rp = row_loss.data<A>();
+  const int32_t* tp = targets.data<int32_t>();
   // A fixed-order sum in f64: the same loss whatever the thread count.
   double total = 0;
-  int64_t count = 0;
+  int64_t counted = 0;
   for (int64_t i = 0; i < N; ++i)
     if (tp[i] != ignore) {
-      total += static_cast<double>(row_loss[i]);
-      ++count;
+      total += static_cast<double>(rp[i]);
+      ++counted;
     }
-  loss.data<A>()[0] = static_cast<A>(count ? total / static_cast<double>(count) : 0.0);
-  return count;
+  loss.data<A>()[0] = static_cast<A>(counted ? total / static_cast<double>(counted) : 0.0);
+  count.data<int32_t>()[0] = static_cast<int32_t>(counted);
 }
 
 template <class T>
@@ -68,15 +76,24 @@ void backward_impl(const Tensor& logits, const Tensor& targets, int32_t ignore, 
 
 }  // namespace
 
-void cross_entropy_forward(const Tensor& logits, const Tensor& targets, int32_t ignore_index, Tensor& loss, Tensor& lse,
-                           Tensor& count) {
+void cross_entropy_rows(const Tensor& logits, const Tensor& targets, int32_t ignore_index, Tensor& lse,
+                        Tensor& row_loss) {
   const int64_t N = logits.size(0), V = logits.size(1);
   const int32_t* tp = targets.data<int32_t>();
   for (int64_t i = 0; i < N; ++i)
     SPARROW_CHECK(tp[i] == ignore_index || (tp[i] >= 0 && tp[i] < V), "cross_entropy: target ", tp[i], " at row ", i,
                   " is outside [0, ", V, ") and is not ignore_index (", ignore_index, ")");
-  count.data<int32_t>()[0] = static_cast<int32_t>(SPARROW_CPU_FLOAT_DISPATCH(
-      logits.dtype(), "cross_entropy", [&] { return forward_impl<T>(logits, targets, ignore_index, loss, lse); }));
+  SPARROW_CPU_FLOAT_DISPATCH(logits.dtype(), "cross_entropy",
+                             [&] { rows_impl<T>(logits, targets, ignore_index, lse, row_loss); });
+}
+
+// V is unused here: cross_entropy_rows has already thrown on any target outside [0, V).
+void cross_entropy_reduce(const Tensor& row_loss, const Tensor& targets, int32_t ignore_index, int64_t, Tensor& loss,
+                          Tensor& count) {
+  if (row_loss.dtype() == DType::F64)
+    reduce_impl<double>(row_loss, targets, ignore_index, loss, count);
+  else
+    reduce_impl<float>(row_loss, targets, ignore_index, loss, count);
 }
 
 void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int32_t ignore_index, const Tensor& lse,

@@ -7,12 +7,16 @@
 
 namespace sparrow::cpu {
 
-// Writes the mean loss over non-ignored targets (0 when there are none), each row's logsumexp
-// and how many targets counted (count: I32 [1] on the logits' device, read by the backward, so a
-// GPU step never brings it to the host). Throws on a target outside [0, V) that is not
-// ignore_index, naming it.
-void cross_entropy_forward(const Tensor& logits, const Tensor& targets, int32_t ignore_index, Tensor& loss, Tensor& lse,
-                           Tensor& count);
+// The forward in two steps, so that rows may come in chunks (linear_cross_entropy):
+// cross_entropy_rows writes each row's logsumexp and loss (lse − x[target]; 0 for an ignored
+// target) and throws on a target outside [0, V) that is not ignore_index, naming it;
+// cross_entropy_reduce then writes the mean of the rows' losses over counted targets (0 when there
+// are none; a fixed-order sum, the same whatever the thread count) and how many counted (count:
+// I32 [1] on the device, read by the backward, so a GPU step never brings it to the host).
+void cross_entropy_rows(const Tensor& logits, const Tensor& targets, int32_t ignore_index, Tensor& lse,
+                        Tensor& row_loss);
+void cross_entropy_reduce(const Tensor& row_loss, const Tensor& targets, int32_t ignore_index, int64_t V, Tensor& loss,
+                          Tensor& count);
 // dlogits = g · (softmax(logits) − onehot(target)) / count; zero rows for ignored targets.
 // g: the loss's gradient, a scalar in the stats dtype.
 void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int32_t ignore_index, const Tensor& lse,
