@@ -187,6 +187,12 @@ void run_backward(const Tensor& root, const Tensor& grad_output) {
     }
     slot = Pending{mine, true, true, false, std::move(slot.windows)};
   };
+  // Whether [start, end) of dim `dim` overlaps none of `windows` (all of that dim).
+  auto disjoint_from = [](const std::vector<std::array<int64_t, 3>>& windows, int64_t dim, int64_t start, int64_t end) {
+    for (const auto& z : windows)
+      if (z[0] != dim || !(end <= z[1] || z[2] <= start)) return false;
+    return true;
+  };
   // Windows (of one dim) that cover it from 0 to `size` without a gap.
   auto covers = [](std::vector<std::array<int64_t, 3>> windows, int64_t size) {
     std::sort(windows.begin(), windows.end());
@@ -270,8 +276,7 @@ void run_backward(const Tensor& root, const Tensor& grad_output) {
         bool fits = fresh;
         if (slot.borrowed) {
           fits = home.impl().storage == slot.g.impl().storage && home.offset() == slot.g.offset() &&
-                 home.dtype() == slot.g.dtype();
-          for (const auto& z : slot.windows) fits = fits && z[0] == w->dim && (end <= z[1] || z[2] <= w->start);
+                 home.dtype() == slot.g.dtype() && disjoint_from(slot.windows, w->dim, w->start, end);
         }
         if (fits) {
           if (fresh) slot = Pending{home, false, false, true, {}};
@@ -288,8 +293,7 @@ void run_backward(const Tensor& root, const Tensor& grad_output) {
         slot.owned = true;
         slot.lazy = fresh;
       }
-      bool disjoint = slot.lazy;
-      for (const auto& z : slot.windows) disjoint = disjoint && z[0] == w->dim && (end <= z[1] || z[2] <= w->start);
+      const bool disjoint = slot.lazy && disjoint_from(slot.windows, w->dim, w->start, end);
       if (!disjoint) materialise(slot);
       const Shape st = slot.g.strides();
       Tensor window = make_view(slot.g, g.shape(), st, slot.g.offset() + w->start * st[size_t(w->dim)]);

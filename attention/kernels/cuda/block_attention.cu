@@ -37,6 +37,7 @@ struct Problem {
   bool fast = false;           // tensor-core kernels
   bool sm90 = false;           // the sm_90a forward (block_attention_sm90.cu)
   bool persistent = false;     // ... on the persistent grid (SPARROW_BLOCK_ATTN_KERNEL=sm90_persistent)
+  int persistent_ctas = 0;     // its CTAs (SPARROW_SM90_PERSISTENT_CTAS; 0: one an SM)
   int64_t layout_entries = 0;  // Σ nnz over the layout's stored heads
   int fwd_warps = 4;           // forward CTA: 16 query rows per warp
 };
@@ -86,6 +87,17 @@ bool device_is_sm90() {
 
 struct Problem;
 bool use_sm90(const Problem& p);
+
+// A count from the environment: 0 when unset or empty; anything but a number ≥ 0 is an error.
+int64_t env_count(const char* name) {
+  const char* e = std::getenv(name);
+  if (e == nullptr || *e == '\0') return 0;
+  char* end = nullptr;
+  const long long n = std::strtoll(e, &end, 10);
+  SPARROW_CHECK(end != e && *end == '\0' && n >= 0 && n <= INT_MAX, name, "=", e, ": expected a count (0 to ", INT_MAX,
+                ")");
+  return n;
+}
 
 Problem prepare(const Tensor& q, const Tensor& k, const Tensor& v, const BlockAttentionArgs& args) {
   SPARROW_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, kOp, ": q, k, v must be [B, H, N, D], got ",
@@ -156,6 +168,7 @@ Problem prepare(const Tensor& q, const Tensor& k, const Tensor& v, const BlockAt
   p.sm90 = use_sm90(p);
   const char* kernel = std::getenv("SPARROW_BLOCK_ATTN_KERNEL");
   p.persistent = p.sm90 && kernel != nullptr && std::strcmp(kernel, "sm90_persistent") == 0;
+  if (p.persistent) p.persistent_ctas = static_cast<int>(env_count("SPARROW_SM90_PERSISTENT_CTAS"));
   return p;
 }
 
@@ -177,17 +190,6 @@ bool use_sm90(const Problem& p) {
   // The forward's work items, (batch·head, query block) rows, are counted in int.
   if (p.b * p.h * most_blocks >= INT_MAX) return false;
   return device_is_sm90();
-}
-
-// A count from the environment: 0 when unset or empty; anything but a number ≥ 0 is an error.
-int64_t env_count(const char* name) {
-  const char* e = std::getenv(name);
-  if (e == nullptr || *e == '\0') return 0;
-  char* end = nullptr;
-  const long long n = std::strtoll(e, &end, 10);
-  SPARROW_CHECK(end != e && *end == '\0' && n >= 0 && n <= INT_MAX, name, "=", e, ": expected a count (0 to ", INT_MAX,
-                ")");
-  return n;
 }
 
 void launch_fwd_sm90(const Problem& p, const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, Tensor& lse) {
@@ -218,7 +220,7 @@ void launch_fwd_sm90(const Problem& p, const Tensor& q, const Tensor& k, const T
   if (p.persistent) {
     work_counter = empty({1}, DType::I32, q.device());
     f.work_counter = work_counter.data<int32_t>();
-    f.ctas = static_cast<int>(env_count("SPARROW_SM90_PERSISTENT_CTAS"));
+    f.ctas = p.persistent_ctas;
   }
   sm90_forward(f, sparrow::cuda::stream());
 }
@@ -285,7 +287,7 @@ void launch_bwd_sm90(const Sm90BwdPlan& plan, const Problem& p, const Tensor& q,
     b.turns = plan.turns;
     if (p.persistent) {
       b.work_counter = work_counter.data<int32_t>();
-      b.ctas = static_cast<int>(env_count("SPARROW_SM90_PERSISTENT_CTAS"));
+      b.ctas = p.persistent_ctas;
     }
     b.q = from(q, q_off);
     b.k = from(k, k_off);
