@@ -45,7 +45,7 @@ Tensor Block::norm(const nn::Module& m, const Tensor& x) const {
   return static_cast<const nn::RMSNorm&>(m).forward(x);
 }
 
-Tensor Block::attention_sublayer(const Tensor& h, int64_t step) const {
+Tensor Block::attention_sublayer(const Tensor& h, int64_t step, const Tensor& residual) const {
   const int64_t T = h.size(1);
   // qkv [B, T, 3d] → [3, B, H, T, Dh] with RoPE on q and k, in one pass; each of q, k, v is then a
   // contiguous slice in the [B, H, T, Dh] layout the attention kernels read.
@@ -63,7 +63,7 @@ Tensor Block::attention_sublayer(const Tensor& h, int64_t step) const {
   } else {
     heads = rope_heads(qkv, n_heads_, 0, rope_base_);
   }
-  return out_projection(attend(heads, step));
+  return out_projection(attend(heads, step), residual);
 }
 
 Tensor Block::attend(const Tensor& heads, int64_t step) const {
@@ -79,9 +79,10 @@ Tensor Block::attend(const Tensor& heads, int64_t step) const {
   return reshape(permute(o, {0, 2, 1, 3}).contiguous(), {B, T, d_model_});
 }
 
-Tensor Block::out_projection(const Tensor& merged) const {
-  Tensor y = proj_->forward(merged);
-  return dropout_ > 0 ? dropout(y, dropout_, *dropout_gen_, is_training()) : y;
+Tensor Block::out_projection(const Tensor& merged, const Tensor& residual) const {
+  if (!(dropout_ > 0 && is_training())) return proj_->forward(merged, residual);
+  Tensor y = dropout(proj_->forward(merged), dropout_, *dropout_gen_, true);
+  return residual.defined() ? add(residual, y) : y;
 }
 
 void Block::set_context(const attn::ContextParallel* context) {
@@ -94,8 +95,10 @@ void Block::set_context(const attn::ContextParallel* context) {
 Tensor Block::forward(const Tensor& x, int64_t step) const {
   // Context parallelism shards the tokens already (and RoPE follows the shard's runs).
   if (recompute_chunk_ > 0 && context_ == nullptr && x.size(1) > recompute_chunk_) return forward_in_chunks(x, step);
-  Tensor h = add(x, attention_sublayer(norm(*norm1_, x), step));
-  return add(h, mlp_->forward(norm(*norm2_, h)));
+  // Pre-norm residuals, h = x + attention(norm1(x)), h + mlp(norm2(h)), each add done by the
+  // sublayer's last GEMM (no pass of its own); the norms' backward folds in the skip's gradient.
+  const Tensor h = attention_sublayer(norm(*norm1_, x), step, x);
+  return mlp_->forward(norm(*norm2_, h), h);
 }
 
 Tensor Block::forward_in_chunks(const Tensor& x, int64_t step) const {

@@ -30,10 +30,13 @@ class Block : public nn::Module {
 
  private:
   Tensor norm(const nn::Module& m, const Tensor& x) const;
-  Tensor attention_sublayer(const Tensor& h, int64_t step) const;
+  // residual + attention(h) (the residual added by the output projection's GEMM when it is given)
+  Tensor attention_sublayer(const Tensor& h, int64_t step, const Tensor& residual = Tensor()) const;
   // heads [3, B, H, T, Dh] (q, k, v after RoPE) → attention's output, heads merged: [B, T, d]
   Tensor attend(const Tensor& heads, int64_t step) const;
-  Tensor out_projection(const Tensor& merged) const;  // [B, T, d] → proj, then dropout
+  // [B, T, d] → residual + dropout(proj(merged)); the residual (optional) rides in proj's GEMM when no
+  // dropout acts.
+  Tensor out_projection(const Tensor& merged, const Tensor& residual = Tensor()) const;
   // forward with the token-wise parts in checkpointed chunks (TransformerOptions::recompute_chunk)
   Tensor forward_in_chunks(const Tensor& x, int64_t step) const;
 

@@ -29,8 +29,8 @@ Tensor Block::decode(const Tensor& x, int64_t first, Tensor& k_cache, Tensor& v_
   call.step = step;
   const Tensor o = attn_->decode(call);  // [B, H, T, Dh]
   const Tensor merged = reshape(permute(o, {0, 2, 1, 3}).contiguous(), {B, T, d_model_});
-  const Tensor h = add(x, proj_->forward(merged));
-  return add(h, mlp_->forward(norm(*norm2_, h)));
+  const Tensor h = proj_->forward(merged, x);  // x + proj(merged), as forward
+  return mlp_->forward(norm(*norm2_, h), h);
 }
 
 }  // namespace sparrow::models

@@ -71,6 +71,18 @@ std::vector<Tensor> FunctionNode::backward(const Tensor& g) {
   return fn_(g);
 }
 
+std::vector<Tensor> Node::backward_adding(const Tensor& g, const std::vector<Tensor>& addends) {
+  std::vector<Tensor> grads = backward(g);
+  for (size_t k = 0; k < addends.size() && k < grads.size(); ++k)
+    if (addends[k].defined()) grads[k] = grads[k].defined() ? add(grads[k], addends[k]) : addends[k];
+  return grads;
+}
+
+std::vector<Tensor> AddingNode::backward_adding(const Tensor& g, const std::vector<Tensor>& addends) {
+  SPARROW_CHECK(fn_, "backward through ", name_, " a second time: its saved tensors were already freed");
+  return fn_(g, addends);
+}
+
 bool needs_grad(std::initializer_list<const Tensor*> inputs) {
   if (!g_grad_enabled) return false;
   for (const Tensor* t : inputs)
@@ -106,6 +118,11 @@ Tensor record(Tensor out, std::shared_ptr<Node> node, const std::vector<Tensor>&
 Tensor record(Tensor out, const char* name, const std::vector<Tensor>& inputs, FunctionNode::Backward fn) {
   if (!needs_grad(inputs)) return out;
   return record(std::move(out), std::make_shared<FunctionNode>(name, std::move(fn)), inputs);
+}
+
+Tensor record(Tensor out, const char* name, const std::vector<Tensor>& inputs, AddingNode::Backward fn) {
+  if (!needs_grad(inputs)) return out;
+  return record(std::move(out), std::make_shared<AddingNode>(name, std::move(fn)), inputs);
 }
 
 void run_backward(const Tensor& root, const Tensor& grad_output) {
@@ -306,16 +323,39 @@ void run_backward(const Tensor& root, const Tensor& grad_output) {
       n->release();
       continue;
     }
+    // A node that folds addends gets, for each non-leaf input, the gradient already waiting there
+    // (once per input node, however many of its edges lead there); what it returns for that input
+    // then replaces the waiting gradient instead of being added to it.
+    std::vector<Tensor> addends;
+    if (n->folds_addends()) {
+      addends.resize(n->next.size());
+      for (size_t k = 0; k < n->next.size(); ++k) {
+        Node* in = n->next[k].fn.get();
+        if (!in ||
+            std::any_of(n->next.begin(), n->next.begin() + long(k), [&](const Edge& e) { return e.fn.get() == in; }))
+          continue;
+        if (auto q = pending.find(in); q != pending.end()) {
+          materialise(q->second);
+          addends[k] = q->second.g;
+        }
+      }
+    }
     std::vector<Tensor> grads;
     {
       profile::Scope scope(n->name(), "bwd");
-      grads = n->backward(g);
+      grads = addends.empty() ? n->backward(g) : n->backward_adding(g, addends);
       n->release();  // frees the saved activations: part of the node's cost
     }
     SPARROW_CHECK(grads.size() == n->next.size(), "backward of ", n->name(), " returned ", grads.size(),
                   " gradients for ", n->next.size(), " inputs");
     for (size_t k = 0; k < grads.size(); ++k) {
       const Edge& e = n->next[k];
+      if (k < addends.size() && addends[k].defined()) {
+        SPARROW_CHECK(grads[k].defined(), "backward of ", n->name(), " dropped the gradient added to its input ", k);
+        Pending& slot = pending.at(e.fn.get());
+        if (grads[k].impl_ptr() != addends[k].impl_ptr()) slot = Pending{grads[k], true, false, false, {}};
+        continue;
+      }
       if (!e.active() || !grads[k].defined()) {
         if (e.leaf) edge_done(e.leaf.get());
         continue;

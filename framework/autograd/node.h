@@ -40,6 +40,17 @@ class Node {
   virtual const GradWindow* grad_window() const { return nullptr; }
   // One gradient per input, in input order; an undefined Tensor where an input gets none.
   virtual std::vector<Tensor> backward(const Tensor& grad_output) = 0;
+  // True for nodes that fold addends: the engine then calls backward_adding with, for each input,
+  // the gradient that already reached that input from its other consumers (undefined where none),
+  // and the node returns that input's gradient with the addend included, computed in the same pass
+  // over memory. layer_norm does this for the residual stream: x feeds both the norm and the skip
+  // add, and the skip's gradient, folded into the norm's dx, costs one more read instead of a
+  // separate add (two reads and a write of [tokens, d]).
+  virtual bool folds_addends() const { return false; }
+  // grads[k] = this node's gradient for input k + addends[k] where addends[k] is defined: either
+  // addends[k] itself (the node adds nothing) or a buffer the node made that nothing else refers to
+  // (the engine may add later contributions into it).
+  virtual std::vector<Tensor> backward_adding(const Tensor& grad_output, const std::vector<Tensor>& addends);
   // Frees what backward captured (called after backward runs once).
   virtual void release() {}
   virtual const char* name() const = 0;
@@ -52,6 +63,23 @@ class FunctionNode : public Node {
   using Backward = std::function<std::vector<Tensor>(const Tensor& grad_output)>;
   FunctionNode(const char* name, Backward fn) : name_(name), fn_(std::move(fn)) {}
   std::vector<Tensor> backward(const Tensor& g) override;
+  void release() override { fn_ = nullptr; }
+  const char* name() const override { return name_; }
+
+ private:
+  const char* name_;
+  Backward fn_;
+};
+
+// A Node whose backward is a closure that folds addends (Node::backward_adding); `addends` is empty
+// when called as plain backward.
+class AddingNode : public Node {
+ public:
+  using Backward = std::function<std::vector<Tensor>(const Tensor& grad_output, const std::vector<Tensor>& addends)>;
+  AddingNode(const char* name, Backward fn) : name_(name), fn_(std::move(fn)) {}
+  std::vector<Tensor> backward(const Tensor& g) override { return backward_adding(g, {}); }
+  bool folds_addends() const override { return true; }
+  std::vector<Tensor> backward_adding(const Tensor& g, const std::vector<Tensor>& addends) override;
   void release() override { fn_ = nullptr; }
   const char* name() const override { return name_; }
 
@@ -104,6 +132,10 @@ bool needs_grad(const std::vector<Tensor>& inputs);
 Tensor record(Tensor out, std::shared_ptr<Node> node, const std::vector<Tensor>& inputs);
 // The usual form: record(out, "op", {a, b}, [=](const Tensor& g) { return {ga, gb}; }).
 Tensor record(Tensor out, const char* name, const std::vector<Tensor>& inputs, FunctionNode::Backward fn);
+
+// The same for a node that folds addends: record(y, "op", {x, w}, [=](const Tensor& g, const std::vector<Tensor>& add)
+// {…}).
+Tensor record(Tensor out, const char* name, const std::vector<Tensor>& inputs, AddingNode::Backward fn);
 
 // Runs backward from root with the given output gradient (engine.cpp).
 void run_backward(const Tensor& root, const Tensor& grad_output);

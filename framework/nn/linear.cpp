@@ -21,12 +21,12 @@ Linear::Linear(int64_t in, int64_t out, bool with_bias, Generator& gen, DType dt
   }
 }
 
-Tensor Linear::forward(const Tensor& x) const {
+Tensor Linear::forward(const Tensor& x, const Tensor& residual) const {
   SPARROW_CHECK(x.dim() >= 1 && x.size(-1) == in_, "Linear: input ", describe(x), " does not end in ", in_,
                 " features");
   // Mixed precision: f32 master weights are cast to the activations' dtype at use (recorded, so
   // the gradient arrives back in f32).
-  return sparrow::linear(x, weight.to(x.dtype()), bias.defined() ? bias.to(x.dtype()) : Tensor());
+  return sparrow::linear(x, weight.to(x.dtype()), bias.defined() ? bias.to(x.dtype()) : Tensor(), residual);
 }
 
 }  // namespace sparrow::nn

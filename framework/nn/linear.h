@@ -11,7 +11,8 @@ class Linear : public Module {
   // Weight and bias ~ U(−1/√in, 1/√in) (PyTorch's default); models re-initialise as they need.
   Linear(int64_t in_features, int64_t out_features, bool bias, Generator& gen, DType dtype = DType::F32,
          Device device = Device::cpu());
-  Tensor forward(const Tensor& x) const;
+  // residual (optional, shaped as the output): added in the same GEMM, y = x Wᵀ + b + residual.
+  Tensor forward(const Tensor& x, const Tensor& residual = Tensor()) const;
 
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }

@@ -20,19 +20,22 @@ MLP::MLP(const MLPOptions& o, Generator& gen) : act_(o.activation), dropout_(o.d
       register_module("proj", std::make_shared<Linear>(o.hidden, o.out ? o.out : o.in, o.bias, gen, o.dtype, o.device));
 }
 
-Tensor MLP::forward(const Tensor& x) const {
+Tensor MLP::forward(const Tensor& x, const Tensor& residual) const {
+  const bool drop = dropout_ > 0.0 && is_training();
+  const Tensor in_gemm = drop ? Tensor() : residual;
   Tensor y;
   if (act_ == Activation::GELU) {
     // One fused node (the GELU rides in the GEMM epilogues on the GPU); weights cast to the
     // activations' dtype at use, as Linear does.
     const DType dt = x.dtype();
     auto at = [dt](const Tensor& t) { return t.defined() ? t.to(dt) : Tensor(); };
-    y = mlp_gelu(x, at(fc->weight), at(fc->bias), at(proj->weight), at(proj->bias));
+    y = mlp_gelu(x, at(fc->weight), at(fc->bias), at(proj->weight), at(proj->bias), in_gemm);
   } else {
-    y = proj->forward(silu(fc->forward(x)));
+    y = proj->forward(silu(fc->forward(x)), in_gemm);
   }
-  if (dropout_ > 0.0 && is_training()) y = dropout(y, dropout_, *dropout_gen_, true);
-  return y;
+  if (!drop) return y;
+  y = dropout(y, dropout_, *dropout_gen_, true);
+  return residual.defined() ? add(residual, y) : y;
 }
 
 }  // namespace sparrow::nn

@@ -25,7 +25,9 @@ struct MLPOptions {
 class MLP : public Module {
  public:
   MLP(const MLPOptions& opt, Generator& init_gen);
-  Tensor forward(const Tensor& x) const;
+  // residual (optional, shaped as the output): y = residual + MLP(x), added by the last GEMM when
+  // no dropout acts (dropout applies to the MLP's output alone, so then it is a separate add).
+  Tensor forward(const Tensor& x, const Tensor& residual = Tensor()) const;
 
   std::shared_ptr<Linear> fc, proj;
 

@@ -13,11 +13,23 @@
 
 namespace sparrow {
 
-// y = x·Wᵀ + b over the last dim of x. One GEMM with the bias in its epilogue on the GPU (cuBLASLt
-// EPILOGUE_BIAS), so the [rows, N] output is written once instead of written, read and written
-// again by a broadcast add. Gradients (g = dL/dy flattened to [rows, N]):
-//   dx = g·W,  dW = gᵀ·x,  db = Σ_rows g.
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+namespace {
+// A residual added to a projection's output [..., N]: that exact shape, the dtype and device of x.
+void check_residual(const char* op, const Tensor& residual, const Tensor& x, const Shape& out_shape) {
+  if (!residual.defined()) return;
+  check_same_device(op, x, residual);
+  check_same_dtype(op, x, residual);
+  SPARROW_CHECK(residual.shape() == out_shape, op, ": residual ", describe(residual), " is not shaped as the output [",
+                shape_str(out_shape), "]");
+}
+}  // namespace
+
+// y = x·Wᵀ + b (+ residual) over the last dim of x. One GEMM with the bias in its epilogue on the
+// GPU (cuBLASLt EPILOGUE_BIAS) and the residual as its C input (β = 1), so the [rows, N] output is
+// written once instead of written, read and written again by a broadcast add and a residual add.
+// Gradients (g = dL/dy flattened to [rows, N]):
+//   dx = g·W,  dW = gᵀ·x,  db = Σ_rows g,  d residual = g.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& residual) {
   SPARROW_PROFILE_OP("linear");
   check_same_device("linear", x, weight);
   check_same_dtype("linear", x, weight);
@@ -32,6 +44,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   }
   Shape out_shape = x.shape();
   out_shape.back() = n;
+  check_residual("linear", residual, x, out_shape);
   const int64_t rows = shape_numel(x.shape()) / std::max<int64_t>(k, 1);
   Tensor x2 = reshape(x.detach(), {rows, k});
   Tensor wd = weight.detach(), bd = bias.defined() ? bias.detach().contiguous() : Tensor();
@@ -40,16 +53,21 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     extras.epilogue = GemmEpilogue::Bias;
     extras.bias = bd;
   }
+  if (residual.defined()) extras.residual = residual.detach().contiguous();
   Tensor y = reshape(detail::matmul_forward(x2, wd, false, true, {}, rows, n, k, extras), out_shape);
   const bool gx = x.requires_grad(), gw = weight.requires_grad(), gb = bias.defined() && bias.requires_grad();
+  const bool has_residual = residual.defined(), gr = has_residual && residual.requires_grad();
+  // Inputs x, weight, then bias and residual where given (so the gradients' order follows).
   std::vector<Tensor> inputs{x, weight};
   if (bias.defined()) inputs.push_back(bias);
+  if (residual.defined()) inputs.push_back(residual);
   const Shape x_shape = x.shape();
   return record(y, "linear", inputs, [=](const Tensor& g) {
     Tensor g2 = reshape(g, {rows, n});
     std::vector<Tensor> grads{gx ? reshape(matmul(g2, wd), x_shape) : Tensor(),
                               gw ? matmul(g2, x2, true, false) : Tensor()};
     if (bd.defined()) grads.push_back(gb ? sum(g2, {0}) : Tensor());
+    if (has_residual) grads.push_back(gr ? g : Tensor());
     return grads;
   });
 }
@@ -85,15 +103,18 @@ void check_mlp(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor
 // backward's dh = g·W2 GEMM multiplies by gelu'(u) in its epilogue (DGELU). That removes the
 // separate GELU passes (forward: read u, write h; backward: read dh and u, write du). Gradients, with du = (g·W2) ∘
 // gelu'(u):
-//   dW2 = gᵀ·h,  db2 = Σ_rows g,  dW1 = duᵀ·x,  db1 = Σ_rows du,  dx = du·W1.
-Tensor mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2) {
+//   dW2 = gᵀ·h,  db2 = Σ_rows g,  dW1 = duᵀ·x,  db1 = Σ_rows du,  dx = du·W1,  d residual = g.
+// A residual is added by the second GEMM (its C input), as linear does.
+Tensor mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2,
+                const Tensor& residual) {
   SPARROW_PROFILE_OP("mlp_gelu");
   check_mlp(x, w1, b1, w2, b2);
-  if (!fused_mlp(x, b1)) return linear(gelu(linear(x, w1, b1)), w2, b2);
+  if (!fused_mlp(x, b1)) return linear(gelu(linear(x, w1, b1)), w2, b2, residual);
   const int64_t K = w1.size(1), H = w1.size(0), N = w2.size(0);
   const int64_t rows = shape_numel(x.shape()) / std::max<int64_t>(K, 1);
   Shape out_shape = x.shape();
   out_shape.back() = N;
+  check_residual("mlp_gelu", residual, x, out_shape);
   Tensor x2 = reshape(x.detach(), {rows, K});
   Tensor w1d = w1.detach(), w2d = w2.detach(), b1d = b1.detach().contiguous();
   Tensor b2d = b2.defined() ? b2.detach().contiguous() : Tensor();
@@ -109,11 +130,14 @@ Tensor mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tenso
     second.epilogue = GemmEpilogue::Bias;
     second.bias = b2d;
   }
+  if (residual.defined()) second.residual = residual.detach().contiguous();
   Tensor y = reshape(detail::matmul_forward(h, w2d, false, true, {}, rows, N, H, second), out_shape);
   const bool gx = x.requires_grad(), gw1 = w1.requires_grad(), gb1 = b1.requires_grad(), gw2 = w2.requires_grad();
   const bool gb2 = b2.defined() && b2.requires_grad();
+  const bool has_residual = residual.defined(), gr = has_residual && residual.requires_grad();
   std::vector<Tensor> inputs{x, w1, b1, w2};
   if (b2.defined()) inputs.push_back(b2);
+  if (residual.defined()) inputs.push_back(residual);
   const Shape x_shape = x.shape();
   return record(y, "mlp_gelu", inputs, [=](const Tensor& g) {
     Tensor g2 = reshape(g, {rows, N}).contiguous();
@@ -132,6 +156,7 @@ Tensor mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tenso
                               gw1 ? matmul(du, x2, true, false) : Tensor(), gb1 ? sum(du, {0}) : Tensor(),
                               gw2 ? matmul(g2, h, true, false) : Tensor()};
     if (b2d.defined()) grads.push_back(gb2 ? sum(g2, {0}) : Tensor());
+    if (has_residual) grads.push_back(gr ? g : Tensor());
     return grads;
   });
 }

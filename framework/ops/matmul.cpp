@@ -75,18 +75,28 @@ Tensor matmul_forward(const Tensor& a, const Tensor& b, bool ta, bool tb, const 
   out_shape.push_back(n);
   const bool with_bias = extras.epilogue == GemmEpilogue::Bias;
   if (extras.applied) *extras.applied = extras.epilogue == GemmEpilogue::None || with_bias;
+  if (extras.residual.defined()) {
+    const Tensor& r = extras.residual;
+    SPARROW_CHECK((extras.epilogue == GemmEpilogue::None || with_bias) && shape_numel(batch_shape) == 1 &&
+                      r.is_contiguous() && shape_numel(r.shape()) == m * n && r.dtype() == a.dtype() &&
+                      r.device() == a.device(),
+                  "matmul: a residual needs batch 1, no GELU epilogue, and a contiguous [", m, ", ", n, "] ",
+                  dtype_name(a.dtype()), " tensor on ", a.device().str(), "; got ", describe(r));
+  }
   if (shape_numel(out_shape) == 0) return empty(out_shape, a.dtype(), a.device());
   if (k == 0) {
     Tensor z = zeros(out_shape, a.dtype(), a.device());
-    return with_bias ? add(z, extras.bias) : z;
+    if (with_bias) z = add(z, extras.bias);
+    return extras.residual.defined() ? add(z, reshape(extras.residual, out_shape)) : z;
   }
   if (a.device().is_cpu() && a.dtype() == DType::BF16) {
-    // bf16 on the CPU: widen to f32, multiply (and add the bias), round once at the end.
+    // bf16 on the CPU: widen to f32, multiply (and add the bias and residual), round once at the end.
     GemmExtras wide;
     if (with_bias) {
       wide.epilogue = GemmEpilogue::Bias;
       wide.bias = cast(extras.bias, DType::F32);
     }
+    if (extras.residual.defined()) wide.residual = cast(extras.residual, DType::F32);
     Tensor c32 = matmul_forward(cast(a, DType::F32), cast(b, DType::F32), ta, tb, batch_shape, m, n, k, wide);
     return cast(c32, DType::BF16);
   }
@@ -101,6 +111,7 @@ Tensor matmul_forward(const Tensor& a, const Tensor& b, bool ta, bool tb, const 
   p.epilogue = extras.epilogue;
   p.bias = extras.bias;
   p.aux = extras.aux;
+  p.residual = extras.residual;
   const bool done = SPARROW_DISPATCH(a.device(), matmul, p, out);
   if (extras.applied) *extras.applied = done;
   return out;

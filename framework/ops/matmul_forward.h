@@ -13,6 +13,7 @@ struct GemmExtras {
   Tensor bias, aux;         // as GemmProblem
   bool* applied = nullptr;  // set false when a GELU epilogue could not run (CPU, or no cuBLASLt
                             // algorithm): the result is then the plain product
+  Tensor residual;          // as GemmProblem: added to the product (the output's shape and dtype)
 };
 
 // op(a)·op(b) over broadcast batch dims: [batch..., m, n]. A Bias epilogue always completes.

@@ -34,6 +34,10 @@ struct GemmProblem {
   int64_t batch = 1, m = 0, n = 0, k = 0;
   GemmEpilogue epilogue = GemmEpilogue::None;
   Tensor bias, aux;
+  // Optional (batch 1, None or Bias epilogue): C += residual, contiguous [M, N] of C's dtype. On the
+  // GPU it is the GEMM's own C input (β = 1), so a residual connection after a projection costs one
+  // more read inside the GEMM instead of a separate add (two reads and a write of [M, N]).
+  Tensor residual;
 };
 
 }  // namespace sparrow

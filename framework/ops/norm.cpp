@@ -1,6 +1,6 @@
 // layer_norm and rms_norm: one autograd node each over x, weight (and bias), with a hand-written
-// backward (the math is in ops/cpu/norm.cpp). The forward saves x, the per-row mean (layer_norm)
-// and rstd = 1/√(var + ε), so the backward recomputes x̂ instead of storing it.
+// backward (the math is in ops/cpu/norm.cpp) that can add x's other gradient into dx. The forward saves x, the per-row
+// mean (layer_norm) and rstd = 1/√(var + ε), so the backward recomputes x̂ instead of storing it.
 #include "framework/ops/cpu/norm.h"
 #include "framework/autograd/node.h"
 #include "framework/core/dispatch.h"
@@ -41,17 +41,24 @@ Tensor norm(bool centered, const Tensor& x, const Tensor& weight, const Tensor& 
   const bool gx = x.requires_grad(), gw = weight.requires_grad(), gb = bias.defined() && bias.requires_grad();
   std::vector<Tensor> inputs{x, weight};
   if (centered) inputs.push_back(bias);
-  return record(y, op, inputs, [=](const Tensor& g) {
+  // The backward folds x's addend (the residual stream's gradient from the skip connection, see
+  // Node::backward_adding) into dx in the same pass when it is laid out like x.
+  return record(y, op, inputs, [=](const Tensor& g, const std::vector<Tensor>& addends) {
+    const Tensor add_x = addends.empty() ? Tensor() : addends[0];
+    const bool fold = gx && add_x.defined() && add_x.is_contiguous() && add_x.shape() == xc.shape() &&
+                      add_x.dtype() == xc.dtype() && add_x.device() == xc.device();
     Tensor dx = gx ? empty(xc.shape(), xc.dtype(), xc.device()) : Tensor();
     Tensor dw = gw ? empty(wc.shape(), wc.dtype(), wc.device()) : Tensor();
     Tensor db = gb ? empty(bc.shape(), bc.dtype(), bc.device()) : Tensor();
     if (rows > 0) {
       const Tensor gc = fused::dense_as(g, xc.dtype());
-      SPARROW_DISPATCH(xc.device(), norm_backward, centered, gc, xc, wc, mean, rstd, dx, dw, db);
+      SPARROW_DISPATCH(xc.device(), norm_backward, centered, gc, xc, wc, mean, rstd, fold ? add_x : Tensor(), dx, dw,
+                       db);
     } else {
       if (dw.defined()) dw = zeros(wc.shape(), wc.dtype(), wc.device());
       if (db.defined()) db = zeros(bc.shape(), bc.dtype(), bc.device());
     }
+    if (add_x.defined() && !fold) dx = dx.defined() ? add(dx, add_x) : add_x;
     std::vector<Tensor> grads{dx, dw};
     if (centered) grads.push_back(db);
     return grads;

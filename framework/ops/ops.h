@@ -51,12 +51,15 @@ Tensor sum_to(const Tensor& a, const Shape& shape);
 // --- matrix products (row-major). a: [..., M, K] (or [..., K, M] with trans_a),
 //     b: [..., K, N] (or [..., N, K] with trans_b); leading batch dims broadcast. ---
 Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
-// y = x·Wᵀ + b: x [..., K], weight [N, K], bias [N] or undefined → [..., N]. On the GPU the bias is
-// added in the GEMM's epilogue.
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
-// y = gelu(x·W1ᵀ + b1)·W2ᵀ + b2 (biases may be undefined) as one node; on the GPU the bias and
-// GELU (and, backward, GELU's derivative and b1's gradient) ride in the GEMMs' epilogues.
-Tensor mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2);
+// y = x·Wᵀ + b + residual: x [..., K], weight [N, K], bias [N] or undefined, residual [..., N] or
+// undefined → [..., N]. On the GPU the bias is added in the GEMM's epilogue and the residual is
+// its C input (a residual connection without a separate add).
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), const Tensor& residual = Tensor());
+// y = gelu(x·W1ᵀ + b1)·W2ᵀ + b2 + residual (biases and residual may be undefined) as one node; on
+// the GPU the bias and GELU (and, backward, GELU's derivative) ride in the GEMMs' epilogues, the
+// residual in the second GEMM's C input.
+Tensor mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2,
+                const Tensor& residual = Tensor());
 
 // --- shape and views ---
 Tensor reshape(const Tensor& a, const Shape& shape);                     // one -1 allowed; a view when contiguous

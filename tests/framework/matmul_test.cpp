@@ -234,6 +234,20 @@ TEST(MatmulGrad, LinearWithBias) {
   EXPECT_THROW(linear(x, w, leaf({3}, g)), Error);
 }
 
+// linear(x, W, b, residual) = x·Wᵀ + b + residual (the residual connection inside the GEMM):
+// equal to the separate add, finite differences for all four inputs, and a residual of the wrong
+// shape or dtype refused.
+TEST(MatmulGrad, LinearWithResidual) {
+  Generator g(33);
+  Tensor x = leaf({2, 3, 5}, g), w = leaf({4, 5}, g), b = leaf({4}, g), r = leaf({2, 3, 4}, g);
+  EXPECT_LT(rel_error(linear(x, w, b, r), add(linear(x, w, b), r)), 1e-15);
+  EXPECT_TRUE(gradcheck([](const std::vector<Tensor>& t) { return linear(t[0], t[1], t[2], t[3]); }, {x, w, b, r}));
+  EXPECT_TRUE(gradcheck([](const std::vector<Tensor>& t) { return linear(t[0], t[1], Tensor(), t[2]); }, {x, w, r}));
+  EXPECT_THROW(linear(x, w, b, leaf({6, 4}, g)), Error);
+  EXPECT_THROW(linear(x, w, b, leaf({2, 3, 1}, g)), Error);
+  EXPECT_THROW(linear(x, w, b, r.detach().to(DType::F32)), Error);
+}
+
 // mlp_gelu equals linear → gelu → linear, and its gradients pass finite differences (f64, CPU).
 TEST(MatmulGrad, MlpGelu) {
   Generator g(32);
@@ -245,6 +259,12 @@ TEST(MatmulGrad, MlpGelu) {
                         {x, w1, w2}));
   EXPECT_THROW(mlp_gelu(x, w1, b1, leaf({5, 7}, g), b2), Error);
   EXPECT_THROW(mlp_gelu(x, w1, leaf({5}, g), w2, b2), Error);
+  // With a residual: the separate add's value, and finite differences for it too.
+  Tensor r = leaf({2, 3, 5}, g);
+  EXPECT_LT(rel_error(mlp_gelu(x, w1, b1, w2, b2, r), add(mlp_gelu(x, w1, b1, w2, b2), r)), 1e-15);
+  EXPECT_TRUE(gradcheck([](const std::vector<Tensor>& t) { return mlp_gelu(t[0], t[1], t[2], t[3], t[4], t[5]); },
+                        {x, w1, b1, w2, b2, r}));
+  EXPECT_THROW(mlp_gelu(x, w1, b1, w2, b2, leaf({2, 3, 6}, g)), Error);
 }
 
 // ---- on every device: f32 and bf16 (f64 on the GPU) against the f64 host reference ---------------
@@ -317,8 +337,8 @@ TEST_P(MatmulOnDevice, ViewsAndOddOffsets) {
   }
 }
 
-// linear = x·Wᵀ + b (on the GPU with the bias in cuBLASLt's epilogue): values and all three
-// gradients, for 2-D and 3-D inputs, odd and aligned widths.
+// linear = x·Wᵀ + b (+ residual) (on the GPU with the bias in cuBLASLt's epilogue, the residual as
+// the GEMM's C input): values and every gradient, for 2-D and 3-D inputs, odd and aligned widths.
 TEST_P(MatmulOnDevice, LinearWithBias) {
   const Device d = device();
   Generator g(27);
@@ -329,6 +349,18 @@ TEST_P(MatmulOnDevice, LinearWithBias) {
       Fn f = [](const std::vector<Tensor>& x) { return linear(x[0], x[1], x[2]); };
       expect_matches_f64("linear " + shape_str(xs) + " n " + std::to_string(n), f,
                          {randn(xs, g, DType::F64), randn({n, xs.back()}, g, DType::F64), randn({n}, g, DType::F64)}, d,
+                         dt, tol);
+      // With a residual (the GEMM's C input), with and without the bias epilogue.
+      Shape ys = xs;
+      ys.back() = n;
+      Fn fr = [](const std::vector<Tensor>& x) { return linear(x[0], x[1], x[2], x[3]); };
+      expect_matches_f64("linear + residual " + shape_str(xs) + " n " + std::to_string(n), fr,
+                         {randn(xs, g, DType::F64), randn({n, xs.back()}, g, DType::F64), randn({n}, g, DType::F64),
+                          randn(ys, g, DType::F64)},
+                         d, dt, tol);
+      Fn fr_nobias = [](const std::vector<Tensor>& x) { return linear(x[0], x[1], Tensor(), x[2]); };
+      expect_matches_f64("linear without bias + residual " + shape_str(xs) + " n " + std::to_string(n), fr_nobias,
+                         {randn(xs, g, DType::F64), randn({n, xs.back()}, g, DType::F64), randn(ys, g, DType::F64)}, d,
                          dt, tol);
     }
   }
@@ -353,6 +385,14 @@ TEST_P(MatmulOnDevice, MlpGelu) {
           "mlp_gelu " + shape_str(s.x), f,
           {randn(s.x, g, DType::F64), randn({s.hidden, in}, g, DType::F64), randn({s.hidden}, g, DType::F64),
            randn({s.out, s.hidden}, g, DType::F64), randn({s.out}, g, DType::F64)},
+          d, dt, tol);
+      Shape ys = s.x;
+      ys.back() = s.out;
+      Fn fr = [](const std::vector<Tensor>& x) { return mlp_gelu(x[0], x[1], x[2], x[3], x[4], x[5]); };
+      expect_matches_f64(
+          "mlp_gelu + residual " + shape_str(s.x), fr,
+          {randn(s.x, g, DType::F64), randn({s.hidden, in}, g, DType::F64), randn({s.hidden}, g, DType::F64),
+           randn({s.out, s.hidden}, g, DType::F64), randn({s.out}, g, DType::F64), randn(ys, g, DType::F64)},
           d, dt, tol);
     }
   }

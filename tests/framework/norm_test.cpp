@@ -2,7 +2,8 @@
 // gradients of x, weight and bias by finite differences in f64 (with and without bias, through
 // a transposed view, with only the parameters requiring grad), and the errors.
 // Then on every device (NormOnDevice): the f32 and bf16 kernels (f64 on the GPU), values and
-// every gradient, against the f64 host reference.
+// every gradient, against the f64 host reference, alone and on a residual stream (h + norm(h),
+// whose backward folds the skip's gradient into dx).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -198,6 +199,11 @@ TEST_P(NormOnDevice, LayerNorm) {
   Generator g(1);
   auto ln = [](const std::vector<Tensor>& in) { return layer_norm(in[0], in[1], in[2], 1e-5); };
   auto ln_nobias = [](const std::vector<Tensor>& in) { return layer_norm(in[0], in[1], Tensor(), 1e-5); };
+  // On a residual stream (h + LN(h)): the skip's gradient is folded into the kernel's dx.
+  auto ln_residual = [](const std::vector<Tensor>& in) {
+    const Tensor h = mul_scalar(in[0], 1.5);
+    return add(h, layer_norm(h, in[1], in[2], 1e-5));
+  };
   for (DType dt : float_dtypes(d)) {
     for (Shape s : {Shape{37, 768}, Shape{3, 5, 3000}, Shape{3000, 64}, Shape{4, 7}}) {
       const int64_t D = s.back();
@@ -205,6 +211,8 @@ TEST_P(NormOnDevice, LayerNorm) {
                              randn({D}, g, DType::F64)};
       expect_matches_f64("layer_norm " + shape_str(s), ln, in, d, dt, fused_tolerance(dt));
       expect_matches_f64("layer_norm without bias " + shape_str(s), ln_nobias, {in[0], in[1]}, d, dt,
+                         fused_tolerance(dt));
+      expect_matches_f64("layer_norm on a residual stream " + shape_str(s), ln_residual, in, d, dt,
                          fused_tolerance(dt));
     }
   }
@@ -217,10 +225,15 @@ TEST_P(NormOnDevice, RmsNorm) {
   const Device d = device();
   Generator g(2);
   auto rn = [](const std::vector<Tensor>& in) { return rms_norm(in[0], in[1], 1e-6); };
+  auto rn_residual = [](const std::vector<Tensor>& in) {
+    const Tensor h = mul_scalar(in[0], 1.5);
+    return add(h, rms_norm(h, in[1], 1e-6));
+  };
   for (DType dt : float_dtypes(d))
     for (Shape s : {Shape{37, 512}, Shape{2, 3, 4100}, Shape{2000, 32}}) {
       std::vector<Tensor> in{randn(s, g, DType::F64, Device::cpu(), 2.0), randn({s.back()}, g, DType::F64)};
       expect_matches_f64("rms_norm " + shape_str(s), rn, in, d, dt, fused_tolerance(dt));
+      expect_matches_f64("rms_norm on a residual stream " + shape_str(s), rn_residual, in, d, dt, fused_tolerance(dt));
     }
 }
 

@@ -63,8 +63,9 @@ bool matmul(const GemmProblem& p, Tensor& out) {
     default:
       fail("matmul (cpu): unsupported dtype ", dtype_name(out.dtype()), " (f32 and f64; bf16 via f32)");
   }
-  // The one epilogue the CPU applies, as a second pass: the bias added to every row.
+  // What the CPU applies after the product, as second passes: the bias added to every row, the residual.
   if (p.epilogue == GemmEpilogue::Bias) add(out, reshape(p.bias, {1, p.n}), out);
+  if (p.residual.defined()) add(out, reshape(p.residual, out.shape()), out);
   return p.epilogue == GemmEpilogue::None || p.epilogue == GemmEpilogue::Bias;
 }
 

@@ -5,6 +5,7 @@
 // Backward, with g = dy·w (the gradient reaching x̂):
 //   dx = r·(g − mean(g) − x̂·mean(g·x̂))   (layer_norm: both terms, from ∂μ and ∂r)
 //   dx = r·(g − x̂·mean(g·x̂))             (rms_norm: only the ∂r term)
+//   (+ dx_add, x's gradient from its other consumers, when given)
 //   dw = Σ_rows dy·x̂,  db = Σ_rows dy     (per-thread partial sums, then one fold)
 #include "framework/ops/cpu/norm.h"
 
@@ -58,7 +59,7 @@ void forward_impl(bool centered, const Tensor& x, const Tensor& weight, const Te
 
 template <class T>
 void backward_impl(bool centered, const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& mean,
-                   const Tensor& rstd, Tensor& dx, Tensor& dweight, Tensor& dbias) {
+                   const Tensor& rstd, const Tensor& dx_add, Tensor& dx, Tensor& dweight, Tensor& dbias) {
   using A = acc_t<T>;
   const int64_t D = x.size(-1), rows = x.numel() / D;
   const T* gp = dy.data<T>();
@@ -67,6 +68,7 @@ void backward_impl(bool centered, const Tensor& dy, const Tensor& x, const Tenso
   const A* mp = centered ? mean.data<A>() : nullptr;
   const A* rp = rstd.data<A>();
   T* dxp = dx.defined() ? dx.data<T>() : nullptr;
+  const T* ap = dx_add.defined() ? dx_add.data<T>() : nullptr;  // added into dx
   const bool want_w = dweight.defined(), want_b = dbias.defined();
   const int nt = omp_get_max_threads();
   // Per-thread partial sums of dw and db: deterministic for a fixed thread count.
@@ -97,6 +99,11 @@ void backward_impl(bool centered, const Tensor& dy, const Tensor& x, const Tenso
           const A xh = (load_acc(xr[j]) - mu) * rs;
           dr[j] = store_as<T>(rs * (g - mean_g - xh * mean_gx));
         }
+        // The addend over the row just written (in L1), not inside the expression above: there the
+        // compiler would fuse it into an FMA, and the sum would differ in its last bit from the
+        // separate add it replaces (which a recomputed segment's input still gets).
+        if (ap)
+          for (int64_t j = 0; j < D; ++j) dr[j] = store_as<T>(load_acc(dr[j]) + load_acc(ap[r * D + j]));
       }
       if (pw)
         for (int64_t j = 0; j < D; ++j) pw[j] += load_acc(gr[j]) * (load_acc(xr[j]) - mu) * rs;
@@ -125,9 +132,10 @@ void norm_forward(bool centered, const Tensor& x, const Tensor& weight, const Te
 }
 
 void norm_backward(bool centered, const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& mean,
-                   const Tensor& rstd, Tensor& dx, Tensor& dweight, Tensor& dbias) {
-  SPARROW_CPU_FLOAT_DISPATCH(x.dtype(), centered ? "layer_norm backward" : "rms_norm backward",
-                             [&] { backward_impl<T>(centered, dy, x, weight, mean, rstd, dx, dweight, dbias); });
+                   const Tensor& rstd, const Tensor& dx_add, Tensor& dx, Tensor& dweight, Tensor& dbias) {
+  SPARROW_CPU_FLOAT_DISPATCH(x.dtype(), centered ? "layer_norm backward" : "rms_norm backward", [&] {
+    backward_impl<T>(centered, dy, x, weight, mean, rstd, dx_add, dx, dweight, dbias);
+  });
 }
 
 }  // namespace sparrow::cpu

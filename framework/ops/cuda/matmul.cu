@@ -7,6 +7,7 @@
 // element. Descriptors and the heuristic's algorithm are cached per shape/layout/alignment.
 #include <cublas_v2.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -192,8 +193,9 @@ int64_t uniform_stride(const std::vector<int64_t>& off) {
 
 // Returns false when an epilogue was asked for but no algorithm exists with it (the plain product
 // is then in C).
-bool run(const GemmProblem& p, DType dtype, const char* a_base, const char* b_base, char* c_base, int64_t batch,
-         int64_t stride_a, int64_t stride_b, GemmEpilogue epilogue, void* bias, void* aux) {
+// c_in: the residual (C with β = 1; D is c_base), or null (β = 0, C = D).
+bool run(const GemmProblem& p, DType dtype, const char* a_base, const char* b_base, char* c_base, const char* c_in,
+         int64_t batch, int64_t stride_a, int64_t stride_b, GemmEpilogue epilogue, void* bias, void* aux) {
   const int64_t es = static_cast<int64_t>(dtype_size(dtype));
   Call k{};
   k.dtype = dtype;
@@ -213,12 +215,13 @@ bool run(const GemmProblem& p, DType dtype, const char* a_base, const char* b_ba
   k.align_first = alignment_of(b_base, k.stride_first * es);
   k.align_second = alignment_of(a_base, k.stride_second * es);
   k.align_c = alignment_of(c_base, batch > 1 ? p.m * p.n * es : 0);
+  if (c_in) k.align_c = std::min(k.align_c, alignment_of(c_in, 0));  // one alignment preference for C and D
   k.device = current_device();
   k.epilogue = epilogue;
   const Plan& plan = plan_for(k);
 
-  const float alpha_f = 1.0f, beta_f = 0.0f;
-  const double alpha_d = 1.0, beta_d = 0.0;
+  const float alpha_f = 1.0f, beta_f = c_in ? 1.0f : 0.0f;
+  const double alpha_d = 1.0, beta_d = c_in ? 1.0 : 0.0;
   const void* alpha = dtype == DType::F64 ? static_cast<const void*>(&alpha_d) : &alpha_f;
   const void* beta = dtype == DType::F64 ? static_cast<const void*>(&beta_d) : &beta_f;
   if (plan.has_algo) {
@@ -232,13 +235,18 @@ bool run(const GemmProblem& p, DType dtype, const char* a_base, const char* b_ba
       SPARROW_CUBLAS_CHECK(
           cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof(aux)));
     SPARROW_CUBLAS_CHECK(cublasLtMatmul(cublaslt(), plan.op, alpha, b_base, plan.first, a_base, plan.second, beta,
-                                        c_base, plan.c, c_base, plan.c, &plan.algo, ws, ws_bytes, stream()));
+                                        c_in ? c_in : c_base, plan.c, c_base, plan.c, &plan.algo, ws, ws_bytes,
+                                        stream()));
     return true;
   }
   if (epilogue != GemmEpilogue::None) {
-    run(p, dtype, a_base, b_base, c_base, batch, stride_a, stride_b, GemmEpilogue::None, nullptr, nullptr);
+    run(p, dtype, a_base, b_base, c_base, c_in, batch, stride_a, stride_b, GemmEpilogue::None, nullptr, nullptr);
     return false;
   }
+  // Classic cuBLAS reads C where it writes: the residual is copied there first (batch 1).
+  if (c_in)
+    SPARROW_CUDA_CHECK(
+        cudaMemcpyAsync(c_base, c_in, static_cast<size_t>(p.m * p.n * es), cudaMemcpyDeviceToDevice, stream()));
   const Types ty = types_for(dtype);
   SPARROW_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
       cublas_handle(), k.trans_first ? CUBLAS_OP_T : CUBLAS_OP_N, k.trans_second ? CUBLAS_OP_T : CUBLAS_OP_N,
@@ -275,17 +283,27 @@ bool matmul(const GemmProblem& p, Tensor& out) {
       aux = p.aux.data_ptr();
     }
   }
+  const char* residual = nullptr;
+  if (p.residual.defined()) {
+    SPARROW_CHECK(p.batch == 1 && p.residual.is_contiguous() && p.residual.numel() == p.m * p.n &&
+                      p.residual.dtype() == dtype &&
+                      (p.epilogue == GemmEpilogue::None || p.epilogue == GemmEpilogue::Bias),
+                  "matmul (cuda): a residual needs batch 1, no GELU epilogue and a contiguous [M, N] tensor of the "
+                  "output dtype; got ",
+                  describe(p.residual));
+    residual = static_cast<const char*>(p.residual.data_ptr());
+  }
   if (p.batch == 1 || (sa > 0 && sb > 0)) {
-    if (run(p, dtype, a_storage + p.a.offsets[0] * es, b_storage + p.b.offsets[0] * es, c, p.batch, sa, sb, p.epilogue,
-            bias, aux))
+    if (run(p, dtype, a_storage + p.a.offsets[0] * es, b_storage + p.b.offsets[0] * es, c, residual, p.batch, sa, sb,
+            p.epilogue, bias, aux))
       return true;
     if (p.epilogue != GemmEpilogue::Bias) return false;
     add(out, p.bias, out);  // no epilogue algorithm for this layout: a separate broadcast add
     return true;
   }
   for (int64_t i = 0; i < p.batch; ++i)
-    run(p, dtype, a_storage + p.a.offsets[i] * es, b_storage + p.b.offsets[i] * es, c + i * p.m * p.n * es, 1, 0, 0,
-        GemmEpilogue::None, nullptr, nullptr);
+    run(p, dtype, a_storage + p.a.offsets[i] * es, b_storage + p.b.offsets[i] * es, c + i * p.m * p.n * es, nullptr, 1,
+        0, 0, GemmEpilogue::None, nullptr, nullptr);
   return true;
 }
 

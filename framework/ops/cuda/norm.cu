@@ -9,7 +9,7 @@
 // Block path, for longer rows:
 //   forward:  one block per row; μ, then σ² = Σ(x−μ)²/D (two passes over the row, which the
 //             block re-reads from L1/L2), r = 1/√(σ²+ε), y = (x−μ)·r·w (+ b).
-//   backward: one block per row for dx = r·(g − mean(g) − x̂·mean(g·x̂)), g = dy·w;
+//   backward: one block per row for dx = r·(g − mean(g) − x̂·mean(g·x̂)) (+ dx_add), g = dy·w;
 //             dw = Σ dy·x̂ and db = Σ dy by columns: each block sums a chunk of rows for 256
 //             columns (coalesced), then a second kernel folds the chunks in a fixed order.
 #include "framework/cuda/runtime.h"
@@ -55,10 +55,24 @@ __global__ void norm_forward_kernel(const T* __restrict__ x, const T* __restrict
   }
 }
 
+// dx (v, in the compute type) plus its addend, with the bits of the separate add this replaces: v
+// rounded to T, then one add that is never fused into an FMA with the product before it (__fadd_rn),
+// rounded to T. A run where the fold applies and one where the engine adds (a recomputed segment's
+// input) thus agree bit for bit.
+template <class T>
+__device__ __forceinline__ T plus_addend(typename Acc<T>::type v, T addend) {
+  using A = typename Acc<T>::type;
+  const A rounded = A(to_f(store<T>(v))), a = A(to_f(addend));
+  if constexpr (sizeof(A) == 8)
+    return store<T>(__dadd_rn(rounded, a));
+  else
+    return store<T>(__fadd_rn(rounded, a));
+}
+
 template <class T, bool kCentered>
 __global__ void norm_backward_dx_kernel(const T* __restrict__ dy, const T* __restrict__ x, const T* __restrict__ w,
                                         const typename Acc<T>::type* mean, const typename Acc<T>::type* rstd,
-                                        T* __restrict__ dx, int64_t rows, int64_t D) {
+                                        const T* __restrict__ dx_add, T* __restrict__ dx, int64_t rows, int64_t D) {
   using A = typename Acc<T>::type;
   __shared__ A scratch[32];
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
@@ -77,7 +91,8 @@ __global__ void norm_backward_dx_kernel(const T* __restrict__ dy, const T* __res
     for (int64_t j = threadIdx.x; j < D; j += blockDim.x) {
       const A g = to_f(gr[j]) * to_f(w[j]);
       const A xh = (to_f(xr[j]) - mu) * rs;
-      dr[j] = from_f<T>(rs * (g - mean_g - xh * mean_gx));
+      const A o = rs * (g - mean_g - xh * mean_gx);
+      dr[j] = dx_add ? plus_addend<T>(o, dx_add[row * D + j]) : from_f<T>(o);
     }
   }
 }
@@ -151,8 +166,8 @@ __global__ void norm_forward_warp(const T* __restrict__ x, const T* __restrict__
 template <class T, bool kCentered, int kVecs>
 __global__ void norm_backward_warp(const T* __restrict__ dy, const T* __restrict__ x, const T* __restrict__ w,
                                    const typename Acc<T>::type* mean, const typename Acc<T>::type* rstd,
-                                   T* __restrict__ dx, typename Acc<T>::type* pw, typename Acc<T>::type* pb,
-                                   int64_t rows, int64_t D) {
+                                   const T* __restrict__ dx_add, T* __restrict__ dx, typename Acc<T>::type* pw,
+                                   typename Acc<T>::type* pb, int64_t rows, int64_t D) {
   using A = typename Acc<T>::type;
   constexpr int V = 16 / sizeof(T);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -194,11 +209,14 @@ __global__ void norm_backward_warp(const T* __restrict__ dy, const T* __restrict
         const int64_t j = int64_t(i) * 32 + lane;
         if (j < nvec) {
           const Lanes<T, V> wv = load_lanes<T, V>(w + j * V, false);
+          Lanes<T, V> av;
+          if (dx_add) av = load_lanes<T, V>(dx_add + row * D + j * V, false);
           Lanes<T, V> out;
 #pragma unroll
           for (int v = 0; v < V; ++v) {
             const A xh = (A(to_f(xv[i].v[v])) - mu) * rs, g = A(to_f(dv[i].v[v])) * A(to_f(wv.v[v]));
-            out.v[v] = store<T>(rs * (g - mean_g - xh * mean_gx));
+            const A o = rs * (g - mean_g - xh * mean_gx);
+            out.v[v] = dx_add ? plus_addend<T>(o, av.v[v]) : store<T>(o);
           }
           store_lanes<T, V>(dx + row * D + j * V, out);
         }
@@ -321,7 +339,7 @@ void forward_impl(const Tensor& x, const Tensor& w, const Tensor& b, double eps,
 
 template <class T, bool kCentered, int kVecs>
 void backward_warp(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd,
-                   Tensor& dx, Tensor& dw, Tensor& db, int64_t rows, int64_t D) {
+                   const Tensor& dx_add, Tensor& dx, Tensor& dw, Tensor& db, int64_t rows, int64_t D) {
   using A = typename Acc<T>::type;
   // Enough blocks to fill the GPU; each then folds its rows into one partial row per parameter.
   const int64_t blocks = std::min<int64_t>(std::max<int64_t>(1, (rows + kWarpsPerBlock - 1) / kWarpsPerBlock), 1024);
@@ -330,7 +348,8 @@ void backward_warp(const Tensor& dy, const Tensor& x, const Tensor& w, const Ten
   Tensor pb = db.defined() ? empty({blocks, D}, sd, x.device()) : Tensor();
   const size_t smem = 2 * static_cast<size_t>(D) * sizeof(A);
   norm_backward_warp<T, kCentered, kVecs><<<unsigned(blocks), 32 * kWarpsPerBlock, smem, stream()>>>(
-      ptr<T>(dy), ptr<T>(x), ptr<T>(w), ptr<A>(mean), ptr<A>(rstd), mut<T>(dx), mut<A>(pw), mut<A>(pb), rows, D);
+      ptr<T>(dy), ptr<T>(x), ptr<T>(w), ptr<A>(mean), ptr<A>(rstd), ptr<T>(dx_add), mut<T>(dx), mut<A>(pw), mut<A>(pb),
+      rows, D);
   SPARROW_CUDA_LAUNCH_CHECK();
   if (dw.defined()) {
     fold_chunks(pw.data_ptr(), dw.data_ptr(), x.dtype(), blocks, D);
@@ -342,21 +361,21 @@ void backward_warp(const Tensor& dy, const Tensor& x, const Tensor& w, const Ten
 
 template <class T, bool kCentered>
 void backward_impl(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd,
-                   Tensor& dx, Tensor& dw, Tensor& db) {
+                   const Tensor& dx_add, Tensor& dx, Tensor& dw, Tensor& db) {
   using A = typename Acc<T>::type;
   const int64_t D = x.size(-1), rows = x.numel() / D;
-  if (warp_path<T>(D, {&dy, &x, &w, &dx})) {
+  if (warp_path<T>(D, {&dy, &x, &w, &dx_add, &dx})) {
     const int64_t per_lane = (D / (16 / int64_t(sizeof(T))) + 31) / 32;  // vectors per lane
-    if (per_lane <= 1) return backward_warp<T, kCentered, 1>(dy, x, w, mean, rstd, dx, dw, db, rows, D);
-    if (per_lane <= 2) return backward_warp<T, kCentered, 2>(dy, x, w, mean, rstd, dx, dw, db, rows, D);
-    if (per_lane <= 3) return backward_warp<T, kCentered, 3>(dy, x, w, mean, rstd, dx, dw, db, rows, D);
-    if (per_lane <= 4) return backward_warp<T, kCentered, 4>(dy, x, w, mean, rstd, dx, dw, db, rows, D);
-    if (per_lane <= 6) return backward_warp<T, kCentered, 6>(dy, x, w, mean, rstd, dx, dw, db, rows, D);
-    return backward_warp<T, kCentered, 8>(dy, x, w, mean, rstd, dx, dw, db, rows, D);
+    if (per_lane <= 1) return backward_warp<T, kCentered, 1>(dy, x, w, mean, rstd, dx_add, dx, dw, db, rows, D);
+    if (per_lane <= 2) return backward_warp<T, kCentered, 2>(dy, x, w, mean, rstd, dx_add, dx, dw, db, rows, D);
+    if (per_lane <= 3) return backward_warp<T, kCentered, 3>(dy, x, w, mean, rstd, dx_add, dx, dw, db, rows, D);
+    if (per_lane <= 4) return backward_warp<T, kCentered, 4>(dy, x, w, mean, rstd, dx_add, dx, dw, db, rows, D);
+    if (per_lane <= 6) return backward_warp<T, kCentered, 6>(dy, x, w, mean, rstd, dx_add, dx, dw, db, rows, D);
+    return backward_warp<T, kCentered, 8>(dy, x, w, mean, rstd, dx_add, dx, dw, db, rows, D);
   }
   if (dx.defined()) {
     norm_backward_dx_kernel<T, kCentered><<<row_blocks(rows), row_threads(D), 0, stream()>>>(
-        ptr<T>(dy), ptr<T>(x), ptr<T>(w), ptr<A>(mean), ptr<A>(rstd), mut<T>(dx), rows, D);
+        ptr<T>(dy), ptr<T>(x), ptr<T>(w), ptr<A>(mean), ptr<A>(rstd), ptr<T>(dx_add), mut<T>(dx), rows, D);
     SPARROW_CUDA_LAUNCH_CHECK();
   }
   if (!dw.defined() && !db.defined()) return;
@@ -391,12 +410,12 @@ void norm_forward(bool centered, const Tensor& x, const Tensor& weight, const Te
 }
 
 void norm_backward(bool centered, const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& mean,
-                   const Tensor& rstd, Tensor& dx, Tensor& dweight, Tensor& dbias) {
+                   const Tensor& rstd, const Tensor& dx_add, Tensor& dx, Tensor& dweight, Tensor& dbias) {
   SPARROW_CUDA_FLOAT_DISPATCH(x.dtype(), centered ? "layer_norm backward" : "rms_norm backward", [&] {
     if (centered)
-      backward_impl<T, true>(dy, x, weight, mean, rstd, dx, dweight, dbias);
+      backward_impl<T, true>(dy, x, weight, mean, rstd, dx_add, dx, dweight, dbias);
     else
-      backward_impl<T, false>(dy, x, weight, mean, rstd, dx, dweight, dbias);
+      backward_impl<T, false>(dy, x, weight, mean, rstd, dx_add, dx, dweight, dbias);
   });
 }
 
