@@ -24,6 +24,15 @@ inline Tensor leaf(const Shape& s, Generator& g, double scale = 1.0) {
   return t;
 }
 
+// The identity, recording in `seen` the address of the gradient that reaches it: tests that the
+// backward engine hands a buffer on rather than copying or adding it again.
+inline Tensor observe(const Tensor& x, const void** seen) {
+  return record(x.detach(), "observe", {x}, [seen](const Tensor& g) {
+    *seen = g.data_ptr();
+    return std::vector<Tensor>{g};
+  });
+}
+
 // Checks d(Σ f(inputs)·W)/d input against finite differences for every input with
 // requires_grad. Returns true when all agree within atol + rtol·|numeric|.
 inline ::testing::AssertionResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& f,

@@ -13,6 +13,7 @@
 using namespace sparrow;
 using sparrow::testing::gradcheck;
 using sparrow::testing::leaf;
+using sparrow::testing::observe;
 
 namespace {
 
@@ -42,14 +43,6 @@ Tensor scaled_sum(const Tensor& x0, const Tensor& x1, double a, double b, Seen* 
     }
     seen->made = grads[0].defined() ? grads[0].data_ptr() : nullptr;
     return grads;
-  });
-}
-
-// Passes the gradient on, noting the buffer it arrived in.
-Tensor observe(const Tensor& x, const void** seen) {
-  return record(x.detach(), "observe", {x}, [seen](const Tensor& g) {
-    *seen = g.data_ptr();
-    return std::vector<Tensor>{g};
   });
 }
 
