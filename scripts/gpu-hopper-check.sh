@@ -20,10 +20,11 @@
 #   HOPPER_CAUSAL="no yes"  which masks to time (default both)
 #   HOPPER_KERNELS="sm90 mma"  which kernels bench times (default both); sm90_onepass,
 #                sm90_deterministic and sm90_bwd_pingpong: the sm_90a forward with that backward
-#                (SPARROW_BLOCK_ATTN_BWD); sm90_persistent: the forward on the persistent grid
+#                (SPARROW_BLOCK_ATTN_BWD); sm90 runs the forward and dK/dV pass on the persistent
+#                grid, sm90_grid on a grid of one CTA an item
 #   HOPPER_SKIP_BUILD=1  reuse build-gpu as it is (built by scripts/gpu-check.sh in the same call)
-#   HOPPER_SANITIZE_KERNEL=sm90_persistent  the forward the sanitizers run (default sm90); the
-#                backward they run follows SPARROW_BLOCK_ATTN_BWD
+#   HOPPER_SANITIZE_KERNEL=sm90_grid  the forward the sanitizers run (default sm90, the persistent
+#                grid); the backward they run follows SPARROW_BLOCK_ATTN_BWD
 set -uo pipefail
 out=${OUT:-$PWD/gpu-out}; mkdir -p "$out"
 t0=$(date +%s)

@@ -2,7 +2,8 @@
 // CPU reference (f32 on the same bf16-rounded inputs) and against the mma.sync forward, for
 // every pattern at block 128, dense, causal and not, ragged lengths, several batches and heads,
 // head dims 64 and 128. Outputs land in 0xFF-poisoned memory (NaN), so an element the kernel
-// skips fails. The kernel is chosen by SPARROW_BLOCK_ATTN_KERNEL (sm90 / sm90_persistent / mma), set per call.
+// skips fails. The kernel is chosen by SPARROW_BLOCK_ATTN_KERNEL (sm90: the persistent grid / sm90_grid / mma), set
+// per call.
 // Skips without a GPU, and (with a note) on a device the sm_90a kernel does not serve.
 #include <gtest/gtest.h>
 
@@ -238,13 +239,14 @@ TEST(AttentionSm90Gpu, ForwardMatchesCpuAndMma) {
     Tensor q = on(qh, kGpu, DType::BF16), k = on(kh, kGpu, DType::BF16), v = on(vh, kGpu, DType::BF16);
     BlockAttentionForward fm = forward_with("mma", q, k, v, a);
     const std::vector<double> om = fm.out.to_vector(), lm = fm.lse.to_vector();
-    BlockAttentionForward fs = forward_with("sm90", q, k, v, a);
+    BlockAttentionForward fs = forward_with("sm90_grid", q, k, v, a);
     const std::vector<double> os = fs.out.to_vector(), ls = fs.lse.to_vector();
-    // The persistent grid does each row's arithmetic in the same order: the same bits, with a CTA
-    // an SM and with 3 CTAs (many rows each: the Q buffers and the rings wrap across rows).
+    // The persistent grid (the default) does each row's arithmetic in the same order as the grid of a
+    // CTA a row: the same bits, with a CTA an SM and with 3 CTAs (many rows each: the Q buffers and
+    // the rings wrap across rows).
     for (const char* ctas : {"", "3"}) {
       setenv("SPARROW_SM90_PERSISTENT_CTAS", ctas, 1);
-      BlockAttentionForward fp = forward_with("sm90_persistent", q, k, v, a);
+      BlockAttentionForward fp = forward_with("sm90", q, k, v, a);
       unsetenv("SPARROW_SM90_PERSISTENT_CTAS");
       EXPECT_TRUE(fp.out.to_vector() == os && fp.lse.to_vector() == ls)
           << "persistent forward (" << (*ctas ? ctas : "SM count") << " CTAs) differs from the grid of a CTA a row";
@@ -302,13 +304,12 @@ TEST(AttentionSm90Gpu, BackwardMatchesCpuAndMma) {
     const BlockAttentionForward f = forward_with("mma", q, k, v, a);
     // rows_per_launch > 0: the one pass's sums capped to that many (batch·head) rows' worth, so it
     // runs over head groups (per head: layout heads from an offset; 3 = H: groups across the batch).
-    // persistent_ctas set: the dK/dV pass on the persistent grid with that many CTAs ("": one an SM).
+    // persistent_ctas set: the dK/dV pass on the persistent grid with that many CTAs ("": one an SM);
+    // else on the grid of a CTA a key block (sm90_grid, the reference).
     auto backward_with = [&](const char* kernel, int64_t rows_per_launch = 0, const char* persistent_ctas = nullptr) {
       setenv("SPARROW_BLOCK_ATTN_BWD", kernel, 1);
-      if (persistent_ctas != nullptr) {
-        setenv("SPARROW_BLOCK_ATTN_KERNEL", "sm90_persistent", 1);
-        setenv("SPARROW_SM90_PERSISTENT_CTAS", persistent_ctas, 1);
-      }
+      setenv("SPARROW_BLOCK_ATTN_KERNEL", persistent_ctas != nullptr ? "sm90" : "sm90_grid", 1);
+      if (persistent_ctas != nullptr) setenv("SPARROW_SM90_PERSISTENT_CTAS", persistent_ctas, 1);
       const int64_t nq_pad = (c.N + 63) / 64 * 64;
       if (rows_per_launch > 0)
         setenv("SPARROW_SM90_DQ_SUMS_CAP",

@@ -36,7 +36,7 @@ struct Problem {
   std::shared_ptr<const DeviceBuffer> key_last_hold;
   bool fast = false;           // tensor-core kernels
   bool sm90 = false;           // the sm_90a forward (block_attention_sm90.cu)
-  bool persistent = false;     // ... on the persistent grid (SPARROW_BLOCK_ATTN_KERNEL=sm90_persistent)
+  bool persistent = false;     // ... on the persistent grid (the default; SPARROW_BLOCK_ATTN_KERNEL=sm90_grid: not)
   int persistent_ctas = 0;     // its CTAs (SPARROW_SM90_PERSISTENT_CTAS; 0: one an SM)
   int64_t layout_entries = 0;  // Σ nnz over the layout's stored heads
   int fwd_warps = 4;           // forward CTA: 16 query rows per warp
@@ -44,11 +44,13 @@ struct Problem {
 
 // The sm_90a forward serves compute capability 9.0 (sm_90a code runs on nothing else) for bf16,
 // head dim 64 / 128, layout block 128 (or no layout), plain key positions. SPARROW_BLOCK_ATTN_KERNEL
-// picks: "mma" forces the mma.sync kernels, "sm90" the sm_90a one where it applies,
-// "sm90_persistent" the same with the forward and the backward's dK/dV pass on a persistent grid
-// (one CTA an SM taking rows / key blocks from a counter; written 2026-12-06 without a GPU, opt-in
-// until measured; SPARROW_SM90_PERSISTENT_CTAS caps its CTAs, for tests that want several items a
-// CTA); unset, the default below.
+// picks: "mma" forces the mma.sync kernels, "sm90" the sm_90a one where it applies, with the forward
+// and the backward's dK/dV pass on a persistent grid (one CTA an SM taking rows / key blocks from a
+// counter, heaviest first; SPARROW_SM90_PERSISTENT_CTAS caps its CTAs, for tests that want several
+// items a CTA), "sm90_grid" the same kernels on a grid of one CTA an item (the same bits: the tests'
+// reference); unset, the default below. The persistent grid measured on an H100 (bench/RESULTS.md,
+// 2026-12-07) faster forwards in all 10 cells timed at 64K (bigbird and local, D 64 and 128, 1 and
+// 10 %): 0.492 → 0.380 ms at 1 % causal D 64, 2–23 % in all; fwd+bwd within ±0.8 %, or faster.
 constexpr bool kSm90ByDefault = true;  // verified on an H100: tests/gpu/attention_sm90_gpu_test.cpp, memcheck
 // The sm_90a backward (block_attention_sm90_bwd.cu), after an sm_90a forward: one pass with dQ
 // summed in f32 by bulk reduce-adds (5 GEMMs a tile; not bit-reproducible) or two deterministic
@@ -167,7 +169,7 @@ Problem prepare(const Tensor& q, const Tensor& k, const Tensor& v, const BlockAt
   if (p.layout_hold) p.layout_entries = p.layout_hold->entries;
   p.sm90 = use_sm90(p);
   const char* kernel = std::getenv("SPARROW_BLOCK_ATTN_KERNEL");
-  p.persistent = p.sm90 && kernel != nullptr && std::strcmp(kernel, "sm90_persistent") == 0;
+  p.persistent = p.sm90 && !(kernel != nullptr && std::strcmp(kernel, "sm90_grid") == 0);
   if (p.persistent) p.persistent_ctas = static_cast<int>(env_count("SPARROW_SM90_PERSISTENT_CTAS"));
   return p;
 }
@@ -175,9 +177,9 @@ Problem prepare(const Tensor& q, const Tensor& k, const Tensor& v, const BlockAt
 bool use_sm90(const Problem& p) {
   bool want = kSm90ByDefault;
   if (const char* e = std::getenv("SPARROW_BLOCK_ATTN_KERNEL")) {
-    const bool sm90 = std::strcmp(e, "sm90") == 0 || std::strcmp(e, "sm90_persistent") == 0;
+    const bool sm90 = std::strcmp(e, "sm90") == 0 || std::strcmp(e, "sm90_grid") == 0;
     SPARROW_CHECK(sm90 || std::strcmp(e, "mma") == 0 || *e == '\0', "SPARROW_BLOCK_ATTN_KERNEL=", e,
-                  ": expected mma, sm90 or sm90_persistent");
+                  ": expected mma, sm90 or sm90_grid");
     if (*e != '\0') want = sm90;
   }
   if (!want || !p.fast || !sm90_built() || p.geo.key_last != nullptr || (p.d != 64 && p.d != 128)) return false;

@@ -302,7 +302,12 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
     Ring<S> ring;
     for (int n = 0;; ++n, qring.advance()) {
       TxBar::wait(&ss.full_q[qring.stage], qring.phase);
-      const int item = ss.item[qring.stage];
+      // Lane 0 reads the slot and hands it to its warp: the only reader is then the thread whose
+      // arrival on empty_q (release) lets the producer overwrite it, an order compute-sanitizer's
+      // racecheck follows (it flagged the 31 other lanes' reads, ordered only through __syncwarp).
+      int item = 0;
+      if (lane == 0) item = ss.item[qring.stage];
+      item = __shfl_sync(0xffffffffu, item, 0);
       if (item < 0) break;
       const Row row_here = row_of(item);
       const int bh = row_here.bh, q0 = row_here.m_block * kM, qs = qring.stage;
