@@ -21,6 +21,9 @@ struct AttentionCall {
   bool causal = true;
   int64_t step = 0;  // training step: sparse backends take their target from it (AttentionConfig::sparsity_at)
   const ContextParallel* context = nullptr;  // null: the whole sequence is here
+  // The caller reads the output token-major ([B, N, H, D], after permute(0, 2, 1, 3)): a backend
+  // that can lay O out so returns a view of it (BlockAttentionArgs::token_major_out); a hint only.
+  bool token_major_out = false;
 };
 
 // Throws (naming op) unless q, k, v are 4-D and of one shape [B, H, N, D].

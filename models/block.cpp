@@ -75,8 +75,9 @@ Tensor Block::attend(const Tensor& heads, int64_t step) const {
   call.causal = true;
   call.step = step;
   call.context = context_;
-  Tensor o = attn_->forward(call);  // [B, H, T, Dh]
-  return reshape(permute(o, {0, 2, 1, 3}).contiguous(), {B, T, d_model_});
+  call.token_major_out = true;      // read below as [B, T, H, Dh]
+  Tensor o = attn_->forward(call);  // [B, H, T, Dh]; token-major storage where the backend could
+  return reshape(permute(o, {0, 2, 1, 3}).contiguous(), {B, T, d_model_});  // then no copy
 }
 
 Tensor Block::out_projection(const Tensor& merged, const Tensor& residual) const {

@@ -32,6 +32,7 @@ Tensor BlockSparseAttention::forward(const AttentionCall& call) {
   args.block_size = layout_->block_size;
   args.causal = call.causal;
   args.scale = cfg_.softmax_scale;
+  args.token_major_out = call.token_major_out;
   Tensor out =
       call.context ? ring_.run(call, layout_, cfg_.softmax_scale) : block_attention(call.q, call.k, call.v, args);
 

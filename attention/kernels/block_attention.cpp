@@ -21,6 +21,10 @@ Tensor dense_rows(const Tensor& t) {
   return c;
 }
 
+// O and dO as the backward reads them: the CUDA kernels take any row strides (O token-major,
+// dO the gradient of its permute; they copy what they cannot read), the CPU ones contiguous rows.
+Tensor backward_rows(const Tensor& t) { return t.is_cuda() ? t.detach() : dense_rows(t); }
+
 void check_layout(const BlockLayout& L, int64_t H, int64_t Nq, int64_t Nk) {
   const char* op = "block_attention: ";
   const int64_t key_len = L.key_len ? L.key_len : L.seq_len;
@@ -93,8 +97,8 @@ BlockAttentionGrads block_attention_backward(const Tensor& q, const Tensor& k, c
   check_inputs(q, k, v, args);
   SPARROW_CHECK(out.shape() == q.shape() && dout.shape() == q.shape(), "block_attention backward: O ",
                 shape_str(out.shape()), " and dO ", shape_str(dout.shape()), " for q ", shape_str(q.shape()));
-  return run_backward(dense_rows(q), dense_rows(k), dense_rows(v), dense_rows(out), dense_rows(lse), dense_rows(dout),
-                      resolved(args, q.size(3)));
+  return run_backward(dense_rows(q), dense_rows(k), dense_rows(v), backward_rows(out), dense_rows(lse),
+                      backward_rows(dout), resolved(args, q.size(3)));
 }
 
 Tensor block_attention(const Tensor& q, const Tensor& k, const Tensor& v, const BlockAttentionArgs& args) {
@@ -114,8 +118,8 @@ Tensor block_attention(const Tensor& q, const Tensor& k, const Tensor& v, const 
   return record(out, "block_attention", {q, k, v}, [qc, kc, vc, o_saved, lse, a](const Tensor& g) {
     SPARROW_CHECK(g.shape() == qc.shape(), "block_attention backward: gradient ", shape_str(g.shape()),
                   " for an output ", shape_str(qc.shape()));
-    const Tensor dout = g.device() == qc.device() ? dense_rows(g) : g.to(qc.device());
-    BlockAttentionGrads gr = run_backward(qc, kc, vc, o_saved, lse, dense_rows(dout), a);
+    const Tensor dout = g.device() == qc.device() ? g : g.to(qc.device());
+    BlockAttentionGrads gr = run_backward(qc, kc, vc, o_saved, lse, backward_rows(dout), a);
     return std::vector<Tensor>{gr.dq, gr.dk, gr.dv};
   });
 }

@@ -38,6 +38,10 @@ struct BlockAttentionArgs {
   // Instead of `layout`, one already on the GPU (CUDA tensors only), as adaptive selection on the
   // device builds it (kernels/cuda/adaptive_select.h); block_size must be its block size.
   std::shared_ptr<const cuda::DeviceLayout> device_layout;
+  // The caller reads O token-major, as [B, Nq, H, D] (the out-projection after permute(0, 2, 1, 3)):
+  // a kernel that can returns O as a [B, H, Nq, D] view of such storage, so the caller's permute
+  // is contiguous and copies nothing. A hint: other kernels return O contiguous.
+  bool token_major_out = false;
 };
 
 // q: [B, H, Nq, D], k/v: [B, H, Nk, D]. Returns O [B, H, Nq, D], recorded for autograd as one

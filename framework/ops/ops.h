@@ -70,8 +70,9 @@ Tensor concat(const std::vector<Tensor>& parts, int64_t dim);
 std::vector<Tensor> split(const Tensor& a, const std::vector<int64_t>& sizes, int64_t dim);
 Tensor contiguous(const Tensor& a);
 // Uninitialised tensors like each of `likes` (shape, dtype, device), back to back in one buffer
-// when they all agree: the gradients of q, k, v sliced from one tensor, which the backward engine
-// then takes as that tensor's gradient with no copy (engine.cpp, "borrowed"). Not recorded.
+// when `likes` themselves are (contiguous, one storage, consecutive): the gradients of q, k, v
+// sliced from one tensor, which the backward engine then takes as that tensor's gradient with no
+// copy (engine.cpp, "borrowed"); otherwise separate. Not recorded.
 std::vector<Tensor> empty_adjacent(const std::vector<Tensor>& likes);
 Tensor cast(const Tensor& a, DType dtype);    // recorded; gradient cast back
 Tensor to_device(const Tensor& a, Device d);  // recorded; gradient moved back

@@ -39,6 +39,9 @@ struct Case {
   DType dtype = DType::F64;
   std::vector<int64_t> key_last;              // empty: key j at position j
   std::shared_ptr<const BlockLayout> layout;  // null: dense
+  // O asked for token-major (BlockAttentionArgs::token_major_out) and read as the model reads it,
+  // permuted to [B, Nq, H, D], so its gradient comes back through the permute (strided).
+  bool token_major = false;
 };
 
 struct Result {
@@ -70,6 +73,7 @@ Result compare(const Case& c, Device d, uint64_t seed = 7) {
   args.block_size = c.block;
   args.causal = c.causal;
   args.key_last = c.key_last;
+  args.token_major_out = c.token_major;
   // Cached blocks of every output size (O and dQ; dK and dV; LSE; the backward's row sums) are
   // NaN before the forward and again before the backward.
   const size_t es = dtype_size(c.dtype), rows = static_cast<size_t>(c.B * c.H * c.Nq);
@@ -81,7 +85,10 @@ Result compare(const Case& c, Device d, uint64_t seed = 7) {
   EXPECT_EQ(o.dtype(), c.dtype);
   EXPECT_EQ(o.device(), d);
   st::poison_allocator(d, sizes);
-  o.backward(wd);
+  if (c.token_major)
+    permute(o, {0, 2, 1, 3}).contiguous().backward(permute(wd, {0, 2, 1, 3}).contiguous());
+  else
+    o.backward(wd);
   for (const Tensor* t : {&qd, &kd, &vd}) {
     EXPECT_EQ(t->grad().dtype(), c.dtype);
     EXPECT_EQ(t->grad().device(), d);
@@ -162,6 +169,27 @@ TEST_P(BlockAttentionOnDevice, Dense) {
   c.causal = true;
   c.dtype = DType::BF16;
   expect_matches_reference(c, device(), 11);
+}
+
+// O asked for token-major (a hint: the sm_90a kernel writes it so, the others contiguous) and its
+// gradient arriving through the permute the model applies: the same values either way.
+TEST_P(BlockAttentionOnDevice, TokenMajorOutput) {
+  for (bool causal : {false, true}) {
+    for (int64_t D : {64, 128}) {  // bf16 at block 128: the sm_90a path on an H100/H200
+      Case c;
+      c.Nq = c.Nk = 300;
+      c.D = D;
+      c.causal = causal;
+      c.dtype = DType::BF16;
+      c.layout = random_layout(300, 300, 128, c.H, causal, 0.6, 31);
+      c.token_major = true;
+      expect_matches_reference(c, device(), 13);
+    }
+    Case c;  // f64: the plain kernels
+    c.causal = causal;
+    c.token_major = true;
+    expect_matches_reference(c, device());
+  }
 }
 
 TEST_P(BlockAttentionOnDevice, HeadDims) {

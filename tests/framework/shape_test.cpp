@@ -25,8 +25,8 @@ Tensor iota(const Shape& s, DType t = DType::F64) {
 bool shares_storage(const Tensor& a, const Tensor& b) { return a.impl().storage == b.impl().storage; }
 
 // out = a·b + c on three tensors of one shape, whose backward returns (g·b, g·a, g) adjacent in one
-// buffer (empty_adjacent), as the attention kernels return dq, dk, dv. `made` gets that buffer's
-// address.
+// buffer whatever the inputs' layout (the engine must cope with any; attention's empty_adjacent
+// makes one only for adjacent inputs). `made` gets that buffer's address.
 Tensor mul_add_adjacent(const Tensor& a, const Tensor& b, const Tensor& c, const void** made) {
   Tensor out;
   {
@@ -35,7 +35,9 @@ Tensor mul_add_adjacent(const Tensor& a, const Tensor& b, const Tensor& c, const
   }
   const Tensor ad = a.detach(), bd = b.detach();
   return record(out, "mul_add_adjacent", {a, b, c}, [ad, bd, made](const Tensor& g) {
-    std::vector<Tensor> d = empty_adjacent({ad, bd, ad});
+    const Tensor buffer = empty({3, ad.size(0), ad.size(1)}, ad.dtype(), ad.device());
+    std::vector<Tensor> d;
+    for (int64_t i = 0; i < 3; ++i) d.push_back(reshape(slice(buffer, 0, i, i + 1), ad.shape()));
     copy_(d[0], mul(g, bd));
     copy_(d[1], mul(g, ad));
     copy_(d[2], g);
@@ -256,6 +258,26 @@ TEST(ShapeGrad, WindowGradientsInPlaceAreTakenWithoutACopy) {
   sum(mul_add_adjacent(part(y, 0), part(y, 1), part(y, 2), &made)).backward();
   EXPECT_NE(made, nullptr);
   EXPECT_EQ(seen, made) << "the adjacent gradients were copied";
+}
+
+// One buffer only for likes that are back to back in one storage (q, k, v sliced from one tensor):
+// separate tensors get separate ones, which their leaves adopt without a copy.
+TEST(EmptyAdjacent, OneBufferOnlyForAdjacentLikes) {
+  const Tensor y = iota({3, 2, 4});
+  auto part = [&](int64_t i) { return reshape(slice(y, 0, i, i + 1), {2, 4}); };
+  const std::vector<Tensor> in_place = empty_adjacent({part(0), part(1), part(2)});
+  for (int64_t i = 0; i < 3; ++i) {
+    EXPECT_TRUE(shares_storage(in_place[0], in_place[size_t(i)]));
+    EXPECT_EQ(in_place[size_t(i)].offset(), in_place[0].offset() + i * 8);
+    EXPECT_EQ(in_place[size_t(i)].shape(), (Shape{2, 4}));
+  }
+  for (const std::vector<Tensor>& likes :
+       {std::vector<Tensor>{part(1), part(0), part(2)}, std::vector<Tensor>{part(0), part(1), part(1)},
+        std::vector<Tensor>{iota({2, 4}), iota({2, 4}), iota({2, 4})}}) {
+    const std::vector<Tensor> apart = empty_adjacent(likes);
+    EXPECT_FALSE(shares_storage(apart[0], apart[1]));
+    EXPECT_FALSE(shares_storage(apart[1], apart[2]));
+  }
 }
 
 TEST(ShapeGrad, ConcatAndSplit) {

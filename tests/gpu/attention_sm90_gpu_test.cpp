@@ -408,3 +408,53 @@ TEST(AttentionSm90Gpu, BackwardThroughSm90Forward) {
   }
 #endif
 }
+
+// O asked for token-major (BlockAttentionArgs::token_major_out): the sm_90a forward writes it at
+// [B, N, H, D] strides, so the model's permute is contiguous (no copy), and the backward takes the
+// gradient through that permute (strided dO): the same bits as the contiguous O. Under the
+// deterministic backward every gradient's bits too; under the one pass (dQ summed by bulk
+// reduce-adds in no fixed order) dQ to its rounding.
+TEST(AttentionSm90Gpu, TokenMajorOutputIsTheSameBitsWithoutACopy) {
+  SPARROW_REQUIRE_GPU();
+#ifdef SPARROW_WITH_CUDA
+  if (!sm90_here()) return;
+  for (const char* bwd : {"sm90_deterministic", "sm90"})
+    for (int64_t D : {64, 128})
+      for (bool causal : {false, true}) {
+        SCOPED_TRACE(::testing::Message() << bwd << " D=" << D << (causal ? " causal" : ""));
+        const int64_t B = 2, H = 3, N = 1000;
+        Generator g(91 + D + causal);
+        auto make = [&]() { return on(randn({B, H, N, D}, g, DType::F32), kGpu, DType::BF16); };
+        Tensor q = make(), k = make(), v = make(), w = make();
+        auto L = pattern_layout("bigbird", N, H, causal);
+        std::vector<std::vector<double>> res[2];
+        setenv("SPARROW_BLOCK_ATTN_BWD", bwd, 1);
+        for (int token_major = 0; token_major < 2; ++token_major) {
+          BlockAttentionArgs a;
+          a.layout = L.get();
+          a.causal = causal;
+          a.token_major_out = token_major == 1;
+          Tensor qi = q.detach(), ki = k.detach(), vi = v.detach();
+          qi.requires_grad_();
+          ki.requires_grad_();
+          vi.requires_grad_();
+          Tensor o = block_attention(qi, ki, vi, a);
+          const Tensor o_tokens = permute(o, {0, 2, 1, 3});  // [B, N, H, D], as the out-projection reads it
+          EXPECT_EQ(o_tokens.is_contiguous(), token_major == 1);
+          o_tokens.contiguous().backward(permute(w, {0, 2, 1, 3}).contiguous());
+          res[token_major] = {o.to_vector(), qi.grad().to_vector(), ki.grad().to_vector(), vi.grad().to_vector()};
+        }
+        unsetenv("SPARROW_BLOCK_ATTN_BWD");
+        for (int t = 0; t < 4; ++t) {
+          SCOPED_TRACE(::testing::Message() << "tensor " << t << " (O, dQ, dK, dV)");
+          if (t == 1 && std::strcmp(bwd, "sm90") == 0) {
+            size_t bad = 0;
+            EXPECT_LT(norm_ratio(res[1][t], res[0][t], &bad), 4e-3);
+            EXPECT_EQ(bad, 0u);
+          } else {
+            EXPECT_TRUE(res[0][t] == res[1][t]);
+          }
+        }
+      }
+#endif
+}

@@ -200,6 +200,7 @@ void launch_fwd_sm90(const Problem& p, const Tensor& q, const Tensor& k, const T
   f.k = k.data_ptr();
   f.v = v.data_ptr();
   f.out = out.data_ptr();
+  f.out_strides = {out.strides()[0], out.strides()[1], out.strides()[2]};
   f.lse = lse.data<float>();
   f.bh = p.b * p.h;
   f.heads = p.h;
@@ -431,6 +432,21 @@ Tensor as_input(const Tensor& t, const Tensor& q, const char* what) {
   return c;
 }
 
+// As as_input, but any row and head strides are kept (d contiguous, rows 16-byte aligned as the
+// fast kernels' preprocessing reads them).
+Tensor as_rows(const Tensor& t, const Tensor& q, const char* what) {
+  SPARROW_CHECK(t.shape() == q.shape() && t.device() == q.device(), kOp, ": ", what, " ", describe(t),
+                " does not match q ", describe(q));
+  const bool rows16 =
+      t.strides()[3] == 1 && t.strides()[0] % 8 == 0 && t.strides()[1] % 8 == 0 && t.strides()[2] % 8 == 0;
+  if (t.dtype() == q.dtype() && rows16 && aligned16(t)) return t;
+  return as_input(t, q, what);
+}
+
+StridedRows strided_rows(const Tensor& t) {
+  return {static_cast<const __nv_bfloat16*>(t.data_ptr()), t.strides()[0], t.strides()[1], t.strides()[2], t.size(1)};
+}
+
 }  // namespace
 
 bool block_attention_sm90_available() { return sm90_built() && device_is_sm90(); }
@@ -439,7 +455,10 @@ BlockAttentionForward block_attention_forward(const Tensor& q, const Tensor& k, 
                                               const BlockAttentionArgs& args) {
   Problem p = prepare(q, k, v, args);
   BlockAttentionForward r;
-  r.out = empty(q.shape(), q.dtype(), q.device());
+  // The sm_90a kernel writes O rows at any row and head strides: token-major when asked, so the
+  // caller's permute to [B, Nq, H, D] is contiguous (saves it a copy of O).
+  r.out = p.sm90 && args.token_major_out ? permute(empty({p.b, p.nq, p.h, p.d}, q.dtype(), q.device()), {0, 2, 1, 3})
+                                         : empty(q.shape(), q.dtype(), q.device());
   r.lse = empty({p.b, p.h, p.nq}, lse_dtype(q.dtype()), q.device());
   if (p.b * p.h == 0 || p.nq == 0) return r;
   if (p.sm90) {
@@ -479,8 +498,10 @@ BlockAttentionForward block_attention_forward(const Tensor& q, const Tensor& k, 
 BlockAttentionGrads block_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                                              const Tensor& lse, const Tensor& dout, const BlockAttentionArgs& args) {
   Problem p = prepare(q, k, v, args);
-  Tensor o = as_input(out, q, "out");
-  Tensor g = as_input(dout, q, "dout");
+  // The fast kernels' preprocessing reads O and dO at any row strides (O token-major, dO the
+  // gradient of its permute) and hands the main kernels contiguous dO rows.
+  Tensor o = p.fast ? as_rows(out, q, "out") : as_input(out, q, "out");
+  Tensor g = p.fast ? as_rows(dout, q, "dout") : as_input(dout, q, "dout");
   SPARROW_CHECK(lse.device() == q.device() && lse.dtype() == lse_dtype(q.dtype()) && lse.is_contiguous() &&
                     lse.numel() == p.b * p.h * p.nq,
                 kOp, ": lse ", describe(lse), " does not match q ", describe(q));
@@ -497,10 +518,12 @@ BlockAttentionGrads block_attention_backward(const Tensor& q, const Tensor& k, c
     const int64_t rows = p.b * p.h * nq_pad;
     Tensor lse2 = empty({rows}, DType::F32, q.device());
     Tensor di = empty({rows}, DType::F32, q.device());
-    attn_bwd_prep<__nv_bfloat16><<<sparrow::cuda::grid_for(rows * 32, 256), 256, 0, sparrow::cuda::stream()>>>(
-        bfp(o), bfp(g), lse.data<float>(), lse2.data<float>(), di.data<float>(), p.b * p.h, p.nq, nq_pad,
-        static_cast<int>(p.d));
+    const Tensor g_rows = g.is_contiguous() ? g : empty(q.shape(), q.dtype(), q.device());
+    attn_bwd_prep<<<sparrow::cuda::grid_for(rows * p.d / 8, 256), 256, 0, sparrow::cuda::stream()>>>(
+        strided_rows(o), strided_rows(g), g.is_contiguous() ? nullptr : bfp(g_rows), lse.data<float>(),
+        lse2.data<float>(), di.data<float>(), p.b * p.h, p.nq, nq_pad, static_cast<int>(p.d));
     SPARROW_CUDA_LAUNCH_CHECK();
+    g = g_rows;
     if (const Sm90BwdPlan plan = sm90_backward_plan(p, nq_pad); plan.kind != Sm90Bwd::kNone) {
       launch_bwd_sm90(plan, p, q, k, v, g, lse2, di, nq_pad, r.dq, r.dk, r.dv);
       return r;

@@ -203,25 +203,47 @@ __global__ void __launch_bounds__(32 * NW, 16 / NW)
 // ---------------------------------------------------------------------------------------------
 // Backward preprocessing: Di = rowsum(dO ∘ O) and LSE₂ = LSE·log2 e, into arrays padded to whole
 // 64-row tiles (pad rows: LSE₂ = +∞ so P = 0, Di = 0); a row that saw nothing (LSE = −∞) also
-// gets +∞, so its P is exactly 0 wherever it is recomputed. One warp per row.
-template <class T>
-__global__ void attn_bwd_prep(const T* __restrict__ o, const T* __restrict__ dout, const float* __restrict__ lse,
-                              float* __restrict__ lse2, float* __restrict__ di, int64_t rows_bh, int64_t nq,
-                              int64_t nq_pad, int d) {
-  const int lane = threadIdx.x & 31;
+// gets +∞, so its P is exactly 0 wherever it is recomputed. O and dO may have any row and head
+// strides (O token-major, dO the gradient of its permute; 16-byte aligned rows): a dO that is not
+// contiguous is copied, in the same pass, into dout_rows ([B·H, nq, d]) for the main kernels.
+// A row is d/8 lanes of 16-byte vectors (4, 8 or 16 lanes for d 32, 64, 128), 32·8/d rows a warp:
+// every load and store is a whole 16-byte vector (one warp a row with 2-byte lanes took as long
+// as the copy of dO it replaces).
+struct StridedRows {  // row i of (batch, head) bh at p + (bh / heads)·sb + (bh % heads)·sh + i·srow
+  const __nv_bfloat16* p;
+  int64_t sb, sh, srow, heads;
+  __device__ const __nv_bfloat16* row(int64_t bh, int64_t i) const {
+    return p + (bh / heads) * sb + (bh % heads) * sh + i * srow;
+  }
+};
+
+__global__ void attn_bwd_prep(StridedRows o, StridedRows dout, __nv_bfloat16* __restrict__ dout_rows,
+                              const float* __restrict__ lse, float* __restrict__ lse2, float* __restrict__ di,
+                              int64_t rows_bh, int64_t nq, int64_t nq_pad, int d) {
+  const int lanes = d / 8;  // a power of two ≤ 32 (d ∈ {32, 64, 128})
+  const int lane = threadIdx.x & 31, sub = lane % lanes, per_warp = 32 / lanes;
   const int64_t warps = static_cast<int64_t>(gridDim.x) * blockDim.x / 32;
-  for (int64_t row = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32; row < rows_bh * nq_pad;
-       row += warps) {  // grid-stride: 2M-token sequences have more rows than the grid
+  const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32, total = rows_bh * nq_pad;
+  // Grid-stride (2M-token sequences have more rows than the grid); every lane of a warp runs the
+  // same number of iterations, so the shuffles below always have their whole warp.
+  for (int64_t base = warp * per_warp; base < total; base += warps * per_warp) {
+    const int64_t row = base + lane / lanes;
     const int64_t bh = row / nq_pad, i = row % nq_pad;
     float acc = 0.f;
-    if (i < nq) {
-      const T* orow = o + (bh * nq + i) * d;
-      const T* grow = dout + (bh * nq + i) * d;
-      for (int c = lane; c < d; c += 32) acc += static_cast<float>(orow[c]) * static_cast<float>(grow[c]);
-    }
+    if (row < total && i < nq) {
+      const uint4 ov = reinterpret_cast<const uint4*>(o.row(bh, i))[sub];
+      const uint4 gv = reinterpret_cast<const uint4*>(dout.row(bh, i))[sub];
+      if (dout_rows != nullptr) reinterpret_cast<uint4*>(dout_rows + (bh * nq + i) * d)[sub] = gv;
+      const auto* o2 = reinterpret_cast<const __nv_bfloat162*>(&ov);
+      const auto* g2 = reinterpret_cast<const __nv_bfloat162*>(&gv);
 #pragma unroll
-    for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-    if (lane == 0) {
+      for (int j = 0; j < 4; ++j) {
+        const float2 a = __bfloat1622float2(o2[j]), b = __bfloat1622float2(g2[j]);
+        acc += a.x * b.x + a.y * b.y;
+      }
+    }
+    for (int off = lanes / 2; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+    if (sub == 0 && row < total) {
       float l2 = INFINITY;
       if (i < nq) {
         const float x = lse[bh * nq + i];

@@ -120,7 +120,8 @@ struct Params {
   decltype(make_tma_q<D>(nullptr, 1, 1)) tma_q;
   decltype(make_tma_kv<D>(nullptr, 1, 1)) tma_k;
   decltype(make_tma_kv<D>(nullptr, 1, 1)) tma_v;
-  Elt* out;
+  Elt* out;                          // O rows at out + b·out_sb + h·out_sh + row·out_srow
+  int64_t out_sb, out_sh, out_srow;  // elements (contiguous: H·nq·D, nq·D, D; token-major: nq·H·D, D, H·D)
   float* lse;
   int nq, nk, bh, heads, nqb;
   float scale_log2;
@@ -418,7 +419,7 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
       }
 
       // Epilogue: O = acc / l, LSE = (m + log2 l)·ln 2.
-      Elt* og = p.out + static_cast<int64_t>(bh) * p.nq * D;
+      Elt* og = p.out + static_cast<int64_t>(bh / p.heads) * p.out_sb + static_cast<int64_t>(row_here.h) * p.out_sh;
       float* lg = p.lse + static_cast<int64_t>(bh) * p.nq;
       CUTLASS_PRAGMA_UNROLL
       for (int r = 0; r < 2; ++r) {
@@ -431,7 +432,7 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
           for (int c = 0; c < size<1>(Ors); c += 2) {
             const int col = get<1>(COrs(r, c));
             const __nv_bfloat162 b2 = __float22bfloat162_rn(make_float2(Ors(r, c) * inv, Ors(r, c + 1) * inv));
-            *reinterpret_cast<__nv_bfloat162*>(og + static_cast<int64_t>(row) * D + col) = b2;
+            *reinterpret_cast<__nv_bfloat162*>(og + static_cast<int64_t>(row) * p.out_srow + col) = b2;
           }
         }
       }
@@ -445,6 +446,10 @@ void launch(const Sm90Forward& f, cudaStream_t stream) {
   using C = Cfg<D>;
   const int nq = static_cast<int>(f.nq), nk = static_cast<int>(f.nk), bh = static_cast<int>(f.bh);
   const int nqb = (nq + kM - 1) / kM, items = bh * nqb;
+  SPARROW_CHECK(f.out_strides.row >= f.d && f.out_strides.head > 0 && f.out_strides.batch > 0 &&
+                    (f.out_strides.row | f.out_strides.head | f.out_strides.batch) % 2 == 0,
+                "sm90_forward: O strides (", f.out_strides.batch, ", ", f.out_strides.head, ", ", f.out_strides.row,
+                ") must be positive and even (bf16 pairs are stored) with rows ≥ d = ", f.d);
   // Persistent: as many CTAs as SMs (one fits an SM), the rows handed out by the counter.
   const int ctas = f.work_counter == nullptr ? items : std::min(items, f.ctas > 0 ? f.ctas : sparrow::cuda::sm_count());
   if (f.work_counter != nullptr) SPARROW_CUDA_CHECK(cudaMemsetAsync(f.work_counter, 0, sizeof(int32_t), stream));
@@ -452,6 +457,9 @@ void launch(const Sm90Forward& f, cudaStream_t stream) {
               make_tma_kv<D>(static_cast<const Elt*>(f.k), nk, bh),
               make_tma_kv<D>(static_cast<const Elt*>(f.v), nk, bh),
               static_cast<Elt*>(f.out),
+              f.out_strides.batch,
+              f.out_strides.head,
+              f.out_strides.row,
               f.lse,
               nq,
               nk,

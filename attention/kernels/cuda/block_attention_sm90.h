@@ -16,7 +16,10 @@ struct Sm90Forward {
   const void* q = nullptr;  // bf16 [B·H, nq, d]
   const void* k = nullptr;  // bf16 [B·H, nk, d]
   const void* v = nullptr;
-  void* out = nullptr;   // bf16 [B·H, nq, d]
+  void* out = nullptr;  // bf16 [B, H, nq, d] at out_strides (elements; d contiguous)
+  struct {
+    int64_t batch = 0, head = 0, row = 0;
+  } out_strides;
   float* lse = nullptr;  // f32 [B·H, nq], natural log; −∞ for a row that sees nothing
   int64_t bh = 0, heads = 1, nq = 0, nk = 0;
   int d = 0;
