@@ -179,15 +179,14 @@ std::vector<Tensor> split(const Tensor& a, const std::vector<int64_t>& sizes, in
 
 std::vector<Tensor> empty_adjacent(const std::vector<Tensor>& likes) {
   std::vector<Tensor> out;
+  // One buffer only for likes that are themselves back to back in one (slices of one tensor):
+  // separate tensors' gradients are better separate too, each then adopted by its leaf without a
+  // copy (a view into a shared buffer would be cloned: 3 × 128 MiB a backward at 64K × 16 heads × D 64).
   bool same = !likes.empty();
-  for (const Tensor& t : likes)
-    same = same && t.shape() == likes[0].shape() && t.dtype() == likes[0].dtype() && t.device() == likes[0].device();
-  // Only for likes that are themselves back to back in one buffer (slices of one tensor): separate
-  // tensors' gradients are better separate too, each then adopted by its leaf without a copy (a
-  // view into a shared buffer would be cloned: 3 × 128 MiB a backward at 64K × 16 heads × D 64).
   for (size_t i = 0; same && i < likes.size(); ++i) {
     const Tensor& t = likes[i];
-    same = t.is_contiguous() && t.impl().storage == likes[0].impl().storage &&
+    same = t.shape() == likes[0].shape() && t.dtype() == likes[0].dtype() && t.device() == likes[0].device() &&
+           t.is_contiguous() && t.impl().storage == likes[0].impl().storage &&
            t.offset() == likes[0].offset() + static_cast<int64_t>(i) * likes[0].numel();
   }
   if (!same) {
