@@ -280,7 +280,17 @@ void launch_bwd_sm90(const Sm90BwdPlan& plan, const Problem& p, const Tensor& q,
   Tensor dq_sums;  // one pass: f32 dQ sums of one group, held until the kernels are queued (stream-ordered pool)
   if (one_pass) dq_sums = empty({sm90_dq_sums_floats(group, nq_pad, p.d)}, DType::F32, q.device());
   Tensor work_counter;  // the persistent dK/dV grid's (each launch zeroes it on the stream)
-  if (p.persistent) work_counter = empty({1}, DType::I32, q.device());
+  Tensor order;         // ... and the order it takes a group's key blocks in (each launch fills it)
+  if (p.persistent) {
+    work_counter = empty({1}, DType::I32, q.device());
+    // The key blocks head by head (dkdv_order_kernel): 1.04–1.30× f+b at 5–10 % density on an H100
+    // (bench/RESULTS.md, session 15). SPARROW_SM90_BWD_ORDER=kb: key block-major with the heads
+    // fastest, the order before (for comparison); "heads" the default.
+    const char* o = std::getenv("SPARROW_SM90_BWD_ORDER");
+    const bool by_heads = o == nullptr || *o == '\0' || std::strcmp(o, "heads") == 0;
+    SPARROW_CHECK(by_heads || std::strcmp(o, "kb") == 0, "SPARROW_SM90_BWD_ORDER=", o, ": expected heads or kb");
+    if (by_heads) order = empty({group * ((p.nk + kSm90Block - 1) / kSm90Block)}, DType::I32, q.device());
+  }
   // A bf16 tensor's storage from element `elements` on.
   auto from = [](const Tensor& t, int64_t elements) { return static_cast<char*>(t.data_ptr()) + 2 * elements; };
   for (int64_t r0 = 0; r0 < bh; r0 += group) {
@@ -290,6 +300,7 @@ void launch_bwd_sm90(const Sm90BwdPlan& plan, const Problem& p, const Tensor& q,
     b.turns = plan.turns;
     if (p.persistent) {
       b.work_counter = work_counter.data<int32_t>();
+      if (order.defined()) b.order = order.data<int32_t>();
       b.ctas = p.persistent_ctas;
     }
     b.q = from(q, q_off);

@@ -55,6 +55,9 @@ struct Sm90Backward {
   bool turns = false;  // one pass: the consumer warpgroups issue their GEMMs in turns (ping-pong)
   // Set: the dK/dV pass on the persistent grid (as Sm90Forward's; zeroed by sm90_backward).
   int32_t* work_counter = nullptr;
+  // Set (with work_counter): room for bh · ceil(nk / 128) ints, where sm90_backward puts the order
+  // the persistent grid takes the key blocks in (dkdv_order_kernel); null: key block-major.
+  int32_t* order = nullptr;
   int ctas = 0;
   int64_t bh = 0, heads = 1, nq = 0, nk = 0, nq_pad = 0;
   int d = 0;

@@ -31,6 +31,8 @@
 #include <cuda_bf16.h>
 
 #include <algorithm>
+#include <cub/block/block_reduce.cuh>
+#include <cub/block/block_scan.cuh>
 
 #include "attention/kernels/cuda/block_attention_lists.h"
 #include "attention/kernels/cuda/block_attention_sm90.h"
@@ -217,7 +219,8 @@ struct BwdParams {
   float scale, scale_log2;
   bool causal;
   LayoutView view;
-  WorkQueue queue;  // dK/dV: B·H · nkb key blocks
+  WorkQueue queue;       // dK/dV: B·H · nkb key blocks
+  const int32_t* order;  // dK/dV: the queue's n-th item is order[n] (dkdv_order_kernel); null: n
 };
 
 // Stores a (128 rows × D) f32 accumulator (rows r0 + row of the tile, below n) as bf16 × factor.
@@ -347,13 +350,15 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
 
   const int tid = threadIdx.x;
   const int wg = cutlass::canonical_warp_group_idx();
-  // Work item = one key block of one (batch, head): item = kb · B·H + bh, heads fastest. Under
-  // causality the first key blocks have the longest columns: they go first.
+  // Work item = one key block of one (batch, head): item = kb · B·H + bh. The persistent grid takes
+  // them in dkdv_order_kernel's order (long columns first, then head by head); without an order,
+  // as numbered (under causality the first key blocks have the longest columns: they go first).
   struct Column {
     int bh, h, kb, k0, tiles;
     ColumnBlocks col;
   };
   auto column_of = [&](int item) {
+    if (p.order != nullptr) item = p.order[item];
     Column c;
     c.bh = item % p.bh;
     c.h = c.bh % p.heads;
@@ -641,6 +646,63 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
 #endif
 }
 
+// The order the persistent dK/dV grid takes its items (item = kb · B·H + bh) in: first the long
+// columns, key block-major (under causality the first key blocks have the longest), then the rest
+// head by head. A column is long when it holds more than a quarter of a CTA's share of all the
+// columns' blocks (bigbird's global key blocks; none under dense causality, whose longest column is
+// 2 / nkb of its head's blocks): started late, one would leave the grid waiting on its CTA. Head by
+// head, the CTAs at work read one head's Q, dO and dQ sums at a time (19 + 16 MB at 64K, D 64),
+// which L2 (50 MB) holds; key block-major they read every head's at once, and the sums' reduce-adds
+// and random blocks' Q/dO loads go to DRAM (ncu, 64K H 12 D 64 causal 5 %: 1.76 TB/s, 57 % L2 hits).
+// One CTA: the blocks' total by a block-wide reduction, then two stable partitions by a block-wide
+// scan, kOrderRun consecutive items a thread (a round of loads and a scan per 8192 items). The
+// first version summed the total by 1024 64-bit atomicAdds on one shared word and took 53 µs on an
+// H100 (ncu: L1 busy, the SM otherwise idle), with 1 or 8 items a thread alike: most of what the
+// order cost the 1 % cells (bench/RESULTS.md, session 15).
+constexpr int kOrderThreads = 1024, kOrderRun = 8;
+__global__ void __launch_bounds__(kOrderThreads)
+    dkdv_order_kernel(LayoutView L, int bh, int heads, int nqb, int nkb, bool causal, int ctas, int32_t* order) {
+  using Scan = cub::BlockScan<int, kOrderThreads>;
+  using Sum = cub::BlockReduce<unsigned long long, kOrderThreads>;
+  __shared__ union {
+    typename Scan::TempStorage scan;
+    typename Sum::TempStorage sum;
+  } tmp;
+  __shared__ unsigned long long long_from;
+  __shared__ int placed;
+  const int n = bh * nkb;
+  auto length = [&](int item) { return column_blocks(L, (item % bh) % heads, item / bh, nqb, causal).n; };
+  unsigned long long mine = 0;
+#pragma unroll 8
+  for (int i = threadIdx.x; i < n; i += kOrderThreads) mine += static_cast<unsigned long long>(length(i));
+  const unsigned long long total = Sum(tmp.sum).Sum(mine);  // valid in thread 0
+  if (threadIdx.x == 0) long_from = total / (4ull * static_cast<unsigned>(ctas)) + 1, placed = 0;
+  __syncthreads();
+  // Pass 0: the long items in item order; pass 1: the others, head-major (j = bh · nkb + kb).
+  for (int pass = 0; pass < 2; ++pass) {
+    for (int j0 = 0; j0 < n; j0 += kOrderThreads * kOrderRun) {
+      int item[kOrderRun], count = 0;
+      CUTLASS_PRAGMA_UNROLL
+      for (int r = 0; r < kOrderRun; ++r) {
+        const int j = j0 + static_cast<int>(threadIdx.x) * kOrderRun + r;
+        item[r] = j >= n ? -1 : pass == 0 ? j : (j % nkb) * bh + j / nkb;
+        if (item[r] >= 0 && (static_cast<unsigned long long>(length(item[r])) >= long_from) != (pass == 0))
+          item[r] = -1;
+        count += item[r] >= 0 ? 1 : 0;
+      }
+      int at = 0, taken = 0;
+      Scan(tmp.scan).ExclusiveSum(count, at, taken);
+      at += placed;
+      CUTLASS_PRAGMA_UNROLL
+      for (int r = 0; r < kOrderRun; ++r)
+        if (item[r] >= 0) order[at++] = item[r];
+      __syncthreads();  // every thread has read `placed` (and the scan's storage is free again)
+      if (threadIdx.x == 0) placed += taken;
+      __syncthreads();
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // dQ pass.
 
@@ -818,24 +880,36 @@ __global__ void __launch_bounds__(kThreads, 1) dq_kernel(CUTE_GRID_CONSTANT cons
 }
 
 // The one-pass epilogue: dQ = bf16(sums · scale) for rows below nq. A CTA takes one 64-row tile
-// (dq_sums_at's D × 64 run): reads it whole into shared memory, coalesced, then writes its rows
-// out, two columns a thread, coalesced the other way.
+// (dq_sums_at's D × 64 run, column-major): reads it in float4s (4 rows of a column; the pad is
+// skipped) and transposes it into shared memory as rows of pitch D + 1, then writes its rows out,
+// two columns a thread, coalesced. The odd pitch keeps both sides at most 2-way bank-conflicted; the
+// column-major tile read back a row at a time was 16-way (ncu: L1 77 % busy, 2.1 TB/s, 153 µs at
+// 64K H 12 D 64), where this kernel should stream at DRAM speed.
 template <int D>
 __global__ void __launch_bounds__(256)
     dq_from_sums_kernel(const float* sums, Elt* dq, int nq, int nq_pad, float scale) {
-  __shared__ __align__(16) float tile[D * kSumsPitch];
+  constexpr int kPitch = D + 1;
+  constexpr int kQuads = kSumsPitch / 4;  // float4s a column, the last (kSumsPitch − kHalf) / 4 pad
+  __shared__ float rows[kHalf * kPitch];
   const int64_t t = blockIdx.x;  // bh · (nq_pad / 64) + tile of the row
   const int tiles = nq_pad / kHalf;
   const int64_t bh = t / tiles;
   const int r0 = static_cast<int>(t % tiles) * kHalf;
   const float4* src = reinterpret_cast<const float4*>(sums + dq_sums_at(t, D, 0, 0));
-  for (int i = threadIdx.x; i < D * kSumsPitch / 4; i += blockDim.x) reinterpret_cast<float4*>(tile)[i] = src[i];
+  for (int i = threadIdx.x; i < D * kQuads; i += blockDim.x) {
+    const int col = i / kQuads, row = i % kQuads * 4;
+    if (row >= kHalf) continue;
+    const float4 v = src[i];
+    rows[(row + 0) * kPitch + col] = v.x;
+    rows[(row + 1) * kPitch + col] = v.y;
+    rows[(row + 2) * kPitch + col] = v.z;
+    rows[(row + 3) * kPitch + col] = v.w;
+  }
   __syncthreads();
   for (int i = threadIdx.x; i < kHalf * D / 2; i += blockDim.x) {
     const int row = i / (D / 2), col = i % (D / 2) * 2;
     if (r0 + row >= nq) break;  // i grows with row
-    const float2 v =
-        make_float2(tile[dq_sums_at(0, 0, col, row)] * scale, tile[dq_sums_at(0, 0, col + 1, row)] * scale);
+    const float2 v = make_float2(rows[row * kPitch + col] * scale, rows[row * kPitch + col + 1] * scale);
     *reinterpret_cast<__nv_bfloat162*>(dq + (bh * nq + r0 + row) * D + col) = __float22bfloat162_rn(v);
   }
 }
@@ -867,7 +941,8 @@ void launch(const Sm90Backward& b, cudaStream_t stream) {
                         b.scale_log2,
                         b.causal,
                         b.view,
-                        WorkQueue{}};
+                        WorkQueue{},
+                        nullptr};
   };
   // dK/dV: a CTA a key block of a (batch, head), or the persistent grid (one CTA an SM taking
   // key blocks from the counter).
@@ -875,9 +950,15 @@ void launch(const Sm90Backward& b, cudaStream_t stream) {
   const int dkdv_ctas =
       b.work_counter == nullptr ? dkdv_items : std::min(dkdv_items, b.ctas > 0 ? b.ctas : sparrow::cuda::sm_count());
   if (b.work_counter != nullptr) SPARROW_CUDA_CHECK(cudaMemsetAsync(b.work_counter, 0, sizeof(int32_t), stream));
+  if (b.order != nullptr) {
+    dkdv_order_kernel<<<1, kOrderThreads, 0, stream>>>(b.view, bh, static_cast<int>(b.heads), nqb, nkb, b.causal,
+                                                       dkdv_ctas, b.order);
+    SPARROW_CUDA_LAUNCH_CHECK();
+  }
   auto dkdv_params = [&](float* dq_accum) {
     BwdParams<D> kp = params(b.k, b.v, nk, b.q, b.dout, nq, b.dk, b.dv, dq_accum);
     kp.queue = WorkQueue{b.work_counter, dkdv_items};
+    kp.order = b.order;
     return kp;
   };
   const dim3 dkdv_grid(static_cast<unsigned>(dkdv_ctas));

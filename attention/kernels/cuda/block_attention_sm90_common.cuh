@@ -89,10 +89,6 @@ __device__ __forceinline__ void to_bf16_fragment(const Acc& acc, Frag& frag) {
   }
 }
 
-// dst[i] += src[i], `bytes` / 4 floats (a multiple of 16 bytes, both 16-byte aligned): one bulk
-// reduce-add, shared → global, issued by the calling thread into its bulk group (commit with
-// tma_store_arrive; tma_store_wait<0> waits until the source has been read). The additions are
-// performed at L2 in one pass over the run, not one atomic a float2.
 // 2^x by one MUFU.EX2, subnormal results flushed to zero. exp2f keeps them, at the price of a
 // compare and two predicated multiplies around every MUFU; a probability below 2⁻¹²⁶ of the row's
 // largest is nothing next to the row's sum (≥ 1), and P goes to bf16 anyway.
@@ -102,6 +98,10 @@ __device__ __forceinline__ float exp2_ftz(float x) {
   return y;
 }
 
+// dst[i] += src[i], `bytes` / 4 floats (a multiple of 16 bytes, both 16-byte aligned): one bulk
+// reduce-add, shared → global, issued by the calling thread into its bulk group (commit with
+// tma_store_arrive; tma_store_wait<0> waits until the source has been read). The additions are
+// performed at L2 in one pass over the run, not one atomic a float2.
 __device__ __forceinline__ void bulk_reduce_add_f32(float* dst, const float* src, int bytes) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n" ::"l"(dst),
