@@ -290,8 +290,8 @@ TEST(AttentionSm90Gpu, ForwardMatchesCpuAndMma) {
 // key blocks, dQ over query blocks) — against the mma.sync backward and the CPU reference's (f32
 // on the same rounded inputs), given one forward's O and LSE: every pattern at block 128, dense,
 // causal and not, ragged N, B 2, H 3, D 64 and 128; the one pass also over head groups and with its
-// GEMMs in turns (sm90_bwd_pingpong). dQ, dK and dV land in poisoned memory, so an element the
-// kernels skip fails; the deterministic one gives the same bits twice.
+// GEMMs in turns (sm90_bwd_pingpong) and with K and V in registers (sm90_bwd_rs). dQ, dK and dV land in poisoned
+// memory, so an element the kernels skip fails; the deterministic one gives the same bits twice.
 TEST(AttentionSm90Gpu, BackwardMatchesCpuAndMma) {
   SPARROW_REQUIRE_GPU();
 #ifdef SPARROW_WITH_CUDA
@@ -351,7 +351,9 @@ TEST(AttentionSm90Gpu, BackwardMatchesCpuAndMma) {
                               {"sm90_bwd_pingpong", 3},
                               {"sm90_onepass", 0, ""},  // the persistent dK/dV grid, a CTA an SM
                               {"sm90_onepass", 3, "3"},
-                              {"sm90_bwd_pingpong", 0, "3"}}) {
+                              {"sm90_bwd_pingpong", 0, "3"},
+                              {"sm90_bwd_rs", 0},  // the one pass with K and V in registers (D 64)
+                              {"sm90_bwd_rs", 3, "3"}}) {
       SCOPED_TRACE(::testing::Message() << rows << " (batch·head) rows a launch (0: all)"
                                         << (ctas ? " persistent, CTAs: " : "") << (ctas ? ctas : ""));
       const auto gs = std::strcmp(kind, "sm90_deterministic") == 0 ? gd : backward_with(kind, rows, ctas);

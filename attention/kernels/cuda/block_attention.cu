@@ -56,7 +56,8 @@ constexpr bool kSm90ByDefault = true;  // verified on an H100: tests/gpu/attenti
 // summed in f32 by bulk reduce-adds (5 GEMMs a tile; not bit-reproducible) or two deterministic
 // passes (7). SPARROW_BLOCK_ATTN_BWD picks: "mma" (the mma.sync backward), "sm90" (the default),
 // "sm90_onepass", "sm90_deterministic", "sm90_bwd_pingpong" (the one pass with its consumer
-// warpgroups' GEMMs in turns; written without a GPU, opt-in until measured); unset,
+// warpgroups' GEMMs in turns; within noise on an H100, opt-in), "sm90_bwd_rs" (the one pass with K
+// and V as register operands at D 64; written without a GPU, opt-in until measured); unset,
 // SPARROW_BLOCK_ATTN_KERNEL=mma picks mma.sync.
 // The one pass runs over head groups whose f32 sums stay within kSm90DqSumsCap bytes
 // (SPARROW_SM90_DQ_SUMS_CAP overrides it; sm90_onepass_group), and the two passes serve where one
@@ -248,7 +249,8 @@ int64_t sm90_onepass_rows(const Problem& p, int64_t nq_pad) {
 struct Sm90BwdPlan {
   Sm90Bwd kind = Sm90Bwd::kNone;
   int64_t rows = 0;
-  bool turns = false;  // one pass: sm90_bwd_pingpong
+  bool turns = false;            // one pass: sm90_bwd_pingpong
+  bool kv_in_registers = false;  // one pass: sm90_bwd_rs
 };
 
 Sm90BwdPlan sm90_backward_plan(const Problem& p, int64_t nq_pad) {
@@ -262,8 +264,10 @@ Sm90BwdPlan sm90_backward_plan(const Problem& p, int64_t nq_pad) {
     if (std::strcmp(b, "sm90_deterministic") == 0) return two_pass;
     if (std::strcmp(b, "sm90_bwd_pingpong") == 0)
       return Sm90BwdPlan{grouped.kind, grouped.rows, grouped.kind == Sm90Bwd::kOnePass};
+    if (std::strcmp(b, "sm90_bwd_rs") == 0)
+      return Sm90BwdPlan{grouped.kind, grouped.rows, false, grouped.kind == Sm90Bwd::kOnePass};
     SPARROW_CHECK(std::strcmp(b, "mma") == 0, "SPARROW_BLOCK_ATTN_BWD=", b,
-                  ": expected mma, sm90, sm90_onepass, sm90_deterministic or sm90_bwd_pingpong");
+                  ": expected mma, sm90, sm90_onepass, sm90_deterministic, sm90_bwd_pingpong or sm90_bwd_rs");
     return {};
   }
   const char* e = std::getenv("SPARROW_BLOCK_ATTN_KERNEL");
@@ -298,6 +302,7 @@ void launch_bwd_sm90(const Sm90BwdPlan& plan, const Problem& p, const Tensor& q,
     Sm90Backward b;
     if (one_pass) b.dq_accum = dq_sums.data<float>();
     b.turns = plan.turns;
+    b.kv_in_registers = plan.kv_in_registers;
     if (p.persistent) {
       b.work_counter = work_counter.data<int32_t>();
       if (order.defined()) b.order = order.data<int32_t>();

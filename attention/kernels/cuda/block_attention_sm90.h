@@ -52,7 +52,8 @@ struct Sm90Backward {
   void* dk = nullptr;
   void* dv = nullptr;
   float* dq_accum = nullptr;
-  bool turns = false;  // one pass: the consumer warpgroups issue their GEMMs in turns (ping-pong)
+  bool turns = false;            // one pass: the consumer warpgroups issue their GEMMs in turns (ping-pong)
+  bool kv_in_registers = false;  // one pass, D 64: K and V as the score GEMMs' register operands
   // Set: the dK/dV pass on the persistent grid (as Sm90Forward's; zeroed by sm90_backward).
   int32_t* work_counter = nullptr;
   // Set (with work_counter): room for bh · ceil(nk / 128) ints, where sm90_backward puts the order

@@ -136,6 +136,10 @@ struct Tiles {
   // Block × tileᵀ, contracting D (Sᵀ = K Qᵀ, dPᵀ = V dOᵀ; S = Q Kᵀ, dP = dO Vᵀ); both from smem.
   using MmaScores = decltype(make_tiled_mma(
       GMMA::ss_op_selector<Elt, Elt, float, Shape<Int<kBlock>, Int<kHalf>, Int<D>>>(), Layout<Shape<_2, _1, _1>>{}));
+  // The same with the block (K or V) as a register A operand (the dK/dV pass's kRegKV).
+  using MmaScoresRegA = decltype(make_tiled_mma(
+      GMMA::rs_op_selector<Elt, Elt, float, Shape<Int<kBlock>, Int<kHalf>, Int<D>>, GMMA::Major::K, GMMA::Major::K>(),
+      Layout<Shape<_2, _1, _1>>{}));
   // Block rows × D, contracting the tile's rows (dV += Pᵀ dO, dK += dSᵀ Q; dQ += dS K): A from
   // registers, B the tile read MN-major.
   using MmaAccumulate = decltype(make_tiled_mma(
@@ -338,9 +342,16 @@ __device__ float* dq_stage(SmemT& ss, int i) {
 // warpgroup 1 opens with one pass to 0, and 0 takes one turn more at the end (after the loop's
 // last batch of 1), so passes and waits match on both barriers. No cycle with the dS barriers: the
 // dS a warpgroup waits for was stored before the other's previous turn.
-template <int D, bool kOnePass, bool kTurns = false>
+//
+// kRegKV (one pass, D 64; SPARROW_BLOCK_ATTN_BWD=sm90_bwd_rs, written 2026-12-07 without a GPU,
+// opt-in until measured): K and V are the register A operands of Sᵀ and dPᵀ, read from shared
+// memory once a column by ldmatrix (16 registers each at D 64), not by every tile's wgmma. By count
+// (bench/HOPPER_NOTES.md) a tile moves ~192 KiB through shared memory, more than its GEMMs' time
+// at 128 B a cycle allows; this takes 32 KiB of it away.
+template <int D, bool kOnePass, bool kTurns = false, bool kRegKV = false>
 __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT const BwdParams<D> p) {
-  static_assert(kOnePass || !kTurns, "the turns are the one pass's");
+  static_assert(kOnePass || !(kTurns || kRegKV), "the turns and registers K, V are the one pass's");
+  static_assert(!kRegKV || D == 64, "K and V in registers: D 64 only (D 128 would need 64 registers more)");
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using C = DkdvCfg<D, kOnePass>;
   constexpr int S = C::kStages;
@@ -454,15 +465,26 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
     // ------------------------------------------------------------------ consumers
     cutlass::arch::warpgroup_reg_alloc<232>();
     const int ctid = tid - 128;
-    typename C::MmaScores mma_t;
+    std::conditional_t<kRegKV, typename C::MmaScoresRegA, typename C::MmaScores> mma_t;
     typename C::MmaAccumulate mma_kv;
     auto thr_t = mma_t.get_thread_slice(ctid);
     auto thr_kv = mma_kv.get_thread_slice(ctid);
     Tensor sQt = make_tensor(make_smem_ptr(ss.q.data()), typename C::SmemLayoutQt{});
     Tensor sdOt = make_tensor(make_smem_ptr(ss.dout.data()), typename C::SmemLayoutQt{});
 
-    Tensor tSrK = thr_t.partition_fragment_A(sK);  // (MMA, MMA_M, MMA_K)
+    Tensor tSrK = thr_t.partition_fragment_A(sK);  // (MMA, MMA_M, MMA_K): descriptors, or registers (kRegKV)
     Tensor tSrV = thr_t.partition_fragment_A(sV);
+    // kRegKV: each column's K and V into tSrK and tSrV, after full_kv.
+    auto load_kv = [&] {
+      if constexpr (kRegKV) {
+        auto s2r = make_tiled_copy_A(Copy_Atom<SM75_U32x4_LDSM_N, Elt>{}, mma_t);
+        auto s2r_thr = s2r.get_thread_slice(ctid);
+        copy(s2r, s2r_thr.partition_S(sK), s2r_thr.retile_D(tSrK));
+        copy(s2r, s2r_thr.partition_S(sV), s2r_thr.retile_D(tSrV));
+        warpgroup_fence_operand(tSrK);
+        warpgroup_fence_operand(tSrV);
+      }
+    };
     Tensor tSrQ = thr_t.partition_fragment_B(sQ);  // (MMA, MMA_N, MMA_K, S)
     Tensor tSrdO = thr_t.partition_fragment_B(sdO);
     Tensor tKrQt = thr_kv.partition_fragment_B(sQt);  // (MMA, MMA_N, MMA_K, S)
@@ -525,6 +547,7 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
       TxBar::wait(&ss.full_kv, kv.phase);
       const int item = ss.item;
       if (item < 0) break;
+      load_kv();
       const Column cl = column_of(item);
       const int k0 = cl.k0;
       // This (batch, head)'s sums (null in the two-pass kernel: p.dq_accum is) and this
@@ -972,8 +995,13 @@ void launch(const Sm90Backward& b, cudaStream_t stream) {
       kernel<<<dkdv_grid, kThreads, smem, stream>>>(dkdv_params(b.dq_accum));
       SPARROW_CUDA_LAUNCH_CHECK();
     };
-    static std::atomic<uint64_t> smem_raised{0}, smem_raised_turns{0};
-    b.turns ? run(dkdv_kernel<D, true, true>, smem_raised_turns) : run(dkdv_kernel<D, true>, smem_raised);
+    static std::atomic<uint64_t> smem_raised{0}, smem_raised_turns{0}, smem_raised_regs{0};
+    if (b.turns)
+      run(dkdv_kernel<D, true, true>, smem_raised_turns);
+    else if (D == 64 && b.kv_in_registers)
+      run(dkdv_kernel<D, true, false, D == 64>, smem_raised_regs);
+    else
+      run(dkdv_kernel<D, true>, smem_raised);
     const int64_t tiles = b.bh * (b.nq_pad / kHalf);
     dq_from_sums_kernel<D><<<static_cast<unsigned>(tiles), 256, 0, stream>>>(b.dq_accum, static_cast<Elt*>(b.dq), nq,
                                                                              static_cast<int>(b.nq_pad), b.scale);
