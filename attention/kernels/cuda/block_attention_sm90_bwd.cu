@@ -973,6 +973,8 @@ void launch(const Sm90Backward& b, cudaStream_t stream) {
   const int dkdv_ctas =
       b.work_counter == nullptr ? dkdv_items : std::min(dkdv_items, b.ctas > 0 ? b.ctas : sparrow::cuda::sm_count());
   if (b.work_counter != nullptr) SPARROW_CUDA_CHECK(cudaMemsetAsync(b.work_counter, 0, sizeof(int32_t), stream));
+  // The order is remade every call (a few µs, one CTA) rather than cached with the layout: it also
+  // depends on the group's heads, the CTA count and causality, and an adaptive layout changes anyway.
   if (b.order != nullptr) {
     dkdv_order_kernel<<<1, kOrderThreads, 0, stream>>>(b.view, bh, static_cast<int>(b.heads), nqb, nkb, b.causal,
                                                        dkdv_ctas, b.order);
@@ -998,7 +1000,7 @@ void launch(const Sm90Backward& b, cudaStream_t stream) {
     static std::atomic<uint64_t> smem_raised{0}, smem_raised_turns{0}, smem_raised_regs{0};
     if (b.turns)
       run(dkdv_kernel<D, true, true>, smem_raised_turns);
-    else if (D == 64 && b.kv_in_registers)
+    else if (D == 64 && b.kv_in_registers)  // (D == 64 in the template: D 128 never instantiates kRegKV)
       run(dkdv_kernel<D, true, false, D == 64>, smem_raised_regs);
     else
       run(dkdv_kernel<D, true>, smem_raised);
