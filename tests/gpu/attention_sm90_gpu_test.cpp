@@ -241,15 +241,37 @@ TEST(AttentionSm90Gpu, ForwardMatchesCpuAndMma) {
     const std::vector<double> om = fm.out.to_vector(), lm = fm.lse.to_vector();
     BlockAttentionForward fs = forward_with("sm90_grid", q, k, v, a);
     const std::vector<double> os = fs.out.to_vector(), ls = fs.lse.to_vector();
-    // The persistent grid (the default) does each row's arithmetic in the same order as the grid of a
-    // CTA a row: the same bits, with a CTA an SM and with 3 CTAs (many rows each: the Q buffers and
-    // the rings wrap across rows).
+    // The persistent grid (the default) with no row split does each row's arithmetic in the same
+    // order as the grid of a CTA a row: the same bits, with a CTA an SM and with 3 CTAs (many rows
+    // each: the Q buffers and the rings wrap across rows). With rows split into chunks of 1 or 2
+    // blocks (many chunks, merged by fwd_combine_kernel; 3 CTAs: 12 slots, so the plan widens the
+    // chunks to fit) the same bits twice, and O and LSE within tolerance below.
     for (const char* ctas : {"", "3"}) {
       setenv("SPARROW_SM90_PERSISTENT_CTAS", ctas, 1);
+      setenv("SPARROW_SM90_SPLIT", "off", 1);
       BlockAttentionForward fp = forward_with("sm90", q, k, v, a);
-      unsetenv("SPARROW_SM90_PERSISTENT_CTAS");
       EXPECT_TRUE(fp.out.to_vector() == os && fp.lse.to_vector() == ls)
           << "persistent forward (" << (*ctas ? ctas : "SM count") << " CTAs) differs from the grid of a CTA a row";
+      for (const char* chunk : {"1", "2"}) {
+        SCOPED_TRACE(::testing::Message() << "rows split into chunks of " << chunk << " blocks, CTAs: " << ctas);
+        setenv("SPARROW_SM90_SPLIT", chunk, 1);
+        BlockAttentionForward f1 = forward_with("sm90", q, k, v, a), f2 = forward_with("sm90", q, k, v, a);
+        const std::vector<double> o1 = f1.out.to_vector(), l1 = f1.lse.to_vector();
+        EXPECT_TRUE(o1 == f2.out.to_vector() && l1 == f2.lse.to_vector()) << "split forward not reproducible";
+        size_t bad = 0;
+        EXPECT_LT(norm_ratio(o1, om, &bad), 2e-2) << "split O vs mma.sync";
+        EXPECT_EQ(bad, 0u) << "split O elements unwritten (NaN poison) or non-finite";
+        double lse_err = 0;
+        for (size_t i = 0; i < l1.size(); ++i) {
+          if (std::isinf(lm[i]))
+            EXPECT_TRUE(std::isinf(l1[i]) && l1[i] < 0) << "split LSE " << i << " = " << l1[i] << ", want −∞";
+          else
+            lse_err = std::max(lse_err, std::abs(l1[i] - lm[i]));
+        }
+        EXPECT_LT(lse_err, 2e-2) << "split LSE vs mma.sync";
+      }
+      unsetenv("SPARROW_SM90_SPLIT");
+      unsetenv("SPARROW_SM90_PERSISTENT_CTAS");
     }
     size_t bad = 0;
     EXPECT_LT(norm_ratio(os, om, &bad), 2e-2) << "O vs mma.sync";
@@ -306,10 +328,13 @@ TEST(AttentionSm90Gpu, BackwardMatchesCpuAndMma) {
     // runs over head groups (per head: layout heads from an offset; 3 = H: groups across the batch).
     // persistent_ctas set: the dK/dV pass on the persistent grid with that many CTAs ("": one an SM);
     // else on the grid of a CTA a key block (sm90_grid, the reference).
-    auto backward_with = [&](const char* kernel, int64_t rows_per_launch = 0, const char* persistent_ctas = nullptr) {
+    // split: the persistent plan's SPARROW_SM90_SPLIT (chunks of that many blocks; "off": none).
+    auto backward_with = [&](const char* kernel, int64_t rows_per_launch = 0, const char* persistent_ctas = nullptr,
+                             const char* split = "off") {
       setenv("SPARROW_BLOCK_ATTN_BWD", kernel, 1);
       setenv("SPARROW_BLOCK_ATTN_KERNEL", persistent_ctas != nullptr ? "sm90" : "sm90_grid", 1);
       if (persistent_ctas != nullptr) setenv("SPARROW_SM90_PERSISTENT_CTAS", persistent_ctas, 1);
+      setenv("SPARROW_SM90_SPLIT", split, 1);
       const int64_t nq_pad = (c.N + 63) / 64 * 64;
       if (rows_per_launch > 0)
         setenv("SPARROW_SM90_DQ_SUMS_CAP",
@@ -321,14 +346,21 @@ TEST(AttentionSm90Gpu, BackwardMatchesCpuAndMma) {
       unsetenv("SPARROW_SM90_DQ_SUMS_CAP");
       unsetenv("SPARROW_BLOCK_ATTN_KERNEL");
       unsetenv("SPARROW_SM90_PERSISTENT_CTAS");
+      unsetenv("SPARROW_SM90_SPLIT");
       return std::vector<std::vector<double>>{r.dq.to_vector(), r.dk.to_vector(), r.dv.to_vector()};
     };
     const auto gm = backward_with("mma"), gd = backward_with("sm90_deterministic");
     EXPECT_TRUE(backward_with("sm90_deterministic") == gd) << "two-pass backward not reproducible";
-    // The persistent dK/dV grid does each key block's arithmetic in the same order: the same bits.
-    for (const char* ctas : {"", "3"})
+    // The persistent dK/dV grid with no column split does each key block's arithmetic in the same
+    // order: the same bits. Split into chunks (summed in chunk order by dkdv_combine_kernel): the
+    // same bits twice.
+    for (const char* ctas : {"", "3"}) {
       EXPECT_TRUE(backward_with("sm90_deterministic", 0, ctas) == gd)
           << "persistent two-pass backward (" << (*ctas ? ctas : "SM count") << " CTAs) differs";
+      EXPECT_TRUE(backward_with("sm90_deterministic", 0, ctas, "1") ==
+                  backward_with("sm90_deterministic", 0, ctas, "1"))
+          << "split two-pass backward (" << (*ctas ? ctas : "SM count") << " CTAs) not reproducible";
+    }
     std::vector<std::vector<double>> gc;
     if (c.N <= 1000 || c.pattern != "dense") {
       auto f32 = [](const Tensor& t) { return on(t, Device::cpu(), DType::F32); };
@@ -341,8 +373,9 @@ TEST(AttentionSm90Gpu, BackwardMatchesCpuAndMma) {
       const char* kind;
       int64_t rows;
       const char* persistent_ctas = nullptr;
+      const char* split = "off";
     };
-    for (const auto& [kind, rows, ctas] :
+    for (const auto& [kind, rows, ctas, split] :
          std::vector<Variant>{{"sm90_onepass", 0},
                               {"sm90_onepass", 1},
                               {"sm90_onepass", 3},
@@ -353,10 +386,18 @@ TEST(AttentionSm90Gpu, BackwardMatchesCpuAndMma) {
                               {"sm90_onepass", 3, "3"},
                               {"sm90_bwd_pingpong", 0, "3"},
                               {"sm90_bwd_rs", 0},  // the one pass with K and V in registers (D 64)
-                              {"sm90_bwd_rs", 3, "3"}}) {
+                              {"sm90_bwd_rs", 3, "3"},
+                              // columns split into chunks of 1 or 2 blocks (the default plan splits
+                              // only columns longer than a quarter of a CTA's share)
+                              {"sm90_onepass", 0, "", "1"},
+                              {"sm90_onepass", 3, "3", "2"},
+                              {"sm90_deterministic", 0, "", "2"},
+                              {"sm90_bwd_rs", 0, "3", "1"}}) {
       SCOPED_TRACE(::testing::Message() << rows << " (batch·head) rows a launch (0: all)"
-                                        << (ctas ? " persistent, CTAs: " : "") << (ctas ? ctas : ""));
-      const auto gs = std::strcmp(kind, "sm90_deterministic") == 0 ? gd : backward_with(kind, rows, ctas);
+                                        << (ctas ? " persistent, CTAs: " : "") << (ctas ? ctas : "")
+                                        << ", split: " << split);
+      const bool reference = std::strcmp(kind, "sm90_deterministic") == 0 && ctas == nullptr;
+      const auto gs = reference ? gd : backward_with(kind, rows, ctas, split);
       for (int t = 0; t < 3; ++t) {
         size_t bad = 0;
         EXPECT_LT(norm_ratio(gs[t], gm[t], &bad), 2e-2) << kind << " " << names[t] << " vs mma.sync";

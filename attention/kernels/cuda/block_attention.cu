@@ -38,6 +38,7 @@ struct Problem {
   bool sm90 = false;           // the sm_90a forward (block_attention_sm90.cu)
   bool persistent = false;     // ... on the persistent grid (the default; SPARROW_BLOCK_ATTN_KERNEL=sm90_grid: not)
   int persistent_ctas = 0;     // its CTAs (SPARROW_SM90_PERSISTENT_CTAS; 0: one an SM)
+  int split_chunk = 0;         // its plans' chunk in blocks (SPARROW_SM90_SPLIT; 0 automatic, −1 none)
   int64_t layout_entries = 0;  // Σ nnz over the layout's stored heads
   int fwd_warps = 4;           // forward CTA: 16 query rows per warp
 };
@@ -100,6 +101,76 @@ int64_t env_count(const char* name) {
   SPARROW_CHECK(end != e && *end == '\0' && n >= 0 && n <= INT_MAX, name, "=", e, ": expected a count (0 to ", INT_MAX,
                 ")");
   return n;
+}
+
+// SPARROW_SM90_SPLIT: how the persistent grids' plans split long rows and columns (Sm90Split):
+// unset, empty or "auto": chunks of a quarter of a CTA's share of the blocks (at least 8); "off":
+// none split; a count n ≥ 1: chunks of n blocks (the tests: many chunks on small layouts).
+int sm90_split_chunk() {
+  const char* e = std::getenv("SPARROW_SM90_SPLIT");
+  if (e == nullptr || *e == '\0' || std::strcmp(e, "auto") == 0) return 0;
+  if (std::strcmp(e, "off") == 0) return -1;
+  const int64_t n = env_count("SPARROW_SM90_SPLIT");
+  SPARROW_CHECK(n >= 1, "SPARROW_SM90_SPLIT=", e, ": expected auto, off or a count of blocks >= 1");
+  return static_cast<int>(n);
+}
+
+// Room for a persistent grid's plan over `items` items (`rows`: forward rows, else dK/dV columns;
+// `view` the launch's layout view, offset to its head group) on the launch's CTAs, and its chunk
+// slots of `chunk_floats` each; kept alive by the returned holders until the kernels are queued.
+// Over a fixed layout the plan is made once and kept with the layout (DeviceLayout::plans): `made`
+// then says the entries already hold it. Not while the stream is being captured into a CUDA graph:
+// the plan kernel is then only recorded, and the entries would be filled only when the graph runs.
+struct PlanRoom {
+  Tensor scratch, partial;
+  std::shared_ptr<DeviceBuffer> kept;
+  Sm90Split split;
+};
+PlanRoom plan_room(const Problem& p, const LayoutView& view, int64_t bh, int64_t items, bool rows, int64_t chunk_floats,
+                   bool head_major, Device dev) {
+  PlanRoom r;
+  const int ctas =
+      static_cast<int>(std::min<int64_t>(items, p.persistent_ctas > 0 ? p.persistent_ctas : sparrow::cuda::sm_count()));
+  r.split.slots = p.split_chunk < 0 ? 0 : sm90_plan_slots(ctas);
+  r.split.chunk = p.split_chunk;
+  r.split.head_major = head_major;
+  const int64_t ints = plan_ints(items, r.split.slots);
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  SPARROW_CUDA_CHECK(cudaStreamIsCapturing(sparrow::cuda::stream(), &capture));
+  if (p.layout_hold && p.layout_hold->fixed) {
+    const std::vector<int64_t> key{rows,
+                                   bh,
+                                   p.h,
+                                   p.nq,
+                                   p.nk,
+                                   p.geo.causal,
+                                   ctas,
+                                   p.split_chunk,
+                                   head_major,
+                                   reinterpret_cast<int64_t>(view.row_ptr),
+                                   reinterpret_cast<int64_t>(view.col_ptr),
+                                   sparrow::cuda::current_device()};
+    std::lock_guard<std::mutex> lock(p.layout_hold->plans_mu);
+    auto& plans = p.layout_hold->plans;
+    if (auto it = plans.find(key); it != plans.end()) {
+      r.kept = it->second;
+      r.split.made = true;
+    } else if (capture == cudaStreamCaptureStatusNone) {
+      r.kept = std::make_shared<DeviceBuffer>(static_cast<size_t>(ints) * 4, sparrow::cuda::current_device());
+      plans.emplace(key, r.kept);  // made by this call's plan kernel, ahead of every later use on the stream
+    }
+  }
+  if (r.kept) {
+    r.split.entries = static_cast<int32_t*>(r.kept->data());
+  } else {
+    r.scratch = empty({ints}, DType::I32, dev);
+    r.split.entries = r.scratch.data<int32_t>();
+  }
+  if (r.split.slots > 0) {
+    r.partial = empty({r.split.slots * chunk_floats}, DType::F32, dev);
+    r.split.partial = r.partial.data<float>();
+  }
+  return r;
 }
 
 Problem prepare(const Tensor& q, const Tensor& k, const Tensor& v, const BlockAttentionArgs& args) {
@@ -171,7 +242,10 @@ Problem prepare(const Tensor& q, const Tensor& k, const Tensor& v, const BlockAt
   p.sm90 = use_sm90(p);
   const char* kernel = std::getenv("SPARROW_BLOCK_ATTN_KERNEL");
   p.persistent = p.sm90 && !(kernel != nullptr && std::strcmp(kernel, "sm90_grid") == 0);
-  if (p.persistent) p.persistent_ctas = static_cast<int>(env_count("SPARROW_SM90_PERSISTENT_CTAS"));
+  if (p.persistent) {
+    p.persistent_ctas = static_cast<int>(env_count("SPARROW_SM90_PERSISTENT_CTAS"));
+    p.split_chunk = sm90_split_chunk();
+  }
   return p;
 }
 
@@ -191,7 +265,7 @@ bool use_sm90(const Problem& p) {
   const int64_t most_blocks = (std::max(p.nq, p.nk) + kSm90Block - 1) / kSm90Block;
   if (p.nq >= INT_MAX / 2 || p.nk >= INT_MAX / 2 || p.nq == 0 || most_blocks > 65535) return false;
   // The forward's work items, (batch·head, query block) rows, are counted in int.
-  if (p.b * p.h * most_blocks >= INT_MAX) return false;
+  if (p.b * p.h * most_blocks >= INT_MAX / 2) return false;  // (and a plan's chunk entries past them)
   return device_is_sm90();
 }
 
@@ -221,10 +295,16 @@ void launch_fwd_sm90(const Problem& p, const Tensor& q, const Tensor& k, const T
     f.counts = counts.data<int32_t>();
   }
   Tensor work_counter;
+  PlanRoom plan;
   if (p.persistent) {
     work_counter = empty({1}, DType::I32, q.device());
     f.work_counter = work_counter.data<int32_t>();
     f.ctas = p.persistent_ctas;
+    // The rows not split or long in item order: under causality the later rows first, the heads
+    // fastest (the order measured with the persistent grid, bench/RESULTS.md session 13).
+    plan = plan_room(p, f.view, f.bh, f.bh * ((p.nq + kSm90Block - 1) / kSm90Block), true, sm90_fwd_chunk_floats(p.d),
+                     false, q.device());
+    f.plan = plan.split;
   }
   sm90_forward(f, sparrow::cuda::stream());
 }
@@ -284,17 +364,13 @@ void launch_bwd_sm90(const Sm90BwdPlan& plan, const Problem& p, const Tensor& q,
   Tensor dq_sums;  // one pass: f32 dQ sums of one group, held until the kernels are queued (stream-ordered pool)
   if (one_pass) dq_sums = empty({sm90_dq_sums_floats(group, nq_pad, p.d)}, DType::F32, q.device());
   Tensor work_counter;  // the persistent dK/dV grid's (each launch zeroes it on the stream)
-  Tensor order;         // ... and the order it takes a group's key blocks in (each launch fills it)
-  if (p.persistent) {
-    work_counter = empty({1}, DType::I32, q.device());
-    // The key blocks head by head (dkdv_order_kernel): 1.04–1.30× f+b at 5–10 % density on an H100
-    // (bench/RESULTS.md, session 15). SPARROW_SM90_BWD_ORDER=kb: key block-major with the heads
-    // fastest, the order before (for comparison); "heads" the default.
-    const char* o = std::getenv("SPARROW_SM90_BWD_ORDER");
-    const bool by_heads = o == nullptr || *o == '\0' || std::strcmp(o, "heads") == 0;
-    SPARROW_CHECK(by_heads || std::strcmp(o, "kb") == 0, "SPARROW_SM90_BWD_ORDER=", o, ": expected heads or kb");
-    if (by_heads) order = empty({group * ((p.nk + kSm90Block - 1) / kSm90Block)}, DType::I32, q.device());
-  }
+  // The key blocks head by head: 1.04–1.30× f+b at 5–10 % density on an H100 (bench/RESULTS.md,
+  // session 15). SPARROW_SM90_BWD_ORDER=kb: key block-major with the heads fastest, the order
+  // before (for comparison); "heads" the default.
+  const char* o = std::getenv("SPARROW_SM90_BWD_ORDER");
+  const bool by_heads = o == nullptr || *o == '\0' || std::strcmp(o, "heads") == 0;
+  SPARROW_CHECK(by_heads || std::strcmp(o, "kb") == 0, "SPARROW_SM90_BWD_ORDER=", o, ": expected heads or kb");
+  if (p.persistent) work_counter = empty({1}, DType::I32, q.device());
   // A bf16 tensor's storage from element `elements` on.
   auto from = [](const Tensor& t, int64_t elements) { return static_cast<char*>(t.data_ptr()) + 2 * elements; };
   for (int64_t r0 = 0; r0 < bh; r0 += group) {
@@ -305,7 +381,6 @@ void launch_bwd_sm90(const Sm90BwdPlan& plan, const Problem& p, const Tensor& q,
     b.kv_in_registers = plan.kv_in_registers;
     if (p.persistent) {
       b.work_counter = work_counter.data<int32_t>();
-      if (order.defined()) b.order = order.data<int32_t>();
       b.ctas = p.persistent_ctas;
     }
     b.q = from(q, q_off);
@@ -333,6 +408,12 @@ void launch_bwd_sm90(const Sm90BwdPlan& plan, const Problem& p, const Tensor& q,
         b.view.row_ptr += h0 * (b.view.nqb + 1);
         b.view.col_ptr += h0 * (b.view.nkb + 1);
       }
+    }
+    PlanRoom plan;  // this group's (a per-head layout gives each group its own)
+    if (p.persistent) {
+      plan = plan_room(p, b.view, group, group * ((p.nk + kSm90Block - 1) / kSm90Block), false,
+                       sm90_dkdv_chunk_floats(p.d), by_heads, q.device());
+      b.plan = plan.split;
     }
     sm90_backward(b, sparrow::cuda::stream());
   }

@@ -129,32 +129,13 @@ struct Params {
   LayoutView view;
   const int32_t* lists;
   const int32_t* counts;
-  WorkQueue queue;  // items: B·H · nqb query block-rows
-};
-
-// The key blocks of one query block-row, in walk order (partial first).
-struct Walk {
-  const int32_t* list = nullptr;  // null: dense
-  int np = 0, nv = 0, p0 = 0;
-  __device__ int block(int i) const { return list != nullptr ? list[i] : (i < np ? p0 + i : i - np); }
+  WorkQueue queue;  // items: B·H · nqb query block-rows, or the plan's entries
+  float* partial;   // with a plan: the split rows' chunk slots (sm90_fwd_chunk_floats each)
 };
 
 template <int D>
 __device__ Walk make_walk(const Params<D>& p, int h, int m_block) {
-  Walk w;
-  if (p.view.row_ptr == nullptr) {
-    DenseRowLists d(m_block, kN, p.nq, p.nk, p.causal);
-    w.np = static_cast<int>(d.np);
-    w.nv = static_cast<int>(d.nv);
-    w.p0 = static_cast<int>(d.p0);
-  } else {
-    const int lh = p.view.nh == 1 ? 0 : h;
-    const int64_t row = static_cast<int64_t>(lh) * p.view.nqb + m_block;
-    w.list = p.lists + p.view.row_ptr[lh * (p.view.nqb + 1) + m_block];
-    w.np = p.counts[2 * row];
-    w.nv = p.counts[2 * row + 1];
-  }
-  return w;
+  return row_walk(p.view, p.lists, p.counts, h, m_block, kN, p.nq, p.nk, p.causal);
 }
 
 __device__ __forceinline__ float quad_max(float x) {
@@ -185,13 +166,24 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
   const int wg = cutlass::canonical_warp_group_idx();
   // Work item = one query block-row of one (batch, head): item = rank · B·H + bh, heads fastest,
   // so the CTAs of one row index run together. Heavier rows first where that is known: under
-  // causality the later rows; otherwise the first ones (global/sink rows see every key block).
+  // causality the later rows; otherwise the first ones (global/sink rows see every key block). The
+  // persistent grid takes them as its plan orders them (block_attention_sm90_plan.cu: the split
+  // rows' chunks and the long rows first, then the rest in item order): a row's walk positions
+  // [first, end), and slot ≥ 0 for a chunk, whose O and LSE₂ go to its slot.
   struct Row {
-    int bh, h, m_block;
+    int bh, h, m_block, first, end, slot;
   };
-  auto row_of = [&](int item) {
-    const int rank = item / p.bh, bh = item % p.bh;
-    return Row{bh, bh % p.heads, p.causal ? p.nqb - 1 - rank : rank};
+  auto row_of = [&](int n_item) {
+    const PlanEntry e = p.queue.plan != nullptr ? plan_entry(p.queue.plan, n_item) : PlanEntry{n_item, 0, -1, -1};
+    const int rank = e.item / p.bh, bh = e.item % p.bh;
+    return Row{bh, bh % p.heads, p.causal ? p.nqb - 1 - rank : rank, e.first, e.end, e.slot};
+  };
+  // The positions [first, end) of the row's walk this item takes, renumbered from 0 (nv of them).
+  auto walk_of = [&](const Row& r) {
+    const Walk w = make_walk(p, r.h, r.m_block);
+    Walk part = w.from(r.first);
+    if (r.end >= 0) part.nv = r.end - r.first;
+    return part;
   };
 
   if (tid == 0) {
@@ -234,7 +226,7 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
           break;
         }
         const Row r = row_of(item);
-        const Walk w = make_walk(p, r.h, r.m_block);
+        const Walk w = walk_of(r);
         Tensor gQ = local_tile(mQ(_, _, r.bh), Shape<Int<kM>, Int<D>>{}, make_coord(r.m_block, _0{}));
         Tensor gK = local_tile(mK(_, _, r.bh), Shape<Int<kN>, Int<D>>{}, make_coord(_, _0{}));  // (kN, D, blocks)
         Tensor gV = local_tile(mV(_, _, r.bh), Shape<Int<kN>, Int<D>>{}, make_coord(_, _0{}));
@@ -312,7 +304,8 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
       if (item < 0) break;
       const Row row_here = row_of(item);
       const int bh = row_here.bh, q0 = row_here.m_block * kM, qs = qring.stage;
-      const Walk w = make_walk(p, row_here.h, row_here.m_block);
+      const Walk w = walk_of(row_here);
+      const int nv = w.nv;
       clear(tOrO);
       float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
 
@@ -345,7 +338,7 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
         __syncwarp();
         if (lane == 0) Bar::arrive(empty);
       };
-      // S of walk position i (key block kb) → P in tOrP; O rescaled by the new running max.
+      // S of this item's i-th tile (key block kb) → P in tOrP; O rescaled by the new running max.
       auto softmax = [&](int i, int kb) {
         // The mask only on partial tiles (the scale comes later, in the exponent).
         if (i < w.np) {
@@ -384,16 +377,16 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
         to_bf16_fragment(tSrS, tOrP);
       };
 
-      if (w.nv > 0) {
+      if (nv > 0) {
         if (cw == 1) pass_turn();
         TxBar::wait(&ss.full_k[ring.stage], ring.phase);
         my_turn();
         issue_s(ring.stage);
         pass_turn();
         wait_gemms();
-        if (w.nv == 1) release(&ss.empty_q[qs]);  // the row's last S GEMM has read Q
+        if (nv == 1) release(&ss.empty_q[qs]);  // the row's last S GEMM has read Q
         softmax(0, w.block(0));
-        for (int i = 1; i < w.nv; ++i) {
+        for (int i = 1; i < nv; ++i) {
           const Ring<S> prev = ring;
           ring.advance();
           TxBar::wait(&ss.full_v[prev.stage], prev.phase);
@@ -404,7 +397,7 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
           pass_turn();
           wait_gemms();
           release(&ss.empty[prev.stage]);
-          if (i == w.nv - 1) release(&ss.empty_q[qs]);
+          if (i == nv - 1) release(&ss.empty_q[qs]);
           softmax(i, w.block(i));
         }
         TxBar::wait(&ss.full_v[ring.stage], ring.phase);
@@ -418,16 +411,26 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
         release(&ss.empty_q[qs]);
       }
 
-      // Epilogue: O = acc / l, LSE = (m + log2 l)·ln 2.
+      // Epilogue: O = acc / l, LSE₂ = m + log2 l (LSE = LSE₂ · ln 2). A chunk leaves O in f32 and
+      // LSE₂ in its slot for fwd_combine_kernel.
       Elt* og = p.out + static_cast<int64_t>(bh / p.heads) * p.out_sb + static_cast<int64_t>(row_here.h) * p.out_sh;
       float* lg = p.lse + static_cast<int64_t>(bh) * p.nq;
+      const int slot = row_of(item).slot;  // read again here: kept live through the loop, it spilled at D 128
+      float* part = slot >= 0 ? p.partial + static_cast<int64_t>(slot) * (kM * (D + 1)) : nullptr;
       CUTLASS_PRAGMA_UNROLL
       for (int r = 0; r < 2; ++r) {
         const float lsum = quad_sum(l[r]);
         const float inv = lsum > 0.f ? 1.f / lsum : 0.f;
-        const int row = q0 + get<0>(COrs(r, 0));
-        if (row < p.nq) {
-          if ((lane & 3) == 0) lg[row] = lsum > 0.f ? (m[r] + log2f(lsum)) * 0.69314718055994531f : -INFINITY;
+        const float lse2 = lsum > 0.f ? m[r] + log2f(lsum) : -INFINITY;
+        const int local = get<0>(COrs(r, 0)), row = q0 + local;
+        if (part != nullptr) {
+          if ((lane & 3) == 0) part[kM * D + local] = lse2;
+          CUTLASS_PRAGMA_UNROLL
+          for (int c = 0; c < size<1>(Ors); c += 2)
+            *reinterpret_cast<float2*>(part + local * D + get<1>(COrs(r, c))) =
+                make_float2(Ors(r, c) * inv, Ors(r, c + 1) * inv);
+        } else if (row < p.nq) {
+          if ((lane & 3) == 0) lg[row] = lse2 * 0.69314718055994531f;
           CUTLASS_PRAGMA_UNROLL
           for (int c = 0; c < size<1>(Ors); c += 2) {
             const int col = get<1>(COrs(r, c));
@@ -441,6 +444,49 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
 #endif
 }
 
+// A split row's O and LSE: its chunks' (O_c, LSE₂_c) merged in chunk order (deterministic),
+//   M = max_c LSE₂_c,  W = Σ_c 2^(LSE₂_c − M),  O = Σ_c 2^(LSE₂_c − M) · O_c / W,  LSE = (M + log2 W) · ln 2,
+// a row that sees nothing in any chunk (M = −∞) getting O = 0, LSE = −∞. A unit is 16 rows of a
+// split row block (SplitItem); the CTAs take the units in turn, a thread a float2 of O at a time.
+template <int D>
+__global__ void __launch_bounds__(256) fwd_combine_kernel(CUTE_GRID_CONSTANT const Params<D> p, int items, int slots) {
+  constexpr int kGroups = kM / kCombineRows;
+  constexpr int64_t kSlot = kM * (D + 1);
+  const int32_t* plan = p.queue.plan;
+  const int units = split_items(plan, items, slots) * kGroups;
+  for (int u = blockIdx.x; u < units; u += gridDim.x) {
+    const SplitItem si = split_item(plan, items, slots, u / kGroups);
+    const int rank = si.item / p.bh, bh = si.item % p.bh, h = bh % p.heads;
+    const int q0 = (p.causal ? p.nqb - 1 - rank : rank) * kM, r0 = u % kGroups * kCombineRows;
+    Elt* og = p.out + static_cast<int64_t>(bh / p.heads) * p.out_sb + static_cast<int64_t>(h) * p.out_sh;
+    const float* base = p.partial + si.first_slot * kSlot;
+    for (int i = threadIdx.x; i < kCombineRows * D / 2; i += blockDim.x) {
+      const int local = r0 + i / (D / 2), col = i % (D / 2) * 2, row = q0 + local;
+      if (row >= p.nq) break;  // i grows with row
+      const float* lse2 = base + kM * D + local;
+      float mx = -INFINITY;
+#pragma unroll 4
+      for (int c = 0; c < si.chunks; ++c) mx = fmaxf(mx, lse2[c * kSlot]);
+      float w_sum = 0.f;
+      float2 o = make_float2(0.f, 0.f);
+      if (mx != -INFINITY) {
+#pragma unroll 4
+        for (int c = 0; c < si.chunks; ++c) {
+          const float w = exp2f(lse2[c * kSlot] - mx);
+          const float2 oc = *reinterpret_cast<const float2*>(base + c * kSlot + local * D + col);
+          w_sum += w;
+          o.x += w * oc.x, o.y += w * oc.y;
+        }
+        o.x /= w_sum, o.y /= w_sum;
+      }
+      *reinterpret_cast<__nv_bfloat162*>(og + static_cast<int64_t>(row) * p.out_srow + col) = __float22bfloat162_rn(o);
+      if (col == 0)
+        p.lse[static_cast<int64_t>(bh) * p.nq + row] =
+            mx == -INFINITY ? -INFINITY : (mx + log2f(w_sum)) * 0.69314718055994531f;
+    }
+  }
+}
+
 template <int D>
 void launch(const Sm90Forward& f, cudaStream_t stream) {
   using C = Cfg<D>;
@@ -450,9 +496,24 @@ void launch(const Sm90Forward& f, cudaStream_t stream) {
                     (f.out_strides.row | f.out_strides.head | f.out_strides.batch) % 2 == 0,
                 "sm90_forward: O strides (", f.out_strides.batch, ", ", f.out_strides.head, ", ", f.out_strides.row,
                 ") must be positive and even (bf16 pairs are stored) with rows ≥ d = ", f.d);
-  // Persistent: as many CTAs as SMs (one fits an SM), the rows handed out by the counter.
+  // Persistent: as many CTAs as SMs (one fits an SM), the plan's entries handed out by the counter.
+  const bool planned = f.work_counter != nullptr && f.plan.entries != nullptr;
   const int ctas = f.work_counter == nullptr ? items : std::min(items, f.ctas > 0 ? f.ctas : sparrow::cuda::sm_count());
   if (f.work_counter != nullptr) SPARROW_CUDA_CHECK(cudaMemsetAsync(f.work_counter, 0, sizeof(int32_t), stream));
+  if (planned && !f.plan.made) {
+    Sm90PlanItems plan_items;
+    plan_items.view = f.view;
+    plan_items.counts = f.counts;
+    plan_items.bh = bh;
+    plan_items.heads = static_cast<int>(f.heads);
+    plan_items.nqb = nqb;
+    plan_items.nkb = (nk + kN - 1) / kN;
+    plan_items.nq = nq;
+    plan_items.nk = nk;
+    plan_items.causal = f.causal;
+    plan_items.rows = true;
+    sm90_make_plan(plan_items, f.plan, ctas, stream);
+  }
   Params<D> p{make_tma_q<D>(static_cast<const Elt*>(f.q), nq, bh),
               make_tma_kv<D>(static_cast<const Elt*>(f.k), nk, bh),
               make_tma_kv<D>(static_cast<const Elt*>(f.v), nk, bh),
@@ -471,13 +532,18 @@ void launch(const Sm90Forward& f, cudaStream_t stream) {
               f.view,
               f.lists,
               f.counts,
-              WorkQueue{f.work_counter, items}};
+              WorkQueue{f.work_counter, planned ? items + f.plan.slots : items, planned ? f.plan.entries : nullptr},
+              f.plan.partial};
   constexpr int smem = static_cast<int>(sizeof(typename C::Smem));
   static_assert(smem <= 227 * 1024, "sm_90a: at most 227 KiB of shared memory a CTA");
   static std::atomic<uint64_t> smem_raised{0};
   raise_smem_limit(fwd_kernel<D>, smem, smem_raised);
   fwd_kernel<D><<<static_cast<unsigned>(ctas), kThreads, smem, stream>>>(p);
   SPARROW_CUDA_LAUNCH_CHECK();
+  if (planned && f.plan.slots > 0) {  // the split rows' chunks merged
+    fwd_combine_kernel<D><<<static_cast<unsigned>(sm90_combine_ctas()), 256, 0, stream>>>(p, items, f.plan.slots);
+    SPARROW_CUDA_LAUNCH_CHECK();
+  }
 }
 
 }  // namespace sm90

@@ -31,8 +31,6 @@
 #include <cuda_bf16.h>
 
 #include <algorithm>
-#include <cub/block/block_reduce.cuh>
-#include <cub/block/block_scan.cuh>
 
 #include "attention/kernels/cuda/block_attention_lists.h"
 #include "attention/kernels/cuda/block_attention_sm90.h"
@@ -81,48 +79,6 @@ constexpr int kThreads = 384;  // producer warpgroup + 2 consumer warpgroups
 // 0..3 "warpgroup w's dS of a tile of parity j is in", 4 + c consumer warpgroup c's dQᵀ staging,
 // 6 + c consumer warpgroup c's turn to issue GEMMs (SPARROW_BLOCK_ATTN_BWD=sm90_bwd_pingpong).
 [[maybe_unused]] constexpr int kDsReadyBar = 0, kBandBar = 4, kTurnBar = 6;
-
-// ---------------------------------------------------------------------------------------------
-// The tiles a CTA streams, in the same order for producer and consumers.
-
-// Key block kb's column: the query blocks that see it (the layout's transpose), or every block.
-struct ColumnBlocks {
-  const int32_t* rows = nullptr;  // null: dense, blocks first .. first + n − 1
-  int n = 0, first = 0;
-  __device__ int at(int i) const { return rows != nullptr ? rows[i] : first + i; }
-};
-__device__ inline ColumnBlocks column_blocks(const LayoutView& L, int h, int kb, int nqb, bool causal) {
-  ColumnBlocks c;
-  if (L.row_ptr == nullptr) {
-    c.first = causal ? kb : 0;  // under causality query block qb sees key block kb only if qb ≥ kb
-    c.n = nqb > c.first ? nqb - c.first : 0;
-  } else {
-    const int lh = L.nh == 1 ? 0 : h;
-    const int64_t* cp = L.col_ptr + static_cast<int64_t>(lh) * (L.nkb + 1);
-    c.rows = L.row_idx + cp[kb];
-    c.n = static_cast<int>(cp[kb + 1] - cp[kb]);
-  }
-  return c;
-}
-
-// Query block qb's row: the key blocks it sees, or every block (up to the diagonal if causal).
-struct RowBlocks {
-  const int32_t* cols = nullptr;  // null: dense, blocks 0 .. n − 1
-  int n = 0;
-  __device__ int at(int i) const { return cols != nullptr ? cols[i] : i; }
-};
-__device__ inline RowBlocks row_blocks(const LayoutView& L, int h, int qb, int nkb, bool causal) {
-  RowBlocks r;
-  if (L.row_ptr == nullptr) {
-    r.n = causal && qb + 1 < nkb ? qb + 1 : nkb;
-  } else {
-    const int lh = L.nh == 1 ? 0 : h;
-    const int64_t* rp = L.row_ptr + static_cast<int64_t>(lh) * (L.nqb + 1);
-    r.cols = L.col_idx + rp[qb];
-    r.n = static_cast<int>(rp[qb + 1] - rp[qb]);
-  }
-  return r;
-}
 
 // ---------------------------------------------------------------------------------------------
 // dK/dV pass.
@@ -223,8 +179,8 @@ struct BwdParams {
   float scale, scale_log2;
   bool causal;
   LayoutView view;
-  WorkQueue queue;       // dK/dV: B·H · nkb key blocks
-  const int32_t* order;  // dK/dV: the queue's n-th item is order[n] (dkdv_order_kernel); null: n
+  WorkQueue queue;  // dK/dV: B·H · nkb key blocks, or the plan's entries
+  float* partial;   // dK/dV with a plan: the split columns' chunk slots (sm90_dkdv_chunk_floats each)
 };
 
 // Stores a (128 rows × D) f32 accumulator (rows r0 + row of the tile, below n) as bf16 × factor.
@@ -239,6 +195,20 @@ __device__ void store_rows(const Acc& acc_rc, const Coords& crd_rc, Elt* base, i
       const int col = get<1>(crd_rc(r, c));
       const __nv_bfloat162 b2 = __float22bfloat162_rn(make_float2(acc_rc(r, c) * factor, acc_rc(r, c + 1) * factor));
       *reinterpret_cast<__nv_bfloat162*>(base + static_cast<int64_t>(row) * D + col) = b2;
+    }
+  }
+}
+
+// Stores a (128 rows × D) f32 accumulator as it is, rows × D row-major at `out` (a chunk's slot).
+template <int D, class Acc, class Coords>
+__device__ void store_partial_rows(const Acc& acc_rc, const Coords& crd_rc, float* out) {
+  CUTLASS_PRAGMA_UNROLL
+  for (int r = 0; r < size<0>(acc_rc); ++r) {
+    const int row = get<0>(crd_rc(r, 0));
+    CUTLASS_PRAGMA_UNROLL
+    for (int c = 0; c < size<1>(acc_rc); c += 2) {
+      const int col = get<1>(crd_rc(r, c));
+      *reinterpret_cast<float2*>(out + row * D + col) = make_float2(acc_rc(r, c), acc_rc(r, c + 1));
     }
   }
 }
@@ -362,20 +332,23 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
   const int tid = threadIdx.x;
   const int wg = cutlass::canonical_warp_group_idx();
   // Work item = one key block of one (batch, head): item = kb · B·H + bh. The persistent grid takes
-  // them in dkdv_order_kernel's order (long columns first, then head by head); without an order,
-  // as numbered (under causality the first key blocks have the longest columns: they go first).
+  // them as its plan orders them (block_attention_sm90_plan.cu: split columns' chunks and long
+  // columns first, then head by head); without a plan, as numbered (under causality the first key
+  // blocks have the longest columns: they go first).
   struct Column {
-    int bh, h, kb, k0, tiles;
+    int bh, h, kb, k0, tiles, slot;  // slot ≥ 0: a chunk, its dK and dV to chunk slot `slot`
     ColumnBlocks col;
   };
-  auto column_of = [&](int item) {
-    if (p.order != nullptr) item = p.order[item];
+  auto column_of = [&](int n_item) {
+    const PlanEntry e = p.queue.plan != nullptr ? plan_entry(p.queue.plan, n_item) : PlanEntry{n_item, 0, -1, -1};
     Column c;
-    c.bh = item % p.bh;
+    c.bh = e.item % p.bh;
     c.h = c.bh % p.heads;
-    c.kb = item / p.bh;
+    c.kb = e.item / p.bh;
     c.k0 = c.kb * kBlock;
     c.col = column_blocks(p.view, c.h, c.kb, p.nqb, p.causal);
+    if (e.end >= 0) c.col = c.col.range(e.first, e.end);
+    c.slot = e.slot;
     c.tiles = 2 * c.col.n;
     return c;
   };
@@ -658,10 +631,19 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
       }
       Bar::arrive(&ss.empty_kv);  // this thread's GEMMs that read K and V are done
 
-      // Epilogue: keys below nk; a key no query sees gets zeros.
-      const int64_t base = static_cast<int64_t>(cl.bh) * p.nk * D;
-      store_rows<D>(make_tensor(tdKrdK.data(), rowcol(tdKrdK.layout())), CKVrs, p.out_a + base, k0, p.nk, p.scale);
-      store_rows<D>(make_tensor(tdVrdV.data(), rowcol(tdVrdV.layout())), CKVrs, p.out_b + base, k0, p.nk, 1.f);
+      // Epilogue: keys below nk; a key no query sees gets zeros. A chunk's f32 sums go to its slot
+      // (dK unscaled), for dkdv_combine_kernel.
+      auto dK = make_tensor(tdKrdK.data(), rowcol(tdKrdK.layout()));
+      auto dV = make_tensor(tdVrdV.data(), rowcol(tdVrdV.layout()));
+      if (cl.slot >= 0) {
+        float* part = p.partial + static_cast<int64_t>(cl.slot) * (2 * kBlock * D);
+        store_partial_rows<D>(dK, CKVrs, part);
+        store_partial_rows<D>(dV, CKVrs, part + kBlock * D);
+      } else {
+        const int64_t base = static_cast<int64_t>(cl.bh) * p.nk * D;
+        store_rows<D>(dK, CKVrs, p.out_a + base, k0, p.nk, p.scale);
+        store_rows<D>(dV, CKVrs, p.out_b + base, k0, p.nk, 1.f);
+      }
     }
     if (wg == 1) my_turn();                                // the pass warpgroup 1 made after its last turn (see kTurns)
     if (kOnePass && ctid % 128 == 0) tma_store_wait<0>();  // the last bands' reads of the staging copies
@@ -669,59 +651,37 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
 #endif
 }
 
-// The order the persistent dK/dV grid takes its items (item = kb · B·H + bh) in: first the long
-// columns, key block-major (under causality the first key blocks have the longest), then the rest
-// head by head. A column is long when it holds more than a quarter of a CTA's share of all the
-// columns' blocks (bigbird's global key blocks; none under dense causality, whose longest column is
-// 2 / nkb of its head's blocks): started late, one would leave the grid waiting on its CTA. Head by
-// head, the CTAs at work read one head's Q, dO and dQ sums at a time (19 + 16 MB at 64K, D 64),
-// which L2 (50 MB) holds; key block-major they read every head's at once, and the sums' reduce-adds
-// and random blocks' Q/dO loads go to DRAM (ncu, 64K H 12 D 64 causal 5 %: 1.76 TB/s, 57 % L2 hits).
-// One CTA: the blocks' total by a block-wide reduction, then two stable partitions by a block-wide
-// scan, kOrderRun consecutive items a thread (a round of loads and a scan per 8192 items). The
-// first version summed the total by 1024 64-bit atomicAdds on one shared word and took 53 µs on an
-// H100 (ncu: L1 busy, the SM otherwise idle), with 1 or 8 items a thread alike: most of what the
-// order cost the 1 % cells (bench/RESULTS.md, session 15).
-constexpr int kOrderThreads = 1024, kOrderRun = 8;
-__global__ void __launch_bounds__(kOrderThreads)
-    dkdv_order_kernel(LayoutView L, int bh, int heads, int nqb, int nkb, bool causal, int ctas, int32_t* order) {
-  using Scan = cub::BlockScan<int, kOrderThreads>;
-  using Sum = cub::BlockReduce<unsigned long long, kOrderThreads>;
-  __shared__ union {
-    typename Scan::TempStorage scan;
-    typename Sum::TempStorage sum;
-  } tmp;
-  __shared__ unsigned long long long_from;
-  __shared__ int placed;
-  const int n = bh * nkb;
-  auto length = [&](int item) { return column_blocks(L, (item % bh) % heads, item / bh, nqb, causal).n; };
-  unsigned long long mine = 0;
-#pragma unroll 8
-  for (int i = threadIdx.x; i < n; i += kOrderThreads) mine += static_cast<unsigned long long>(length(i));
-  const unsigned long long total = Sum(tmp.sum).Sum(mine);  // valid in thread 0
-  if (threadIdx.x == 0) long_from = total / (4ull * static_cast<unsigned>(ctas)) + 1, placed = 0;
-  __syncthreads();
-  // Pass 0: the long items in item order; pass 1: the others, head-major (j = bh · nkb + kb).
-  for (int pass = 0; pass < 2; ++pass) {
-    for (int j0 = 0; j0 < n; j0 += kOrderThreads * kOrderRun) {
-      int item[kOrderRun], count = 0;
-      CUTLASS_PRAGMA_UNROLL
-      for (int r = 0; r < kOrderRun; ++r) {
-        const int j = j0 + static_cast<int>(threadIdx.x) * kOrderRun + r;
-        item[r] = j >= n ? -1 : pass == 0 ? j : (j % nkb) * bh + j / nkb;
-        if (item[r] >= 0 && (static_cast<unsigned long long>(length(item[r])) >= long_from) != (pass == 0))
-          item[r] = -1;
-        count += item[r] >= 0 ? 1 : 0;
+// A split column's dK and dV: the sums of its chunks' slots, added in chunk order (deterministic),
+// dK · scale, as bf16 rows below nk. A unit is 16 rows of a split column (SplitItem); the CTAs take
+// the units in turn, each thread a float2 of dK and of dV a row at a time, its chunks' loads
+// independent of one another (the first version, a CTA a slot walking the chunks one load at a
+// time, took tens of µs at 64K).
+template <int D>
+__global__ void __launch_bounds__(256)
+    dkdv_combine_kernel(const int32_t* plan, int items, int slots, const float* partial, Elt* dk, Elt* dv, int bh,
+                        int nk, float scale) {
+  constexpr int kGroups = kBlock / kCombineRows;
+  constexpr int64_t kSlot = 2 * kBlock * D;
+  const int units = split_items(plan, items, slots) * kGroups;
+  for (int u = blockIdx.x; u < units; u += gridDim.x) {
+    const SplitItem si = split_item(plan, items, slots, u / kGroups);
+    const int r0 = u % kGroups * kCombineRows;
+    const int64_t k0 = static_cast<int64_t>(si.item / bh) * kBlock;
+    const int64_t out = (static_cast<int64_t>(si.item % bh) * nk + k0) * D;
+    for (int i = threadIdx.x; i < kCombineRows * D / 2; i += blockDim.x) {
+      const int row = r0 + i / (D / 2), col = i % (D / 2) * 2;
+      if (k0 + row >= nk) break;  // i grows with row
+      const float* src = partial + si.first_slot * kSlot + row * D + col;
+      float2 gk = make_float2(0.f, 0.f), gv = gk;
+#pragma unroll 4
+      for (int c = 0; c < si.chunks; ++c) {
+        const float2 a = *reinterpret_cast<const float2*>(src + c * kSlot);
+        const float2 b = *reinterpret_cast<const float2*>(src + c * kSlot + kBlock * D);
+        gk.x += a.x, gk.y += a.y, gv.x += b.x, gv.y += b.y;
       }
-      int at = 0, taken = 0;
-      Scan(tmp.scan).ExclusiveSum(count, at, taken);
-      at += placed;
-      CUTLASS_PRAGMA_UNROLL
-      for (int r = 0; r < kOrderRun; ++r)
-        if (item[r] >= 0) order[at++] = item[r];
-      __syncthreads();  // every thread has read `placed` (and the scan's storage is free again)
-      if (threadIdx.x == 0) placed += taken;
-      __syncthreads();
+      const int64_t at = out + static_cast<int64_t>(row) * D + col;
+      *reinterpret_cast<__nv_bfloat162*>(dk + at) = __float22bfloat162_rn(make_float2(gk.x * scale, gk.y * scale));
+      *reinterpret_cast<__nv_bfloat162*>(dv + at) = __float22bfloat162_rn(gv);
     }
   }
 }
@@ -965,26 +925,42 @@ void launch(const Sm90Backward& b, cudaStream_t stream) {
                         b.causal,
                         b.view,
                         WorkQueue{},
-                        nullptr};
+                        b.plan.partial};
   };
   // dK/dV: a CTA a key block of a (batch, head), or the persistent grid (one CTA an SM taking
-  // key blocks from the counter).
+  // the plan's entries from the counter).
   const int dkdv_items = bh * nkb;
+  const bool planned = b.work_counter != nullptr && b.plan.entries != nullptr;
   const int dkdv_ctas =
       b.work_counter == nullptr ? dkdv_items : std::min(dkdv_items, b.ctas > 0 ? b.ctas : sparrow::cuda::sm_count());
   if (b.work_counter != nullptr) SPARROW_CUDA_CHECK(cudaMemsetAsync(b.work_counter, 0, sizeof(int32_t), stream));
-  // The order is remade every call (a few µs, one CTA) rather than cached with the layout: it also
+  // The plan is remade every call (one CTA, a few µs) rather than cached with the layout: it also
   // depends on the group's heads, the CTA count and causality, and an adaptive layout changes anyway.
-  if (b.order != nullptr) {
-    dkdv_order_kernel<<<1, kOrderThreads, 0, stream>>>(b.view, bh, static_cast<int>(b.heads), nqb, nkb, b.causal,
-                                                       dkdv_ctas, b.order);
-    SPARROW_CUDA_LAUNCH_CHECK();
+  if (planned && !b.plan.made) {
+    Sm90PlanItems items;
+    items.view = b.view;
+    items.bh = bh;
+    items.heads = static_cast<int>(b.heads);
+    items.nqb = nqb;
+    items.nkb = nkb;
+    items.nq = nq;
+    items.nk = nk;
+    items.causal = b.causal;
+    sm90_make_plan(items, b.plan, dkdv_ctas, stream);
   }
   auto dkdv_params = [&](float* dq_accum) {
     BwdParams<D> kp = params(b.k, b.v, nk, b.q, b.dout, nq, b.dk, b.dv, dq_accum);
-    kp.queue = WorkQueue{b.work_counter, dkdv_items};
-    kp.order = b.order;
+    kp.queue =
+        WorkQueue{b.work_counter, planned ? dkdv_items + b.plan.slots : dkdv_items, planned ? b.plan.entries : nullptr};
     return kp;
+  };
+  // A split column's chunks summed (after the dK/dV pass, on the same stream).
+  auto combine = [&] {
+    if (!planned || b.plan.slots == 0) return;
+    dkdv_combine_kernel<D><<<static_cast<unsigned>(sm90_combine_ctas()), 256, 0, stream>>>(
+        b.plan.entries, dkdv_items, b.plan.slots, b.plan.partial, static_cast<Elt*>(b.dk), static_cast<Elt*>(b.dv), bh,
+        nk, b.scale);
+    SPARROW_CUDA_LAUNCH_CHECK();
   };
   const dim3 dkdv_grid(static_cast<unsigned>(dkdv_ctas));
   if (b.dq_accum != nullptr) {
@@ -1004,6 +980,7 @@ void launch(const Sm90Backward& b, cudaStream_t stream) {
       run(dkdv_kernel<D, true, false, D == 64>, smem_raised_regs);
     else
       run(dkdv_kernel<D, true>, smem_raised);
+    combine();
     const int64_t tiles = b.bh * (b.nq_pad / kHalf);
     dq_from_sums_kernel<D><<<static_cast<unsigned>(tiles), 256, 0, stream>>>(b.dq_accum, static_cast<Elt*>(b.dq), nq,
                                                                              static_cast<int>(b.nq_pad), b.scale);
@@ -1016,6 +993,7 @@ void launch(const Sm90Backward& b, cudaStream_t stream) {
     raise_smem_limit(dkdv_kernel<D, false>, smem, smem_raised);
     dkdv_kernel<D, false><<<dkdv_grid, kThreads, smem, stream>>>(dkdv_params(nullptr));
     SPARROW_CUDA_LAUNCH_CHECK();
+    combine();
   }
   {
     constexpr int smem = static_cast<int>(sizeof(typename DqCfg<D>::Smem));

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cute/tensor.hpp>
 
+#include "attention/kernels/cuda/block_attention_sm90_items.cuh"
 #include "framework/cuda/runtime.h"
 
 namespace sparrow::attn::cuda::sm90 {
@@ -37,16 +38,21 @@ struct Ring {
 // The work items of a grid, handed out in index order: a CTA's first item is its block index;
 // with a counter (an int zeroed before the launch: the persistent grid, one CTA an SM) each next
 // one is taken from it, so a CTA that finishes early takes more and the longest items, put first,
-// start first; without one the grid has a CTA an item. −1: no more.
+// start first; without one the grid has a CTA an item. With a plan (block_attention_sm90_plan.cu)
+// the n-th index taken stands for plan entry n (plan_entry), and an entry of item −1 ends the
+// work. −1: no more.
 struct WorkQueue {
   int* counter = nullptr;
   int items = 0;
+  const int32_t* plan = nullptr;
   __device__ int next(int n) const {
-    const int first = static_cast<int>(blockIdx.x);
-    if (n == 0) return first < items ? first : -1;
-    if (counter == nullptr) return -1;
-    const int t = atomicAdd(counter, 1) + static_cast<int>(gridDim.x);
-    return t < items ? t : -1;
+    int t = static_cast<int>(blockIdx.x);
+    if (n > 0) {
+      if (counter == nullptr) return -1;
+      t = atomicAdd(counter, 1) + static_cast<int>(gridDim.x);
+    }
+    if (t >= items || (plan != nullptr && plan[4 * static_cast<int64_t>(t)] < 0)) return -1;
+    return t;
   }
 };
 

@@ -138,6 +138,7 @@ std::shared_ptr<DeviceLayout> upload(const BlockLayout& L, int device) {
   v.nkb = nkb;
   v.block = static_cast<int>(L.block_size);
   out->entries = static_cast<int64_t>(col_idx.size());
+  out->fixed = true;
   return out;
 }
 

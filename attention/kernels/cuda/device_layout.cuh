@@ -5,7 +5,9 @@
 // Included only from .cu files.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "attention/kernels/cuda/block_attention_walk.cuh"
@@ -35,6 +37,13 @@ struct DeviceLayout {
   std::shared_ptr<const DeviceBuffer> row_ptr_buffer;
   LayoutView view;
   int64_t entries = 0;  // Σ nnz over the stored heads
+  // Uploaded from a host layout (device_layout()): the contents never change, so what is derived
+  // from them may be kept. Adaptive selection's layouts (adaptive_select.cu) change every call.
+  bool fixed = false;
+  // The persistent sm_90a grids' plans over a fixed layout (block_attention.cu, plan_room), keyed by
+  // everything else a plan depends on: a training step then makes none.
+  mutable std::mutex plans_mu;
+  mutable std::map<std::vector<int64_t>, std::shared_ptr<DeviceBuffer>> plans;
 };
 
 // The layout on the current device (validated on first upload: a malformed CSR throws
