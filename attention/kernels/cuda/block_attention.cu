@@ -57,9 +57,11 @@ constexpr bool kSm90ByDefault = true;  // verified on an H100: tests/gpu/attenti
 // summed in f32 by bulk reduce-adds (5 GEMMs a tile; not bit-reproducible) or two deterministic
 // passes (7). SPARROW_BLOCK_ATTN_BWD picks: "mma" (the mma.sync backward), "sm90" (the default),
 // "sm90_onepass", "sm90_deterministic", "sm90_bwd_pingpong" (the one pass with its consumer
-// warpgroups' GEMMs in turns; within noise on an H100, opt-in), "sm90_bwd_rs" (the one pass with K
-// and V as register operands at D 64; written without a GPU, opt-in until measured); unset,
-// SPARROW_BLOCK_ATTN_KERNEL=mma picks mma.sync.
+// warpgroups' GEMMs in turns; within noise on an H100, opt-in), "sm90_bwd_smem" (the one pass with
+// K and V read from shared memory by every score GEMM at D 64, as before session 16; for
+// comparison); unset, SPARROW_BLOCK_ATTN_KERNEL=mma picks mma.sync. At D 64 the one pass holds K
+// and V in registers as the score GEMMs' A operands: 1.01–1.04× f+b in each of six runs on an H100
+// (bigbird 64K, 5 and 10 %, causal and not; bench/RESULTS.md, session 16).
 // The one pass runs over head groups whose f32 sums stay within kSm90DqSumsCap bytes
 // (SPARROW_SM90_DQ_SUMS_CAP overrides it; sm90_onepass_group), and the two passes serve where one
 // head's sums alone exceed it (past about 7.4M tokens at D 64, 3.7M at D 128, with the 2 GiB cap).
@@ -302,8 +304,14 @@ void launch_fwd_sm90(const Problem& p, const Tensor& q, const Tensor& k, const T
     f.ctas = p.persistent_ctas;
     // The rows not split or long in item order: under causality the later rows first, the heads
     // fastest (the order measured with the persistent grid, bench/RESULTS.md session 13).
+    // SPARROW_SM90_FWD_ORDER=heads: head by head instead, as the dK/dV pass takes its columns
+    // (HOPPER_NOTES "Next": a row's random key blocks then come from one head's K and V in L2;
+    // unmeasured, opt-in); "rows" the default.
+    const char* o = std::getenv("SPARROW_SM90_FWD_ORDER");
+    const bool by_rows = o == nullptr || *o == '\0' || std::strcmp(o, "rows") == 0;
+    SPARROW_CHECK(by_rows || std::strcmp(o, "heads") == 0, "SPARROW_SM90_FWD_ORDER=", o, ": expected rows or heads");
     plan = plan_room(p, f.view, f.bh, f.bh * ((p.nq + kSm90Block - 1) / kSm90Block), true, sm90_fwd_chunk_floats(p.d),
-                     false, q.device());
+                     !by_rows, q.device());
     f.plan = plan.split;
   }
   sm90_forward(f, sparrow::cuda::stream());
@@ -330,24 +338,24 @@ struct Sm90BwdPlan {
   Sm90Bwd kind = Sm90Bwd::kNone;
   int64_t rows = 0;
   bool turns = false;            // one pass: sm90_bwd_pingpong
-  bool kv_in_registers = false;  // one pass: sm90_bwd_rs
+  bool kv_in_registers = false;  // one pass at D 64, unless sm90_bwd_smem or the turns
 };
 
 Sm90BwdPlan sm90_backward_plan(const Problem& p, int64_t nq_pad) {
   if (!p.sm90) return {};
   const int64_t bh = p.b * p.h, rows = sm90_onepass_rows(p, nq_pad);
   // The two passes where one head's sums exceed the cap.
-  const Sm90BwdPlan grouped = rows > 0 ? Sm90BwdPlan{Sm90Bwd::kOnePass, rows} : Sm90BwdPlan{Sm90Bwd::kTwoPass, bh};
+  const bool one_pass = rows > 0;
+  const Sm90BwdPlan grouped =
+      one_pass ? Sm90BwdPlan{Sm90Bwd::kOnePass, rows, false, p.d == 64} : Sm90BwdPlan{Sm90Bwd::kTwoPass, bh};
   const Sm90BwdPlan two_pass{Sm90Bwd::kTwoPass, bh};
   if (const char* b = std::getenv("SPARROW_BLOCK_ATTN_BWD"); b != nullptr && *b != '\0') {
     if (std::strcmp(b, "sm90") == 0 || std::strcmp(b, "sm90_onepass") == 0) return grouped;
     if (std::strcmp(b, "sm90_deterministic") == 0) return two_pass;
-    if (std::strcmp(b, "sm90_bwd_pingpong") == 0)
-      return Sm90BwdPlan{grouped.kind, grouped.rows, grouped.kind == Sm90Bwd::kOnePass};
-    if (std::strcmp(b, "sm90_bwd_rs") == 0)
-      return Sm90BwdPlan{grouped.kind, grouped.rows, false, grouped.kind == Sm90Bwd::kOnePass};
+    if (std::strcmp(b, "sm90_bwd_pingpong") == 0) return Sm90BwdPlan{grouped.kind, grouped.rows, one_pass, false};
+    if (std::strcmp(b, "sm90_bwd_smem") == 0) return Sm90BwdPlan{grouped.kind, grouped.rows, false, false};
     SPARROW_CHECK(std::strcmp(b, "mma") == 0, "SPARROW_BLOCK_ATTN_BWD=", b,
-                  ": expected mma, sm90, sm90_onepass, sm90_deterministic, sm90_bwd_pingpong or sm90_bwd_rs");
+                  ": expected mma, sm90, sm90_onepass, sm90_deterministic, sm90_bwd_pingpong or sm90_bwd_smem");
     return {};
   }
   const char* e = std::getenv("SPARROW_BLOCK_ATTN_KERNEL");

@@ -313,11 +313,13 @@ __device__ float* dq_stage(SmemT& ss, int i) {
 // last batch of 1), so passes and waits match on both barriers. No cycle with the dS barriers: the
 // dS a warpgroup waits for was stored before the other's previous turn.
 //
-// kRegKV (one pass, D 64; SPARROW_BLOCK_ATTN_BWD=sm90_bwd_rs, written 2026-12-07 without a GPU,
-// opt-in until measured): K and V are the register A operands of Sᵀ and dPᵀ, read from shared
-// memory once a column by ldmatrix (16 registers each at D 64), not by every tile's wgmma. By count
+// kRegKV (one pass, D 64; the default there since session 16, SPARROW_BLOCK_ATTN_BWD=sm90_bwd_smem
+// without): K and V are the register A operands of Sᵀ and dPᵀ, read from shared memory once a
+// column by ldmatrix (16 registers each at D 64), not by every tile's wgmma. By count
 // (bench/HOPPER_NOTES.md) a tile moves ~192 KiB through shared memory, more than its GEMMs' time
-// at 128 B a cycle allows; this takes 32 KiB of it away.
+// at 128 B a cycle allows; this takes 32 KiB of it away. Measured on an H100: 1.01–1.04× f+b
+// (bench/RESULTS.md, session 16), less than the 17 % of the traffic it removes: the passes' time
+// is not all shared-memory bandwidth.
 template <int D, bool kOnePass, bool kTurns = false, bool kRegKV = false>
 __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT const BwdParams<D> p) {
   static_assert(kOnePass || !(kTurns || kRegKV), "the turns and registers K, V are the one pass's");

@@ -56,7 +56,7 @@ __global__ void __launch_bounds__(kThreads)
   int32_t* firsts = plan + plan_firsts_at(n, slots);
 #pragma unroll 8
   for (int i = threadIdx.x; i < n; i += kThreads) lengths[i] = item_length(it, i);
-  __syncthreads();  // (global writes, read back below by other threads of this CTA)
+  __syncthreads();                     // (global writes, read back below by other threads of this CTA)
   auto sum_over_items = [&](auto f) {  // Σ f(length) over all items, in every thread
     unsigned long long mine = 0;
 #pragma unroll 8
@@ -121,7 +121,8 @@ __global__ void __launch_bounds__(kThreads)
       __syncthreads();
     }
   }
-  for (int i = placed + static_cast<int>(threadIdx.x); i < n + slots; i += kThreads) entries[i] = make_int4(-1, 0, 0, -1);
+  for (int i = placed + static_cast<int>(threadIdx.x); i < n + slots; i += kThreads)
+    entries[i] = make_int4(-1, 0, 0, -1);
   if (threadIdx.x == 0) plan[plan_splits_at(n, slots)] = splits;
 }
 
