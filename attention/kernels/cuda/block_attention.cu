@@ -106,8 +106,9 @@ int64_t env_count(const char* name) {
 }
 
 // SPARROW_SM90_SPLIT: how the persistent grids' plans split long rows and columns (Sm90Split):
-// unset, empty or "auto": chunks of a quarter of a CTA's share of the blocks (at least 8); "off":
-// none split; a count n ≥ 1: chunks of n blocks (the tests: many chunks on small layouts).
+// unset, empty or "auto": items longer than twice a CTA's share of the blocks, in chunks of a
+// quarter of a share (at least 8); "off": none split; a count n ≥ 1: every item longer than n
+// blocks, in chunks of n (the tests: many chunks on small layouts).
 int sm90_split_chunk() {
   const char* e = std::getenv("SPARROW_SM90_SPLIT");
   if (e == nullptr || *e == '\0' || std::strcmp(e, "auto") == 0) return 0;

@@ -20,9 +20,11 @@ constexpr int kSm90Block = 128;  // query rows per CTA = keys per tile = the lay
 // CTA's share of all the blocks sets the launch's time. Bigbird's global blocks are such items at
 // low density: at 64K tokens, 1 %, H 16 the global key block's column holds 512 blocks (1024
 // tiles) against ~430 a CTA, and on an H100 the causal backward took as long as the non-causal
-// one (2.2 ms; bench/RESULTS.md, session 15). A chunk covers `chunk` consecutive blocks of the
-// walk; it leaves its partial result (forward: O normalised and LSE₂ of its rows; dK/dV: the f32
-// sums) in a slot, and a combine kernel adds an item's chunks in chunk order: deterministic.
+// one (2.2 ms; bench/RESULTS.md, session 15). By default an item longer than twice a CTA's share
+// is split, in chunks of a quarter of a share (block_attention_sm90_plan.cu says why). A chunk
+// covers consecutive blocks of the walk; it leaves its partial result (forward: O normalised and
+// LSE₂ of its rows; dK/dV: the f32 sums) in a slot, and a combine kernel adds an item's chunks in
+// chunk order: deterministic.
 //
 // Order: first the split items' chunks, then the other long items (longer than a quarter of a
 // CTA's share: started last, one would leave the grid waiting on its CTA), then the rest — head by
@@ -33,7 +35,7 @@ struct Sm90Split {
   int32_t* entries = nullptr;  // room for plan_ints(items, slots) (block_attention_sm90_items.cuh)
   float* partial = nullptr;    // room for slots × sm90_{fwd,dkdv}_chunk_floats(d)
   int slots = 0;               // chunk slots (sm90_plan_slots)
-  int chunk = 0;               // blocks a chunk: 0 automatic (a quarter of a CTA's share, ≥ 8), < 0 none split
+  int chunk = 0;               // blocks a chunk: 0 automatic, > 0 every item longer split, < 0 none split
   bool head_major = false;
   bool made = false;  // entries already hold this plan (kept with a fixed layout): no plan kernel
 };

@@ -4,11 +4,15 @@
 //
 //   lengths: each item's, read once from the layout (eight loads in flight a thread) and kept in
 //            the plan, which the later passes and the combine kernels read
-//   total  = Σ lengths;  long: length ≥ total / (4 · ctas) + 1
-//   chunk  = automatic: max(that bound, kMinChunk) — pieces of a quarter of a CTA's share, so the
-//            split items' chunks (taken first) spread over the grid; or the caller's; doubled
-//            until the split items' chunks, Σ ⌈length / chunk⌉ over lengths > chunk, fit the slots
-//            (with the automatic chunk they always do: at most 4 · ctas · 2)
+//   total  = Σ lengths, share = total / ctas;  long: length > share / 4
+//   split  = automatic: items longer than 2 · share, in chunks of max(share / 4, kMinChunk) — so
+//            the split items' chunks (taken first) spread over the grid; or the caller's chunk,
+//            splitting every item longer than it. The chunk is doubled until the split items'
+//            chunks, Σ ⌈length / chunk⌉, fit the slots (automatic: at most 4 · ctas / 2 + their
+//            count, always). Why 2 · share (bench/RESULTS.md, session 16, H100): an item up to
+//            ~1.3 shares, started first, was no slower whole (16K bigbird 5 %, 10 % causal: the
+//            split cost 3–4 %; 4K × 4: 9 %), while items of ~2.8 shares (bigbird's global key
+//            block at 1 % causal, 64K; at 1 %, 16K) took f+b 1.26–1.31× faster split.
 //   entries: the split items' chunks (slot = entry index), the other long items, then the rest
 //            (head by head, or in item order); the remaining room {−1, 0, 0, −1}; and the split
 //            items' first slots and their count for the combine kernels.
@@ -47,7 +51,7 @@ __global__ void __launch_bounds__(kThreads)
     typename Scan::TempStorage scan;
     typename Sum::TempStorage sum;
   } tmp;
-  __shared__ unsigned long long long_from, chunk, sum_sh;
+  __shared__ unsigned long long long_from, split_over, chunk, sum_sh;
   __shared__ int placed, splits;
   const int majors = it.rows ? it.nqb : it.nkb;
   const int n = it.bh * majors;
@@ -69,19 +73,22 @@ __global__ void __launch_bounds__(kThreads)
   };
   const unsigned long long total = sum_over_items([](unsigned long long l) { return l; });
   if (threadIdx.x == 0) {
-    long_from = total / (4ull * static_cast<unsigned>(ctas)) + 1;
+    const unsigned long long share = total / static_cast<unsigned>(ctas);
+    long_from = share / 4 + 1;
     chunk = chunk_wanted < 0 ? ~0ull : chunk_wanted > 0 ? chunk_wanted : max(long_from, kMinChunk);
+    split_over = chunk_wanted == 0 ? max(2 * share, chunk) : chunk;  // (off: ~0, none)
     placed = splits = 0;
   }
   __syncthreads();
   for (;;) {  // the chunk, doubled until the split items' chunks fit the slots
-    const unsigned long long c = chunk;
-    const unsigned long long need = sum_over_items([c](unsigned long long l) { return l > c ? (l + c - 1) / c : 0; });
+    const unsigned long long c = chunk, over = split_over;
+    const unsigned long long need =
+        sum_over_items([c, over](unsigned long long l) { return l > over ? (l + c - 1) / c : 0; });
     if (need <= static_cast<unsigned long long>(slots)) break;
-    if (threadIdx.x == 0) chunk = 2 * c;
+    if (threadIdx.x == 0) chunk = 2 * c, split_over = max(over, 2 * c);
     __syncthreads();
   }
-  const unsigned long long c = chunk;
+  const unsigned long long c = chunk, over = split_over;
   // Pass 0: split items (chunks, in item order); 1: other long items; 2: the rest.
   for (int pass = 0; pass < 3; ++pass) {
     for (int j0 = 0; j0 < n; j0 += kThreads * kRun) {
@@ -92,7 +99,7 @@ __global__ void __launch_bounds__(kThreads)
         item[r] = j >= n ? -1 : pass == 2 && head_major ? (j % majors) * it.bh + j / majors : j;
         len[r] = item[r] >= 0 ? lengths[item[r]] : 0;
         const unsigned long long l = static_cast<unsigned long long>(len[r]);
-        const int which = l > c ? 0 : l >= long_from ? 1 : 2;
+        const int which = l > over ? 0 : l >= long_from ? 1 : 2;
         if (which != pass) item[r] = -1;
         if (item[r] >= 0) {
           count += pass == 0 ? static_cast<int>((l + c - 1) / c) : 1;
