@@ -59,7 +59,10 @@ constexpr bool kSm90ByDefault = true;  // verified on an H100: tests/gpu/attenti
 // "sm90_onepass", "sm90_deterministic", "sm90_bwd_pingpong" (the one pass with its consumer
 // warpgroups' GEMMs in turns; within noise on an H100, opt-in), "sm90_bwd_smem" (the one pass with
 // K and V read from shared memory by every score GEMM at D 64, as before session 16; for
-// comparison); unset, SPARROW_BLOCK_ATTN_KERNEL=mma picks mma.sync. At D 64 the one pass holds K
+// comparison), "sm90_bwd_kv2" (the one pass at D 64 with two K/V buffers, so that a column's K
+// and V load while the previous column's tiles run: the per-column wait that bounds the 1 % cells,
+// HOPPER_NOTES "Next" 2; written without a GPU, opt-in until measured); unset,
+// SPARROW_BLOCK_ATTN_KERNEL=mma picks mma.sync. At D 64 the one pass holds K
 // and V in registers as the score GEMMs' A operands: 1.01–1.04× f+b in each of six runs on an H100
 // (bigbird 64K, 5 and 10 %, causal and not; bench/RESULTS.md, session 16).
 // The one pass runs over head groups whose f32 sums stay within kSm90DqSumsCap bytes
@@ -340,6 +343,7 @@ struct Sm90BwdPlan {
   int64_t rows = 0;
   bool turns = false;            // one pass: sm90_bwd_pingpong
   bool kv_in_registers = false;  // one pass at D 64, unless sm90_bwd_smem or the turns
+  int kv_buffers = 1;            // ... 2: sm90_bwd_kv2
 };
 
 Sm90BwdPlan sm90_backward_plan(const Problem& p, int64_t nq_pad) {
@@ -355,8 +359,11 @@ Sm90BwdPlan sm90_backward_plan(const Problem& p, int64_t nq_pad) {
     if (std::strcmp(b, "sm90_deterministic") == 0) return two_pass;
     if (std::strcmp(b, "sm90_bwd_pingpong") == 0) return Sm90BwdPlan{grouped.kind, grouped.rows, one_pass, false};
     if (std::strcmp(b, "sm90_bwd_smem") == 0) return Sm90BwdPlan{grouped.kind, grouped.rows, false, false};
+    if (std::strcmp(b, "sm90_bwd_kv2") == 0)
+      return Sm90BwdPlan{grouped.kind, grouped.rows, false, grouped.kv_in_registers, grouped.kv_in_registers ? 2 : 1};
     SPARROW_CHECK(std::strcmp(b, "mma") == 0, "SPARROW_BLOCK_ATTN_BWD=", b,
-                  ": expected mma, sm90, sm90_onepass, sm90_deterministic, sm90_bwd_pingpong or sm90_bwd_smem");
+                  ": expected mma, sm90, sm90_onepass, sm90_deterministic, sm90_bwd_pingpong, sm90_bwd_smem or "
+                  "sm90_bwd_kv2");
     return {};
   }
   const char* e = std::getenv("SPARROW_BLOCK_ATTN_KERNEL");
@@ -388,6 +395,7 @@ void launch_bwd_sm90(const Sm90BwdPlan& plan, const Problem& p, const Tensor& q,
     if (one_pass) b.dq_accum = dq_sums.data<float>();
     b.turns = plan.turns;
     b.kv_in_registers = plan.kv_in_registers;
+    b.kv_buffers = plan.kv_buffers;
     if (p.persistent) {
       b.work_counter = work_counter.data<int32_t>();
       b.ctas = p.persistent_ctas;

@@ -87,6 +87,7 @@ struct Sm90Backward {
   float* dq_accum = nullptr;
   bool turns = false;            // one pass: the consumer warpgroups issue their GEMMs in turns (ping-pong)
   bool kv_in_registers = false;  // one pass, D 64: K and V as the score GEMMs' register operands
+  int kv_buffers = 1;            // ... with 2: the next column's K and V load while this one's tiles run
   // Set: the dK/dV pass on the persistent grid (as Sm90Forward's; zeroed by sm90_backward), in the
   // order of `plan` (entries and partial set).
   int32_t* work_counter = nullptr;

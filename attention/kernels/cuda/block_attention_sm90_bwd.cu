@@ -105,7 +105,9 @@ struct Tiles {
   static constexpr int kBlockBytes = kBlock * D * 2;
 };
 
-template <int D, bool kOnePass>
+// KVS: K/V buffers (1, or 2 so that the next column's K and V load while this one's tiles run;
+// room for a second only at D 64: 214 of 227 KiB in the one pass).
+template <int D, bool kOnePass, int KVS = 1>
 struct DkdvCfg : Tiles<D> {
   // D = 128, one pass: dS's and dQᵀ's buffers (48 + 36 KiB) leave room for two.
   static constexpr int kStages = D == 64 ? 4 : kOnePass ? 2 : 3;
@@ -135,18 +137,19 @@ struct DkdvCfg : Tiles<D> {
       decltype(make_tiled_mma(GMMA::ss_op_selector<Elt, Elt, float, Shape<Int<kBand>, Int<kHalf>, Int<kBlock>>,
                                                    GMMA::Major::MN, GMMA::Major::MN>()));
 
+  static constexpr int kKvElems = cosize_v<SmemLayoutKV>;  // a K (or V) buffer; 16 KiB at D 64: 1024-aligned
   struct Smem {
-    array_aligned<Elt, cosize_v<SmemLayoutKV>, 1024> k;
-    array_aligned<Elt, cosize_v<SmemLayoutKV>, 1024> v;
+    array_aligned<Elt, kKvElems * KVS, 1024> k;
+    array_aligned<Elt, kKvElems * KVS, 1024> v;
     array_aligned<Elt, cosize_v<SmemLayoutQ>, 1024> q;
     array_aligned<Elt, cosize_v<SmemLayoutQ>, 1024> dout;
     alignas(16) float lse2[kStages][kHalf];  // bulk copies: 16-byte aligned, 256 bytes each
     alignas(16) float di[kStages][kHalf];
-    alignas(8) uint64_t full_kv;  // K and V of the column
-    uint64_t empty_kv;
+    alignas(8) uint64_t full_kv[KVS];  // K and V of a column
+    uint64_t empty_kv[KVS];
     uint64_t full[kStages];  // TMA's bytes: Q and dO tiles, LSE₂ and Di
     uint64_t empty[kStages];
-    int item;  // the work item whose K and V are in; −1: the grid's work is done
+    int item[KVS];  // the work item whose K and V are in each buffer; −1: the grid's work is done
   };
   struct SmemOnePass : Smem {
     array_aligned<Elt, cosize_v<SmemLayoutdS>, 1024> ds;
@@ -320,12 +323,14 @@ __device__ float* dq_stage(SmemT& ss, int i) {
 // at 128 B a cycle allows; this takes 32 KiB of it away. Measured on an H100: 1.01–1.04× f+b
 // (bench/RESULTS.md, session 16), less than the 17 % of the traffic it removes: the passes' time
 // is not all shared-memory bandwidth.
-template <int D, bool kOnePass, bool kTurns = false, bool kRegKV = false>
+template <int D, bool kOnePass, bool kTurns = false, bool kRegKV = false, int KVS = 1>
 __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT const BwdParams<D> p) {
   static_assert(kOnePass || !(kTurns || kRegKV), "the turns and registers K, V are the one pass's");
   static_assert(!kRegKV || D == 64, "K and V in registers: D 64 only (D 128 would need 64 registers more)");
+  static_assert(KVS == 1 || kRegKV,
+                "two K/V buffers: with K and V in registers (the score GEMMs' A is then no descriptor)");
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  using C = DkdvCfg<D, kOnePass>;
+  using C = DkdvCfg<D, kOnePass, KVS>;
   constexpr int S = C::kStages;
   using SmemT = std::conditional_t<kOnePass, typename C::SmemOnePass, typename C::Smem>;
   extern __shared__ __align__(1024) unsigned char smem_raw[];
@@ -361,8 +366,11 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
   };
 
   if (tid == 0) {
-    Bar::init(&ss.full_kv, 1);
-    Bar::init(&ss.empty_kv, kConsumerThreads);
+    CUTLASS_PRAGMA_UNROLL
+    for (int s = 0; s < KVS; ++s) {
+      Bar::init(&ss.full_kv[s], 1);
+      Bar::init(&ss.empty_kv[s], kConsumerThreads);
+    }
     CUTLASS_PRAGMA_UNROLL
     for (int s = 0; s < S; ++s) {
       Bar::init(&ss.full[s], 1);
@@ -372,8 +380,12 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
   }
   __syncthreads();
 
-  Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename C::SmemLayoutKV{});
-  Tensor sV = make_tensor(make_smem_ptr(ss.v.data()), typename C::SmemLayoutKV{});
+  // K (or V) buffer st; sK, sV: buffer 0, which the fragments' shapes come from.
+  auto kv_buffer = [](Elt* base, int st) {
+    return make_tensor(make_smem_ptr(base + st * C::kKvElems), typename C::SmemLayoutKV{});
+  };
+  Tensor sK = kv_buffer(ss.k.data(), 0);
+  Tensor sV = kv_buffer(ss.v.data(), 0);
   Tensor sQ = make_tensor(make_smem_ptr(ss.q.data()), typename C::SmemLayoutQ{});
   Tensor sdO = make_tensor(make_smem_ptr(ss.dout.data()), typename C::SmemLayoutQ{});
 
@@ -388,17 +400,18 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
       Tensor mQ = p.tma_half_a.get_tma_tensor(make_shape(p.nq, Int<D>{}, p.bh));
       Tensor mdO = p.tma_half_b.get_tma_tensor(make_shape(p.nq, Int<D>{}, p.bh));
       constexpr int kStatBytes = kHalf * static_cast<int>(sizeof(float));
-      Ring<1> kv;
+      Ring<KVS> kv;
       Ring<S> ring;
-      // A column's K and V go in once the consumers have freed the previous column's (after its
-      // last GEMMs that read them): they load during that column's epilogue, and its first Q/dO
-      // tiles already during its last tiles (the ring runs on across columns).
+      // A column's K and V go in once the consumers have freed the buffer (after the last GEMMs
+      // that read it): with one buffer they load during the previous column's epilogue, with two
+      // while its tiles run; its first Q/dO tiles already during the previous column's last tiles
+      // (the ring runs on across columns).
       for (int n = 0;; ++n, kv.advance()) {
-        Bar::wait(&ss.empty_kv, kv.phase ^ 1);
+        Bar::wait(&ss.empty_kv[kv.stage], kv.phase ^ 1);
         const int item = p.queue.next(n);
-        ss.item = item;  // published by the arrival below (release), read after its wait
+        ss.item[kv.stage] = item;  // published by the arrival below (release), read after its wait
         if (item < 0) {
-          Bar::arrive(&ss.full_kv);
+          Bar::arrive(&ss.full_kv[kv.stage]);
           break;
         }
         const Column cl = column_of(item);
@@ -406,10 +419,10 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
         Tensor gV = local_tile(mV(_, _, cl.bh), Shape<Int<kBlock>, Int<D>>{}, make_coord(cl.kb, _0{}));
         Tensor gQ = local_tile(mQ(_, _, cl.bh), Shape<Int<kHalf>, Int<D>>{}, make_coord(_, _0{}));  // (64, D, tiles)
         Tensor gdO = local_tile(mdO(_, _, cl.bh), Shape<Int<kHalf>, Int<D>>{}, make_coord(_, _0{}));
-        auto [tKg, tKs] =
-            tma_partition(p.tma_block_a, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sK), group_modes<0, 2>(gK));
-        auto [tVg, tVs] =
-            tma_partition(p.tma_block_b, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sV), group_modes<0, 2>(gV));
+        auto [tKg, tKs] = tma_partition(p.tma_block_a, Int<0>{}, Layout<_1>{},
+                                        group_modes<0, 2>(kv_buffer(ss.k.data(), kv.stage)), group_modes<0, 2>(gK));
+        auto [tVg, tVs] = tma_partition(p.tma_block_b, Int<0>{}, Layout<_1>{},
+                                        group_modes<0, 2>(kv_buffer(ss.v.data(), kv.stage)), group_modes<0, 2>(gV));
         auto [tQg, tQs] =
             tma_partition(p.tma_half_a, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sQ), group_modes<0, 2>(gQ));
         auto [tdOg, tdOs] =
@@ -419,9 +432,10 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
         const float* lse2 = p.lse2 + static_cast<int64_t>(cl.bh) * p.nq_pad;
         const float* di = p.di + static_cast<int64_t>(cl.bh) * p.nq_pad;
 
-        TxBar::arrive_and_expect_tx(&ss.full_kv, 2 * C::kBlockBytes);
-        copy(p.tma_block_a.with(ss.full_kv), tKg, tKs);
-        copy(p.tma_block_b.with(ss.full_kv), tVg, tVs);
+        uint64_t* full_kv = &ss.full_kv[kv.stage];
+        TxBar::arrive_and_expect_tx(full_kv, 2 * C::kBlockBytes);
+        copy(p.tma_block_a.with(*full_kv), tKg, tKs);
+        copy(p.tma_block_b.with(*full_kv), tVg, tVs);
         for (int t = 0; t < cl.tiles; ++t) {
           if (tile_kind(cl, t) == BlockKind::kSkip) continue;
           const int q0 = tile_q0(cl, t);
@@ -449,13 +463,13 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
 
     Tensor tSrK = thr_t.partition_fragment_A(sK);  // (MMA, MMA_M, MMA_K): descriptors, or registers (kRegKV)
     Tensor tSrV = thr_t.partition_fragment_A(sV);
-    // kRegKV: each column's K and V into tSrK and tSrV, after full_kv.
-    auto load_kv = [&] {
+    // kRegKV: each column's K and V (buffer st) into tSrK and tSrV, after full_kv.
+    auto load_kv = [&](int st) {
       if constexpr (kRegKV) {
         auto s2r = make_tiled_copy_A(Copy_Atom<SM75_U32x4_LDSM_N, Elt>{}, mma_t);
         auto s2r_thr = s2r.get_thread_slice(ctid);
-        copy(s2r, s2r_thr.partition_S(sK), s2r_thr.retile_D(tSrK));
-        copy(s2r, s2r_thr.partition_S(sV), s2r_thr.retile_D(tSrV));
+        copy(s2r, s2r_thr.partition_S(kv_buffer(ss.k.data(), st)), s2r_thr.retile_D(tSrK));
+        copy(s2r, s2r_thr.partition_S(kv_buffer(ss.v.data(), st)), s2r_thr.retile_D(tSrV));
         warpgroup_fence_operand(tSrK);
         warpgroup_fence_operand(tSrV);
       }
@@ -489,8 +503,11 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
     typename C::MmaDqT mma_dq;
     auto thr_dq = mma_dq.get_thread_slice(ctid % 128);
     const int band = D / C::kBand == 2 ? wg - 1 : 0;
-    Tensor tQrKt = thr_dq.partition_fragment_A(make_tensor(make_smem_ptr(ss.k.data() + band * kBlock * C::kBand),
-                                                           typename C::SmemLayoutKt{}));  // (MMA, MMA_M, MMA_K, 1)
+    // Kᵀ's band of K buffer st: (MMA, MMA_M, MMA_K, 1) descriptors.
+    auto band_kt = [&](int st) {
+      return thr_dq.partition_fragment_A(make_tensor(
+          make_smem_ptr(ss.k.data() + st * C::kKvElems + band * kBlock * C::kBand), typename C::SmemLayoutKt{}));
+    };
     Tensor tQrdS =
         thr_dq.partition_fragment_B(make_tensor(make_smem_ptr(ds_buffer<kOnePass>(ss)), typename C::SmemLayoutdS{}));
     Tensor cQt = make_identity_tensor(Shape<Int<C::kBand>, Int<kHalf>>{});
@@ -512,17 +529,17 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
       if constexpr (kTurns) cutlass::arch::NamedBarrier::arrive(kConsumerThreads, kTurnBar + 2 - wg);
     };
     if (wg == 2) pass_turn();
-    Ring<1> kv;
+    Ring<KVS> kv;
     Ring<S> ring;
     // Tiles processed over the CTA's columns: the dS buffer (mod kDsBuffers) and the dS barriers'
     // parity run on across columns, so that a warpgroup's first dS of a column can never meet the
     // other's unconsumed last one of the previous column on the same barrier.
     int seq = 0;
     for (int n = 0;; ++n, kv.advance()) {
-      TxBar::wait(&ss.full_kv, kv.phase);
-      const int item = ss.item;
+      TxBar::wait(&ss.full_kv[kv.stage], kv.phase);
+      const int item = ss.item[kv.stage];
       if (item < 0) break;
-      load_kv();
+      load_kv(kv.stage);
       const Column cl = column_of(item);
       const int k0 = cl.k0;
       // This (batch, head)'s sums (null in the two-pass kernel: p.dq_accum is) and this
@@ -595,7 +612,7 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
           CUTLASS_PRAGMA_UNROLL
           for (int kk = 0; kk < kHalf / 16; ++kk)
             cute::gemm(mma_kv, tKVrdS(_, _, kk), tKrQt(_, _, kk, ring.stage), tdKrdK);
-          (dq_band_gemm(mma_dq, tQrKt, tQrdS, band, prev_buf), ...);
+          (dq_band_gemm(mma_dq, band_kt(kv.stage), tQrdS, band, prev_buf), ...);
           warpgroup_commit_batch();
           pass_turn();
           warpgroup_wait<0>();
@@ -623,7 +640,7 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
           if (adds_band(seq - 1)) {
             Tensor band_acc = partition_fragment_C(mma_dq, Shape<Int<C::kBand>, Int<kHalf>>{});
             warpgroup_arrive();
-            dq_band_gemm(mma_dq, tQrKt, tQrdS, band_acc, (seq + kDsBuffers - 1) % kDsBuffers);
+            dq_band_gemm(mma_dq, band_kt(kv.stage), tQrdS, band_acc, (seq + kDsBuffers - 1) % kDsBuffers);
             warpgroup_commit_batch();
             warpgroup_wait<0>();
             add_band(band_acc, CQtrs, dq_stage<kOnePass>(ss, wg - 1), band_sums + dq_sums_at(prev_q0 / kHalf, D, 0, 0),
@@ -631,7 +648,7 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
           }
         }
       }
-      Bar::arrive(&ss.empty_kv);  // this thread's GEMMs that read K and V are done
+      Bar::arrive(&ss.empty_kv[kv.stage]);  // this thread's GEMMs that read K and V are done
 
       // Epilogue: keys below nk; a key no query sees gets zeros. A chunk's f32 sums go to its slot
       // (dK unscaled), for dkdv_combine_kernel.
@@ -969,19 +986,25 @@ void launch(const Sm90Backward& b, cudaStream_t stream) {
     // One pass: dK, dV and the f32 dQ sums, then dQ from the sums.
     SPARROW_CUDA_CHECK(cudaMemsetAsync(b.dq_accum, 0, sizeof(float) * sm90_dq_sums_floats(b.bh, b.nq_pad, D), stream));
     constexpr int smem = static_cast<int>(sizeof(typename DkdvCfg<D, true>::SmemOnePass));
-    static_assert(smem <= 227 * 1024, "sm_90a: at most 227 KiB of shared memory a CTA");
-    auto run = [&](auto kernel, std::atomic<uint64_t>& smem_raised) {
-      raise_smem_limit(kernel, smem, smem_raised);
-      kernel<<<dkdv_grid, kThreads, smem, stream>>>(dkdv_params(b.dq_accum));
+    // Two K/V buffers: D 64 only (D 128 never instantiates them).
+    constexpr int kKvBuffers = D == 64 ? 2 : 1;
+    constexpr int smem_kv2 = static_cast<int>(sizeof(typename DkdvCfg<D, true, kKvBuffers>::SmemOnePass));
+    static_assert(smem <= 227 * 1024 && smem_kv2 <= 227 * 1024, "sm_90a: at most 227 KiB of shared memory a CTA");
+    auto run = [&](auto kernel, int bytes, std::atomic<uint64_t>& smem_raised) {
+      raise_smem_limit(kernel, bytes, smem_raised);
+      kernel<<<dkdv_grid, kThreads, bytes, stream>>>(dkdv_params(b.dq_accum));
       SPARROW_CUDA_LAUNCH_CHECK();
     };
-    static std::atomic<uint64_t> smem_raised{0}, smem_raised_turns{0}, smem_raised_regs{0};
+    static std::atomic<uint64_t> smem_raised{0}, smem_raised_turns{0}, smem_raised_regs{0}, smem_raised_kv2{0};
+    // (D == 64 in the templates: D 128 never instantiates kRegKV)
     if (b.turns)
-      run(dkdv_kernel<D, true, true>, smem_raised_turns);
-    else if (D == 64 && b.kv_in_registers)  // (D == 64 in the template: D 128 never instantiates kRegKV)
-      run(dkdv_kernel<D, true, false, D == 64>, smem_raised_regs);
+      run(dkdv_kernel<D, true, true>, smem, smem_raised_turns);
+    else if (D == 64 && b.kv_in_registers && b.kv_buffers == 2)
+      run(dkdv_kernel<D, true, false, D == 64, kKvBuffers>, smem_kv2, smem_raised_kv2);
+    else if (D == 64 && b.kv_in_registers)
+      run(dkdv_kernel<D, true, false, D == 64>, smem, smem_raised_regs);
     else
-      run(dkdv_kernel<D, true>, smem_raised);
+      run(dkdv_kernel<D, true>, smem, smem_raised);
     combine();
     const int64_t tiles = b.bh * (b.nq_pad / kHalf);
     dq_from_sums_kernel<D><<<static_cast<unsigned>(tiles), 256, 0, stream>>>(b.dq_accum, static_cast<Elt*>(b.dq), nq,
