@@ -6,12 +6,17 @@
 # SPARROW_BLOCK_ATTN_KERNEL) and FlexAttention on the identical layouts (attention_layout --dump-csr → bench/attention_gpu_compare.py).
 # Logs and JSON lines under $OUT (or ./gpu-out). Needs .deps (scripts/gpu-deps.sh: libraries under
 # .deps/usr; cudnn_frontend-*; cutlass-*).
-#   HOPPER_PARTS="test memcheck sass bench adaptive flex huge ncu"   (default: all but huge and ncu; ncu:
+#   HOPPER_PARTS="test memcheck sass bench adaptive flex huge ncu ab"   (default: all but huge, ncu and ab; ncu:
 #                Nsight Compute sections for the forward and the dK/dV kernel on HOPPER_NCU_CASES,
 #                "N D sparsity pattern" entries, comma separated; adaptive times
 #                the adaptive backend with its selection on the host and on the device,
 #                SPARROW_ADAPTIVE_SELECT; huge: 99 % bigbird fwd+bwd at HOPPER_HUGE_N tokens, H 16,
 #                D 64, causal, with its peak device memory — #13's 4M-tokens-within-80-GB cell)
+#   ab: A/B of environment settings, each run in turn on every case (bench_attention, same call):
+#   HOPPER_AB_VARIANTS="default SPARROW_SM90_SPLIT=off SPARROW_BLOCK_ATTN_BWD=sm90_bwd_kv2"  (space-
+#                separated; "default" sets nothing; A=x,B=y sets two)
+#   HOPPER_AB_CASES="bigbird 65536 16 64 0.99 _,bigbird 65536 16 64 0.99 --causal"  (comma-separated
+#                "pattern N H D sparsity causal" entries; "_" for not causal)
 #   HOPPER_SEQS="16384 65536"  HOPPER_DIMS="64 128"  HOPPER_DENS="0.90 0.95 0.99" (sparsities)
 #   HOPPER_PATTERNS="bigbird"  layout patterns bench and flex time (e.g. "bigbird local")
 #   HOPPER_SM90_ONLY=1   build only sm_90a code (halves nvcc time; edits this copy's CMakeLists)
@@ -178,6 +183,37 @@ if [[ $parts == *ncu* ]]; then
     echo "ncu $c rc=$?: $(grep -cE '^  [a-z_:]+.*(fwd|dkdv)_kernel' "$log") kernel reports"
     grep -E '(fwd|dkdv)_kernel|Compute \(SM\) Throughput|Memory Throughput|Issue Slots Busy|Warp Cycles Per Issued|No Eligible|Stall' "$log" | head -30
   done
+fi
+if [[ $parts == *ab* ]]; then
+  # Variants alternate within a case, so a drifting clock touches them alike; ratios to the first.
+  read -ra ab_variants <<< "${HOPPER_AB_VARIANTS:-default SPARROW_SM90_SPLIT=off SPARROW_BLOCK_ATTN_BWD=sm90_bwd_kv2}"
+  IFS=, read -ra ab_cases <<< "${HOPPER_AB_CASES:-bigbird 65536 16 64 0.99 _,bigbird 65536 16 64 0.99 --causal,bigbird 65536 16 128 0.99 --causal,local 65536 16 64 0.99 _,bigbird 16384 16 64 0.99 _,bigbird 16384 16 64 0.95 _,bigbird 4096 16 64 0.90 _,bigbird 65536 12 64 0.95 --causal,bigbird 65536 16 64 0.90 _}"
+  for c in "${ab_cases[@]}"; do
+    set -- $c
+    for v in "${ab_variants[@]}"; do
+      [[ $(left) -lt 20 ]] && { echo "ab: out of time at $c"; break 2; }
+      envs=()
+      [[ $v != default ]] && IFS=, read -ra envs <<< "$v"
+      env "${envs[@]}" timeout 60 $bin/bench_attention --device cuda --backend block_sparse --pattern $1 --sparsity $5 \
+        --seq $2 --heads $3 --head-dim $4 --block 128 --dtype bf16 --repeat 10 ${6#_} --json | python3 -c "import json,sys
+for l in sys.stdin:
+  j=json.loads(l); j['variant']='$v'; print(json.dumps(j))" >> "$out/ab.jsonl"
+    done
+  done
+  python3 - "$out/ab.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+variants = list(dict.fromkeys(r["variant"] for r in rows))
+by = {}
+for r in rows:
+    by.setdefault((r["pattern"], r["seq"], r["heads"], r["head_dim"], round(r["density"], 3), r["causal"]), {})[r["variant"]] = r
+print("pattern N H D density causal | " + " | ".join(f"{v}: fwd f+b ms (f+b ×)" for v in variants))
+for k, v in by.items():
+    base = v.get(variants[0])
+    cells = [f"{v[x]['fwd_ms']:.3f} {v[x]['fwdbwd_ms']:.3f} ({base['fwdbwd_ms'] / v[x]['fwdbwd_ms']:.3f})"
+             if x in v and base else "-" for x in variants]
+    print(" ".join(str(x) for x in k) + " | " + " | ".join(cells))
+PY
 fi
 if [[ $parts == *huge* && $(left) -gt 60 ]]; then
   timeout $(( $(left) - 10 )) $bin/bench_attention --device cuda --backend block_sparse --pattern bigbird --sparsity 0.99 \
