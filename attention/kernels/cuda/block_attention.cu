@@ -121,12 +121,40 @@ int sm90_split_chunk() {
   return static_cast<int>(n);
 }
 
+// A device buffer derived from a fixed layout (DeviceLayout::fixed: uploaded from the host, never
+// changed), kept with the layout under `key` (its first element says what the buffer holds) so that
+// later calls, a training step's, reuse what the first one made; `made` then says the buffer already
+// holds it. Null for layouts that change (adaptive selection's), and for a new buffer while the
+// stream is being captured into a CUDA graph: the kernel that fills it is then only recorded, and
+// would fill it only when the graph runs, after a later call had taken it as made.
+enum class Kept : int64_t { kFwdLists, kPlanRows, kPlanColumns };
+struct KeptBuffer {
+  std::shared_ptr<DeviceBuffer> buffer;
+  bool made = false;
+};
+KeptBuffer kept_with_layout(const Problem& p, std::vector<int64_t> key, int64_t bytes) {
+  KeptBuffer r;
+  if (!p.layout_hold || !p.layout_hold->fixed) return r;
+  key.push_back(sparrow::cuda::current_device());
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  SPARROW_CUDA_CHECK(cudaStreamIsCapturing(sparrow::cuda::stream(), &capture));
+  std::lock_guard<std::mutex> lock(p.layout_hold->kept_mu);
+  auto& kept = p.layout_hold->kept;
+  if (auto it = kept.find(key); it != kept.end()) {
+    r.buffer = it->second;
+    r.made = true;
+  } else if (capture == cudaStreamCaptureStatusNone) {
+    r.buffer = std::make_shared<DeviceBuffer>(static_cast<size_t>(bytes), sparrow::cuda::current_device());
+    kept.emplace(std::move(key), r.buffer);  // filled by this call's kernel, ahead of every later use on the stream
+  }
+  return r;
+}
+
 // Room for a persistent grid's plan over `items` items (`rows`: forward rows, else dK/dV columns;
 // `view` the launch's layout view, offset to its head group) on the launch's CTAs, and its chunk
 // slots of `chunk_floats` each; kept alive by the returned holders until the kernels are queued.
-// Over a fixed layout the plan is made once and kept with the layout (DeviceLayout::plans): `made`
-// then says the entries already hold it. Not while the stream is being captured into a CUDA graph:
-// the plan kernel is then only recorded, and the entries would be filled only when the graph runs.
+// Over a fixed layout the plan is made once and kept with the layout (kept_with_layout): `made`
+// then says the entries already hold it.
 struct PlanRoom {
   Tensor scratch, partial;
   std::shared_ptr<DeviceBuffer> kept;
@@ -141,31 +169,13 @@ PlanRoom plan_room(const Problem& p, const LayoutView& view, int64_t bh, int64_t
   r.split.chunk = p.split_chunk;
   r.split.head_major = head_major;
   const int64_t ints = plan_ints(items, r.split.slots);
-  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  SPARROW_CUDA_CHECK(cudaStreamIsCapturing(sparrow::cuda::stream(), &capture));
-  if (p.layout_hold && p.layout_hold->fixed) {
-    const std::vector<int64_t> key{rows,
-                                   bh,
-                                   p.h,
-                                   p.nq,
-                                   p.nk,
-                                   p.geo.causal,
-                                   ctas,
-                                   p.split_chunk,
-                                   head_major,
-                                   reinterpret_cast<int64_t>(view.row_ptr),
-                                   reinterpret_cast<int64_t>(view.col_ptr),
-                                   sparrow::cuda::current_device()};
-    std::lock_guard<std::mutex> lock(p.layout_hold->plans_mu);
-    auto& plans = p.layout_hold->plans;
-    if (auto it = plans.find(key); it != plans.end()) {
-      r.kept = it->second;
-      r.split.made = true;
-    } else if (capture == cudaStreamCaptureStatusNone) {
-      r.kept = std::make_shared<DeviceBuffer>(static_cast<size_t>(ints) * 4, sparrow::cuda::current_device());
-      plans.emplace(key, r.kept);  // made by this call's plan kernel, ahead of every later use on the stream
-    }
-  }
+  const KeptBuffer kept = kept_with_layout(
+      p,
+      {static_cast<int64_t>(rows ? Kept::kPlanRows : Kept::kPlanColumns), bh, p.h, p.nq, p.nk, p.geo.causal, ctas,
+       p.split_chunk, head_major, reinterpret_cast<int64_t>(view.row_ptr), reinterpret_cast<int64_t>(view.col_ptr)},
+      ints * 4);
+  r.kept = kept.buffer;
+  r.split.made = kept.made;
   if (r.kept) {
     r.split.entries = static_cast<int32_t*>(r.kept->data());
   } else {
@@ -290,15 +300,25 @@ void launch_fwd_sm90(const Problem& p, const Tensor& q, const Tensor& k, const T
   f.d = static_cast<int>(p.d);
   f.scale_log2 = p.geo.scale_log2;
   f.causal = p.geo.causal;
-  Tensor lists, counts;
+  // The rows' full/partial lists (then their counts, two a row), kept with a fixed layout.
+  Tensor lists_scratch;
+  KeptBuffer lists_kept;
   if (p.layout_hold) {
     f.view = p.view;
-    lists = empty({std::max<int64_t>(p.layout_entries, 1)}, DType::I32, q.device());
-    counts = empty({static_cast<int64_t>(p.view.nh) * p.view.nqb * 2}, DType::I32, q.device());
-    sm90_build_lists(p.view, p.nq, p.nk, p.geo.causal, lists.data<int32_t>(), counts.data<int32_t>(),
-                     sparrow::cuda::stream());
-    f.lists = lists.data<int32_t>();
-    f.counts = counts.data<int32_t>();
+    const int64_t entries = std::max<int64_t>(p.layout_entries, 1);
+    const int64_t ints = entries + static_cast<int64_t>(p.view.nh) * p.view.nqb * 2;
+    lists_kept = kept_with_layout(p, {static_cast<int64_t>(Kept::kFwdLists), p.nq, p.nk, p.geo.causal}, ints * 4);
+    int32_t* lists = nullptr;
+    if (lists_kept.buffer) {
+      lists = static_cast<int32_t*>(lists_kept.buffer->data());
+    } else {
+      lists_scratch = empty({ints}, DType::I32, q.device());
+      lists = lists_scratch.data<int32_t>();
+    }
+    if (!lists_kept.made)
+      sm90_build_lists(p.view, p.nq, p.nk, p.geo.causal, lists, lists + entries, sparrow::cuda::stream());
+    f.lists = lists;
+    f.counts = lists + entries;
   }
   Tensor work_counter;
   PlanRoom plan;

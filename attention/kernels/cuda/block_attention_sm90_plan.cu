@@ -20,7 +20,7 @@
 // Cost on an H100 at 64K, H 16 (ncu, bench/RESULTS.md session 16): 37 µs when every pass read the
 // lengths from the layout one load at a time, 27–33 µs with them read once — one CTA's passes and
 // barriers are latency-bound either way, which is why a fixed layout keeps its plans
-// (DeviceLayout::plans) and a training step makes none.
+// (DeviceLayout::kept) and a training step makes none.
 #include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
 

@@ -40,10 +40,11 @@ struct DeviceLayout {
   // Uploaded from a host layout (device_layout()): the contents never change, so what is derived
   // from them may be kept. Adaptive selection's layouts (adaptive_select.cu) change every call.
   bool fixed = false;
-  // The persistent sm_90a grids' plans over a fixed layout (block_attention.cu, plan_room), keyed by
-  // everything else a plan depends on: a training step then makes none.
-  mutable std::mutex plans_mu;
-  mutable std::map<std::vector<int64_t>, std::shared_ptr<DeviceBuffer>> plans;
+  // What the sm_90a kernels derive from a fixed layout (block_attention.cu, kept_with_layout: the
+  // forward's full/partial lists, the persistent grids' plans), keyed by what it holds and
+  // everything else it depends on: a training step then makes none of it.
+  mutable std::mutex kept_mu;
+  mutable std::map<std::vector<int64_t>, std::shared_ptr<DeviceBuffer>> kept;
 };
 
 // The layout on the current device (validated on first upload: a malformed CSR throws
