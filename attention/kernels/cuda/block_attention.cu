@@ -163,8 +163,7 @@ struct PlanRoom {
 PlanRoom plan_room(const Problem& p, const LayoutView& view, int64_t bh, int64_t items, bool rows, int64_t chunk_floats,
                    bool head_major, Device dev) {
   PlanRoom r;
-  const int ctas =
-      static_cast<int>(std::min<int64_t>(items, p.persistent_ctas > 0 ? p.persistent_ctas : sparrow::cuda::sm_count()));
+  const int ctas = sm90_persistent_ctas(items, p.persistent_ctas);
   r.split.slots = p.split_chunk < 0 ? 0 : sm90_plan_slots(ctas);
   r.split.chunk = p.split_chunk;
   r.split.head_major = head_major;

@@ -498,7 +498,7 @@ void launch(const Sm90Forward& f, cudaStream_t stream) {
                 ") must be positive and even (bf16 pairs are stored) with rows ≥ d = ", f.d);
   // Persistent: as many CTAs as SMs (one fits an SM), the plan's entries handed out by the counter.
   const bool planned = f.work_counter != nullptr && f.plan.entries != nullptr;
-  const int ctas = f.work_counter == nullptr ? items : std::min(items, f.ctas > 0 ? f.ctas : sparrow::cuda::sm_count());
+  const int ctas = f.work_counter == nullptr ? items : sm90_persistent_ctas(items, f.ctas);
   if (f.work_counter != nullptr) SPARROW_CUDA_CHECK(cudaMemsetAsync(f.work_counter, 0, sizeof(int32_t), stream));
   if (planned && !f.plan.made) {
     Sm90PlanItems plan_items;

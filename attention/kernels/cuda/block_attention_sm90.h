@@ -119,6 +119,9 @@ void sm90_make_plan(const Sm90PlanItems& items, const Sm90Split& split, int ctas
 // CTAs of a combine kernel: each loops over the split items' 16-row groups (most plans split a few
 // items, or none; a grid of a CTA a slot would launch hundreds of CTAs that return at once).
 int sm90_combine_ctas();
+// CTAs of a persistent grid over `items` items: one an SM (one fits an SM), or `cap` when > 0
+// (SPARROW_SM90_PERSISTENT_CTAS), never more than the items. The plan and the launch both ask here.
+int sm90_persistent_ctas(int64_t items, int cap);
 // Launches the forward (d 64 or 128, no key_last); the caller has checked the shape.
 void sm90_forward(const Sm90Forward& f, cudaStream_t stream);
 // Launches the backward (nq, nk > 0): a dK/dV pass over key blocks (with dQ's sums when one pass),

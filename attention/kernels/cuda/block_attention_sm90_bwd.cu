@@ -950,11 +950,10 @@ void launch(const Sm90Backward& b, cudaStream_t stream) {
   // the plan's entries from the counter).
   const int dkdv_items = bh * nkb;
   const bool planned = b.work_counter != nullptr && b.plan.entries != nullptr;
-  const int dkdv_ctas =
-      b.work_counter == nullptr ? dkdv_items : std::min(dkdv_items, b.ctas > 0 ? b.ctas : sparrow::cuda::sm_count());
+  const int dkdv_ctas = b.work_counter == nullptr ? dkdv_items : sm90_persistent_ctas(dkdv_items, b.ctas);
   if (b.work_counter != nullptr) SPARROW_CUDA_CHECK(cudaMemsetAsync(b.work_counter, 0, sizeof(int32_t), stream));
-  // The plan is remade every call (one CTA, a few µs) rather than cached with the layout: it also
-  // depends on the group's heads, the CTA count and causality, and an adaptive layout changes anyway.
+  // Made here unless kept with a fixed layout from an earlier call (block_attention.cu,
+  // kept_with_layout); an adaptive layout changes every call, so its plan is made every call.
   if (planned && !b.plan.made) {
     Sm90PlanItems items;
     items.view = b.view;

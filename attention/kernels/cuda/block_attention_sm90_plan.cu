@@ -21,6 +21,8 @@
 // lengths from the layout one load at a time, 27–33 µs with them read once — one CTA's passes and
 // barriers are latency-bound either way, which is why a fixed layout keeps its plans
 // (DeviceLayout::kept) and a training step makes none.
+#include <algorithm>
+
 #include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
 
@@ -141,5 +143,9 @@ void sm90_make_plan(const Sm90PlanItems& items, const Sm90Split& split, int ctas
 }
 
 int sm90_combine_ctas() { return 2 * sparrow::cuda::sm_count(); }
+
+int sm90_persistent_ctas(int64_t items, int cap) {
+  return static_cast<int>(std::min<int64_t>(items, cap > 0 ? cap : sparrow::cuda::sm_count()));
+}
 
 }  // namespace sparrow::attn::cuda
