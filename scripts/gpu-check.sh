@@ -5,13 +5,7 @@
 #   GPU_CHECK_TESTS=all|gpu|none   (default gpu)    GPU_CHECK_BENCH=1 runs bench/gpu_bench.sh
 set -uo pipefail
 out=${OUT:-$PWD/gpu-out}; mkdir -p "$out"
-D=$PWD/.deps/usr; L=$D/lib/x86_64-linux-gnu
-export LD_LIBRARY_PATH=$L:${LD_LIBRARY_PATH:-}
-# The training tests read Debian's dict-gcide, which the GPU host lacks: carry a copy in
-# .deps/corpus/ (cp /usr/share/dictd/gcide.dict.dz .deps/corpus/) and the tests take it from there.
-if [[ ! -f /usr/share/dictd/gcide.dict.dz && -f $PWD/.deps/corpus/gcide.dict.dz ]]; then
-  export SPARROW_TEST_CORPUS=$PWD/.deps/corpus/gcide.dict.dz
-fi
+source "$(dirname "$0")/gpu-env.sh"  # D, L, LD_LIBRARY_PATH, SPARROW_TEST_CORPUS
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/card.txt"
 t0=$(date +%s)
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH=$D -DCMAKE_LIBRARY_PATH=$L \

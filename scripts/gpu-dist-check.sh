@@ -25,11 +25,7 @@ deadline=${GPU_DIST_DEADLINE:-560}
 left() { echo $(( deadline - ($(date +%s) - t0) )); }
 parts=${GPU_DIST_PARTS:-test dp cp weak}
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-D=$PWD/.deps/usr; L=$D/lib/x86_64-linux-gnu
-export LD_LIBRARY_PATH=$L:${LD_LIBRARY_PATH:-}
-if [[ ! -f /usr/share/dictd/gcide.dict.dz && -f $PWD/.deps/corpus/gcide.dict.dz ]]; then
-  export SPARROW_TEST_CORPUS=$PWD/.deps/corpus/gcide.dict.dz
-fi
+source "$(dirname "$0")/gpu-env.sh"  # D, L, LD_LIBRARY_PATH, SPARROW_TEST_CORPUS
 corpus=${SPARROW_TEST_CORPUS:-/usr/share/dictd/gcide.dict.dz}
 export SPARROW_TEST_CORPUS=$corpus SPARROW_DIST_TRAIN_DEVICE=${SPARROW_DIST_TRAIN_DEVICE:-cpu}  # mpirun -x needs them set
 G=$(nvidia-smi --query-gpu=name --format=csv,noheader | wc -l)

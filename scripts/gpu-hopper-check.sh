@@ -37,8 +37,7 @@ deadline=${HOPPER_DEADLINE:-280}
 left() { echo $(( deadline - ($(date +%s) - t0) )); }
 parts=${HOPPER_PARTS:-test memcheck sass bench adaptive flex}
 huge_n=${HOPPER_HUGE_N:-4194304}
-D=$PWD/.deps/usr; L=$D/lib/x86_64-linux-gnu
-export LD_LIBRARY_PATH=$L:${LD_LIBRARY_PATH:-}
+source "$(dirname "$0")/gpu-env.sh"  # D, L, LD_LIBRARY_PATH, SPARROW_TEST_CORPUS
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$out/card.txt"
 [[ -d .deps/usr ]] || echo "WARNING: .deps/usr missing (run scripts/gpu-deps.sh where apt works, and carry .deps)"
 ls -d .deps/cutlass-*/include >/dev/null 2>&1 || echo "WARNING: no .deps/cutlass-*: the sm_90a kernel is not built"

@@ -18,8 +18,7 @@ out=${OUT:-$PWD/gpu-out}; mkdir -p "$out"
 t0=$(date +%s)
 deadline=${GPU_STUDY_DEADLINE:-540}
 left() { echo $(( deadline - ($(date +%s) - t0) )); }
-D=$PWD/.deps/usr; L=$D/lib/x86_64-linux-gnu
-export LD_LIBRARY_PATH=$L:${LD_LIBRARY_PATH:-}
+source "$(dirname "$0")/gpu-env.sh"  # D, L, LD_LIBRARY_PATH, SPARROW_TEST_CORPUS
 # scripts/sweep reads YAML with PyYAML; hosts without it get Debian's pure-Python copy from .deps.
 python3 -c 'import yaml' 2>/dev/null || export PYTHONPATH=$PWD/.deps/pylib${PYTHONPATH:+:$PYTHONPATH}
 python3 -c 'import yaml' || { echo "no PyYAML (carry .deps/pylib)"; exit 1; }

@@ -246,12 +246,19 @@ TEST(AttentionSm90Gpu, ForwardMatchesCpuAndMma) {
     // each: the Q buffers and the rings wrap across rows). With rows split into chunks of 1 or 2
     // blocks (many chunks, merged by fwd_combine_kernel; 3 CTAs: 12 slots, so the plan widens the
     // chunks to fit) the same bits twice, and O and LSE within tolerance below.
+    // The rows head by head (the default) or with the heads fastest (SPARROW_SM90_FWD_ORDER=rows):
+    // the order changes which CTA takes a row, never a row's arithmetic.
     for (const char* ctas : {"", "3"}) {
       setenv("SPARROW_SM90_PERSISTENT_CTAS", ctas, 1);
       setenv("SPARROW_SM90_SPLIT", "off", 1);
-      BlockAttentionForward fp = forward_with("sm90", q, k, v, a);
-      EXPECT_TRUE(fp.out.to_vector() == os && fp.lse.to_vector() == ls)
-          << "persistent forward (" << (*ctas ? ctas : "SM count") << " CTAs) differs from the grid of a CTA a row";
+      for (const char* order : {"heads", "rows"}) {
+        setenv("SPARROW_SM90_FWD_ORDER", order, 1);
+        BlockAttentionForward fp = forward_with("sm90", q, k, v, a);
+        EXPECT_TRUE(fp.out.to_vector() == os && fp.lse.to_vector() == ls)
+            << "persistent forward (" << (*ctas ? ctas : "SM count") << " CTAs, " << order
+            << " order) differs from the grid of a CTA a row";
+      }
+      unsetenv("SPARROW_SM90_FWD_ORDER");
       for (const char* chunk : {"1", "2"}) {
         SCOPED_TRACE(::testing::Message() << "rows split into chunks of " << chunk << " blocks, CTAs: " << ctas);
         setenv("SPARROW_SM90_SPLIT", chunk, 1);

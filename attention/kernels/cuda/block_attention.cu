@@ -61,7 +61,8 @@ constexpr bool kSm90ByDefault = true;  // verified on an H100: tests/gpu/attenti
 // K and V read from shared memory by every score GEMM at D 64, as before session 16; for
 // comparison), "sm90_bwd_kv2" (the one pass at D 64 with two K/V buffers, so that a column's K
 // and V load while the previous column's tiles run: the per-column wait that bounds the 1 % cells,
-// HOPPER_NOTES "Next" 2; written without a GPU, opt-in until measured); unset,
+// HOPPER_NOTES "Next" 2; on an H100 1.03–1.06× f+b at 1 %, neutral at 5–10 % and in training:
+// opt-in); unset,
 // SPARROW_BLOCK_ATTN_KERNEL=mma picks mma.sync. At D 64 the one pass holds K
 // and V in registers as the score GEMMs' A operands: 1.01–1.04× f+b in each of six runs on an H100
 // (bigbird 64K, 5 and 10 %, causal and not; bench/RESULTS.md, session 16).
@@ -325,14 +326,17 @@ void launch_fwd_sm90(const Problem& p, const Tensor& q, const Tensor& k, const T
     work_counter = empty({1}, DType::I32, q.device());
     f.work_counter = work_counter.data<int32_t>();
     f.ctas = p.persistent_ctas;
-    // The rows not split or long in item order: under causality the later rows first, the heads
-    // fastest (the order measured with the persistent grid, bench/RESULTS.md session 13).
-    // SPARROW_SM90_FWD_ORDER=heads: head by head instead, as the dK/dV pass takes its columns
-    // (HOPPER_NOTES "Next": a row's random key blocks then come from one head's K and V in L2;
-    // unmeasured, opt-in); "rows" the default.
+    // The rows not split or long head by head (under causality each head's later rows first), as
+    // the dK/dV pass takes its columns: the CTAs at work at once then share one head's K and V in
+    // L2 rather than reading every head's. On an H100 (bench/RESULTS.md, session 17) forwards up
+    // to 1.37× faster (256K D 128 causal 10 %: 65.5 → 47.6 ms), f+b 1.01–1.08× in 15 of 18 cells
+    // at 5–10 %; it lost 1–2 % at 64K D 64 bigbird 10 % non-causal, and the 1 % cells were within
+    // ±0.5 %. SPARROW_SM90_FWD_ORDER=rows: query block-major with the heads fastest, the order
+    // before (for comparison); "heads" the default.
     const char* o = std::getenv("SPARROW_SM90_FWD_ORDER");
-    const bool by_rows = o == nullptr || *o == '\0' || std::strcmp(o, "rows") == 0;
-    SPARROW_CHECK(by_rows || std::strcmp(o, "heads") == 0, "SPARROW_SM90_FWD_ORDER=", o, ": expected rows or heads");
+    const bool by_rows = o != nullptr && std::strcmp(o, "rows") == 0;
+    SPARROW_CHECK(by_rows || o == nullptr || *o == '\0' || std::strcmp(o, "heads") == 0, "SPARROW_SM90_FWD_ORDER=", o,
+                  ": expected heads or rows");
     plan = plan_room(p, f.view, f.bh, f.bh * ((p.nq + kSm90Block - 1) / kSm90Block), true, sm90_fwd_chunk_floats(p.d),
                      !by_rows, q.device());
     f.plan = plan.split;

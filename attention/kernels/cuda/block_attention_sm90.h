@@ -28,8 +28,8 @@ constexpr int kSm90Block = 128;  // query rows per CTA = keys per tile = the lay
 //
 // Order: first the split items' chunks, then the other long items (longer than a quarter of a
 // CTA's share: started last, one would leave the grid waiting on its CTA), then the rest — head by
-// head (head_major; the dK/dV pass: its CTAs then share one head's Q, dO and dQ sums in L2) or in
-// item order (the forward: causal rows latest-first, the heads fastest).
+// head (head_major, both passes' default: the CTAs then share one head's K and V, or Q, dO and the
+// dQ sums, in L2) or in item order (forward rows: causal rows latest-first, the heads fastest).
 constexpr int kSm90SlotsPerCta = 4;
 struct Sm90Split {
   int32_t* entries = nullptr;  // room for plan_ints(items, slots) (block_attention_sm90_items.cuh)

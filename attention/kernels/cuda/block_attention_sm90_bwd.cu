@@ -306,8 +306,8 @@ __device__ float* dq_stage(SmemT& ss, int i) {
 // P = 2^(S·c − LSE₂) is taken by exp2_ftz, without exp2f's subnormal handling (a compare and two
 // multiplies a score): backwards 1.01–1.24× faster on an H100 (bench/RESULTS.md, 2026-12-06).
 //
-// kTurns (one pass only; SPARROW_BLOCK_ATTN_BWD=sm90_bwd_pingpong, written 2026-12-06 without a
-// GPU, opt-in until measured): the consumer warpgroups issue their GEMM batches in strict
+// kTurns (one pass only; SPARROW_BLOCK_ATTN_BWD=sm90_bwd_pingpong, opt-in: within noise on an
+// H100, HOPPER_NOTES "Next" 1): the consumer warpgroups issue their GEMM batches in strict
 // alternation — scores of tile t by warpgroup 0, then 1, then the dK/dV batch by 0, then 1 — as the
 // forward's ping-pong does, so one warpgroup's elementwise work (P, dS, the dS and dQᵀ stores)
 // runs while the tensor cores work through the other's GEMMs. Warpgroup c waits on turn barrier
