@@ -320,8 +320,8 @@ TEST(AttentionSm90Gpu, ForwardMatchesCpuAndMma) {
 // on the same rounded inputs), given one forward's O and LSE: every pattern at block 128, dense,
 // causal and not, ragged N, B 2, H 3, D 64 and 128; the one pass also over head groups and with its
 // GEMMs in turns (sm90_bwd_pingpong), with K and V read from shared memory (sm90_bwd_smem; the one pass
-// holds them in registers at D 64) and with two K/V buffers (sm90_bwd_kv2). dQ, dK and dV land in poisoned
-// memory, so an element the kernels skip fails; the deterministic one gives the same bits twice.
+// holds them in registers at D 64, in two K/V buffers) and with one K/V buffer (sm90_bwd_kv1). dQ, dK and dV land in
+// poisoned memory, so an element the kernels skip fails; the deterministic one gives the same bits twice.
 TEST(AttentionSm90Gpu, BackwardMatchesCpuAndMma) {
   SPARROW_REQUIRE_GPU();
 #ifdef SPARROW_WITH_CUDA
@@ -401,10 +401,10 @@ TEST(AttentionSm90Gpu, BackwardMatchesCpuAndMma) {
                               {"sm90_onepass", 3, "3", "2"},
                               {"sm90_deterministic", 0, "", "2"},
                               {"sm90_bwd_smem", 0, "3", "1"},
-                              // two K/V buffers (D 64; else the default one pass)
-                              {"sm90_bwd_kv2", 0},
-                              {"sm90_bwd_kv2", 3, "3"},
-                              {"sm90_bwd_kv2", 0, "", "1"}}) {
+                              // one K/V buffer (D 64; else the default one pass)
+                              {"sm90_bwd_kv1", 0},
+                              {"sm90_bwd_kv1", 3, "3"},
+                              {"sm90_bwd_kv1", 0, "", "1"}}) {
       SCOPED_TRACE(::testing::Message() << rows << " (batch·head) rows a launch (0: all)"
                                         << (ctas ? " persistent, CTAs: " : "") << (ctas ? ctas : "")
                                         << ", split: " << split);

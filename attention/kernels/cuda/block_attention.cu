@@ -59,13 +59,13 @@ constexpr bool kSm90ByDefault = true;  // verified on an H100: tests/gpu/attenti
 // "sm90_onepass", "sm90_deterministic", "sm90_bwd_pingpong" (the one pass with its consumer
 // warpgroups' GEMMs in turns; within noise on an H100, opt-in), "sm90_bwd_smem" (the one pass with
 // K and V read from shared memory by every score GEMM at D 64, as before session 16; for
-// comparison), "sm90_bwd_kv2" (the one pass at D 64 with two K/V buffers, so that a column's K
-// and V load while the previous column's tiles run: the per-column wait that bounds the 1 % cells,
-// HOPPER_NOTES "Next" 2; on an H100 1.03–1.06× f+b at 1 %, neutral at 5–10 % and in training:
-// opt-in); unset,
-// SPARROW_BLOCK_ATTN_KERNEL=mma picks mma.sync. At D 64 the one pass holds K
+// comparison), "sm90_bwd_kv1" (K and V in registers with one K/V buffer, as in session 16; for
+// comparison); unset, SPARROW_BLOCK_ATTN_KERNEL=mma picks mma.sync. At D 64 the one pass holds K
 // and V in registers as the score GEMMs' A operands: 1.01–1.04× f+b in each of six runs on an H100
-// (bigbird 64K, 5 and 10 %, causal and not; bench/RESULTS.md, session 16).
+// (bigbird 64K, 5 and 10 %, causal and not; bench/RESULTS.md, session 16); and it keeps two K/V
+// buffers, so that a column's K and V load while the previous column's tiles run (the per-column
+// wait of the 1 % cells, HOPPER_NOTES "Next" 2): on an H100 1.03–1.08× f+b at 1–3 % (bigbird and
+// local 64K, 16K), 0.99–1.02× at 5–10 % and the same step time in training (session 17).
 // The one pass runs over head groups whose f32 sums stay within kSm90DqSumsCap bytes
 // (SPARROW_SM90_DQ_SUMS_CAP overrides it; sm90_onepass_group), and the two passes serve where one
 // head's sums alone exceed it (past about 7.4M tokens at D 64, 3.7M at D 128, with the 2 GiB cap).
@@ -366,7 +366,7 @@ struct Sm90BwdPlan {
   int64_t rows = 0;
   bool turns = false;            // one pass: sm90_bwd_pingpong
   bool kv_in_registers = false;  // one pass at D 64, unless sm90_bwd_smem or the turns
-  int kv_buffers = 1;            // ... 2: sm90_bwd_kv2
+  int kv_buffers = 1;            // ... 2 with K and V in registers, unless sm90_bwd_kv1
 };
 
 Sm90BwdPlan sm90_backward_plan(const Problem& p, int64_t nq_pad) {
@@ -374,19 +374,19 @@ Sm90BwdPlan sm90_backward_plan(const Problem& p, int64_t nq_pad) {
   const int64_t bh = p.b * p.h, rows = sm90_onepass_rows(p, nq_pad);
   // The two passes where one head's sums exceed the cap.
   const bool one_pass = rows > 0;
-  const Sm90BwdPlan grouped =
-      one_pass ? Sm90BwdPlan{Sm90Bwd::kOnePass, rows, false, p.d == 64} : Sm90BwdPlan{Sm90Bwd::kTwoPass, bh};
+  const Sm90BwdPlan grouped = one_pass ? Sm90BwdPlan{Sm90Bwd::kOnePass, rows, false, p.d == 64, p.d == 64 ? 2 : 1}
+                                       : Sm90BwdPlan{Sm90Bwd::kTwoPass, bh};
   const Sm90BwdPlan two_pass{Sm90Bwd::kTwoPass, bh};
   if (const char* b = std::getenv("SPARROW_BLOCK_ATTN_BWD"); b != nullptr && *b != '\0') {
     if (std::strcmp(b, "sm90") == 0 || std::strcmp(b, "sm90_onepass") == 0) return grouped;
     if (std::strcmp(b, "sm90_deterministic") == 0) return two_pass;
     if (std::strcmp(b, "sm90_bwd_pingpong") == 0) return Sm90BwdPlan{grouped.kind, grouped.rows, one_pass, false};
     if (std::strcmp(b, "sm90_bwd_smem") == 0) return Sm90BwdPlan{grouped.kind, grouped.rows, false, false};
-    if (std::strcmp(b, "sm90_bwd_kv2") == 0)
-      return Sm90BwdPlan{grouped.kind, grouped.rows, false, grouped.kv_in_registers, grouped.kv_in_registers ? 2 : 1};
+    if (std::strcmp(b, "sm90_bwd_kv1") == 0)
+      return Sm90BwdPlan{grouped.kind, grouped.rows, false, grouped.kv_in_registers};
     SPARROW_CHECK(std::strcmp(b, "mma") == 0, "SPARROW_BLOCK_ATTN_BWD=", b,
                   ": expected mma, sm90, sm90_onepass, sm90_deterministic, sm90_bwd_pingpong, sm90_bwd_smem or "
-                  "sm90_bwd_kv2");
+                  "sm90_bwd_kv1");
     return {};
   }
   const char* e = std::getenv("SPARROW_BLOCK_ATTN_KERNEL");
