@@ -24,7 +24,7 @@
 #   HOPPER_STB_DIR=dir   a folder holding stb/*.h (the GPU host has no libstb-dev; .deps/usr neither)
 #   HOPPER_CAUSAL="no yes"  which masks to time (default both)
 #   HOPPER_KERNELS="sm90 mma"  which kernels bench times (default both); sm90_onepass,
-#                sm90_deterministic, sm90_bwd_pingpong and sm90_bwd_smem: the sm_90a forward with that backward
+#                sm90_deterministic, sm90_bwd_pingpong, sm90_bwd_smem and sm90_bwd_kv1: the sm_90a forward with that backward
 #                (SPARROW_BLOCK_ATTN_BWD); sm90 runs the forward and dK/dV pass on the persistent
 #                grid, sm90_grid on a grid of one CTA an item
 #   HOPPER_SKIP_BUILD=1  reuse build-gpu as it is (built by scripts/gpu-check.sh in the same call)
@@ -105,9 +105,9 @@ if [[ $parts == *bench* ]]; then
     for kern in ${HOPPER_KERNELS:-sm90 mma}; do
       [[ $(left) -lt 20 ]] && { echo "bench: out of time at $pat N=$N D=$Dh s=$s"; break 6; }
       # kernel names: mma, sm90 (forwards; the default backward) and sm90_onepass,
-      # sm90_deterministic, sm90_bwd_pingpong, sm90_bwd_smem (the sm90 forward with that backward)
+      # sm90_deterministic, sm90_bwd_pingpong, sm90_bwd_smem, sm90_bwd_kv1 (the sm90 forward with that backward)
       fwd=$kern bwd=${SPARROW_BLOCK_ATTN_BWD:-}
-      case $kern in sm90_onepass | sm90_deterministic | sm90_bwd_pingpong | sm90_bwd_smem)
+      case $kern in sm90_onepass | sm90_deterministic | sm90_bwd_pingpong | sm90_bwd_smem | sm90_bwd_kv1)
         [[ -n ${bwd_failed:-} ]] && continue
         fwd=sm90 bwd=$kern ;;
       esac
