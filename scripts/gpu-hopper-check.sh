@@ -13,7 +13,7 @@
 #                SPARROW_ADAPTIVE_SELECT; huge: 99 % bigbird fwd+bwd at HOPPER_HUGE_N tokens, H 16,
 #                D 64, causal, with its peak device memory — #13's 4M-tokens-within-80-GB cell)
 #   ab: A/B of environment settings, each run in turn on every case (bench_attention, same call):
-#   HOPPER_AB_VARIANTS="default SPARROW_SM90_SPLIT=off SPARROW_BLOCK_ATTN_BWD=sm90_bwd_kv1"  (space-
+#   HOPPER_AB_VARIANTS="default SPARROW_SM90_FWD_ORDER=rows SPARROW_BLOCK_ATTN_BWD=sm90_bwd_kv1"  (space-
 #                separated; "default" sets nothing; A=x,B=y sets two)
 #   HOPPER_AB_CASES="bigbird 65536 16 64 0.99 _,bigbird 65536 16 64 0.99 --causal"  (comma-separated
 #                "pattern N H D sparsity causal" entries; "_" for not causal)
@@ -185,7 +185,7 @@ if [[ $parts == *ncu* ]]; then
 fi
 if [[ $parts == *ab* ]]; then
   # Variants alternate within a case, so a drifting clock touches them alike; ratios to the first.
-  read -ra ab_variants <<< "${HOPPER_AB_VARIANTS:-default SPARROW_SM90_SPLIT=off SPARROW_BLOCK_ATTN_BWD=sm90_bwd_kv1}"
+  read -ra ab_variants <<< "${HOPPER_AB_VARIANTS:-default SPARROW_SM90_FWD_ORDER=rows SPARROW_BLOCK_ATTN_BWD=sm90_bwd_kv1}"
   IFS=, read -ra ab_cases <<< "${HOPPER_AB_CASES:-bigbird 65536 16 64 0.99 _,bigbird 65536 16 64 0.99 --causal,bigbird 65536 16 128 0.99 --causal,local 65536 16 64 0.99 _,bigbird 16384 16 64 0.99 _,bigbird 16384 16 64 0.95 _,bigbird 4096 16 64 0.90 _,bigbird 65536 12 64 0.95 --causal,bigbird 65536 16 64 0.90 _}"
   for c in "${ab_cases[@]}"; do
     set -- $c
