@@ -36,9 +36,14 @@ double estimate_step_bytes(const Config& cfg, Device dev) {
   const double params = V * d * (cfg.model.tied_embeddings ? 1 : 2) + L * (4 * d * d + 2 * d * hidden + 9 * d + hidden);
   const double tokens = double(cfg.train.batch_size) * double(cfg.train.seq_len);
   const double elem = cfg.train.dtype == "bf16" ? 2.0 : 4.0;
-  const double whole_block = (12.0 * d + 2.0 * hidden) * elem;  // saved activations of one block, per token
-  // train.recompute_chunk: a block keeps attention's q, k, v, output and the two chunked segments'
-  // inputs (6·d a token) whole, and one chunk's token-wise activations at a time.
+  // What one block's forward keeps for its backward, a token: its input and norm1's output (the
+  // norm's and the qkv projection's inputs), q, k, v (rope_heads keeps nothing), attention's
+  // output (the out projection's input too), h and norm2's output, and the MLP's pre- and
+  // post-activation (mlp_gelu; fc and silu keep the same): 8·d + 2·hidden values. Dropout's masks,
+  // when on, come on top.
+  const double whole_block = (8.0 * d + 2.0 * hidden) * elem;
+  // train.recompute_chunk: a block keeps its input, q, k, v, attention's output and h (the chunked
+  // segments' inputs: 6·d a token) whole, and one chunk's token-wise activations at a time.
   const double chunk = double(cfg.train.recompute_chunk);
   const bool chunked = chunk > 0 && chunk < double(cfg.train.seq_len);
   const double per_layer_token = chunked ? 6.0 * d * elem : whole_block;

@@ -7,7 +7,7 @@
 namespace sparrow::train {
 
 // Bytes a training step on `dev` needs, roughly: parameters, gradients and AdamW state (16 B/param),
-// saved activations (12·d + 2·hidden values per token per layer, or one layer's worth plus each
+// saved activations (8·d + 2·hidden values per token per layer, or one layer's worth plus each
 // block's input under recompute), the gradients in flight through one block's backward (6·d a
 // token) with attention's f32 dQ sums on a GPU, and one chunk of the head's logits with their
 // gradient. Checked against the peaks of bench/gpt12.yaml on an H100 (tests/train/memory_test.cpp).
