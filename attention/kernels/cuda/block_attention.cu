@@ -132,6 +132,16 @@ enum class Kept : int64_t { kFwdLists, kPlanRows, kPlanColumns };
 struct KeptBuffer {
   std::shared_ptr<DeviceBuffer> buffer;
   bool made = false;
+  std::shared_ptr<const DeviceLayout> layout;
+  std::vector<int64_t> key;
+  // A buffer this call fills (made false) joins the layout only once the kernel that fills it is
+  // queued: a call that throws before then (a failed check or launch) leaves nothing half-made
+  // for a later call to take as made.
+  void keep() const {
+    if (made || !buffer) return;
+    std::lock_guard<std::mutex> lock(layout->kept_mu);
+    layout->kept.emplace(key, buffer);  // ahead of every later use on the stream
+  }
 };
 KeptBuffer kept_with_layout(const Problem& p, std::vector<int64_t> key, int64_t bytes) {
   KeptBuffer r;
@@ -139,15 +149,18 @@ KeptBuffer kept_with_layout(const Problem& p, std::vector<int64_t> key, int64_t 
   key.push_back(sparrow::cuda::current_device());
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   SPARROW_CUDA_CHECK(cudaStreamIsCapturing(sparrow::cuda::stream(), &capture));
-  std::lock_guard<std::mutex> lock(p.layout_hold->kept_mu);
-  auto& kept = p.layout_hold->kept;
-  if (auto it = kept.find(key); it != kept.end()) {
-    r.buffer = it->second;
-    r.made = true;
-  } else if (capture == cudaStreamCaptureStatusNone) {
-    r.buffer = std::make_shared<DeviceBuffer>(static_cast<size_t>(bytes), sparrow::cuda::current_device());
-    kept.emplace(std::move(key), r.buffer);  // filled by this call's kernel, ahead of every later use on the stream
+  {
+    std::lock_guard<std::mutex> lock(p.layout_hold->kept_mu);
+    if (auto it = p.layout_hold->kept.find(key); it != p.layout_hold->kept.end()) {
+      r.buffer = it->second;
+      r.made = true;
+      return r;
+    }
   }
+  if (capture != cudaStreamCaptureStatusNone) return r;
+  r.buffer = std::make_shared<DeviceBuffer>(static_cast<size_t>(bytes), sparrow::cuda::current_device());
+  r.layout = p.layout_hold;
+  r.key = std::move(key);
   return r;
 }
 
@@ -155,10 +168,10 @@ KeptBuffer kept_with_layout(const Problem& p, std::vector<int64_t> key, int64_t 
 // `view` the launch's layout view, offset to its head group) on the launch's CTAs, and its chunk
 // slots of `chunk_floats` each; kept alive by the returned holders until the kernels are queued.
 // Over a fixed layout the plan is made once and kept with the layout (kept_with_layout): `made`
-// then says the entries already hold it.
+// then says the entries already hold it; the launcher calls kept.keep() once the kernels are queued.
 struct PlanRoom {
   Tensor scratch, partial;
-  std::shared_ptr<DeviceBuffer> kept;
+  KeptBuffer kept;
   Sm90Split split;
 };
 PlanRoom plan_room(const Problem& p, const LayoutView& view, int64_t bh, int64_t items, bool rows, int64_t chunk_floats,
@@ -169,15 +182,14 @@ PlanRoom plan_room(const Problem& p, const LayoutView& view, int64_t bh, int64_t
   r.split.chunk = p.split_chunk;
   r.split.head_major = head_major;
   const int64_t ints = plan_ints(items, r.split.slots);
-  const KeptBuffer kept = kept_with_layout(
+  r.kept = kept_with_layout(
       p,
       {static_cast<int64_t>(rows ? Kept::kPlanRows : Kept::kPlanColumns), bh, p.h, p.nq, p.nk, p.geo.causal, ctas,
        p.split_chunk, head_major, reinterpret_cast<int64_t>(view.row_ptr), reinterpret_cast<int64_t>(view.col_ptr)},
       ints * 4);
-  r.kept = kept.buffer;
-  r.split.made = kept.made;
-  if (r.kept) {
-    r.split.entries = static_cast<int32_t*>(r.kept->data());
+  r.split.made = r.kept.made;
+  if (r.kept.buffer) {
+    r.split.entries = static_cast<int32_t*>(r.kept.buffer->data());
   } else {
     r.scratch = empty({ints}, DType::I32, dev);
     r.split.entries = r.scratch.data<int32_t>();
@@ -315,8 +327,10 @@ void launch_fwd_sm90(const Problem& p, const Tensor& q, const Tensor& k, const T
       lists_scratch = empty({ints}, DType::I32, q.device());
       lists = lists_scratch.data<int32_t>();
     }
-    if (!lists_kept.made)
+    if (!lists_kept.made) {
       sm90_build_lists(p.view, p.nq, p.nk, p.geo.causal, lists, lists + entries, sparrow::cuda::stream());
+      lists_kept.keep();
+    }
     f.lists = lists;
     f.counts = lists + entries;
   }
@@ -342,6 +356,7 @@ void launch_fwd_sm90(const Problem& p, const Tensor& q, const Tensor& k, const T
     f.plan = plan.split;
   }
   sm90_forward(f, sparrow::cuda::stream());
+  plan.kept.keep();
 }
 
 double sm90_dq_sums_cap() {
@@ -456,6 +471,7 @@ void launch_bwd_sm90(const Sm90BwdPlan& plan, const Problem& p, const Tensor& q,
       b.plan = plan.split;
     }
     sm90_backward(b, sparrow::cuda::stream());
+    plan.kept.keep();
   }
 }
 
