@@ -6,6 +6,7 @@
 #include <sstream>
 #include <string>
 
+#include "attention/kernels/block_attention.h"
 #include "framework/core/storage.h"
 #include "models/transformer.h"
 #include "train/progress.h"
@@ -39,8 +40,8 @@ double estimate_step_bytes(const Config& cfg, Device dev) {
   // What one block's forward keeps for its backward, a token: its input and norm1's output (the
   // norm's and the qkv projection's inputs), q, k, v (rope_heads keeps nothing), attention's
   // output (the out projection's input too), h and norm2's output, and the MLP's pre- and
-  // post-activation (mlp_gelu; fc and silu keep the same): 8·d + 2·hidden values. Dropout's masks,
-  // when on, come on top.
+  // post-activation (mlp_gelu; fc and silu keep the same): 8·d + 2·hidden values. Dropout keeps
+  // no masks: its backward redraws them from the generator's counter (framework/ops/dropout.cpp).
   const double whole_block = (8.0 * d + 2.0 * hidden) * elem;
   // train.recompute_chunk: a block keeps its input, q, k, v, attention's output and h (the chunked
   // segments' inputs: 6·d a token) whole, and one chunk's token-wise activations at a time.
@@ -56,12 +57,14 @@ double estimate_step_bytes(const Config& cfg, Device dev) {
   const double logits = chunk_rows * V * (4.0 + elem) * 2.0 + tokens * 8.0;
   // The peak of the backward, inside one block: besides what it saved (or, under recompute,
   // replayed), the gradients of its output, of the residual stream, of attention's output and of
-  // q, k, v are alive at once (6·d a token) while attention's backward runs; on a GPU that
-  // backward also sums dQ in f32 (d values a token, 4 bytes each; the block-sparse kernels take
-  // the heads in groups of at most 2 GiB of sums, block_attention.cu). Left out, 2M tokens of
-  // bench/gpt12.yaml under recompute were estimated at 57 GiB and peaked at 78.3 on an H100.
+  // q, k, v are alive at once (6·d a token) while attention's backward runs, with what that
+  // backward holds besides (on a GPU, the block-sparse kernels' f32 dQ sums, taken over groups of
+  // heads of at most 2 GiB). Left out, 2M tokens of bench/gpt12.yaml under recompute were
+  // estimated at 57 GiB and peaked at 78.3 on an H100.
   const double in_flight = tokens * 6.0 * d * elem;
-  const double dq_sums = dev.is_cuda() ? std::min(tokens * d * 4.0, 2.0 * double(1 << 30)) : 0.0;
+  const int64_t heads = cfg.model.n_heads;
+  const double dq_sums = attn::block_attention_backward_scratch_bytes(
+      cfg.train.batch_size * heads, heads, cfg.train.seq_len, cfg.model.d_model / heads, dev);
   return params * 16.0 + saved + logits + in_flight + dq_sums;
 }
 

@@ -6,6 +6,7 @@
 
 #include "attention/kernels/cpu/block_attention.h"
 #include "attention/kernels/cuda/block_attention.h"
+#include "attention/kernels/cuda/sm90_dq_sums.h"
 #include "attention/kernels/qkv_checks.h"
 #include "framework/autograd/node.h"
 #include "framework/core/dispatch.h"
@@ -122,6 +123,10 @@ Tensor block_attention(const Tensor& q, const Tensor& k, const Tensor& v, const 
     BlockAttentionGrads gr = run_backward(qc, kc, vc, o_saved, lse, backward_rows(dout), a);
     return std::vector<Tensor>{gr.dq, gr.dk, gr.dv};
   });
+}
+
+double block_attention_backward_scratch_bytes(int64_t bh, int64_t heads, int64_t nq, int64_t d, Device device) {
+  return device.is_cuda() ? cuda::sm90_dq_sums_bytes(bh, heads, nq, d) : 0.0;
 }
 
 }  // namespace sparrow::attn

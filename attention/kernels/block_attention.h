@@ -58,4 +58,9 @@ BlockAttentionForward block_attention_forward(const Tensor& q, const Tensor& k, 
 BlockAttentionGrads block_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                                              const Tensor& lse, const Tensor& dout, const BlockAttentionArgs& args);
 
+// Bytes of device memory the backward holds besides its inputs, outputs and gradients, for B·H =
+// bh rows of nq queries at head size d: on a GPU, the sm_90a one pass's f32 dQ sums (at most 2 GiB
+// a launch, kernels/cuda/sm90_dq_sums.h); nothing on the CPU. For memory estimates (train/memory.cpp).
+double block_attention_backward_scratch_bytes(int64_t bh, int64_t heads, int64_t nq, int64_t d, Device device);
+
 }  // namespace sparrow::attn

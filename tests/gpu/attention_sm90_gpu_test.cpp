@@ -29,6 +29,7 @@
 
 #ifdef SPARROW_WITH_CUDA
 #include "attention/kernels/cuda/block_attention.h"
+#include "attention/kernels/cuda/block_attention_sm90.h"
 #include "framework/cuda/runtime.h"
 #endif
 
@@ -95,14 +96,64 @@ TEST(AttentionSm90Lists, OnePassHeadGroupsStayWithinTheCap) {
   using attn::cuda::sm90_dq_sums_floats;
   using attn::cuda::sm90_onepass_group;
   const double head = 4.0 * static_cast<double>(sm90_dq_sums_floats(1, 2097152, 64));
-  EXPECT_DOUBLE_EQ(head, 2097152.0 * 64 * 4.5);                            // 4.5 bytes per element of dQ: 604 MB
-  EXPECT_EQ(sm90_onepass_group(12, 12, 2097152, 64, 2.0 * (1 << 30)), 3);  // 2M tokens, gpt12: 4 launches
+  EXPECT_DOUBLE_EQ(head, 2097152.0 * 64 * 4);                              // 4 bytes per element of dQ: 537 MB
+  EXPECT_EQ(sm90_onepass_group(12, 12, 2097152, 64, 2.0 * (1 << 30)), 4);  // 2M tokens, gpt12: 3 launches
   EXPECT_EQ(sm90_onepass_group(16, 16, 65536, 64, 2.0 * (1 << 30)), 16);   // 64K: one launch
   EXPECT_EQ(sm90_onepass_group(2 * 6, 6, 1024, 64, 12 * head), 12);        // B 2 × H 6 at once
   EXPECT_EQ(sm90_onepass_group(2 * 6, 6, 2097152, 64, 5 * head), 3);       // 4 and 5 divide neither
   EXPECT_EQ(sm90_onepass_group(4 * 6, 6, 2097152, 64, 12 * head), 12);     // two batch elements a launch
   EXPECT_EQ(sm90_onepass_group(7, 7, 2097152, 64, 6.9 * head), 1);         // a prime head count
   EXPECT_EQ(sm90_onepass_group(16, 16, 2097152, 64, 0.5 * head), 0);       // the two passes
+}
+
+// The dQ sums' layout (sm90_dq_sums.h): each tile's D × 64 run holds every (column, row) once; an
+// aligned group of 4 rows stays 4 consecutive floats in order (the epilogue reads float4s); and a
+// warp's float2 stores of the staging copy (lanes: 8 columns × 4 row pairs, the wgmma accumulator's
+// order) take the fewest wavefronts, 2 (a bank serves one 4-byte word a wavefront).
+TEST(AttentionSm90Lists, DqSumsSwizzleIsABijectionWithTwoWavefrontStores) {
+  using attn::cuda::kSm90DqSumsRows;
+  using attn::cuda::sm90_dq_sums_at;
+  for (int d : {64, 128})
+    for (int64_t tile : {0, 3}) {
+      std::vector<int> seen(static_cast<size_t>(d) * kSm90DqSumsRows, 0);
+      const int64_t base = tile * d * kSm90DqSumsRows;
+      for (int col = 0; col < d; ++col)
+        for (int row = 0; row < kSm90DqSumsRows; ++row) {
+          const int64_t at = sm90_dq_sums_at(tile, d, col, row) - base;
+          ASSERT_GE(at, 0);
+          ASSERT_LT(at, static_cast<int64_t>(seen.size()));
+          ++seen[static_cast<size_t>(at)];
+          if (row % 4 != 0)
+            EXPECT_EQ(at, sm90_dq_sums_at(tile, d, col, row - 1) - base + 1) << col << " " << row;
+          else
+            EXPECT_EQ(at % 4, 0) << col << " " << row;
+        }
+      for (int n : seen) ASSERT_EQ(n, 1);
+    }
+  for (int c0 = 0; c0 < 64; c0 += 8)
+    for (int r0 = 0; r0 < 64; r0 += 8) {
+      std::vector<std::vector<int64_t>> words(32);  // bank → distinct words addressed
+      for (int lane = 0; lane < 32; ++lane)
+        for (int half = 0; half < 2; ++half) {
+          const int64_t w = sm90_dq_sums_at(0, 0, c0 + lane / 4, r0 + 2 * (lane % 4)) + half;
+          auto& b = words[static_cast<size_t>(w % 32)];
+          if (std::find(b.begin(), b.end(), w) == b.end()) b.push_back(w);
+        }
+      size_t wavefronts = 0;
+      for (const auto& b : words) wavefronts = std::max(wavefronts, b.size());
+      EXPECT_EQ(wavefronts, 2u) << "columns " << c0 << "+, rows " << r0 << "+";
+    }
+}
+
+// add_band's staging addresses follow the wgmma accumulator's thread layout (checked on the host,
+// from CuTe's partition of the same TiledMMA: no GPU needed).
+TEST(AttentionSm90Lists, BandAccumulatorLayoutIsAsTheStagingStoresAssume) {
+#ifdef SPARROW_WITH_CUDA
+  if (!attn::cuda::sm90_built()) GTEST_SKIP() << "built without CUTLASS: no sm_90a kernel";
+  EXPECT_TRUE(attn::cuda::sm90_band_layout_as_assumed());
+#else
+  GTEST_SKIP() << "built without CUDA: no sm_90a kernel";
+#endif
 }
 
 TEST(AttentionSm90Lists, ClassifyTileMatchesBruteForce) {

@@ -66,9 +66,9 @@ constexpr bool kSm90ByDefault = true;  // verified on an H100: tests/gpu/attenti
 // buffers, so that a column's K and V load while the previous column's tiles run (the per-column
 // wait of the 1 % cells, HOPPER_NOTES "Next" 2): on an H100 1.03–1.08× f+b at 1–3 % (bigbird and
 // local 64K, 16K), 0.99–1.02× at 5–10 % and the same step time in training (session 17).
-// The one pass runs over head groups whose f32 sums stay within kSm90DqSumsCap bytes
-// (SPARROW_SM90_DQ_SUMS_CAP overrides it; sm90_onepass_group), and the two passes serve where one
-// head's sums alone exceed it (past about 7.4M tokens at D 64, 3.7M at D 128, with the 2 GiB cap).
+// The one pass runs over head groups whose f32 sums stay within sm90_dq_sums_cap() bytes
+// (2 GiB; SPARROW_SM90_DQ_SUMS_CAP overrides it; sm90_dq_sums.h), and the two passes serve where one
+// head's sums alone exceed it (beyond 8M tokens at D 64, 4M at D 128, with the 2 GiB cap).
 // On an H100 (bench/RESULTS.md, 2026-12-06, "the one-pass sm_90a backward (v2) by default") the
 // one pass took fwd+bwd at 64K D 64 from 25.8 to 18.6 ms (local 10 %) and was faster in every
 // D 64 cell, 1.2–1.3× at 256K; at D 128 it won 6 of 8 cells (up to 1.22×) and lost the two
@@ -76,7 +76,6 @@ constexpr bool kSm90ByDefault = true;  // verified on an H100: tests/gpu/attenti
 // BackwardMatchesCpuAndMma's capped cases and took 1M tokens (H 16, D 64, 99 %, causal: 4
 // launches of 4 heads) from 343 to 260 ms fwd+bwd against the two passes (session 11).
 enum class Sm90Bwd { kNone, kOnePass, kTwoPass };
-constexpr double kSm90DqSumsCap = 2.0 * (1 << 30);
 
 bool device_is_sm90() {
   static std::mutex mu;
@@ -357,16 +356,6 @@ void launch_fwd_sm90(const Problem& p, const Tensor& q, const Tensor& k, const T
   }
   sm90_forward(f, sparrow::cuda::stream());
   plan.kept.keep();
-}
-
-double sm90_dq_sums_cap() {
-  const char* e = std::getenv("SPARROW_SM90_DQ_SUMS_CAP");
-  if (e == nullptr || *e == '\0') return kSm90DqSumsCap;
-  char* end = nullptr;
-  const double cap = std::strtod(e, &end);
-  SPARROW_CHECK(end != e && *end == '\0' && cap >= 0, "SPARROW_SM90_DQ_SUMS_CAP=", e,
-                ": expected bytes (a number >= 0)");
-  return cap;
 }
 
 // The one pass's (batch·head) rows per launch, or 0 for the two passes.

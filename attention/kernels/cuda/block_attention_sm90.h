@@ -127,5 +127,8 @@ void sm90_forward(const Sm90Forward& f, cudaStream_t stream);
 // Launches the backward (nq, nk > 0): a dK/dV pass over key blocks (with dQ's sums when one pass),
 // then a dQ pass over query blocks (two passes) or dQ from the sums (one pass).
 void sm90_backward(const Sm90Backward& b, cudaStream_t stream);
+// Whether the dK/dV pass's dQᵀ band accumulator is laid out across a warpgroup's threads as the
+// staging stores assume (block_attention_sm90_bwd.cu, add_band); host code, for the tests.
+bool sm90_band_layout_as_assumed();
 
 }  // namespace sparrow::attn::cuda

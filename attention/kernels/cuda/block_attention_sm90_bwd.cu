@@ -20,7 +20,7 @@
 // pass also forms each tile's dQ share, transposed so that D is the GEMM's M and splits between
 // the warpgroups (64 columns each at D = 128; at D = 64 they take alternate tiles):
 //       dQᵀ[:, q0 .. q0+64) += Kᵀ · dSᵀ         (wgmma, dSᵀ through shared memory, Kᵀ read MN-major)
-// staged in shared memory and added to f32 sums (dq_sums_at) by one bulk reduce-add a band, then
+// staged in shared memory and added to f32 sums (sm90_dq_sums_at) by one bulk reduce-add a band, then
 // converted to bf16 · scale after. Float addition in arrival order: not bit-reproducible from run
 // to run, hence both. Tiles are 64 wide along the streamed dimension so that the accumulators of
 // D = 128 fit: dK, dV 64 + 64, Sᵀ and dPᵀ 16 + 16 and dQᵀ 32 f32 registers a thread.
@@ -42,6 +42,7 @@ namespace sparrow::attn::cuda {
 void sm90_backward(const Sm90Backward&, cudaStream_t) {
   fail("block_attention: built without CUTLASS (no sm_90a kernel)");
 }
+bool sm90_band_layout_as_assumed() { return true; }  // no kernel to assume anything
 }  // namespace sparrow::attn::cuda
 
 #else
@@ -53,20 +54,14 @@ namespace sm90 {
 
 constexpr int kBlock = kSm90Block;  // keys per dK/dV CTA, query rows per dQ CTA
 constexpr int kHalf = 64;           // rows of a streamed tile (half a layout block)
-// The one-pass dQ sums, f32 [B·H · nq_pad/64 tiles][D][kSumsPitch]: each 64-row tile transposed
-// (dQᵀ, the order the dK/dV pass's accumulator holds), so that a warpgroup's 64-column band of a
-// tile is one contiguous run, added by a single bulk reduce. A column's 64 rows are padded to 72
-// floats: a warp's float2 stores into the staging copy (8 columns × 4 row pairs) then fall on
-// banks 8·column + row, all 32 of them (2 wavefronts; unpadded, 8), at offsets the compiler knows.
-// The pad is never read. dq_from_sums_kernel reads the sums back.
-constexpr int kSumsPitch = kSm90DqSumsPitch;
+// The one-pass dQ sums, f32 [B·H · nq_pad/64 tiles][D][64]: each 64-row tile transposed (dQᵀ, the
+// order the dK/dV pass's accumulator holds), so that a warpgroup's 64-column band of a tile is one
+// contiguous run, added by a single bulk reduce; rows swizzled within a column so that the staging
+// copy's float2 stores spread over the banks (sm90_dq_sums.h). dq_from_sums_kernel reads them back.
 // dS buffers of the one-pass dK/dV pass: a warpgroup writes tile t's while the other's wgmma may
 // still read tile t − 2's (the dQᵀ of tile t − 1 runs in tile t's batch; see dkdv_kernel).
 constexpr int kDsBuffers = 3;
-static_assert(kSumsPitch == kHalf + 8);
-__host__ __device__ constexpr int64_t dq_sums_at(int64_t tile, int d, int col, int row) {
-  return (tile * d + col) * kSumsPitch + row;
-}
+static_assert(kSm90DqSumsRows == kHalf);
 
 constexpr int kThreads = 384;  // producer warpgroup + 2 consumer warpgroups
 // Used only in sm_90a device code (maybe_unused: the sm_80 pass compiles the kernels empty).
@@ -106,10 +101,10 @@ struct Tiles {
 };
 
 // KVS: K/V buffers (1, or 2 so that the next column's K and V load while this one's tiles run;
-// room for a second only at D 64: 214 of 227 KiB in the one pass).
+// room for a second only at D 64: 210 of 227 KiB in the one pass).
 template <int D, bool kOnePass, int KVS = 1>
 struct DkdvCfg : Tiles<D> {
-  // D = 128, one pass: dS's and dQᵀ's buffers (48 + 36 KiB) leave room for two.
+  // D = 128, one pass: dS's and dQᵀ's buffers (48 + 32 KiB) leave room for two.
   static constexpr int kStages = D == 64 ? 4 : kOnePass ? 2 : 3;
   using SmemLayoutKV = typename Tiles<D>::SmemBlock;
   using SmemLayoutQ = typename Tiles<D>::template SmemHalves<kStages>;
@@ -154,7 +149,7 @@ struct DkdvCfg : Tiles<D> {
   struct SmemOnePass : Smem {
     array_aligned<Elt, cosize_v<SmemLayoutdS>, 1024> ds;
     // A warpgroup's dQᵀ band (64 columns × 64 rows, f32, DqSums order), read by one bulk reduce-add.
-    alignas(128) float dq[2][kBand * kSumsPitch];
+    alignas(128) float dq[2][kBand * kHalf];
   };
 };
 
@@ -248,7 +243,7 @@ __device__ __forceinline__ void score_gemm_pair(Mma& mma, const A1& a1, const B1
 }
 
 // Stages a warpgroup's dQᵀ band (64 columns × 64 rows f32, accumulator order) in `stage` and adds
-// it to `sums` (the band's 18 KiB run) by one bulk reduce-add. `stage` is free once the previous
+// it to `sums` (the band's 16 KiB run) by one bulk reduce-add. `stage` is free once the previous
 // band's reduce has read it: its issuer waits for that, then the warpgroup's barrier `bar`.
 template <class Acc, class Coords>
 __device__ __forceinline__ void add_band(Acc& acc, const Coords& crd_rc, float* stage, float* sums, int wg_thread,
@@ -257,19 +252,33 @@ __device__ __forceinline__ void add_band(Acc& acc, const Coords& crd_rc, float* 
   Tensor acc_rc = make_tensor(acc.data(), rowcol(acc.layout()));
   if (wg_thread == 0) tma_store_wait<0>();
   cutlass::arch::NamedBarrier::sync(128, bar);
+  // The wgmma accumulator of a 64 × 64 tile: a thread holds 2 columns of the band (rows of acc_rc,
+  // col0 and col0 + 8) × 8 row pairs (row0 + 8·b, b = c / 2), row0 < 8. With t = swizzle(col0) / 8,
+  // the same for both columns, sm90_dq_sums_at(0, 0, col0 + 8·a, row0 + 8·b) = col0·64 + row0 +
+  // 512·a + 8·(b & 4) + 8·((b & 3) ^ t): four offsets computed at run time, the rest immediates.
+  // Written out so because the compiler, given the XOR of the whole coordinates, hoisted 16
+  // addresses out of the main loop and spilled them at D 128 (64 bytes of spill stores; 16 with
+  // the four offsets hoisted instead, 4 with t from col0 kept live).
+  static_assert(decltype(size<0>(acc_rc))::value == 2 && decltype(size<1>(acc_rc))::value == 2 * kHalf / 8);
+  const int col0 = get<0>(crd_rc(0, 0)), row0 = get<1>(crd_rc(0, 0));
+  // t from the lane (col0 ≡ lane / 4 mod 4: sm90_band_layout_as_assumed), read here each band so
+  // that nothing beyond `base` stays live across the main loop for it.
+  int lane;
+  asm volatile("mov.u32 %0, %%laneid;" : "=r"(lane));
+  const int t = (lane >> 2) & 3;
+  float* base = stage + col0 * kHalf + row0;
   CUTLASS_PRAGMA_UNROLL
-  for (int r = 0; r < size<0>(acc_rc); ++r) {
-    const int col = get<0>(crd_rc(r, 0));
+  for (int a = 0; a < 2; ++a) {
     CUTLASS_PRAGMA_UNROLL
-    for (int c = 0; c < size<1>(acc_rc); c += 2) {
-      const int row = get<1>(crd_rc(r, c));
-      *reinterpret_cast<float2*>(stage + dq_sums_at(0, 0, col, row)) = make_float2(acc_rc(r, c), acc_rc(r, c + 1));
+    for (int b = 0; b < kHalf / 8; ++b) {
+      float* at = base + a * 8 * kHalf + 8 * (b & 4) + 8 * ((b & 3) ^ t);
+      *reinterpret_cast<float2*>(at) = make_float2(acc_rc(a, 2 * b), acc_rc(a, 2 * b + 1));
     }
   }
   cutlass::arch::fence_view_async_shared();  // generic-proxy stores → the bulk copy's async reads
   cutlass::arch::NamedBarrier::sync(128, bar);
   if (wg_thread == 0) {
-    bulk_reduce_add_f32(sums, stage, kHalf * kSumsPitch * static_cast<int>(sizeof(float)));
+    bulk_reduce_add_f32(sums, stage, kHalf * kHalf * static_cast<int>(sizeof(float)));
     tma_store_arrive();
   }
 }
@@ -543,10 +552,10 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
       const Column cl = column_of(item);
       const int k0 = cl.k0;
       // This (batch, head)'s sums (null in the two-pass kernel: p.dq_accum is) and this
-      // warpgroup's band of them (+ tile · D · kSumsPitch).
-      float* band_sums =
-          kOnePass ? p.dq_accum + dq_sums_at(static_cast<int64_t>(cl.bh) * (p.nq_pad / kHalf), D, band * C::kBand, 0)
-                   : nullptr;
+      // warpgroup's band of them (+ tile · D · 64).
+      float* band_sums = kOnePass ? p.dq_accum + sm90_dq_sums_at(static_cast<int64_t>(cl.bh) * (p.nq_pad / kHalf), D,
+                                                                 band * C::kBand, 0)
+                                  : nullptr;
       clear(tdKrdK);
       clear(tdVrdV);
       int done = 0;  // tiles of this column processed
@@ -623,8 +632,8 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
         if (kOnePass && done > 0 && adds_band(seq - 1)) {
           Tensor band_acc = partition_fragment_C(mma_dq, Shape<Int<C::kBand>, Int<kHalf>>{});
           dkdv_batch(band_acc);
-          add_band(band_acc, CQtrs, dq_stage<kOnePass>(ss, wg - 1), band_sums + dq_sums_at(prev_q0 / kHalf, D, 0, 0),
-                   ctid % 128, kBandBar + wg - 1);
+          add_band(band_acc, CQtrs, dq_stage<kOnePass>(ss, wg - 1),
+                   band_sums + sm90_dq_sums_at(prev_q0 / kHalf, D, 0, 0), ctid % 128, kBandBar + wg - 1);
         } else {
           dkdv_batch();
         }
@@ -643,8 +652,8 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
             dq_band_gemm(mma_dq, band_kt(kv.stage), tQrdS, band_acc, (seq + kDsBuffers - 1) % kDsBuffers);
             warpgroup_commit_batch();
             warpgroup_wait<0>();
-            add_band(band_acc, CQtrs, dq_stage<kOnePass>(ss, wg - 1), band_sums + dq_sums_at(prev_q0 / kHalf, D, 0, 0),
-                     ctid % 128, kBandBar + wg - 1);
+            add_band(band_acc, CQtrs, dq_stage<kOnePass>(ss, wg - 1),
+                     band_sums + sm90_dq_sums_at(prev_q0 / kHalf, D, 0, 0), ctid % 128, kBandBar + wg - 1);
           }
         }
       }
@@ -882,25 +891,25 @@ __global__ void __launch_bounds__(kThreads, 1) dq_kernel(CUTE_GRID_CONSTANT cons
 }
 
 // The one-pass epilogue: dQ = bf16(sums · scale) for rows below nq. A CTA takes one 64-row tile
-// (dq_sums_at's D × 64 run, column-major): reads it in float4s (4 rows of a column; the pad is
-// skipped) and transposes it into shared memory as rows of pitch D + 1, then writes its rows out,
-// two columns a thread, coalesced. The odd pitch keeps both sides at most 2-way bank-conflicted; the
-// column-major tile read back a row at a time was 16-way (ncu: L1 77 % busy, 2.1 TB/s, 153 µs at
-// 64K H 12 D 64), where this kernel should stream at DRAM speed.
+// (sm90_dq_sums_at's D × 64 run, column-major): reads it in float4s (4 rows of a column, in order:
+// the swizzle moves aligned groups of 8) and transposes it into shared memory as rows of pitch
+// D + 1, then writes its rows out, two columns a thread, coalesced. The odd pitch keeps both sides
+// at most 2-way bank-conflicted; the column-major tile read back a row at a time was 16-way (ncu:
+// L1 77 % busy, 2.1 TB/s, 153 µs at 64K H 12 D 64), where this kernel should stream at DRAM speed.
 template <int D>
 __global__ void __launch_bounds__(256)
     dq_from_sums_kernel(const float* sums, Elt* dq, int nq, int nq_pad, float scale) {
   constexpr int kPitch = D + 1;
-  constexpr int kQuads = kSumsPitch / 4;  // float4s a column, the last (kSumsPitch − kHalf) / 4 pad
+  constexpr int kQuads = kHalf / 4;  // float4s a column
   __shared__ float rows[kHalf * kPitch];
   const int64_t t = blockIdx.x;  // bh · (nq_pad / 64) + tile of the row
   const int tiles = nq_pad / kHalf;
   const int64_t bh = t / tiles;
   const int r0 = static_cast<int>(t % tiles) * kHalf;
-  const float4* src = reinterpret_cast<const float4*>(sums + dq_sums_at(t, D, 0, 0));
+  const float4* src = reinterpret_cast<const float4*>(sums + sm90_dq_sums_at(t, D, 0, 0));
   for (int i = threadIdx.x; i < D * kQuads; i += blockDim.x) {
-    const int col = i / kQuads, row = i % kQuads * 4;
-    if (row >= kHalf) continue;
+    // Stored position i % kQuads · 4 of column col holds rows row .. row + 3.
+    const int col = i / kQuads, row = (i % kQuads * 4) ^ sm90_dq_sums_swizzle(col);
     const float4 v = src[i];
     rows[(row + 0) * kPitch + col] = v.x;
     rows[(row + 1) * kPitch + col] = v.y;
@@ -1033,6 +1042,26 @@ void launch(const Sm90Backward& b, cudaStream_t stream) {
 
 void sm90_backward(const Sm90Backward& b, cudaStream_t stream) {
   b.d == 64 ? sm90::launch<64>(b, stream) : sm90::launch<128>(b, stream);
+}
+
+// add_band's addresses take the band accumulator's coordinates as (col0 + 8·a, row0 + 8·(c / 2) +
+// c mod 2) for its (a, c), with row0 < 8 and col0 ≡ lane / 4 (mod 4), the lane read in the kernel;
+// CuTe's partition of the same TiledMMA, walked here on the host for each of a warpgroup's threads.
+bool sm90_band_layout_as_assumed() {
+  using namespace sm90;
+  typename DkdvCfg<64, true>::MmaDqT mma;
+  for (int thread = 0; thread < 128; ++thread) {
+    auto thr = mma.get_thread_slice(thread);
+    Tensor c = thr.partition_C(make_identity_tensor(Shape<Int<DkdvCfg<64, true>::kBand>, Int<kHalf>>{}));
+    Tensor crd = make_tensor(c.data(), rowcol(c.layout()));
+    const int col0 = get<0>(crd(0, 0)), row0 = get<1>(crd(0, 0)), lane = thread % 32;
+    if (row0 < 0 || row0 >= 8 || (col0 & 3) != ((lane >> 2) & 3)) return false;
+    if (size<0>(crd) != 2 || size<1>(crd) != 2 * kHalf / 8) return false;
+    for (int a = 0; a < size<0>(crd); ++a)
+      for (int e = 0; e < size<1>(crd); ++e)
+        if (get<0>(crd(a, e)) != col0 + 8 * a || get<1>(crd(a, e)) != row0 + 8 * (e / 2) + e % 2) return false;
+  }
+  return true;
 }
 
 }  // namespace sparrow::attn::cuda

@@ -78,7 +78,7 @@ using TransposedSmem =
 
 // ((2, 2, V), MMA_M, MMA_N) accumulator layout → ((2, MMA_M), (2, V, MMA_N)): rows × columns.
 template <class L>
-__device__ auto rowcol(L l) {
+CUTE_HOST_DEVICE auto rowcol(L l) {
   auto l0 = get<0>(l);
   return make_layout(make_layout(get<1>(l0), get<1>(l)), make_layout(get<0>(l0), get<2>(l0), get<2>(l)));
 }
