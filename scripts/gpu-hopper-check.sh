@@ -19,7 +19,7 @@
 #                "pattern N H D sparsity causal" entries; "_" for not causal)
 #   HOPPER_SEQS="16384 65536"  HOPPER_DIMS="64 128"  HOPPER_DENS="0.90 0.95 0.99" (sparsities)
 #   HOPPER_PATTERNS="bigbird"  layout patterns bench and flex time (e.g. "bigbird local")
-#   HOPPER_SM90_ONLY=1   build only sm_90a code (halves nvcc time; edits this copy's CMakeLists)
+#   HOPPER_SM90_ONLY=1   build only sm_90a code (halves nvcc time; SPARROW_CUDA_GENCODE)
 #   HOPPER_DEADLINE=s    skip the remaining parts after this many seconds (default 280)
 #   HOPPER_STB_DIR=dir   a folder holding stb/*.h (the GPU host has no libstb-dev; .deps/usr neither)
 #   HOPPER_CAUSAL="no yes"  which masks to time (default both)
@@ -37,16 +37,15 @@ deadline=${HOPPER_DEADLINE:-280}
 left() { echo $(( deadline - ($(date +%s) - t0) )); }
 parts=${HOPPER_PARTS:-test memcheck sass bench adaptive flex}
 huge_n=${HOPPER_HUGE_N:-4194304}
-source "$(dirname "$0")/gpu-env.sh"  # D, L, LD_LIBRARY_PATH, SPARROW_TEST_CORPUS
+source "$(dirname "$0")/gpu-env.sh"  # D, L, LD_LIBRARY_PATH, SPARROW_TEST_CORPUS, SM90_ONLY
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$out/card.txt"
 [[ -d .deps/usr ]] || echo "WARNING: .deps/usr missing (run scripts/gpu-deps.sh where apt works, and carry .deps)"
 ls -d .deps/cutlass-*/include >/dev/null 2>&1 || echo "WARNING: no .deps/cutlass-*: the sm_90a kernel is not built"
 [[ -n ${HOPPER_STB_DIR:-} ]] && export CMAKE_INCLUDE_PATH=$HOPPER_STB_DIR
-if [[ ${HOPPER_SM90_ONLY:-0} == 1 ]]; then
-  sed -i 's/-gencode=arch=compute_80,code=sm_80 //' CMakeLists.txt
-fi
+gencode=()
+[[ ${HOPPER_SM90_ONLY:-0} == 1 ]] && gencode=("$SM90_ONLY")
 [[ ${HOPPER_SKIP_BUILD:-0} == 1 ]] || cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH=$D -DCMAKE_LIBRARY_PATH=$L \
-  -DSPARROW_MPI=OFF > "$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
+  -DSPARROW_MPI=OFF "${gencode[@]}" > "$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
 grep -i cutlass "$out/configure.log"
 [[ ${HOPPER_SKIP_BUILD:-0} == 1 ]] || ninja -C build-gpu -j 16 -k 0 test_gpu test_attention bench_attention attention_layout > "$out/build.log" 2>&1 ||
   { grep -E 'error|FAILED' "$out/build.log" | head -40; exit 1; }
@@ -181,6 +180,30 @@ if [[ $parts == *ncu* ]]; then
       --head-dim $2 --block 128 --dtype bf16 --repeat 1 --json > "$log" 2>&1
     echo "ncu $c rc=$?: $(grep -cE '^  [a-z_:]+.*(fwd|dkdv)_kernel' "$log") kernel reports"
     grep -E '(fwd|dkdv)_kernel|Compute \(SM\) Throughput|Memory Throughput|Issue Slots Busy|Warp Cycles Per Issued|No Eligible|Stall' "$log" | head -30
+    # The dK/dV kernel's raw metrics: where its warps stall (per issued instruction, largest first),
+    # the tensor pipe's share of the cycles, L2 hit rates and DRAM bytes.
+    [[ $(left) -lt 60 ]] && continue
+    raw="$out/ncu_raw_N$1_D$2_s$3_$4.txt"
+    timeout $(( $(left) - 10 )) ncu --clock-control none --kernel-name regex:'dkdv_kernel' --launch-skip 1 --launch-count 1 \
+      --section WarpStateStats --section SpeedOfLight --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis \
+      --page raw $bin/bench_attention --device cuda --backend block_sparse --pattern $4 --sparsity $3 --seq $1 --heads 16 \
+      --head-dim $2 --block 128 --dtype bf16 --repeat 1 --json > "$raw" 2>&1
+    python3 - "$raw" <<'PY'
+import re, sys
+stalls, other = [], []
+for line in open(sys.argv[1]):
+    f = line.split()
+    if len(f) < 2: continue
+    name, val = f[0], f[-1].replace(",", "")
+    try: v = float(val)
+    except ValueError: continue
+    m = re.match(r"smsp__average_warps_issue_stalled_(\w+)_per_issue_active\.ratio$", name)
+    if m: stalls.append((v, m.group(1)))
+    elif re.search(r"pipe_tensor.*pct_of_peak|lts__t_sector_hit_rate\.pct$|dram__bytes_(read|write)\.sum$|sm__throughput\.avg\.pct", name):
+        other.append(f"{name} {f[-2] if len(f) > 2 else ''} {val}")
+print("  stalls per issued instruction:", ", ".join(f"{n} {v:.2f}" for v, n in sorted(stalls, reverse=True)[:10]))
+for o in other: print("  " + o)
+PY
   done
 fi
 if [[ $parts == *ab* ]]; then
