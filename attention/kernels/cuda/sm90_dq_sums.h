@@ -1,6 +1,6 @@
 // The sm_90a one-pass backward's f32 dQ sums: their layout, their size and the head groups that
 // bound it. Plain C++ (no CUDA), so the host tests check it without a GPU and the trainer's memory
-// estimate (through block_attention_gpu_scratch_bytes) counts what the kernels allocate.
+// estimate (block_attention_backward_scratch_bytes) counts what the kernels allocate.
 #pragma once
 #include <cstdint>
 #include <cstdlib>
