@@ -14,7 +14,8 @@
 #                D 64, causal, with its peak device memory — #13's 4M-tokens-within-80-GB cell)
 #   ab: A/B of environment settings, each run in turn on every case (bench_attention, same call):
 #   HOPPER_AB_VARIANTS="default SPARROW_SM90_FWD_ORDER=rows SPARROW_BLOCK_ATTN_BWD=sm90_bwd_kv1"  (space-
-#                separated; "default" sets nothing; A=x,B=y sets two)
+#                separated; "default" sets nothing; A=x,B=y sets two; BIN=path times another build's
+#                bench_attention, e.g. the last commit's, carried beside this one)
 #   HOPPER_AB_CASES="bigbird 65536 16 64 0.99 _,bigbird 65536 16 64 0.99 --causal"  (comma-separated
 #                "pattern N H D sparsity causal" entries; "_" for not causal)
 #   HOPPER_SEQS="16384 65536"  HOPPER_DIMS="64 128"  HOPPER_DENS="0.90 0.95 0.99" (sparsities)
@@ -214,9 +215,10 @@ if [[ $parts == *ab* ]]; then
     set -- $c
     for v in "${ab_variants[@]}"; do
       [[ $(left) -lt 20 ]] && { echo "ab: out of time at $c"; break 2; }
-      envs=()
+      envs=() exe=$bin/bench_attention
       [[ $v != default ]] && IFS=, read -ra envs <<< "$v"
-      env "${envs[@]}" timeout 60 $bin/bench_attention --device cuda --backend block_sparse --pattern $1 --sparsity $5 \
+      for i in "${!envs[@]}"; do [[ ${envs[$i]} == BIN=* ]] && { exe=${envs[$i]#BIN=}; unset "envs[$i]"; }; done
+      env "${envs[@]}" timeout 60 $exe --device cuda --backend block_sparse --pattern $1 --sparsity $5 \
         --seq $2 --heads $3 --head-dim $4 --block 128 --dtype bf16 --repeat 10 ${6#_} --json | python3 -c "import json,sys
 for l in sys.stdin:
   j=json.loads(l); j['variant']='$v'; print(json.dumps(j))" >> "$out/ab.jsonl"

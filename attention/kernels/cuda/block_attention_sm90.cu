@@ -72,6 +72,13 @@ constexpr int kThreads = 384;  // producer warpgroup + 2 consumer warpgroups
 [[maybe_unused]] constexpr int kConsumerWarps = 8;
 [[maybe_unused]] constexpr int kConsumerThreads = 256;  // both consumer warpgroups: the turns' barriers
 
+// A row as the producer hands it to the consumers with its Q buffer (written before the buffer's
+// arrival, read after the wait, as TileNote): bh −1 once the grid's work is done; the walk's nv
+// tiles, the first np of them partial; slot ≥ 0 a chunk (its O and LSE₂ to chunk slot `slot`).
+struct RowNote {
+  int bh, m_block, nv, np, slot;
+};
+
 // kStages: K/V stages in the ring. The ping-pong schedule holds V of tile i−1 and K of tile i at
 // once and frees a stage one turn later, so at D 128 it takes three stages (Q 32 KiB + 3 × 64 KiB
 // = 224 KiB of the 227 KiB a CTA may have). kQStages: Q buffers, so that the next row's Q loads
@@ -102,7 +109,8 @@ struct Cfg {
     uint64_t full_k[kStages];
     uint64_t full_v[kStages];
     uint64_t empty[kStages];
-    int item[kQStages];  // the work item whose Q is in each buffer; −1: the grid's work is done
+    RowNote row[kQStages];   // the row whose Q is in each buffer
+    TileNote tile[kStages];  // the K/V tile in each stage (its k0 for a partial tile's mask)
   };
 };
 
@@ -169,7 +177,9 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
   // causality the later rows; otherwise the first ones (global/sink rows see every key block). The
   // persistent grid takes them as its plan orders them (block_attention_sm90_plan.cu: the split
   // rows' chunks and the long rows first, then the rest in item order): a row's walk positions
-  // [first, end), and slot ≥ 0 for a chunk, whose O and LSE₂ go to its slot.
+  // [first, end), and slot ≥ 0 for a chunk, whose O and LSE₂ go to its slot. The producer looks
+  // the rows up; the consumers learn them from the notes it leaves with each buffer (RowNote,
+  // TileNote).
   struct Row {
     int bh, h, m_block, first, end, slot;
   };
@@ -217,16 +227,23 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
       Ring<S> ring;
       // Item n goes to Q buffer n mod QS once the consumers have freed it (after their last S
       // GEMM of item n − QS): the next row's Q and first K/V tiles load while they finish this one.
+      // The row itself (the queue's next item, its plan entry and walk: dependent global loads) is
+      // looked up before the wait, while the consumers still work through this one's last tiles.
+      int item = p.queue.next(0);
       for (int n = 0;; ++n, qring.advance()) {
+        Row r{};
+        Walk w;
+        if (item >= 0) {
+          r = row_of(item);
+          w = walk_of(r);
+        }
         Bar::wait(&ss.empty_q[qring.stage], qring.phase ^ 1);
-        const int item = p.queue.next(n);
-        ss.item[qring.stage] = item;  // published by the arrival below (release), read after its wait
+        // Published by the arrival below (release), read after its wait.
+        ss.row[qring.stage] = item < 0 ? RowNote{-1, 0, 0, 0, -1} : RowNote{r.bh, r.m_block, w.nv, w.np, r.slot};
         if (item < 0) {
           Bar::arrive(&ss.full_q[qring.stage]);
           break;
         }
-        const Row r = row_of(item);
-        const Walk w = walk_of(r);
         Tensor gQ = local_tile(mQ(_, _, r.bh), Shape<Int<kM>, Int<D>>{}, make_coord(r.m_block, _0{}));
         Tensor gK = local_tile(mK(_, _, r.bh), Shape<Int<kN>, Int<D>>{}, make_coord(_, _0{}));  // (kN, D, blocks)
         Tensor gV = local_tile(mV(_, _, r.bh), Shape<Int<kN>, Int<D>>{}, make_coord(_, _0{}));
@@ -239,11 +256,14 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
         for (int i = 0; i < w.nv; ++i, ring.advance()) {
           const int kb = w.block(i);
           Bar::wait(&ss.empty[ring.stage], ring.phase ^ 1);
+          // Published by the K tile's arrival below.
+          ss.tile[ring.stage] = TileNote::of(kb * kN, i < w.np ? BlockKind::kPartial : BlockKind::kFull, i == w.nv - 1);
           TxBar::arrive_and_expect_tx(&ss.full_k[ring.stage], C::kTileBytes);
           copy(p.tma_k.with(ss.full_k[ring.stage]), tKg(_, kb), tKs(_, ring.stage));
           TxBar::arrive_and_expect_tx(&ss.full_v[ring.stage], C::kTileBytes);
           copy(p.tma_v.with(ss.full_v[ring.stage]), tVg(_, kb), tVs(_, ring.stage));
         }
+        item = p.queue.next(n + 1);
       }
     }
   } else {
@@ -295,17 +315,16 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
     Ring<S> ring;
     for (int n = 0;; ++n, qring.advance()) {
       TxBar::wait(&ss.full_q[qring.stage], qring.phase);
-      // Lane 0 reads the slot and hands it to its warp: the only reader is then the thread whose
+      // Lane 0 reads the note and hands it to its warp: the only reader is then the thread whose
       // arrival on empty_q (release) lets the producer overwrite it, an order compute-sanitizer's
       // racecheck follows (it flagged the 31 other lanes' reads, ordered only through __syncwarp).
-      int item = 0;
-      if (lane == 0) item = ss.item[qring.stage];
-      item = __shfl_sync(0xffffffffu, item, 0);
-      if (item < 0) break;
-      const Row row_here = row_of(item);
-      const int bh = row_here.bh, q0 = row_here.m_block * kM, qs = qring.stage;
-      const Walk w = walk_of(row_here);
-      const int nv = w.nv;
+      RowNote note{};
+      if (lane == 0) note = ss.row[qring.stage];
+      const int bh = __shfl_sync(0xffffffffu, note.bh, 0);
+      if (bh < 0) break;
+      const int q0 = __shfl_sync(0xffffffffu, note.m_block, 0) * kM;
+      const int nv = __shfl_sync(0xffffffffu, note.nv, 0), np = __shfl_sync(0xffffffffu, note.np, 0);
+      const int qs = qring.stage, slot = __shfl_sync(0xffffffffu, note.slot, 0);
       clear(tOrO);
       float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
 
@@ -338,11 +357,15 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
         __syncwarp();
         if (lane == 0) Bar::arrive(empty);
       };
-      // S of this item's i-th tile (key block kb) → P in tOrP; O rescaled by the new running max.
-      auto softmax = [&](int i, int kb) {
-        // The mask only on partial tiles (the scale comes later, in the exponent).
-        if (i < w.np) {
-          const int k0 = kb * kN;
+      // S of this item's i-th tile (in ring stage `stage`) → P in tOrP; O rescaled by the new
+      // running max.
+      auto softmax = [&](int i, int stage) {
+        // The mask only on partial tiles (the scale comes later, in the exponent); the tile's keys
+        // from its note, read as the row's.
+        if (i < np) {
+          int k0 = 0;
+          if (lane == 0) k0 = ss.tile[stage].r0;
+          k0 = __shfl_sync(0xffffffffu, k0, 0);
           CUTLASS_PRAGMA_UNROLL
           for (int r = 0; r < size<0>(Srs); ++r) CUTLASS_PRAGMA_UNROLL
           for (int c = 0; c < size<1>(Srs); ++c) {
@@ -385,7 +408,7 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
         pass_turn();
         wait_gemms();
         if (nv == 1) release(&ss.empty_q[qs]);  // the row's last S GEMM has read Q
-        softmax(0, w.block(0));
+        softmax(0, ring.stage);
         for (int i = 1; i < nv; ++i) {
           const Ring<S> prev = ring;
           ring.advance();
@@ -398,7 +421,7 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
           wait_gemms();
           release(&ss.empty[prev.stage]);
           if (i == nv - 1) release(&ss.empty_q[qs]);
-          softmax(i, w.block(i));
+          softmax(i, ring.stage);
         }
         TxBar::wait(&ss.full_v[ring.stage], ring.phase);
         my_turn();
@@ -413,9 +436,8 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
 
       // Epilogue: O = acc / l, LSE₂ = m + log2 l (LSE = LSE₂ · ln 2). A chunk leaves O in f32 and
       // LSE₂ in its slot for fwd_combine_kernel.
-      Elt* og = p.out + static_cast<int64_t>(bh / p.heads) * p.out_sb + static_cast<int64_t>(row_here.h) * p.out_sh;
+      Elt* og = p.out + static_cast<int64_t>(bh / p.heads) * p.out_sb + static_cast<int64_t>(bh % p.heads) * p.out_sh;
       float* lg = p.lse + static_cast<int64_t>(bh) * p.nq;
-      const int slot = row_of(item).slot;  // read again here: kept live through the loop, it spilled at D 128
       float* part = slot >= 0 ? p.partial + static_cast<int64_t>(slot) * (kM * (D + 1)) : nullptr;
       CUTLASS_PRAGMA_UNROLL
       for (int r = 0; r < 2; ++r) {

@@ -20,7 +20,7 @@
 // pass also forms each tile's dQ share, transposed so that D is the GEMM's M and splits between
 // the warpgroups (64 columns each at D = 128; at D = 64 they take alternate tiles):
 //       dQᵀ[:, q0 .. q0+64) += Kᵀ · dSᵀ         (wgmma, dSᵀ through shared memory, Kᵀ read MN-major)
-// staged in shared memory and added to f32 sums (sm90_dq_sums_at) by one bulk reduce-add a band, then
+// staged in shared memory and added to f32 sums (sm90_dq_sums_at) by bulk reduce-adds (a warp's 16 columns each), then
 // converted to bf16 · scale after. Float addition in arrival order: not bit-reproducible from run
 // to run, hence both. Tiles are 64 wide along the streamed dimension so that the accumulators of
 // D = 128 fit: dK, dV 64 + 64, Sᵀ and dPᵀ 16 + 16 and dQᵀ 32 f32 registers a thread.
@@ -56,10 +56,10 @@ constexpr int kBlock = kSm90Block;  // keys per dK/dV CTA, query rows per dQ CTA
 constexpr int kHalf = 64;           // rows of a streamed tile (half a layout block)
 // The one-pass dQ sums, f32 [B·H · nq_pad/64 tiles][D][64]: each 64-row tile transposed (dQᵀ, the
 // order the dK/dV pass's accumulator holds), so that a warpgroup's 64-column band of a tile is one
-// contiguous run, added by a single bulk reduce; rows swizzled within a column so that the staging
-// copy's float2 stores spread over the banks (sm90_dq_sums.h). dq_from_sums_kernel reads them back.
-// dS buffers of the one-pass dK/dV pass: a warpgroup writes tile t's while the other's wgmma may
-// still read tile t − 2's (the dQᵀ of tile t − 1 runs in tile t's batch; see dkdv_kernel).
+// contiguous run (each warp's 16 columns of it added by one bulk reduce); rows swizzled within a column so that the
+// staging copy's float2 stores spread over the banks (sm90_dq_sums.h). dq_from_sums_kernel reads them back. dS buffers
+// of the one-pass dK/dV pass: a warpgroup writes tile t's while the other's wgmma may still read tile t − 2's (the dQᵀ
+// of tile t − 1 runs in tile t's batch; see dkdv_kernel).
 constexpr int kDsBuffers = 3;
 static_assert(kSm90DqSumsRows == kHalf);
 
@@ -71,9 +71,9 @@ constexpr int kThreads = 384;  // producer warpgroup + 2 consumer warpgroups
 // compute-sanitizer racecheck flags it against the next bulk copy into the stage).
 [[maybe_unused]] constexpr int kConsumerThreads = 256;
 // Named barriers of the one-pass dK/dV consumers (ids from 0; CUTLASS offsets them past its own):
-// 0..3 "warpgroup w's dS of a tile of parity j is in", 4 + c consumer warpgroup c's dQᵀ staging,
-// 6 + c consumer warpgroup c's turn to issue GEMMs (SPARROW_BLOCK_ATTN_BWD=sm90_bwd_pingpong).
-[[maybe_unused]] constexpr int kDsReadyBar = 0, kBandBar = 4, kTurnBar = 6;
+// 0..3 "warpgroup w's dS of a tile of parity j is in", 4 + c consumer warpgroup c's turn to issue
+// GEMMs (SPARROW_BLOCK_ATTN_BWD=sm90_bwd_pingpong).
+[[maybe_unused]] constexpr int kDsReadyBar = 0, kTurnBar = 4;
 
 // ---------------------------------------------------------------------------------------------
 // dK/dV pass.
@@ -98,6 +98,14 @@ struct Tiles {
       Layout<Shape<_2, _1, _1>>{}));
   static constexpr int kTileBytes = kHalf * D * 2;
   static constexpr int kBlockBytes = kBlock * D * 2;
+};
+
+// A column as the producer hands it to the consumers with its K/V buffer (written before the
+// buffer's arrival, read after the wait, as TileNote): bh −1 once the grid's work is done; slot ≥ 0
+// a chunk (its dK and dV to chunk slot `slot`); walks: whether any of its tiles is not skipped.
+struct ColumnNote {
+  int bh, kb, slot;
+  bool walks;
 };
 
 // KVS: K/V buffers (1, or 2 so that the next column's K and V load while this one's tiles run;
@@ -144,11 +152,12 @@ struct DkdvCfg : Tiles<D> {
     uint64_t empty_kv[KVS];
     uint64_t full[kStages];  // TMA's bytes: Q and dO tiles, LSE₂ and Di
     uint64_t empty[kStages];
-    int item[KVS];  // the work item whose K and V are in each buffer; −1: the grid's work is done
+    ColumnNote column[KVS];  // the column whose K and V are in each buffer
+    TileNote tile[kStages];  // the tile in each stage
   };
   struct SmemOnePass : Smem {
     array_aligned<Elt, cosize_v<SmemLayoutdS>, 1024> ds;
-    // A warpgroup's dQᵀ band (64 columns × 64 rows, f32, DqSums order), read by one bulk reduce-add.
+    // A warpgroup's dQᵀ band (64 columns × 64 rows, f32, DqSums order), read by its warps' bulk reduce-adds.
     alignas(128) float dq[2][kBand * kHalf];
   };
 };
@@ -243,15 +252,19 @@ __device__ __forceinline__ void score_gemm_pair(Mma& mma, const A1& a1, const B1
 }
 
 // Stages a warpgroup's dQᵀ band (64 columns × 64 rows f32, accumulator order) in `stage` and adds
-// it to `sums` (the band's 16 KiB run) by one bulk reduce-add. `stage` is free once the previous
-// band's reduce has read it: its issuer waits for that, then the warpgroup's barrier `bar`.
+// it to `sums` (the band's 16 KiB run). Each warp holds 16 whole columns of the band (the
+// accumulator's rows 16·warp ..: sm90_band_layout_as_assumed), a 4 KiB run of `stage` and of
+// `sums`, so each stages and adds its own run by its own bulk reduce-add, with warp syncs where a
+// warpgroup's named barrier stood twice a band. A run is free once the warp's previous reduce has
+// read it: lane 0, its issuer, waits for that before the warp writes.
 template <class Acc, class Coords>
-__device__ __forceinline__ void add_band(Acc& acc, const Coords& crd_rc, float* stage, float* sums, int wg_thread,
-                                         int bar) {
+__device__ __forceinline__ void add_band(Acc& acc, const Coords& crd_rc, float* stage, float* sums) {
   warpgroup_fence_operand(acc);
   Tensor acc_rc = make_tensor(acc.data(), rowcol(acc.layout()));
-  if (wg_thread == 0) tma_store_wait<0>();
-  cutlass::arch::NamedBarrier::sync(128, bar);
+  int lane;
+  asm volatile("mov.u32 %0, %%laneid;" : "=r"(lane));
+  if (lane == 0) tma_store_wait<0>();
+  __syncwarp();
   // The wgmma accumulator of a 64 × 64 tile: a thread holds 2 columns of the band (rows of acc_rc,
   // col0 and col0 + 8) × 8 row pairs (row0 + 8·b, b = c / 2), row0 < 8. With t = swizzle(col0) / 8,
   // the same for both columns, sm90_dq_sums_at(0, 0, col0 + 8·a, row0 + 8·b) = col0·64 + row0 +
@@ -263,8 +276,6 @@ __device__ __forceinline__ void add_band(Acc& acc, const Coords& crd_rc, float* 
   const int col0 = get<0>(crd_rc(0, 0)), row0 = get<1>(crd_rc(0, 0));
   // t from the lane (col0 ≡ lane / 4 mod 4: sm90_band_layout_as_assumed), read here each band so
   // that nothing beyond `base` stays live across the main loop for it.
-  int lane;
-  asm volatile("mov.u32 %0, %%laneid;" : "=r"(lane));
   const int t = (lane >> 2) & 3;
   float* base = stage + col0 * kHalf + row0;
   CUTLASS_PRAGMA_UNROLL
@@ -276,9 +287,11 @@ __device__ __forceinline__ void add_band(Acc& acc, const Coords& crd_rc, float* 
     }
   }
   cutlass::arch::fence_view_async_shared();  // generic-proxy stores → the bulk copy's async reads
-  cutlass::arch::NamedBarrier::sync(128, bar);
-  if (wg_thread == 0) {
-    bulk_reduce_add_f32(sums, stage, kHalf * kHalf * static_cast<int>(sizeof(float)));
+  __syncwarp();
+  if (lane == 0) {
+    constexpr int kWarpColumns = 16;
+    const int run = (col0 & ~(kWarpColumns - 1)) * kHalf;  // the warp's first column's offset
+    bulk_reduce_add_f32(sums + run, stage + run, kWarpColumns * kHalf * static_cast<int>(sizeof(float)));
     tma_store_arrive();
   }
 }
@@ -350,7 +363,8 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
   // Work item = one key block of one (batch, head): item = kb · B·H + bh. The persistent grid takes
   // them as its plan orders them (block_attention_sm90_plan.cu: split columns' chunks and long
   // columns first, then head by head); without a plan, as numbered (under causality the first key
-  // blocks have the longest columns: they go first).
+  // blocks have the longest columns: they go first). The producer looks the columns up; the
+  // consumers learn them from the notes it leaves with each buffer (ColumnNote, TileNote).
   struct Column {
     int bh, h, kb, k0, tiles, slot;  // slot ≥ 0: a chunk, its dK and dV to chunk slot `slot`
     ColumnBlocks col;
@@ -414,16 +428,24 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
       // A column's K and V go in once the consumers have freed the buffer (after the last GEMMs
       // that read it): with one buffer they load during the previous column's epilogue, with two
       // while its tiles run; its first Q/dO tiles already during the previous column's last tiles
-      // (the ring runs on across columns).
+      // (the ring runs on across columns). The column itself (the queue's next item, its plan
+      // entry, its bounds and first tile: dependent global loads) is looked up before the wait,
+      // while the consumers still work through the previous column's last stages.
+      int item = p.queue.next(0);
       for (int n = 0;; ++n, kv.advance()) {
+        Column cl{};
+        int t = 0;  // the first tile not skipped
+        if (item >= 0) {
+          cl = column_of(item);
+          t = next_unskipped(0, cl.tiles, [&](int u) { return tile_kind(cl, u); });
+        }
         Bar::wait(&ss.empty_kv[kv.stage], kv.phase ^ 1);
-        const int item = p.queue.next(n);
-        ss.item[kv.stage] = item;  // published by the arrival below (release), read after its wait
+        // Published by the arrival below (release), read after its wait.
+        ss.column[kv.stage] = item < 0 ? ColumnNote{-1, 0, -1, false} : ColumnNote{cl.bh, cl.kb, cl.slot, t < cl.tiles};
         if (item < 0) {
           Bar::arrive(&ss.full_kv[kv.stage]);
           break;
         }
-        const Column cl = column_of(item);
         Tensor gK = local_tile(mK(_, _, cl.bh), Shape<Int<kBlock>, Int<D>>{}, make_coord(cl.kb, _0{}));
         Tensor gV = local_tile(mV(_, _, cl.bh), Shape<Int<kBlock>, Int<D>>{}, make_coord(cl.kb, _0{}));
         Tensor gQ = local_tile(mQ(_, _, cl.bh), Shape<Int<kHalf>, Int<D>>{}, make_coord(_, _0{}));  // (64, D, tiles)
@@ -445,10 +467,12 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
         TxBar::arrive_and_expect_tx(full_kv, 2 * C::kBlockBytes);
         copy(p.tma_block_a.with(*full_kv), tKg, tKs);
         copy(p.tma_block_b.with(*full_kv), tVg, tVs);
-        for (int t = 0; t < cl.tiles; ++t) {
-          if (tile_kind(cl, t) == BlockKind::kSkip) continue;
+        while (t < cl.tiles) {
           const int q0 = tile_q0(cl, t);
+          const BlockKind kind = tile_kind(cl, t);
+          const int next = next_unskipped(t + 1, cl.tiles, [&](int u) { return tile_kind(cl, u); });
           Bar::wait(&ss.empty[ring.stage], ring.phase ^ 1);
+          ss.tile[ring.stage] = TileNote::of(q0, kind, next == cl.tiles);  // published as the column's note
           uint64_t* full = &ss.full[ring.stage];
           TxBar::arrive_and_expect_tx(full, 2 * C::kTileBytes + 2 * kStatBytes);
           copy(p.tma_half_a.with(*full), tQg(_, q0 / kHalf), tQs(_, ring.stage));
@@ -456,7 +480,9 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
           SM90_BULK_COPY_G2S::copy(lse2 + q0, full, ss.lse2[ring.stage], kStatBytes);
           SM90_BULK_COPY_G2S::copy(di + q0, full, ss.di[ring.stage], kStatBytes);
           ring.advance();
+          t = next;
         }
+        item = p.queue.next(n + 1);
       }
     }
   } else {
@@ -546,11 +572,10 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
     int seq = 0;
     for (int n = 0;; ++n, kv.advance()) {
       TxBar::wait(&ss.full_kv[kv.stage], kv.phase);
-      const int item = ss.item[kv.stage];
-      if (item < 0) break;
+      const ColumnNote cl = ss.column[kv.stage];
+      if (cl.bh < 0) break;
       load_kv(kv.stage);
-      const Column cl = column_of(item);
-      const int k0 = cl.k0;
+      const int k0 = cl.kb * kBlock;
       // This (batch, head)'s sums (null in the two-pass kernel: p.dq_accum is) and this
       // warpgroup's band of them (+ tile · D · 64).
       float* band_sums = kOnePass ? p.dq_accum + sm90_dq_sums_at(static_cast<int64_t>(cl.bh) * (p.nq_pad / kHalf), D,
@@ -560,17 +585,17 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
       clear(tdVrdV);
       int done = 0;  // tiles of this column processed
       int prev_q0 = 0;
-      for (int t = 0; t < cl.tiles; ++t) {
-        const BlockKind kind = tile_kind(cl, t);
-        if (kind == BlockKind::kSkip) continue;
-        const int q0 = tile_q0(cl, t);
+      for (bool more = cl.walks; more;) {
         const int ds_buf = seq % kDsBuffers, prev_buf = (seq + kDsBuffers - 1) % kDsBuffers;
         TxBar::wait(&ss.full[ring.stage], ring.phase);
+        const TileNote note = ss.tile[ring.stage];
+        const int q0 = note.r0;
+        more = !note.last();
         my_turn();
         score_gemm_pair(mma_t, tSrK, tSrQ, tSrS, tSrV, tSrdO, tSrdP, ring.stage, pass_turn);
 
         // Pᵀ and dSᵀ in place of Sᵀ and dPᵀ; rows are keys, columns query rows of the tile.
-        const bool partial = kind == BlockKind::kPartial;
+        const bool partial = note.partial();
         CUTLASS_PRAGMA_UNROLL
         for (int c = 0; c < size<1>(Srs); ++c) {
           const int qc = get<1>(Crs(0, c));
@@ -633,7 +658,7 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
           Tensor band_acc = partition_fragment_C(mma_dq, Shape<Int<C::kBand>, Int<kHalf>>{});
           dkdv_batch(band_acc);
           add_band(band_acc, CQtrs, dq_stage<kOnePass>(ss, wg - 1),
-                   band_sums + sm90_dq_sums_at(prev_q0 / kHalf, D, 0, 0), ctid % 128, kBandBar + wg - 1);
+                   band_sums + sm90_dq_sums_at(prev_q0 / kHalf, D, 0, 0));
         } else {
           dkdv_batch();
         }
@@ -653,7 +678,7 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
             warpgroup_commit_batch();
             warpgroup_wait<0>();
             add_band(band_acc, CQtrs, dq_stage<kOnePass>(ss, wg - 1),
-                     band_sums + sm90_dq_sums_at(prev_q0 / kHalf, D, 0, 0), ctid % 128, kBandBar + wg - 1);
+                     band_sums + sm90_dq_sums_at(prev_q0 / kHalf, D, 0, 0));
           }
         }
       }
@@ -673,8 +698,8 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
         store_rows<D>(dV, CKVrs, p.out_b + base, k0, p.nk, 1.f);
       }
     }
-    if (wg == 1) my_turn();                                // the pass warpgroup 1 made after its last turn (see kTurns)
-    if (kOnePass && ctid % 128 == 0) tma_store_wait<0>();  // the last bands' reads of the staging copies
+    if (wg == 1) my_turn();                               // the pass warpgroup 1 made after its last turn (see kTurns)
+    if (kOnePass && ctid % 32 == 0) tma_store_wait<0>();  // the last bands' reads of the staging copies
   }
 #endif
 }
@@ -732,6 +757,8 @@ struct DqCfg : Tiles<D> {
     alignas(8) uint64_t bar_q;
     uint64_t full[kStages];
     uint64_t empty[kStages];
+    TileNote tile[kStages];  // the tile in each stage (as the dK/dV pass's)
+    bool walks;              // whether any tile of the row is not skipped (published with Q and dO)
   };
 };
 
@@ -792,18 +819,23 @@ __global__ void __launch_bounds__(kThreads, 1) dq_kernel(CUTE_GRID_CONSTANT cons
       auto [tVg, tVs] =
           tma_partition(p.tma_half_b, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sV), group_modes<0, 2>(gV));
 
+      int t = next_unskipped(0, tiles, tile_kind);
+      ss.walks = t < tiles;  // published by the arrival below
       TxBar::arrive_and_expect_tx(&ss.bar_q, 2 * C::kBlockBytes);
       copy(p.tma_block_a.with(ss.bar_q), tQg, tQs);
       copy(p.tma_block_b.with(ss.bar_q), tdOg, tdOs);
       Ring<S> ring;
-      for (int t = 0; t < tiles; ++t) {
-        if (tile_kind(t) == BlockKind::kSkip) continue;
-        const int kt = tile_k0(t) / kHalf;
+      for (; t < tiles;) {
+        const int k0 = tile_k0(t), kt = k0 / kHalf;
+        const BlockKind kind = tile_kind(t);
+        const int next = next_unskipped(t + 1, tiles, tile_kind);
         Bar::wait(&ss.empty[ring.stage], ring.phase ^ 1);
+        ss.tile[ring.stage] = TileNote::of(k0, kind, next == tiles);  // published by the arrival below
         TxBar::arrive_and_expect_tx(&ss.full[ring.stage], 2 * C::kTileBytes);
         copy(p.tma_half_a.with(ss.full[ring.stage]), tKg(_, kt), tKs(_, ring.stage));
         copy(p.tma_half_b.with(ss.full[ring.stage]), tVg(_, kt), tVs(_, ring.stage));
         ring.advance();
+        t = next;
       }
     }
   } else {
@@ -846,14 +878,19 @@ __global__ void __launch_bounds__(kThreads, 1) dq_kernel(CUTE_GRID_CONSTANT cons
     clear(tQrdQ);
     Bar::wait(&ss.bar_q, 0);
     Ring<S> ring;
-    for (int t = 0; t < tiles; ++t) {
-      const BlockKind kind = tile_kind(t);
-      if (kind == BlockKind::kSkip) continue;
-      const int k0 = tile_k0(t);
+    for (bool more = ss.walks; more;) {
       TxBar::wait(&ss.full[ring.stage], ring.phase);
+      // Lane 0 reads the note and hands it to its warp: the only reader is then the thread whose
+      // arrival on `empty` (release) lets the producer overwrite it (as the forward's item).
+      TileNote note;
+      if (lane == 0) note = ss.tile[ring.stage];
+      note.r0 = __shfl_sync(0xffffffffu, note.r0, 0);
+      note.flags = __shfl_sync(0xffffffffu, note.flags, 0);
+      const int k0 = note.r0;
+      more = !note.last();
       score_gemm_pair(mma_s, tSrQ, tSrK, tSrS, tSrdO, tSrV, tSrdP, ring.stage);
 
-      const bool partial = kind == BlockKind::kPartial;
+      const bool partial = note.partial();
       CUTLASS_PRAGMA_UNROLL
       for (int r = 0; r < size<0>(Srs); ++r) {
         CUTLASS_PRAGMA_UNROLL
@@ -1045,7 +1082,8 @@ void sm90_backward(const Sm90Backward& b, cudaStream_t stream) {
 }
 
 // add_band's addresses take the band accumulator's coordinates as (col0 + 8·a, row0 + 8·(c / 2) +
-// c mod 2) for its (a, c), with row0 < 8 and col0 ≡ lane / 4 (mod 4), the lane read in the kernel;
+// c mod 2) for its (a, c), with row0 < 8, col0 ≡ lane / 4 (mod 4), the lane read in the kernel,
+// and both columns among the warp's 16 (16·warp ..), the run the warp adds alone;
 // CuTe's partition of the same TiledMMA, walked here on the host for each of a warpgroup's threads.
 bool sm90_band_layout_as_assumed() {
   using namespace sm90;
@@ -1056,6 +1094,8 @@ bool sm90_band_layout_as_assumed() {
     Tensor crd = make_tensor(c.data(), rowcol(c.layout()));
     const int col0 = get<0>(crd(0, 0)), row0 = get<1>(crd(0, 0)), lane = thread % 32;
     if (row0 < 0 || row0 >= 8 || (col0 & 3) != ((lane >> 2) & 3)) return false;
+    // Both of the thread's columns among its warp's 16 (each warp adds its own run of the band).
+    if (col0 / 16 != thread / 32 || (col0 + 8) / 16 != thread / 32) return false;
     if (size<0>(crd) != 2 || size<1>(crd) != 2 * kHalf / 8) return false;
     for (int a = 0; a < size<0>(crd); ++a)
       for (int e = 0; e < size<1>(crd); ++e)
