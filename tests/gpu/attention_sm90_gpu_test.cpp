@@ -13,6 +13,7 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -183,6 +184,50 @@ TEST(AttentionSm90Lists, ClassifyTileMatchesBruteForce) {
               ASSERT_EQ(static_cast<int>(want), static_cast<int>(BlockKind::kFull));
             }
           }
+}
+
+// The sm_90a producers' walk (NoteWalk, as the dK/dV pass drives it: 64-row query tiles of the
+// column's blocks against a 128-key block) hands the consumers exactly the tiles classify_tile
+// does not skip, in order, with the mask flag where it is partial and "last" on the last one only:
+// the consumers' loops end on that flag alone.
+TEST(AttentionSm90Lists, NoteWalkHandsOnTheUnskippedTilesAndMarksTheLast) {
+  using attn::cuda::BlockKind;
+  std::mt19937 rng(7);
+  int walks = 0, tiles_seen = 0;
+  for (bool causal : {false, true})
+    for (int64_t n : {64, 100, 128, 200, 1000, 1030}) {
+      const int64_t nb = (n + 127) / 128;
+      for (int64_t kb = 0; kb < nb; ++kb)
+        for (int draw = 0; draw < 4; ++draw) {
+          // The column's query blocks: all of them, or a random subset (the layout's), in order.
+          std::vector<int32_t> blocks;
+          for (int32_t qb = 0; qb < nb; ++qb)
+            if (draw == 0 || rng() % 2 == 0) blocks.push_back(qb);
+          const int64_t k0 = kb * 128;
+          auto r0_of = [&](int t) { return blocks[t / 2] * 128 + (t & 1) * 64; };
+          auto kind_of = [&](int t) { return attn::cuda::classify_tile(r0_of(t), 64, k0, 128, n, n, causal); };
+          const int tiles = static_cast<int>(2 * blocks.size());
+          std::vector<std::pair<int32_t, bool>> want;
+          for (int t = 0; t < tiles; ++t)
+            if (kind_of(t) != BlockKind::kSkip) want.emplace_back(r0_of(t), kind_of(t) == BlockKind::kPartial);
+          SCOPED_TRACE(::testing::Message()
+                       << "n=" << n << " kb=" << kb << " draw " << draw << (causal ? " causal" : ""));
+          attn::cuda::NoteWalk walk(tiles, kind_of, r0_of);
+          ASSERT_EQ(walk.done(), want.empty());
+          for (size_t i = 0; i < want.size(); ++i) {
+            ASSERT_FALSE(walk.done()) << "the walk ended after " << i << " of " << want.size() << " tiles";
+            const attn::cuda::TileNote note = walk.take();
+            EXPECT_EQ(note.r0, want[i].first) << "tile " << i;
+            EXPECT_EQ(note.partial(), want[i].second) << "tile " << i;
+            EXPECT_EQ(note.last(), i + 1 == want.size()) << "tile " << i;
+          }
+          EXPECT_TRUE(walk.done());
+          ++walks;
+          tiles_seen += static_cast<int>(want.size());
+        }
+    }
+  EXPECT_GT(tiles_seen, 1000);
+  std::printf("[   INFO   ] %d walks, %d tiles\n", walks, tiles_seen);
 }
 
 #ifdef SPARROW_WITH_CUDA

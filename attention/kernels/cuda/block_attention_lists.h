@@ -32,6 +32,50 @@ SPARROW_HD BlockKind classify_tile(int64_t q0, int64_t rows, int64_t k0, int64_t
   return BlockKind::kFull;
 }
 
+// A streamed tile as the sm_90a producer describes it to the consumers, in shared memory beside
+// the tile: written before the arrival that fills the stage (release), read after the wait on it
+// (acquire). The consumers then make no global loads of the layout on a tile's critical path:
+// each was a dependent L2 round trip before the tile's first GEMM could issue (ncu: the dK/dV
+// pass's long-scoreboard stalls, bench/HOPPER_NOTES.md). r0: the tile's first row (the dK/dV
+// pass: query row; the dQ pass and the forward: key); flags: it needs the mask, it ends the walk.
+struct TileNote {
+  int32_t r0 = 0, flags = 0;
+  static constexpr int32_t kPartial = 1, kLast = 2;
+  SPARROW_HD static TileNote of(int32_t r0, BlockKind kind, bool last) {
+    return TileNote{r0, (kind == BlockKind::kPartial ? kPartial : 0) | (last ? kLast : 0)};
+  }
+  SPARROW_HD bool partial() const { return (flags & kPartial) != 0; }
+  SPARROW_HD bool last() const { return (flags & kLast) != 0; }
+};
+
+// The producer's walk over a column's (or row's) tiles 0 .. tiles − 1: those not skipped, in
+// order, each with its note; the next one is found ahead, so that a note can say it is the last.
+// kind_of(t), r0_of(t): tile t's kind and first row.
+template <class KindOf, class R0Of>
+class NoteWalk {
+ public:
+  SPARROW_HD NoteWalk(int tiles, KindOf kind_of, R0Of r0_of)
+      : tiles_(tiles), kind_of_(kind_of), r0_of_(r0_of), t_(next(0)) {}
+  SPARROW_HD bool done() const { return t_ >= tiles_; }
+  // The current tile's note; the walk moves on to the next tile not skipped.
+  SPARROW_HD TileNote take() {
+    const int t = t_;
+    const BlockKind kind = kind_of_(t);
+    t_ = next(t + 1);
+    return TileNote::of(r0_of_(t), kind, done());
+  }
+
+ private:
+  SPARROW_HD int next(int t) const {
+    while (t < tiles_ && kind_of_(t) == BlockKind::kSkip) ++t;
+    return t;
+  }
+  int tiles_;
+  KindOf kind_of_;
+  R0Of r0_of_;
+  int t_;
+};
+
 // Key block kb (keys [kb·block, kb·block + block)) seen from query block qb.
 SPARROW_HD BlockKind classify_key_block(int64_t qb, int64_t kb, int64_t block, int64_t nq, int64_t nk, bool causal) {
   return classify_tile(qb * block, block, kb * block, block, nq, nk, causal);

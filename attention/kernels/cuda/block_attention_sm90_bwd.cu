@@ -433,15 +433,13 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
       // while the consumers still work through the previous column's last stages.
       int item = p.queue.next(0);
       for (int n = 0;; ++n, kv.advance()) {
-        Column cl{};
-        int t = 0;  // the first tile not skipped
-        if (item >= 0) {
-          cl = column_of(item);
-          t = next_unskipped(0, cl.tiles, [&](int u) { return tile_kind(cl, u); });
-        }
+        Column cl{};  // past the work: no tiles
+        if (item >= 0) cl = column_of(item);
+        NoteWalk walk(
+            cl.tiles, [&](int t) { return tile_kind(cl, t); }, [&](int t) { return tile_q0(cl, t); });
         Bar::wait(&ss.empty_kv[kv.stage], kv.phase ^ 1);
         // Published by the arrival below (release), read after its wait.
-        ss.column[kv.stage] = item < 0 ? ColumnNote{-1, 0, -1, false} : ColumnNote{cl.bh, cl.kb, cl.slot, t < cl.tiles};
+        ss.column[kv.stage] = item < 0 ? ColumnNote{-1, 0, -1, false} : ColumnNote{cl.bh, cl.kb, cl.slot, !walk.done()};
         if (item < 0) {
           Bar::arrive(&ss.full_kv[kv.stage]);
           break;
@@ -467,12 +465,11 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
         TxBar::arrive_and_expect_tx(full_kv, 2 * C::kBlockBytes);
         copy(p.tma_block_a.with(*full_kv), tKg, tKs);
         copy(p.tma_block_b.with(*full_kv), tVg, tVs);
-        while (t < cl.tiles) {
-          const int q0 = tile_q0(cl, t);
-          const BlockKind kind = tile_kind(cl, t);
-          const int next = next_unskipped(t + 1, cl.tiles, [&](int u) { return tile_kind(cl, u); });
+        while (!walk.done()) {
+          const TileNote note = walk.take();
+          const int q0 = note.r0;
           Bar::wait(&ss.empty[ring.stage], ring.phase ^ 1);
-          ss.tile[ring.stage] = TileNote::of(q0, kind, next == cl.tiles);  // published as the column's note
+          ss.tile[ring.stage] = note;  // published as the column's note
           uint64_t* full = &ss.full[ring.stage];
           TxBar::arrive_and_expect_tx(full, 2 * C::kTileBytes + 2 * kStatBytes);
           copy(p.tma_half_a.with(*full), tQg(_, q0 / kHalf), tQs(_, ring.stage));
@@ -480,7 +477,6 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
           SM90_BULK_COPY_G2S::copy(lse2 + q0, full, ss.lse2[ring.stage], kStatBytes);
           SM90_BULK_COPY_G2S::copy(di + q0, full, ss.di[ring.stage], kStatBytes);
           ring.advance();
-          t = next;
         }
         item = p.queue.next(n + 1);
       }
@@ -819,23 +815,21 @@ __global__ void __launch_bounds__(kThreads, 1) dq_kernel(CUTE_GRID_CONSTANT cons
       auto [tVg, tVs] =
           tma_partition(p.tma_half_b, Int<0>{}, Layout<_1>{}, group_modes<0, 2>(sV), group_modes<0, 2>(gV));
 
-      int t = next_unskipped(0, tiles, tile_kind);
-      ss.walks = t < tiles;  // published by the arrival below
+      NoteWalk walk(tiles, tile_kind, tile_k0);
+      ss.walks = !walk.done();  // published by the arrival below
       TxBar::arrive_and_expect_tx(&ss.bar_q, 2 * C::kBlockBytes);
       copy(p.tma_block_a.with(ss.bar_q), tQg, tQs);
       copy(p.tma_block_b.with(ss.bar_q), tdOg, tdOs);
       Ring<S> ring;
-      for (; t < tiles;) {
-        const int k0 = tile_k0(t), kt = k0 / kHalf;
-        const BlockKind kind = tile_kind(t);
-        const int next = next_unskipped(t + 1, tiles, tile_kind);
+      while (!walk.done()) {
+        const TileNote note = walk.take();
+        const int kt = note.r0 / kHalf;
         Bar::wait(&ss.empty[ring.stage], ring.phase ^ 1);
-        ss.tile[ring.stage] = TileNote::of(k0, kind, next == tiles);  // published by the arrival below
+        ss.tile[ring.stage] = note;  // published by the arrival below
         TxBar::arrive_and_expect_tx(&ss.full[ring.stage], 2 * C::kTileBytes);
         copy(p.tma_half_a.with(ss.full[ring.stage]), tKg(_, kt), tKs(_, ring.stage));
         copy(p.tma_half_b.with(ss.full[ring.stage]), tVg(_, kt), tVs(_, ring.stage));
         ring.advance();
-        t = next;
       }
     }
   } else {

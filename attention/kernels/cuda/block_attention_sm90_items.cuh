@@ -97,29 +97,6 @@ __device__ inline Walk row_walk(const LayoutView& L, const int32_t* lists, const
   return w;
 }
 
-// A streamed tile as the producer describes it to the consumers, in shared memory beside the
-// tile: written before the arrival that fills the stage (release), read after the wait on it
-// (acquire). The consumers then make no global loads of the layout on a tile's critical path:
-// each was a dependent L2 round trip before the tile's first GEMM could issue (ncu: the dK/dV
-// pass's long-scoreboard stalls, bench/HOPPER_NOTES.md). r0: the tile's first row (the dK/dV
-// pass: query row; the dQ pass: key); flags: it needs the mask, it ends the walk.
-struct TileNote {
-  int r0 = 0, flags = 0;
-  static constexpr int kPartial = 1, kLast = 2;
-  __device__ static TileNote of(int r0, BlockKind kind, bool last) {
-    return TileNote{r0, (kind == BlockKind::kPartial ? kPartial : 0) | (last ? kLast : 0)};
-  }
-  __device__ bool partial() const { return (flags & kPartial) != 0; }
-  __device__ bool last() const { return (flags & kLast) != 0; }
-};
-// The producer's walk: the first tile from t on that is not skipped (`tiles`: none is left), so
-// that each tile's note can say whether it is the walk's last.
-template <class KindOf>
-__device__ int next_unskipped(int t, int tiles, const KindOf& kind_of) {
-  while (t < tiles && kind_of(t) == BlockKind::kSkip) ++t;
-  return t;
-}
-
 // A plan's ints (Sm90Split::entries), for `items` items and `slots` chunk slots: the entries, 4
 // ints each, items + slots of them (room for every chunk); the items' lengths in blocks; the first
 // slot of each split item, in item order; and the count of split items.

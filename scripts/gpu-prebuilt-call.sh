@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# A GPU call on binaries built here, so that a lent machine's minutes go to checking and timing,
+# not to nvcc (a fresh machine takes ~270 s to start; the sm_90a tests ~150 s; a session has
+# ~30 min in all). Two halves:
+#   here:   scripts/gpu-prebuilt-call.sh pack [BASE_BENCH]
+#           packs build-dev/bin/{test_gpu,bench_attention,attention_layout} (stripped) and, given,
+#           another build's bench_attention (e.g. the last commit measured) as bench_attention_base
+#           into build-dev/bins.tar.xz (~7 MB). Build first, for sm_90a only:
+#             cmake -S . -B build-dev -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPARROW_MPI=OFF \
+#               -DSPARROW_CUDA_GENCODE=-gencode=arch=compute_90a,code=sm_90a
+#             ninja -C build-dev test_gpu bench_attention attention_layout
+#   there:  run(command="LIMIT=300 bash scripts/gpu-prebuilt-call.sh",
+#               carry=[".deps/usr", "build-dev/bins.tar.xz"])     (.deps/usr: scripts/gpu-deps.sh)
+#           racecheck (the kernels' shared-memory hand-offs) and memcheck on small cases, the
+#           sm_90a tests (forward first, the shorter), then, with a base build packed, an A/B of it
+#           against this build (gpu-hopper-check.sh's ab part) for as long as LIMIT (s) allows.
+#           Files go straight under $OUT, so that a call cut short still returns what it wrote.
+#   AB_CASES: as HOPPER_AB_CASES ("pattern N H D sparsity causal", comma separated).
+set -uo pipefail
+bins=build-dev/bins.tar.xz
+if [[ ${1:-} == pack ]]; then
+  stage=$(mktemp -d) && mkdir "$stage/bin" || exit 1
+  for b in test_gpu bench_attention attention_layout; do
+    [[ -x build-dev/bin/$b ]] || { echo "build-dev/bin/$b missing: build it first (see the header)"; exit 1; }
+    strip -o "$stage/bin/$b" "build-dev/bin/$b" || exit 1
+  done
+  if [[ -n ${2:-} ]]; then strip -o "$stage/bin/bench_attention_base" "$2" || exit 1; fi
+  tar cJf "$bins" -C "$stage" bin && rm -rf "$stage" && ls -la "$bins"
+  exit
+fi
+
+t0=$(date +%s)
+limit=${LIMIT:-300}
+out=${OUT:-$PWD/gpu-out}; mkdir -p "$out"
+source "$(dirname "$0")/gpu-env.sh"  # LD_LIBRARY_PATH for .deps/usr
+export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:/usr/local/cuda/lib64:/usr/local/cuda/lib
+[[ -f $bins ]] || { echo "$bins missing: run '$0 pack' here first and carry it"; exit 1; }
+tar xJf "$bins" -C build-dev && ln -sfn build-dev build-gpu || exit 1
+bin=build-gpu/bin
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader | tee "$out/card.txt"
+rc=0
+
+# Sanitizers first: quick, and they catch what the tests' comparisons cannot (a race that happens
+# to give the right numbers).
+scratch=$(mktemp)
+for c in "64 racecheck _" "128 racecheck _" "64 racecheck SPARROW_BLOCK_ATTN_BWD=sm90_deterministic" \
+  "128 memcheck SPARROW_SM90_SPLIT=1,SPARROW_SM90_PERSISTENT_CTAS=2" "64 synccheck _"; do
+  read -r d tool envs <<< "$c"
+  vars=()
+  [[ $envs != _ ]] && IFS=, read -ra vars <<< "$envs"
+  env "${vars[@]}" timeout 60 compute-sanitizer --tool "$tool" --print-limit 5 $bin/bench_attention --device cuda \
+    --backend block_sparse --pattern bigbird --sparsity 0.5 --seq 700 --heads 2 --batch 2 --head-dim "$d" \
+    --block 128 --dtype bf16 --repeat 1 --causal --json > "$scratch" 2>&1
+  src=$?
+  summary=$(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$scratch" | head -1)
+  echo "$tool D $d ${envs#_} rc=$src: $summary" | tee -a "$out/sanitizers.txt"
+  [[ $src -ne 0 || ! $summary =~ (" 0 errors"|" 0 hazards") ]] && { rc=1; cat "$scratch" >> "$out/sanitizers.txt"; }
+done
+
+for f in 'AttentionSm90Gpu.Forward*:AttentionSm90Lists.*:AdaptiveSelectGpu.*' 'AttentionSm90Gpu.Backward*'; do
+  timeout 240 $bin/test_gpu --gtest_filter="$f" >> "$out/tests.log" 2>&1 || rc=1
+  echo "tests $f: $(grep -cE '^\[       OK' "$out/tests.log") OK so far, rc=$rc ($(( $(date +%s) - t0 )) s)"
+done
+grep -E '^\[  (PASSED|FAILED) |INFO|Failure' "$out/tests.log" | head -20
+
+left=$(( limit - ($(date +%s) - t0) - 10 ))
+if [[ -x $bin/bench_attention_base && $left -gt 30 ]]; then
+  echo "A/B, base build against this one, $left s left"
+  OUT=$out HOPPER_SKIP_BUILD=1 HOPPER_DEADLINE=$left HOPPER_PARTS=ab \
+    HOPPER_AB_VARIANTS="BIN=$bin/bench_attention_base default" \
+    HOPPER_AB_CASES="${AB_CASES:-bigbird 65536 16 128 0.90 _,bigbird 65536 16 64 0.90 _,bigbird 65536 16 64 0.99 --causal,bigbird 65536 16 128 0.90 --causal,local 65536 16 64 0.99 _,bigbird 65536 16 128 0.95 --causal}" \
+    "$(dirname "$0")/gpu-hopper-check.sh" 2>&1 | grep -vE '^NVIDIA|^WARNING|^grep:|^build:' | tee "$out/ab.txt"
+fi
+echo "total: $(( $(date +%s) - t0 )) s, rc=$rc"
+exit $rc
