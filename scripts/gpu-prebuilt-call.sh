@@ -2,7 +2,9 @@
 # A GPU call on binaries built here, so that a lent machine's minutes go to checking and timing,
 # not to nvcc (a fresh machine takes ~270 s to start; the sm_90a tests ~150 s; a session has
 # ~30 min in all). Two halves:
-#   here:   scripts/gpu-prebuilt-call.sh pack [BASE_BENCH]
+#   here:   scripts/gpu-prebuilt-call.sh base REV   (optional: REV's bench_attention, sm_90a only, in a
+#           worktree under /tmp with this checkout's .deps; prints the binary's path)
+#           scripts/gpu-prebuilt-call.sh pack [BASE_BENCH]
 #           packs build-dev/bin/{test_gpu,bench_attention,attention_layout} (stripped) and, given,
 #           another build's bench_attention (e.g. the last commit measured) as bench_attention_base
 #           into build-dev/bins.tar.xz (~7 MB). Build first, for sm_90a only:
@@ -18,6 +20,19 @@
 #   AB_CASES: as HOPPER_AB_CASES ("pattern N H D sparsity causal", comma separated).
 set -uo pipefail
 bins=build-dev/bins.tar.xz
+if [[ ${1:-} == base ]]; then
+  rev=$(git rev-parse --short "${2:?usage: $0 base REV}") || exit 1
+  wt=/tmp/sparrow-base-$rev
+  [[ -d $wt ]] || git worktree add --detach "$wt" "$rev" > /dev/null || exit 1
+  ln -sfn "$PWD/.deps" "$wt/.deps"
+  source "$(dirname "$0")/gpu-env.sh"  # SM90_ONLY
+  cmake -S "$wt" -B "$wt/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPARROW_MPI=OFF "$SM90_ONLY" > "$wt/configure.log" ||
+    exit 1
+  grep -q "Sparrow: CUTLASS" "$wt/configure.log" || { echo "$wt: no CUTLASS (.deps/cutlass-*)"; exit 1; }
+  ninja -C "$wt/build" bench_attention > "$wt/build.log" || { tail -20 "$wt/build.log"; exit 1; }
+  echo "$wt/build/bin/bench_attention"
+  exit
+fi
 if [[ ${1:-} == pack ]]; then
   stage=$(mktemp -d) && mkdir "$stage/bin" || exit 1
   for b in test_gpu bench_attention attention_layout; do
