@@ -20,10 +20,10 @@
 // pass also forms each tile's dQ share, transposed so that D is the GEMM's M and splits between
 // the warpgroups (64 columns each at D = 128; at D = 64 they take alternate tiles):
 //       dQᵀ[:, q0 .. q0+64) += Kᵀ · dSᵀ         (wgmma, dSᵀ through shared memory, Kᵀ read MN-major)
-// staged in shared memory and added to f32 sums (sm90_dq_sums_at) by bulk reduce-adds (a warp's 16 columns each), then
-// converted to bf16 · scale after. Float addition in arrival order: not bit-reproducible from run
-// to run, hence both. Tiles are 64 wide along the streamed dimension so that the accumulators of
-// D = 128 fit: dK, dV 64 + 64, Sᵀ and dPᵀ 16 + 16 and dQᵀ 32 f32 registers a thread.
+// staged in shared memory and added to f32 sums (sm90_dq_sums_at) by bulk reduce-adds (a warp's
+// 16 columns each), then converted to bf16 · scale after. Float addition in arrival order: not
+// bit-reproducible from run to run, hence both. Tiles are 64 wide along the streamed dimension so
+// that the accumulators of D = 128 fit: dK, dV 64 + 64, Sᵀ and dPᵀ 16 + 16 and dQᵀ 32 f32 registers a thread.
 //
 // Masking follows classify_tile (block_attention_lists.h): a tile past the sequence or above the
 // causal diagonal is skipped by producer and consumers alike; a partial tile gets the per-element
@@ -56,10 +56,11 @@ constexpr int kBlock = kSm90Block;  // keys per dK/dV CTA, query rows per dQ CTA
 constexpr int kHalf = 64;           // rows of a streamed tile (half a layout block)
 // The one-pass dQ sums, f32 [B·H · nq_pad/64 tiles][D][64]: each 64-row tile transposed (dQᵀ, the
 // order the dK/dV pass's accumulator holds), so that a warpgroup's 64-column band of a tile is one
-// contiguous run (each warp's 16 columns of it added by one bulk reduce); rows swizzled within a column so that the
-// staging copy's float2 stores spread over the banks (sm90_dq_sums.h). dq_from_sums_kernel reads them back. dS buffers
-// of the one-pass dK/dV pass: a warpgroup writes tile t's while the other's wgmma may still read tile t − 2's (the dQᵀ
-// of tile t − 1 runs in tile t's batch; see dkdv_kernel).
+// contiguous run (each warp's 16 columns of it added by one bulk reduce); rows swizzled within a
+// column so that the staging copy's float2 stores spread over the banks (sm90_dq_sums.h).
+// dq_from_sums_kernel reads them back.
+// dS buffers of the one-pass dK/dV pass: a warpgroup writes tile t's while the other's wgmma may
+// still read tile t − 2's (the dQᵀ of tile t − 1 runs in tile t's batch; see dkdv_kernel).
 constexpr int kDsBuffers = 3;
 static_assert(kSm90DqSumsRows == kHalf);
 
@@ -157,7 +158,8 @@ struct DkdvCfg : Tiles<D> {
   };
   struct SmemOnePass : Smem {
     array_aligned<Elt, cosize_v<SmemLayoutdS>, 1024> ds;
-    // A warpgroup's dQᵀ band (64 columns × 64 rows, f32, DqSums order), read by its warps' bulk reduce-adds.
+    // A warpgroup's dQᵀ band (64 columns × 64 rows, f32, DqSums order), read by its warps' bulk
+    // reduce-adds.
     alignas(128) float dq[2][kBand * kHalf];
   };
 };
