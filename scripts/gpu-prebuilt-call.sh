@@ -18,6 +18,10 @@
 #           against this build (gpu-hopper-check.sh's ab part) for as long as LIMIT (s) allows.
 #           Files go straight under $OUT, so that a call cut short still returns what it wrote.
 #   AB_CASES: as HOPPER_AB_CASES ("pattern N H D sparsity causal", comma separated).
+#   PARTS="sanitize tests ab flex"  (default "sanitize tests ab"); flex: this build against
+#           FlexAttention and cuDNN dense on the same layouts (gpu-hopper-check.sh's bench and flex
+#           parts, sm_90a kernels only) for FLEX_SEQS (65536), FLEX_DIMS (64 128) and FLEX_DENS
+#           (sparsities, 0.90 0.95 0.99), both masks, in whatever LIMIT leaves after the earlier parts.
 set -uo pipefail
 bins=build-dev/bins.tar.xz
 if [[ ${1:-} == base ]]; then
@@ -57,8 +61,9 @@ rc=0
 
 # Sanitizers first: quick, and they catch what the tests' comparisons cannot (a race that happens
 # to give the right numbers).
+parts=${PARTS:-sanitize tests ab}
 scratch=$(mktemp)
-for c in "64 racecheck _" "128 racecheck _" "64 racecheck SPARROW_BLOCK_ATTN_BWD=sm90_deterministic" \
+[[ $parts == *sanitize* ]] && for c in "64 racecheck _" "128 racecheck _" "64 racecheck SPARROW_BLOCK_ATTN_BWD=sm90_deterministic" \
   "128 memcheck SPARROW_SM90_SPLIT=1,SPARROW_SM90_PERSISTENT_CTAS=2" "64 synccheck _"; do
   read -r d tool envs <<< "$c"
   vars=()
@@ -72,19 +77,26 @@ for c in "64 racecheck _" "128 racecheck _" "64 racecheck SPARROW_BLOCK_ATTN_BWD
   [[ $src -ne 0 || ! $summary =~ (" 0 errors"|" 0 hazards") ]] && { rc=1; cat "$scratch" >> "$out/sanitizers.txt"; }
 done
 
-for f in 'AttentionSm90Gpu.Forward*:AttentionSm90Lists.*:AdaptiveSelectGpu.*' 'AttentionSm90Gpu.Backward*'; do
+[[ $parts == *tests* ]] && for f in 'AttentionSm90Gpu.Forward*:AttentionSm90Lists.*:AdaptiveSelectGpu.*' 'AttentionSm90Gpu.Backward*'; do
   timeout 240 $bin/test_gpu --gtest_filter="$f" >> "$out/tests.log" 2>&1 || rc=1
   echo "tests $f: $(grep -cE '^\[       OK' "$out/tests.log") OK so far, rc=$rc ($(( $(date +%s) - t0 )) s)"
 done
-grep -E '^\[  (PASSED|FAILED) |INFO|Failure' "$out/tests.log" | head -20
+[[ $parts == *tests* ]] && grep -E '^\[  (PASSED|FAILED) |INFO|Failure' "$out/tests.log" | head -20
 
 left=$(( limit - ($(date +%s) - t0) - 10 ))
-if [[ -x $bin/bench_attention_base && $left -gt 30 ]]; then
+if [[ $parts == *ab* && -x $bin/bench_attention_base && $left -gt 30 ]]; then
   echo "A/B, base build against this one, $left s left"
   OUT=$out HOPPER_SKIP_BUILD=1 HOPPER_DEADLINE=$left HOPPER_PARTS=ab \
     HOPPER_AB_VARIANTS="BIN=$bin/bench_attention_base default" \
     HOPPER_AB_CASES="${AB_CASES:-bigbird 65536 16 128 0.90 _,bigbird 65536 16 64 0.90 _,bigbird 65536 16 64 0.99 --causal,bigbird 65536 16 128 0.90 --causal,local 65536 16 64 0.99 _,bigbird 65536 16 128 0.95 --causal}" \
     "$(dirname "$0")/gpu-hopper-check.sh" 2>&1 | grep -vE '^NVIDIA|^WARNING|^grep:|^build:' | tee "$out/ab.txt"
+fi
+left=$(( limit - ($(date +%s) - t0) - 10 ))
+if [[ $parts == *flex* && $left -gt 60 ]]; then
+  echo "against Flex and cuDNN dense, $left s left"
+  OUT=$out HOPPER_SKIP_BUILD=1 HOPPER_DEADLINE=$left HOPPER_PARTS="bench flex" HOPPER_KERNELS=sm90 \
+    HOPPER_SEQS="${FLEX_SEQS:-65536}" HOPPER_DIMS="${FLEX_DIMS:-64 128}" HOPPER_DENS="${FLEX_DENS:-0.90 0.95 0.99}" \
+    "$(dirname "$0")/gpu-hopper-check.sh" 2>&1 | grep -vE '^NVIDIA|^WARNING|^grep:|^build:' | tee "$out/flex.txt"
 fi
 echo "total: $(( $(date +%s) - t0 )) s, rc=$rc"
 exit $rc
