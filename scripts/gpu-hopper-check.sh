@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One call on an H100/H200 host for the sm_90a block-attention kernels: build (test_gpu,
 # bench_attention, attention_layout), the GPU attention tests (sm_90a forward and backward vs CPU
-# and vs mma.sync), compute-sanitizer memcheck on a small case, SASS check for HGMMA, then timings
+# and vs mma.sync), compute-sanitizer on small cases (scripts/gpu-sanitize.sh), SASS check for HGMMA, then timings
 # of the sm_90a kernels (forward and backward) vs the mma.sync ones (bench_attention,
 # SPARROW_BLOCK_ATTN_KERNEL) and FlexAttention on the identical layouts (attention_layout --dump-csr → bench/attention_gpu_compare.py).
 # Logs and JSON lines under $OUT (or ./gpu-out). Needs .deps (scripts/gpu-deps.sh: libraries under
@@ -75,17 +75,9 @@ if [[ $parts == *test* ]]; then
   echo "tests rc=$rc ($(( $(date +%s) - t0 )) s)"
 fi
 if [[ $parts == *memcheck* && $(left) -gt 60 ]]; then
-  SPARROW_BLOCK_ATTN_KERNEL=${HOPPER_SANITIZE_KERNEL:-sm90} timeout 60 compute-sanitizer --tool memcheck --print-limit 10 \
-    $bin/bench_attention --device cuda --backend block_sparse --pattern bigbird --sparsity 0.5 --seq 1000 --heads 3 \
-    --batch 2 --head-dim 64 --block 128 --dtype bf16 --repeat 1 --causal --json > "$out/memcheck.log" 2>&1
-  echo "memcheck rc=$?: $(grep -E 'ERROR SUMMARY' "$out/memcheck.log")"
-  for tool in racecheck synccheck; do
-    [[ $(left) -gt 90 ]] || break
-    SPARROW_BLOCK_ATTN_KERNEL=${HOPPER_SANITIZE_KERNEL:-sm90} timeout 60 compute-sanitizer --tool $tool --print-limit 10 \
-      $bin/bench_attention --device cuda --backend block_sparse --pattern bigbird --sparsity 0.5 --seq 512 --heads 2 \
-      --batch 1 --head-dim 64 --block 128 --dtype bf16 --repeat 1 --causal --json > "$out/$tool.log" 2>&1
-    echo "$tool rc=$?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/$tool.log" | head -2)"
-  done
+  SPARROW_BLOCK_ATTN_KERNEL=${HOPPER_SANITIZE_KERNEL:-sm90} "$(dirname "$0")/gpu-sanitize.sh" $bin/bench_attention \
+    "$out/sanitizers.txt" || rc=1
+  cat "$out/sanitizers.txt"
 fi
 if [[ $parts == *sass* ]]; then
   for part in sm90 sm90_bwd; do  # the forward's object, then the backward's

@@ -59,31 +59,13 @@ bin=build-gpu/bin
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader | tee "$out/card.txt"
 rc=0
 
-# The sanitizers (they catch what the tests' comparisons cannot: a race that happens to give the
-# right numbers) and the two halves of the sm_90a tests run side by side: all three are mostly CPU
-# (instrumentation, CPU references) on a 16-core host, and ~150 s one after another is half of what
-# a short lease leaves.
+# The sanitizers (scripts/gpu-sanitize.sh) and the two halves of the sm_90a tests run side by side:
+# all three are mostly CPU (instrumentation, CPU references) on a 16-core host, and ~150 s one
+# after another is half of what a short lease leaves.
 parts=${PARTS:-sanitize tests ab}
-sanitize() {
-  local scratch c d tool envs src summary vars rc=0
-  scratch=$(mktemp)
-  for c in "64 racecheck _" "128 racecheck _" "64 racecheck SPARROW_BLOCK_ATTN_BWD=sm90_deterministic" \
-    "128 memcheck SPARROW_SM90_SPLIT=1,SPARROW_SM90_PERSISTENT_CTAS=2" "64 synccheck _"; do
-    read -r d tool envs <<< "$c"
-    vars=()
-    [[ $envs != _ ]] && IFS=, read -ra vars <<< "$envs"
-    env "${vars[@]}" timeout 90 compute-sanitizer --tool "$tool" --print-limit 5 $bin/bench_attention --device cuda \
-      --backend block_sparse --pattern bigbird --sparsity 0.5 --seq 700 --heads 2 --batch 2 --head-dim "$d" \
-      --block 128 --dtype bf16 --repeat 1 --causal --json > "$scratch" 2>&1
-    src=$?
-    summary=$(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$scratch" | head -1)
-    echo "$tool D $d ${envs#_} rc=$src: $summary" >> "$out/sanitizers.txt"
-    [[ $src -ne 0 || ! $summary =~ (" 0 errors"|" 0 hazards") ]] && { rc=1; cat "$scratch" >> "$out/sanitizers.txt"; }
-  done
-  return $rc
-}
 jobs_=()
-[[ $parts == *sanitize* ]] && { sanitize & jobs_+=("$!:sanitizers"); }
+[[ $parts == *sanitize* ]] && { "$(dirname "$0")/gpu-sanitize.sh" $bin/bench_attention "$out/sanitizers.txt" &
+  jobs_+=("$!:sanitizers"); }
 if [[ $parts == *tests* ]]; then
   timeout 300 $bin/test_gpu --gtest_filter='AttentionSm90Gpu.Forward*:AttentionSm90Lists.*:AdaptiveSelectGpu.*' \
     > "$out/tests_forward.log" 2>&1 & jobs_+=("$!:forward tests")
