@@ -59,25 +59,29 @@ bin=build-gpu/bin
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader | tee "$out/card.txt"
 rc=0
 
-# The sanitizers (scripts/gpu-sanitize.sh) and the two halves of the sm_90a tests run side by side:
-# all three are mostly CPU (instrumentation, CPU references) on a 16-core host, and ~150 s one
+# The sanitizers (scripts/gpu-sanitize.sh) and the sm_90a tests (in shards) run side by side:
+# all are mostly CPU (instrumentation, CPU references) on a 16-core host, and ~150 s one
 # after another is half of what a short lease leaves.
 parts=${PARTS:-sanitize tests ab}
 jobs_=()
 [[ $parts == *sanitize* ]] && { "$(dirname "$0")/gpu-sanitize.sh" $bin/bench_attention "$out/sanitizers.txt" &
   jobs_+=("$!:sanitizers"); }
 if [[ $parts == *tests* ]]; then
+  # gtest's shards (each process runs every SHARDS-th case): the backward's CPU references dominate.
+  for s in 0 1 2 3; do
+    GTEST_TOTAL_SHARDS=4 GTEST_SHARD_INDEX=$s timeout 300 $bin/test_gpu --gtest_filter='AttentionSm90Gpu.Backward*' \
+      > "$out/tests_backward_$s.log" 2>&1 & jobs_+=("$!:backward tests, shard $s")
+  done
   timeout 300 $bin/test_gpu --gtest_filter='AttentionSm90Gpu.Forward*:AttentionSm90Lists.*:AdaptiveSelectGpu.*' \
     > "$out/tests_forward.log" 2>&1 & jobs_+=("$!:forward tests")
-  timeout 300 $bin/test_gpu --gtest_filter='AttentionSm90Gpu.Backward*' > "$out/tests_backward.log" 2>&1 &
-  jobs_+=("$!:backward tests")
 fi
 for j in "${jobs_[@]}"; do
   wait "${j%%:*}" || rc=1
   echo "${j#*:} done, rc=$rc ($(( $(date +%s) - t0 )) s)"
 done
 [[ $parts == *sanitize* ]] && cat "$out/sanitizers.txt"
-[[ $parts == *tests* ]] && grep -hE '^\[  (PASSED|FAILED) |INFO|Failure' "$out"/tests_*.log | head -20
+[[ $parts == *tests* ]] && cat "$out"/tests_*.log > "$out/tests.log" && rm "$out"/tests_*.log &&
+  grep -E '^\[  (PASSED|FAILED) |INFO|Failure' "$out/tests.log" | head -20
 
 left=$(( limit - ($(date +%s) - t0) - 10 ))
 if [[ $parts == *ab* && -x $bin/bench_attention_base && $left -gt 30 ]]; then
