@@ -366,13 +366,9 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(CUTE_GRID_CONSTANT con
           int k0 = 0;
           if (lane == 0) k0 = ss.tile[stage].r0;
           k0 = __shfl_sync(0xffffffffu, k0, 0);
-          CUTLASS_PRAGMA_UNROLL
-          for (int r = 0; r < size<0>(Srs); ++r) CUTLASS_PRAGMA_UNROLL
-          for (int c = 0; c < size<1>(Srs); ++c) {
-            const int row = q0 + get<0>(Crs(r, c)), col = k0 + get<1>(Crs(r, c));
-            const bool ok = col < p.nk && (!p.causal || col <= row);
-            if (!ok) Srs(r, c) = -INFINITY;
-          }
+          mask_scores(
+              Srs, [&](int r, int c) { return make_int2(q0 + get<0>(Crs(r, c)), k0 + get<1>(Crs(r, c))); }, p.nk,
+              p.causal);
         }
         // Online softmax: rows r = 0, 1 of this thread (its quad holds the rest of each row).
         CUTLASS_PRAGMA_UNROLL

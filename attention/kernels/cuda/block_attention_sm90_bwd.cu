@@ -593,19 +593,17 @@ __global__ void __launch_bounds__(kThreads, 1) dkdv_kernel(CUTE_GRID_CONSTANT co
         score_gemm_pair(mma_t, tSrK, tSrQ, tSrS, tSrV, tSrdO, tSrdP, ring.stage, pass_turn);
 
         // Pᵀ and dSᵀ in place of Sᵀ and dPᵀ; rows are keys, columns query rows of the tile.
-        const bool partial = note.partial();
+        if (note.partial())
+          mask_scores(
+              Srs, [&](int r, int c) { return make_int2(q0 + get<1>(Crs(r, c)), k0 + get<0>(Crs(r, c))); }, p.nk,
+              p.causal);
         CUTLASS_PRAGMA_UNROLL
         for (int c = 0; c < size<1>(Srs); ++c) {
           const int qc = get<1>(Crs(0, c));
           const float lse2 = ss.lse2[ring.stage][qc], di = ss.di[ring.stage][qc];
           CUTLASS_PRAGMA_UNROLL
           for (int r = 0; r < size<0>(Srs); ++r) {
-            bool ok = true;
-            if (partial) {
-              const int key = k0 + get<0>(Crs(r, c)), query = q0 + qc;
-              ok = key < p.nk && (!p.causal || key <= query);
-            }
-            const float pr = ok ? exp2_ftz(Srs(r, c) * p.scale_log2 - lse2) : 0.f;
+            const float pr = exp2_ftz(fmaf(Srs(r, c), p.scale_log2, -lse2));
             Srs(r, c) = pr;
             dPrs(r, c) = pr * (dPrs(r, c) - di);
           }
@@ -886,17 +884,15 @@ __global__ void __launch_bounds__(kThreads, 1) dq_kernel(CUTE_GRID_CONSTANT cons
       more = !note.last();
       score_gemm_pair(mma_s, tSrQ, tSrK, tSrS, tSrdO, tSrV, tSrdP, ring.stage);
 
-      const bool partial = note.partial();
+      if (note.partial())
+        mask_scores(
+            Srs, [&](int r, int c) { return make_int2(q0 + get<0>(Crs(r, c)), k0 + get<1>(Crs(r, c))); }, p.nk,
+            p.causal);
       CUTLASS_PRAGMA_UNROLL
       for (int r = 0; r < size<0>(Srs); ++r) {
         CUTLASS_PRAGMA_UNROLL
         for (int c = 0; c < size<1>(Srs); ++c) {
-          bool ok = true;
-          if (partial) {
-            const int query = q0 + get<0>(Crs(r, c)), key = k0 + get<1>(Crs(r, c));
-            ok = key < p.nk && (!p.causal || key <= query);
-          }
-          const float pr = ok ? exp2_ftz(Srs(r, c) * p.scale_log2 - lse2[r]) : 0.f;
+          const float pr = exp2_ftz(fmaf(Srs(r, c), p.scale_log2, -lse2[r]));
           dPrs(r, c) = pr * (dPrs(r, c) - di[r]);
         }
       }

@@ -95,6 +95,26 @@ __device__ __forceinline__ void to_bf16_fragment(const Acc& acc, Frag& frag) {
   }
 }
 
+// Hides the scores of the pairs the mask removes by setting them to −∞: keys at or past nk and,
+// causal, keys after their query. `query_key(r, c)` gives element (r, c)'s (query, key) (the
+// forward's and the dQ pass's rows are queries, the dK/dV pass's keys). Then exp2 of the score
+// (scaled, less the row's max or LSE₂) is exactly 0 with no select in the exponent's loop: LSE₂ is
+// finite or +∞ (a row that sees nothing, bwd prep), never −∞, so −∞ − LSE₂ stays −∞. Run only on
+// partial tiles, as a pass of its own: with the select inside the exponent's loop, ptxas gave
+// every score of every tile a branch around the mask's compares and a predicated reload of the
+// scale from the constant bank (~18 instructions a score, the backward's SASS in session 21).
+template <class ScoresRC, class QueryKey>
+__device__ __forceinline__ void mask_scores(ScoresRC& s_rc, QueryKey query_key, int nk, bool causal) {
+  CUTLASS_PRAGMA_UNROLL
+  for (int r = 0; r < size<0>(s_rc); ++r) {
+    CUTLASS_PRAGMA_UNROLL
+    for (int c = 0; c < size<1>(s_rc); ++c) {
+      const int2 qk = query_key(r, c);
+      if (qk.y >= nk || (causal && qk.y > qk.x)) s_rc(r, c) = -INFINITY;
+    }
+  }
+}
+
 // 2^x by one MUFU.EX2, subnormal results flushed to zero. exp2f keeps them, at the price of a
 // compare and two predicated multiplies around every MUFU; a probability below 2⁻¹²⁶ of the row's
 // largest is nothing next to the row's sum (≥ 1), and P goes to bf16 anyway.
