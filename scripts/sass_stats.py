@@ -26,18 +26,19 @@ for n, ins in kernels.items():
 print()
 print("elementwise step (score GEMMs waited for -> dS stored or next GEMM issued; a full tile skips the mask):")
 for n, ins in kernels.items():
-    if not re.search(r"dkdv_kernel|dq_kernel", n): continue
+    if not re.search(r"fwd_kernel|dkdv_kernel|dq_kernel", n): continue
     first = next((k for k, i in enumerate(ins) if "HGMMA" in i), None)
     if first is None: continue
     a = next(k for k in range(first, len(ins)) if "WARPGROUP.DEPBAR" in ins[k])
     b = next(k for k in range(a + 1, len(ins)) if re.match(r"(STSM|HGMMA|WARPGROUP.ARRIVE)", opcode(ins[k])))
     step = range(a + 1, b)
-    # A full tile (no mask) jumps over the mask pass: the step's first forward branch within it.
-    bra = next((k for k in step if opcode(ins[k]) == "BRA"), None)
+    # A full tile (no mask) jumps over the mask pass: the step's longest forward branch.
     skipped = set()
-    if bra is not None:
-        to = int(re.search(r"BRA\s+(?:`\()?(?:\w+, )?0x([0-9a-f]+)", ins[bra]).group(1), 16)
-        skipped = {k for k in step if k > bra and addr[n][k] < to}
+    for k in step:
+        m = re.search(r"BRA\s+(?:\w+, )?0x([0-9a-f]+)", ins[k]) if opcode(ins[k]) == "BRA" else None
+        if m:
+            over = {j for j in step if j > k and addr[n][j] < int(m.group(1), 16)}
+            skipped = max(skipped, over, key=len)
     c = Counter(opcode(ins[k]) for k in step if k not in skipped)
     print("  %-26s %4d, a full tile %4d: %s" % (short(n), len(step), len(step) - len(skipped),
                                               ", ".join("%s %d" % kv for kv in c.most_common(8))))
