@@ -4,18 +4,20 @@
 # ~30 min in all). Two halves:
 #   here:   scripts/gpu-prebuilt-call.sh base REV   (optional: REV's bench_attention, sm_90a only, in a
 #           worktree under /tmp with this checkout's .deps; prints the binary's path)
-#           scripts/gpu-prebuilt-call.sh pack [BASE_BENCH]
+#           scripts/gpu-prebuilt-call.sh pack [BASE_BENCH ...]
 #           packs build-dev/bin/{test_gpu,bench_attention,attention_layout} (stripped) and, given,
-#           another build's bench_attention (e.g. the last commit measured) as bench_attention_base
-#           into build-dev/bins.tar.xz (~7 MB). Build first, for sm_90a only:
+#           other builds' bench_attention (e.g. the last commit measured, then later unmeasured ones;
+#           `base` prints such paths) as bench_attention_base1, _base2, … into build-dev/bins.tar.xz
+#           (~7 MB, +4 MB a base). Build first, for sm_90a only:
 #             cmake -S . -B build-dev -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPARROW_MPI=OFF \
 #               -DSPARROW_CUDA_GENCODE=-gencode=arch=compute_90a,code=sm_90a
 #             ninja -C build-dev test_gpu bench_attention attention_layout
 #   there:  run(command="LIMIT=300 bash scripts/gpu-prebuilt-call.sh",
 #               carry=[".deps/usr", "build-dev/bins.tar.xz"])     (.deps/usr: scripts/gpu-deps.sh)
 #           racecheck (the kernels' shared-memory hand-offs) and memcheck on small cases, the
-#           sm_90a tests (forward first, the shorter), then, with a base build packed, an A/B of it
-#           against this build (gpu-hopper-check.sh's ab part) for as long as LIMIT (s) allows.
+#           sm_90a tests (forward first, the shorter), then, with base builds packed, an A/B of them
+#           (in the order packed) and this build, ratios to the first (gpu-hopper-check.sh's ab part,
+#           the builds alternating within each case), for as long as LIMIT (s) allows.
 #           Files go straight under $OUT, so that a call cut short still returns what it wrote.
 #   AB_CASES: as HOPPER_AB_CASES ("pattern N H D sparsity causal", comma separated).
 #   PARTS="sanitize tests ab flex"  (default "sanitize tests ab"); flex: this build against
@@ -43,7 +45,8 @@ if [[ ${1:-} == pack ]]; then
     [[ -x build-dev/bin/$b ]] || { echo "build-dev/bin/$b missing: build it first (see the header)"; exit 1; }
     strip -o "$stage/bin/$b" "build-dev/bin/$b" || exit 1
   done
-  if [[ -n ${2:-} ]]; then strip -o "$stage/bin/bench_attention_base" "$2" || exit 1; fi
+  shift
+  for i in $(seq 1 $#); do strip -o "$stage/bin/bench_attention_base$i" "${!i}" || exit 1; done
   tar cJf "$bins" -C "$stage" bin && rm -rf "$stage" && ls -la "$bins"
   exit
 fi
@@ -84,10 +87,11 @@ done
   grep -E '^\[  (PASSED|FAILED) |INFO|Failure' "$out/tests.log" | head -20
 
 left=$(( limit - ($(date +%s) - t0) - 10 ))
-if [[ $parts == *ab* && -x $bin/bench_attention_base && $left -gt 30 ]]; then
-  echo "A/B, base build against this one, $left s left"
+bases=$(ls $bin/bench_attention_base* 2>/dev/null | sort -V | sed 's/^/BIN=/' | tr '\n' ' ')
+if [[ $parts == *ab* && -n $bases && $left -gt 30 ]]; then
+  echo "A/B, base builds (${bases% }) against this one, $left s left"
   OUT=$out HOPPER_SKIP_BUILD=1 HOPPER_DEADLINE=$left HOPPER_PARTS=ab \
-    HOPPER_AB_VARIANTS="BIN=$bin/bench_attention_base default" \
+    HOPPER_AB_VARIANTS="${bases}default" \
     HOPPER_AB_CASES="${AB_CASES:-bigbird 65536 16 128 0.90 _,bigbird 65536 16 64 0.90 _,bigbird 65536 16 64 0.99 --causal,bigbird 65536 16 128 0.90 --causal,local 65536 16 64 0.99 _,bigbird 65536 16 128 0.95 --causal}" \
     "$(dirname "$0")/gpu-hopper-check.sh" 2>&1 | grep -vE '^NVIDIA|^WARNING|^grep:|^build:' | tee "$out/ab.txt"
 fi
