@@ -102,7 +102,8 @@ __device__ __forceinline__ void to_bf16_fragment(const Acc& acc, Frag& frag) {
 // finite or +∞ (a row that sees nothing, bwd prep), never −∞, so −∞ − LSE₂ stays −∞. Run only on
 // partial tiles, as a pass of its own: with the select inside the exponent's loop, ptxas gave
 // every score of every tile a branch around the mask's compares and a predicated reload of the
-// scale from the constant bank (~18 instructions a score, the backward's SASS in session 21).
+// scale from the constant bank (a full tile's backward step ~460 instructions a thread, now
+// 159–222: bench/HOPPER_NOTES.md, session 21; scripts/sass-stats.sh counts them).
 template <class ScoresRC, class QueryKey>
 __device__ __forceinline__ void mask_scores(ScoresRC& s_rc, QueryKey query_key, int nk, bool causal) {
   CUTLASS_PRAGMA_UNROLL
