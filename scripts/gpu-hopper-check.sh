@@ -6,7 +6,10 @@
 # SPARROW_BLOCK_ATTN_KERNEL) and FlexAttention on the identical layouts (attention_layout --dump-csr → bench/attention_gpu_compare.py).
 # Logs and JSON lines under $OUT (or ./gpu-out). Needs .deps (scripts/gpu-deps.sh: libraries under
 # .deps/usr; cudnn_frontend-*; cutlass-*).
-#   HOPPER_PARTS="test memcheck sass bench adaptive flex huge ncu ab"   (default: all but huge, ncu and ab; ncu:
+#   HOPPER_PARTS="test memcheck sass bench adaptive flex huge ncu kernels ab"   (default: all but huge, ncu,
+#                kernels and ab; kernels: each kernel's time in one forward + backward of HOPPER_KERNELS_CASES
+#                ("N D sparsity pattern causal" entries, comma separated; "_" not causal), by Nsight
+#                Compute's gpu__time_duration, to see where the 1 % cells' time goes; ncu:
 #                Nsight Compute sections for the forward and the dK/dV kernel on HOPPER_NCU_CASES,
 #                "N D sparsity pattern" entries, comma separated; adaptive times
 #                the adaptive backend with its selection on the host and on the device,
@@ -230,6 +233,41 @@ for k, v in by.items():
              if x in v and base else "-" for x in variants]
     print(" ".join(str(x) for x in k) + " | " + " | ".join(cells))
 PY
+fi
+if [[ $parts == *kernels* ]]; then
+  # The kernels of bench_attention's last forward + backward (with --repeat 1: warm-up forward,
+  # warm-up f+b, timed forward, timed f+b; the last f+b starts at the fourth forward kernel), each
+  # timed alone by ncu's replay. cudaMemsetAsync (the dQ sums' zeroing) is no kernel: it is the f+b
+  # time less the kernels' sum.
+  IFS=, read -ra kernel_cases <<< "${HOPPER_KERNELS_CASES:-65536 64 0.99 bigbird _,65536 64 0.99 bigbird --causal,65536 128 0.99 bigbird _}"
+  for c in "${kernel_cases[@]}"; do
+    set -- $c
+    [[ $(left) -lt 60 ]] && { echo "kernels: out of time at $c"; break; }
+    csv=$(mktemp --suffix=.csv)  # not under $out: a call brings back few files
+    timeout $(( $(left) - 10 )) ncu --clock-control none --metrics gpu__time_duration.sum --csv \
+      $bin/bench_attention --device cuda --backend block_sparse --pattern $4 --sparsity $3 --seq $1 --heads 16 \
+      --head-dim $2 --block 128 --dtype bf16 --repeat 1 ${5#_} --json > "$csv" 2>&1
+    python3 - "$csv" "$c" <<'PY'
+import csv, io, re, sys
+lines = open(sys.argv[1]).read().splitlines()
+start = next((i for i, l in enumerate(lines) if l.startswith('"ID"')), None)
+if start is None:
+    sys.exit(f"kernels {sys.argv[2]}: no ncu table in {sys.argv[1]}")
+rows = [r for r in csv.DictReader(io.StringIO("\n".join(lines[start:]))) if r.get("Metric Name") == "gpu__time_duration.sum"]
+def us(r):
+    v = float(r["Metric Value"].replace(",", ""))
+    return v / 1e3 if r["Metric Unit"] == "nsecond" else v * 1e3 if r["Metric Unit"] == "msecond" else v
+fwd = [i for i, r in enumerate(rows) if "fwd_kernel" in r["Kernel Name"]]
+last = rows[fwd[3]:] if len(fwd) >= 4 else rows
+total = sum(us(r) for r in last)
+print(f"kernels of one forward + backward, {sys.argv[2]}: {len(last)} launches, {total:.0f} µs")
+bench = [l for l in lines[:start] if l.startswith("{")]
+print("  bench (under ncu, so its times are not the card's): " + (bench[-1][:200] if bench else "none"))
+for r in last:
+    name = re.sub(r"\(.*", "", r["Kernel Name"]).replace("void ", "")
+    print(f"  {us(r):9.1f} µs  {name[:110]}")
+PY
+  done
 fi
 if [[ $parts == *huge* && $(left) -gt 60 ]]; then
   timeout $(( $(left) - 10 )) $bin/bench_attention --device cuda --backend block_sparse --pattern bigbird --sparsity 0.99 \

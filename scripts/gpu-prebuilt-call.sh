@@ -20,7 +20,11 @@
 #           the builds alternating within each case), for as long as LIMIT (s) allows.
 #           Files go straight under $OUT, so that a call cut short still returns what it wrote.
 #   AB_CASES: as HOPPER_AB_CASES ("pattern N H D sparsity causal", comma separated).
-#   PARTS="sanitize tests ab flex"  (default "sanitize tests ab"); flex: this build against
+#   AB_VARIANTS: as HOPPER_AB_VARIANTS, in place of the packed bases against this build (e.g.
+#           "default SPARROW_BLOCK_ATTN_BWD=sm90_deterministic": one pass against two passes).
+#   PARTS="sanitize tests ab kernels flex"  (default "sanitize tests ab"); kernels: each kernel's
+#           time in one forward + backward (gpu-hopper-check.sh's kernels part, KERNELS_CASES as
+#           its HOPPER_KERNELS_CASES); flex: this build against
 #           FlexAttention and cuDNN dense on the same layouts (gpu-hopper-check.sh's bench and flex
 #           parts, sm_90a kernels only) for FLEX_SEQS (65536), FLEX_DIMS (64 128) and FLEX_DENS
 #           (sparsities, 0.90 0.95 0.99), both masks, in whatever LIMIT leaves after the earlier parts.
@@ -88,12 +92,18 @@ done
 
 left=$(( limit - ($(date +%s) - t0) - 10 ))
 bases=$(ls $bin/bench_attention_base* 2>/dev/null | sort -V | sed 's/^/BIN=/' | tr '\n' ' ')
-if [[ $parts == *ab* && -n $bases && $left -gt 30 ]]; then
-  echo "A/B, base builds (${bases% }) against this one, $left s left"
+if [[ $parts == *ab* && -n ${AB_VARIANTS:-$bases} && $left -gt 30 ]]; then
+  echo "A/B of ${AB_VARIANTS:-${bases}default}, $left s left"
   OUT=$out HOPPER_SKIP_BUILD=1 HOPPER_DEADLINE=$left HOPPER_PARTS=ab \
-    HOPPER_AB_VARIANTS="${bases}default" \
+    HOPPER_AB_VARIANTS="${AB_VARIANTS:-${bases}default}" \
     HOPPER_AB_CASES="${AB_CASES:-bigbird 65536 16 128 0.90 _,bigbird 65536 16 64 0.90 _,bigbird 65536 16 64 0.99 --causal,bigbird 65536 16 128 0.90 --causal,local 65536 16 64 0.99 _,bigbird 65536 16 128 0.95 --causal}" \
     "$(dirname "$0")/gpu-hopper-check.sh" 2>&1 | grep -vE '^NVIDIA|^WARNING|^grep:|^build:' | tee "$out/ab.txt"
+fi
+left=$(( limit - ($(date +%s) - t0) - 10 ))
+if [[ $parts == *kernels* && $left -gt 60 ]]; then
+  echo "each kernel's time, $left s left"
+  OUT=$out HOPPER_SKIP_BUILD=1 HOPPER_DEADLINE=$left HOPPER_PARTS=kernels HOPPER_KERNELS_CASES="${KERNELS_CASES:-}" \
+    "$(dirname "$0")/gpu-hopper-check.sh" 2>&1 | grep -vE '^NVIDIA|^WARNING|^grep:|^build:' | tee "$out/kernels.txt"
 fi
 left=$(( limit - ($(date +%s) - t0) - 10 ))
 if [[ $parts == *flex* && $left -gt 60 ]]; then
