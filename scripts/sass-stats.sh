@@ -3,7 +3,8 @@
 # instruction stream before a lent machine's minutes go to timing it.
 #   scripts/sass-stats.sh [BUILD_DIR]     (default build-dev, configured as gpu-prebuilt-call.sh's header says)
 # Per kernel: instructions, MUFU.EX2 (exp2), LDC (constant-bank loads into registers), branches,
-# HGMMA, LDL/STL (local memory: spills). Then the forward's, dK/dV and dQ kernels' elementwise step,
+# HGMMA, LDL/STL (local-memory accesses: spills), registers and local bytes a thread (cuobjdump
+# -res-usage: what ptxas -v says, without recompiling). Then the forward's, dK/dV and dQ kernels' elementwise step,
 # from the score GEMMs' wait (the first WARPGROUP.DEPBAR after the first HGMMA) to the next
 # shared-memory store of dS (STSM) or GEMM issue: the serial work of a tile between its GEMMs, by
 # opcode, all of it and what a full tile runs (the mask pass skipped).
@@ -35,4 +36,4 @@ fi
 export PATH=$PWD/$tools:$PATH
 objs=$(find "$build" -path '*sparrow_attention.dir*' -name 'block_attention_sm90*.cu.o' | sort)
 [[ -n $objs ]] || { echo "$build: no block_attention_sm90*.cu.o (build sparrow_attention first)"; exit 1; }
-for o in $objs; do "$tools/cuobjdump" -sass "$o"; done | python3 scripts/sass_stats.py
+python3 scripts/sass_stats.py "$tools/cuobjdump" $objs

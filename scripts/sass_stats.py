@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Counts `cuobjdump -sass` output (stdin) per kernel; scripts/sass-stats.sh says what and why."""
+"""Counts the SASS of object files per kernel; scripts/sass-stats.sh says what and why.
+usage: sass_stats.py CUOBJDUMP OBJECT..."""
 import re
+import subprocess
 import sys
 from collections import Counter, OrderedDict
 
@@ -51,13 +53,33 @@ def elementwise_step(ins):
     return step, [k for k in step if k not in skipped]
 
 
-kernels = read_kernels(sys.stdin)
-print("%-26s %6s %5s %5s %5s %6s %8s" % ("kernel", "instr", "ex2", "ldc", "bra", "hgmma", "ldl/stl"))
+def read_resources(text):
+    """{kernel: (registers, local bytes a thread: spills and stack)} from cuobjdump -res-usage."""
+    res, name = {}, None
+    for line in text.splitlines():
+        m = re.match(r"\s*Function (\S+):", line)
+        if m:
+            name = m.group(1)
+        elif name and "REG:" in line:
+            f = dict(re.findall(r"(\w+):(\d+)", line))
+            res[name] = (int(f["REG"]), int(f["LOCAL"]))
+    return res
+
+
+cuobjdump, objects = sys.argv[1], sys.argv[2:]
+run = lambda flag, o: subprocess.run([cuobjdump, flag, o], check=True, capture_output=True, text=True).stdout
+kernels, resources = OrderedDict(), {}
+for o in objects:
+    kernels.update(read_kernels(run("-sass", o).splitlines()))
+    resources.update(read_resources(run("-res-usage", o)))
+print("%-26s %6s %5s %5s %5s %6s %8s %5s %6s" % ("kernel", "instr", "ex2", "ldc", "bra", "hgmma", "ldl/stl", "regs",
+                                                "local"))
 for name, ins in kernels.items():
     c = Counter(opcode(i) for _, i in ins)
     ex2 = sum("MUFU.EX2" in i for _, i in ins)
-    print("%-26s %6d %5d %5d %5d %6d %8d" % (short(name), len(ins), ex2, c["LDC"], c["BRA"], c["HGMMA"],
-                                          c["LDL"] + c["STL"]))
+    regs, local = resources.get(name, (0, 0))
+    print("%-26s %6d %5d %5d %5d %6d %8d %5d %6d" % (short(name), len(ins), ex2, c["LDC"], c["BRA"], c["HGMMA"],
+                                                  c["LDL"] + c["STL"], regs, local))
 print()
 print("elementwise step (score GEMMs waited for -> dS stored or next GEMM issued; a full tile skips the mask):")
 for name, ins in kernels.items():
