@@ -4,10 +4,10 @@
 #   scripts/sass-stats.sh [BUILD_DIR]     (default build-dev, configured as gpu-prebuilt-call.sh's header says)
 # Per kernel: instructions, MUFU.EX2 (exp2), LDC (constant-bank loads into registers), branches,
 # HGMMA, LDL/STL (local-memory accesses: spills), registers and local bytes a thread (cuobjdump
-# -res-usage: what ptxas -v says, without recompiling). Then the forward's, dK/dV and dQ kernels' elementwise step,
-# from the score GEMMs' wait (the first WARPGROUP.DEPBAR after the first HGMMA) to the next
-# shared-memory store of dS (STSM) or GEMM issue: the serial work of a tile between its GEMMs, by
-# opcode, all of it and what a full tile runs (the mask pass skipped).
+# -res-usage: what ptxas -v says, without recompiling). Then the forward's, dK/dV and dQ kernels'
+# elementwise step, from the score GEMMs' wait (the first WARPGROUP.DEPBAR after the first HGMMA)
+# to the next shared-memory store of dS (STSM) or GEMM issue: the serial work of a tile between its
+# GEMMs, by opcode, all of it and what a full tile runs (the mask pass skipped).
 # cuobjdump and the nvdisasm it runs come from PyPI's nvidia-cuda-cuobjdump and nvidia-cuda-nvdisasm
 # wheels (pinned), kept in .deps.
 set -euo pipefail
