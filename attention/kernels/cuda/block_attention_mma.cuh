@@ -339,19 +339,27 @@ __global__ void __launch_bounds__(128)
       }
     }
 
+    // Hidden pairs' scores → −∞ in a pass of their own, so that the exponent's loop has no select
+    // (P = 2^(−∞) = 0 exactly: LSE₂ is finite or +∞). With the select inside it, nvcc gave every
+    // score a divergent branch around the mask (BSSY/BSYNC) for sm_80, as ptxas did in the sm_90a
+    // backward (bench/HOPPER_NOTES.md, session 21).
     const bool need_mask =
         k0 + kTile > g.nk || (g.causal && (g.key_last != nullptr || k0 + kTile - 1 > q0 + warp * 16));
+    if (need_mask) {
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int64_t j = k0 + nt * 8 + (lane & 3) * 2 + (e & 1);
+          const int64_t i = row_a + (e >> 1) * 8;
+          if (j >= g.nk || (g.causal && key_end_pos(g, j) > i)) s[nt][e] = -INFINITY;
+        }
+    }
 #pragma unroll
     for (int nt = 0; nt < 8; ++nt)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        float p = exp2f(s[nt][e] * g.scale_log2 - rl2[e >> 1]);
-        if (need_mask) {
-          const int64_t j = k0 + nt * 8 + (lane & 3) * 2 + (e & 1);
-          const int64_t i = row_a + (e >> 1) * 8;
-          const bool ok = j < g.nk && (!g.causal || key_end_pos(g, j) <= i);
-          if (!ok) p = 0.f;
-        }
+        const float p = exp2f(s[nt][e] * g.scale_log2 - rl2[e >> 1]);
         s[nt][e] = p * (dp[nt][e] - rdi[e >> 1]);  // dS
       }
 
