@@ -21,6 +21,7 @@
 #include <cstdint>
 
 #include "attention/kernels/cuda/block_attention_walk.cuh"
+#include "attention/kernels/cuda/exp2_ftz.cuh"
 #include "attention/kernels/cuda/mma_bf16.cuh"
 
 namespace sparrow::attn::cuda {
@@ -141,7 +142,10 @@ __global__ void __launch_bounds__(32 * NW, 16 / NW)
         s[nt][e] = x;
       }
 
-      // Online softmax, two rows per thread (e = 0,1 → row_a; e = 2,3 → row_a + 8).
+      // Online softmax, two rows per thread (e = 0,1 → row_a; e = 2,3 → row_a + 8). exp2f, not
+      // exp2_ftz as the backward kernels: at this kernel's 128-register cap the fewer instructions
+      // cost spills (sm_80 SASS: 8 local accesses in the loop at D 64 with exp2f, 25 with
+      // exp2_ftz; bench/HOPPER_NOTES.md, session 21).
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       float mx = -INFINITY;
@@ -359,7 +363,7 @@ __global__ void __launch_bounds__(128)
     for (int nt = 0; nt < 8; ++nt)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const float p = exp2f(s[nt][e] * g.scale_log2 - rl2[e >> 1]);
+        const float p = exp2_ftz(s[nt][e] * g.scale_log2 - rl2[e >> 1]);
         s[nt][e] = p * (dp[nt][e] - rdi[e >> 1]);  // dS
       }
 
@@ -480,7 +484,7 @@ __global__ void __launch_bounds__(128)
       const float2 l2 = *reinterpret_cast<const float2*>(cL + col);
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        float p = exp2f(s[nt][e] * g.scale_log2 - ((e & 1) ? l2.y : l2.x));
+        float p = exp2_ftz(s[nt][e] * g.scale_log2 - ((e & 1) ? l2.y : l2.x));
         if (need_mask && kend[e >> 1] > q0 + col + (e & 1)) p = 0.f;
         s[nt][e] = p;
       }

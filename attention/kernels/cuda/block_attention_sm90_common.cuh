@@ -13,6 +13,7 @@
 #include <cute/tensor.hpp>
 
 #include "attention/kernels/cuda/block_attention_sm90_items.cuh"
+#include "attention/kernels/cuda/exp2_ftz.cuh"
 #include "framework/cuda/runtime.h"
 
 namespace sparrow::attn::cuda::sm90 {
@@ -114,15 +115,6 @@ __device__ __forceinline__ void mask_scores(ScoresRC& s_rc, QueryKey query_key, 
       if (qk.y >= nk || (causal && qk.y > qk.x)) s_rc(r, c) = -INFINITY;
     }
   }
-}
-
-// 2^x by one MUFU.EX2, subnormal results flushed to zero. exp2f keeps them, at the price of a
-// compare and two predicated multiplies around every MUFU; a probability below 2⁻¹²⁶ of the row's
-// largest is nothing next to the row's sum (≥ 1), and P goes to bf16 anyway.
-__device__ __forceinline__ float exp2_ftz(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
 }
 
 // dst[i] += src[i], `bytes` / 4 floats (a multiple of 16 bytes, both 16-byte aligned): one bulk
