@@ -120,7 +120,8 @@ Tensor mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tenso
   Tensor b2d = b2.defined() ? b2.detach().contiguous() : Tensor();
   Tensor u = empty({rows, H}, x.dtype(), x.device());
   bool fused = false;
-  Tensor h = detail::matmul_forward(x2, w1d, false, true, {}, rows, H, K, {GemmEpilogue::GeluAuxBias, b1d, u, &fused});
+  Tensor h = detail::matmul_forward(x2, w1d, false, true, {}, rows, H, K,
+                                    {GemmEpilogue::GeluAuxBias, b1d, u, &fused, Tensor()});
   if (!fused) {  // no epilogue algorithm: h holds x·W1ᵀ
     SPARROW_DISPATCH(u.device(), add, h, b1d, u);
     SPARROW_DISPATCH(h.device(), gelu, u, h);
@@ -145,8 +146,8 @@ Tensor mlp_gelu(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tenso
     // slower on an H200 at 65536 × 3072 (2.87 ms a layer against 1.96 ms for DGELU and a separate
     // column sum; 2.13 ms for a plain GEMM and an elementwise pass), so db1 is a sum.
     bool fused_back = false;
-    Tensor du =
-        detail::matmul_forward(g2, w2d, false, false, {}, rows, H, N, {GemmEpilogue::DGelu, Tensor(), u, &fused_back});
+    Tensor du = detail::matmul_forward(g2, w2d, false, false, {}, rows, H, N,
+                                       {GemmEpilogue::DGelu, Tensor(), u, &fused_back, Tensor()});
     if (!fused_back) {  // du holds g·W2
       Tensor dh = du;
       du = empty({rows, H}, g2.dtype(), g2.device());

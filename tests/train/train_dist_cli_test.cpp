@@ -84,13 +84,15 @@ void expect_same_curve(const std::vector<nlohmann::json>& a, const std::vector<n
   for (size_t i = 0; i < a.size(); ++i) {
     EXPECT_EQ(a[i]["step"], b[i]["step"]) << what;
     const double x = a[i]["loss"].get<double>(), y = b[i]["loss"].get<double>();
-    if (tol == 0)
+    if (tol == 0) {
       EXPECT_EQ(x, y) << what << " step " << a[i]["step"];
-    else
+    } else {
       EXPECT_NEAR(x, y, tol * std::abs(y)) << what << " step " << a[i]["step"];
-    if (a[i].contains("val_loss"))
+    }
+    if (a[i].contains("val_loss")) {
       EXPECT_NEAR(a[i]["val_loss"].get<double>(), b[i]["val_loss"].get<double>(), std::max(tol, 1e-12) * 10)
           << what << " eval at step " << a[i]["step"];
+    }
   }
 }
 
@@ -214,7 +216,7 @@ TEST(TrainDistributed, ARankKilledMidRunEndsTheJobWithAnErrorInBoundedTime) {
 TEST(TrainDistributed, ALaunchThatDisagreesWithTheConfigIsRefused) {
   SPARROW_REQUIRE_MPI();
   const fs::path root = fresh_dir("refuse");
-  for (const std::string& bad :
+  for (const std::string bad :
        {"--set dist.ranks=4", "--set dist.context_parallel=3", "--set dist.backend=none", "--set train.batch_size=3"}) {
     const std::string log = root.string() + ".log";
     fs::create_directories(root);
